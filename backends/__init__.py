@@ -1,0 +1,1 @@
+"""Target backends: the registry of targets. One module per target; see DESIGN.md."""

@@ -1,0 +1,1 @@
+"""Compiler passes over the IR; the order they run in is `pipec.passes.PASSES`."""

@@ -1,0 +1,65 @@
+"""pipec's intermediate representation: target-neutral, typed, frozen pydantic models.
+
+Imports nothing else from pipec, so backends and tools can load IR cheaply.
+"""
+
+from pipec.ir.diagnostics import Diagnostic, DiagnosticError
+from pipec.ir.model import (
+    IR_VERSION,
+    And,
+    Binding,
+    Collect,
+    Compare,
+    Component,
+    Condition,
+    Const,
+    Expr,
+    Group,
+    Location,
+    Loop,
+    LoopItem,
+    Node,
+    Not,
+    Operand,
+    Or,
+    OutputRef,
+    Param,
+    ParamRef,
+    Pipeline,
+    Port,
+    Resources,
+    Step,
+)
+from pipec.ir.serde import from_json, json_schema, to_json
+
+__all__ = [
+    "IR_VERSION",
+    "And",
+    "Binding",
+    "Collect",
+    "Compare",
+    "Component",
+    "Condition",
+    "Const",
+    "Diagnostic",
+    "DiagnosticError",
+    "Expr",
+    "Group",
+    "Location",
+    "Loop",
+    "LoopItem",
+    "Node",
+    "Not",
+    "Operand",
+    "Or",
+    "OutputRef",
+    "Param",
+    "ParamRef",
+    "Pipeline",
+    "Port",
+    "Resources",
+    "Step",
+    "from_json",
+    "json_schema",
+    "to_json",
+]

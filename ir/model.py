@@ -1,0 +1,253 @@
+"""The IR models: a typed, frozen, target-neutral description of one pipeline.
+
+Everything an engine needs to know about a pipeline is here and nothing about any engine is:
+parameters, components (the Python functions steps call), steps (call sites with their options),
+bindings (where each input comes from), scopes (conditions, loops, nested-pipeline groups), explicit
+ordering, and the source location of every node for diagnostics.
+
+The tree mirrors what the user wrote: a pipeline body is a sequence of nodes, and conditions, loops
+and groups hold bodies of their own. Step ids are unique in the whole pipeline, so bindings name a
+step by id alone wherever it sits.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+IR_VERSION = 1
+
+
+class Model(BaseModel):
+    """Base of every IR model: frozen, and unknown fields are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Location(Model):
+    """Where a node was written: a path relative to the project root and a 1-based line."""
+
+    file: str
+    line: int
+
+
+# --------------------------------------------------------------------------------------------
+# Bindings: where a value comes from.
+
+
+class Const(Model):
+    """A literal value (JSON-able) written in the pipeline."""
+
+    kind: Literal["const"] = "const"
+    value: JsonValue
+
+
+class ParamRef(Model):
+    """A pipeline parameter, overridable at run time."""
+
+    kind: Literal["param"] = "param"
+    param: str
+
+
+class OutputRef(Model):
+    """One output of a step."""
+
+    kind: Literal["output"] = "output"
+    step: str
+    output: str
+
+
+class LoopItem(Model):
+    """The current item of an enclosing `foreach` loop."""
+
+    kind: Literal["item"] = "item"
+    loop: str
+
+
+class Collect(Model):
+    """Fan-in: the list of one output of a step over every iteration of `loop`."""
+
+    kind: Literal["collect"] = "collect"
+    step: str
+    output: str
+    loop: str
+
+
+Operand = Annotated[Const | ParamRef | OutputRef | LoopItem, Field(discriminator="kind")]
+Binding = Annotated[
+    Const | ParamRef | OutputRef | LoopItem | Collect, Field(discriminator="kind")
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Condition expressions.
+
+CompareOp = Literal["==", "!=", "<", "<=", ">", ">="]
+
+
+class Compare(Model):
+    """`left op right` on two operands."""
+
+    kind: Literal["compare"] = "compare"
+    op: CompareOp
+    left: Operand
+    right: Operand
+
+
+class And(Model):
+    """All of `args` hold."""
+
+    kind: Literal["and"] = "and"
+    args: tuple[Expr, ...]
+
+
+class Or(Model):
+    """At least one of `args` holds."""
+
+    kind: Literal["or"] = "or"
+    args: tuple[Expr, ...]
+
+
+class Not(Model):
+    """`arg` does not hold."""
+
+    kind: Literal["not"] = "not"
+    arg: Expr
+
+
+Expr = Annotated[
+    Const | ParamRef | OutputRef | LoopItem | Compare | And | Or | Not,
+    Field(discriminator="kind"),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Components: the Python functions that steps call.
+
+
+class Port(Model):
+    """One input or output of a component. `type` is a type string (see `pipec.ir.types`)."""
+
+    name: str
+    type: str
+    required: bool = True
+    default: JsonValue = None
+
+
+class Component(Model):
+    """A user function, described well enough to import and call it anywhere.
+
+    `module` is the dotted module name relative to the project root and `function` the qualified
+    name inside it. `returns` says how the return value maps to outputs: a single value named
+    `output`, the fields of a NamedTuple, or nothing.
+    """
+
+    id: str
+    module: str
+    function: str
+    file: str
+    code_hash: str
+    inputs: tuple[Port, ...] = ()
+    outputs: tuple[Port, ...] = ()
+    returns: Literal["single", "named", "none"] = "single"
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes.
+
+
+class Resources(Model):
+    """What one step asks of the machine it runs on. Memory and disk use Kubernetes quantities."""
+
+    cpu: float | None = None
+    memory: str | None = None
+    gpu: int | None = None
+    gpu_type: str | None = None
+    disk: str | None = None
+
+
+class Step(Model):
+    """One call of a component, with its inputs bound and its options set.
+
+    `id` is the engine-safe identifier (unique in the pipeline); `name` is what the user sees.
+    Durations are in seconds.
+    """
+
+    kind: Literal["step"] = "step"
+    id: str
+    name: str
+    component: str
+    args: dict[str, Binding] = {}
+    after: tuple[str, ...] = ()
+    image: str | None = None
+    resources: Resources = Resources()
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+    cache: bool = True
+    secrets: tuple[str, ...] = ()
+    env: dict[str, str] = {}
+    location: Location
+
+
+class Condition(Model):
+    """`when(test)`: `then` runs when the test holds, `otherwise` when it does not."""
+
+    kind: Literal["condition"] = "condition"
+    id: str
+    test: Expr
+    then: tuple[Node, ...] = ()
+    otherwise: tuple[Node, ...] = ()
+    location: Location
+
+
+class Loop(Model):
+    """`foreach(items)`: `body` runs once per item, at most `parallelism` at a time."""
+
+    kind: Literal["loop"] = "loop"
+    id: str
+    items: Binding
+    parallelism: int | None = None
+    body: tuple[Node, ...] = ()
+    location: Location
+
+
+class Group(Model):
+    """A nested pipeline, inlined: its steps read the caller's bindings directly."""
+
+    kind: Literal["group"] = "group"
+    id: str
+    pipeline: str
+    body: tuple[Node, ...] = ()
+    location: Location
+
+
+Node = Annotated[Step | Condition | Loop | Group, Field(discriminator="kind")]
+
+
+class Param(Model):
+    """A pipeline parameter with its type and (when not required) default."""
+
+    name: str
+    type: str
+    required: bool = True
+    default: JsonValue = None
+
+
+class Pipeline(Model):
+    """The root: one pipeline, versioned."""
+
+    ir_version: Literal[1] = IR_VERSION
+    name: str
+    id: str
+    description: str | None = None
+    schedule: str | None = None
+    params: tuple[Param, ...] = ()
+    components: tuple[Component, ...] = ()
+    body: tuple[Node, ...] = ()
+    location: Location
+
+
+for _model in (And, Or, Not, Compare, Condition, Loop, Group, Pipeline):
+    _model.model_rebuild()

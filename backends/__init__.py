@@ -1,1 +1,45 @@
-"""Target backends: the registry of targets. One module per target; see DESIGN.md."""
+"""Target backends: the registry of targets. One module per target; see DESIGN.md.
+
+The registry is an explicit dict (name -> "module:Class") so that listing targets imports nothing;
+third-party targets register under the entry-point group `pipec.backends`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipec.backends.base import Backend
+
+REGISTRY: dict[str, str] = {}
+
+
+def available() -> dict[str, str]:
+    """Every known target: the built-in ones plus entry points, sorted by name."""
+    found = dict(REGISTRY)
+    for ep in entry_points(group="pipec.backends"):
+        found.setdefault(ep.name, ep.value)
+    return dict(sorted(found.items()))
+
+
+class UnknownTarget(KeyError):
+    """A target name that is not registered."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        return f"unknown target {self.name!r}; known targets: {', '.join(available()) or '(none)'}"
+
+
+def load(name: str) -> type[Backend]:
+    """Import and return a target's backend class."""
+    spec = available().get(name)
+    if spec is None:
+        raise UnknownTarget(name)
+    module_name, _, attr = spec.partition(":")
+    backend: type[Backend] = getattr(importlib.import_module(module_name), attr)
+    return backend

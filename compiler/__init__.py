@@ -2,3 +2,27 @@
 
 Only re-exports live here so that `import pipec.ir` stays cheap.
 """
+
+from pipec.dsl import (
+    PipelineFunction,
+    StepFunction,
+    collect,
+    foreach,
+    otherwise,
+    pipeline,
+    step,
+    when,
+)
+from pipec.ir.model import Resources
+
+__all__ = [
+    "PipelineFunction",
+    "Resources",
+    "StepFunction",
+    "collect",
+    "foreach",
+    "otherwise",
+    "pipeline",
+    "step",
+    "when",
+]

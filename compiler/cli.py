@@ -1,0 +1,223 @@
+"""The `pipec` command line: ir, validate, compile, targets, schema (and run, runs, logs).
+
+Exit codes: 0 ok, 1 the pipeline ran and failed, 2 the input is invalid (diagnostics on stderr,
+never a traceback unless --debug), 3 pipec itself failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pipec import backends
+from pipec.backends.base import SettingsError
+from pipec.ir.diagnostics import DiagnosticError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INVALID = 2
+EXIT_INTERNAL = 3
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> None:
+    """Print an error on stderr and exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn pipec's expected errors into diagnostics and exit codes; hide tracebacks unless
+    --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except DiagnosticError as exc:
+            for diagnostic in exc.diagnostics:
+                click.echo(diagnostic.render(), err=True)
+            n = len(exc.diagnostics)
+            click.echo(f"{n} error{'s' if n != 1 else ''}; nothing was written", err=True)
+            sys.exit(EXIT_INVALID)
+        except (SettingsError, backends.UnknownTarget) as exc:
+            fail(str(exc))
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            fail(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                EXIT_INTERNAL,
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of short errors.")
+@click.version_option(package_name="pipec")
+def main(debug: bool) -> None:
+    """pipec compiles Python pipelines for local, Docker, Kubernetes, Kubeflow, Vertex AI,
+    Airflow and GitHub Actions.
+
+    REF is path/to/file.py[:pipeline], package.module:pipeline, or an IR file (.json or .pir).
+    """
+
+
+@main.command("ir")
+@click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="The text form (.pir) for people, or canonical JSON.",
+)
+@click.option("--no-check", is_flag=True, help="Print the traced IR without running the passes.")
+@handle_errors
+def ir_command(ref: str, fmt: str, no_check: bool) -> None:
+    """Print the IR of a pipeline."""
+    from pipec import driver, loader
+    from pipec.ir.diagnostics import errors
+
+    if no_check:
+        pipeline, diagnostics, _ = loader.load(ref)
+        if pipeline is None or errors(diagnostics):
+            raise DiagnosticError(errors(diagnostics) or diagnostics)
+    else:
+        pipeline, _ = driver.load_checked(ref)
+    if fmt == "json":
+        from pipec.ir.serde import to_json
+
+        click.echo(to_json(pipeline), nl=False)
+    else:
+        from pipec.ir.text import to_text
+
+        click.echo(to_text(pipeline), nl=False)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--target", "-t", help="Also check that this target can express the pipeline.")
+@handle_errors
+def validate(ref: str, target: str | None) -> None:
+    """Check a pipeline; exit 2 with one diagnostic per problem."""
+    from pipec import driver
+    from pipec.ir import graph
+
+    if target is not None:
+        backends.load(target)
+    pipeline, _ = driver.load_checked(ref, target)
+    n = len(graph.steps(pipeline))
+    suffix = f" for target {target!r}" if target else ""
+    click.echo(f"ok: pipeline {pipeline.name!r} is valid{suffix} ({n} step{'s' if n != 1 else ''})")
+
+
+@main.command("compile")
+@click.argument("ref")
+@click.option(
+    "--target", "-t", required=True, help="The target to compile for (see `pipec targets`)."
+)
+@click.option(
+    "--output",
+    "-o",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the files to (default: out/<pipeline>/<target>).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a target setting from [tool.pipec.targets.<target>].",
+)
+@handle_errors
+def compile_command(ref: str, target: str, out: Path | None, settings: tuple[str, ...]) -> None:
+    """Compile a pipeline into the target's native files."""
+    from pipec import driver
+
+    pipeline, settings_obj, backend = driver.load_and_check(ref, target, settings)
+    bundle = backend.emit(pipeline, settings_obj)
+    folder = out or Path("out") / pipeline.id / target
+    for path in driver.write_bundle(bundle, folder):
+        click.echo(str(path))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def targets(as_json: bool) -> None:
+    """List the targets and what each can express."""
+    from pipec.backends.base import FEATURES
+
+    rows = []
+    for name in backends.available():
+        backend = backends.load(name)
+        rows.append((name, backend))
+    if as_json:
+        data = {
+            name: {
+                "description": b.description,
+                "extra": b.extra,
+                "features": {f: f in b.capabilities.supported for f in FEATURES},
+                "settings": sorted(b.settings_model.model_fields),
+            }
+            for name, b in rows
+        }
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    summary = Table(title="targets", show_lines=False)
+    for column in ("target", "description", "install", "settings"):
+        summary.add_column(column)
+    for name, b in rows:
+        extra = f"pip install 'pipec[{b.extra}]'" if b.extra else "(base install)"
+        summary.add_row(
+            name, b.description, extra, ", ".join(sorted(b.settings_model.model_fields))
+        )
+    console.print(summary)
+    features = Table(title="capabilities (yes = native support)")
+    features.add_column("feature")
+    for name, _ in rows:
+        features.add_column(name, justify="center")
+    for feature, label in FEATURES.items():
+        features.add_row(
+            label, *("yes" if feature in b.capabilities.supported else "-" for _, b in rows)
+        )
+    console.print(features)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the IR."""
+    from pipec.ir.serde import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+def _register_run_commands() -> None:
+    """`run`, `runs` and `logs` live in their own module (the local target's user interface)."""
+    try:
+        from pipec import cli_run
+    except ImportError:
+        return
+    for name in ("run", "runs", "logs"):
+        command = getattr(cli_run, name, None)
+        if isinstance(command, click.Command):
+            main.add_command(command, name)
+
+
+_register_run_commands()

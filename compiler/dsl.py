@@ -1,0 +1,293 @@
+"""The authoring API: `@step`, `@pipeline`, `when`, `otherwise`, `foreach`, `collect`.
+
+Decorating only records a spec. Calling a step inside a traced pipeline records a call; calling it
+anywhere else calls the plain function, so unit tests of steps stay ordinary Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from pipec import tracing
+from pipec.errors import PipecUsageError, caller_location
+from pipec.handles import Handle, OutputHandle, to_expr
+from pipec.ir import types
+from pipec.ir.model import Collect, Const, LoopItem, OutputRef, Resources
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
+)
+
+
+def parse_duration(value: float | int | str | None, what: str) -> float | None:
+    """Seconds from a number or a string like "90s", "10m", "1h30m"."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be seconds or a duration like '10m', not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if not match or not any(match.groups()):
+            raise ValueError(
+                f"{what} {value!r} is not a duration; write e.g. '45s', '10m' or '1h30m'"
+            )
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        seconds = h * 3600 + m * 60 + s
+    if seconds < 0:
+        raise ValueError(f"{what} must not be negative, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """Options of one step (decorator arguments, or `with_options` for one call site)."""
+
+    name: str | None = None
+    image: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+    cache: bool = True
+    secrets: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def ir_fields(self) -> dict[str, Any]:
+        """The `ir.Step` fields these options set."""
+        return {
+            "image": self.image,
+            "resources": self.resources,
+            "retries": self.retries,
+            "retry_delay": self.retry_delay,
+            "timeout": self.timeout,
+            "cache": self.cache,
+            "secrets": tuple(sorted(set(self.secrets))),
+            "env": dict(sorted(self.env.items())),
+        }
+
+
+def _options(base: StepOptions | None = None, **given: Any) -> StepOptions:
+    unknown = set(given) - set(StepOptions.__dataclass_fields__)
+    if unknown:
+        raise TypeError(
+            f"unknown step option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(StepOptions.__dataclass_fields__)}"
+        )
+    values = dict(given)
+    if "retry_delay" in values:
+        values["retry_delay"] = parse_duration(values["retry_delay"], "retry_delay") or 0.0
+    if "timeout" in values:
+        values["timeout"] = parse_duration(values["timeout"], "timeout")
+    if "secrets" in values:
+        values["secrets"] = tuple(values["secrets"])
+    if "resources" in values and values["resources"] is None:
+        values["resources"] = Resources()
+    if "env" in values:
+        env = values["env"] or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise TypeError("env must map strings to strings")
+        values["env"] = dict(env)
+    if "retries" in values and (not isinstance(values["retries"], int) or values["retries"] < 0):
+        raise ValueError(f"retries must be a whole number >= 0, got {values['retries']!r}")
+    return replace(base or StepOptions(), **values)
+
+
+class StepFunction(Generic[P, R]):
+    """A function decorated with `@step`: a plain function outside pipelines, a recorded call in."""
+
+    def __init__(self, func: Callable[P, R], options: StepOptions) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.options = options
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        trace = tracing.current()
+        if trace is None:
+            return self.func(*args, **kwargs)
+        result: R = trace.call_step(self, args, kwargs)
+        return result
+
+    def with_options(self, **options: Any) -> StepFunction[P, R]:
+        """A copy with some options changed, for one call site: `train.with_options(gpu=...)`."""
+        return StepFunction(self.func, _options(self.options, **options))
+
+    def __repr__(self) -> str:
+        return f"<step {self.func.__qualname__}>"
+
+
+@overload
+def step(func: Callable[P, R], /) -> StepFunction[P, R]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    resources: Resources | None = None,
+    retries: int = 0,
+    retry_delay: float | str = 0.0,
+    timeout: float | str | None = None,
+    cache: bool = True,
+    secrets: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Callable[[Callable[P, R]], StepFunction[P, R]]: ...
+
+
+def step(func: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Declare a pipeline step. Works bare (`@step`) and with options (`@step(retries=2)`)."""
+    if func is not None:
+        return StepFunction(func, StepOptions())
+    opts = _options(**options)
+
+    def decorate(f: Callable[P, R]) -> StepFunction[P, R]:
+        return StepFunction(f, opts)
+
+    return decorate
+
+
+class PipelineFunction:
+    """A function decorated with `@pipeline`. Calling it outside a trace runs it locally."""
+
+    def __init__(
+        self, func: Callable[..., Any], name: str, schedule: str | None, description: str | None
+    ) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.name = name
+        self.schedule = schedule
+        self.description = description
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        trace = tracing.current()
+        if trace is not None:
+            return trace.call_pipeline(self, args, kwargs)
+        from pipec import driver  # the driver imports backends; only needed for direct runs
+
+        return driver.run_function(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name}>"
+
+
+@overload
+def pipeline(func: Callable[..., Any], /) -> PipelineFunction: ...
+
+
+@overload
+def pipeline(
+    *, name: str | None = None, schedule: str | None = None, description: str | None = None
+) -> Callable[[Callable[..., Any]], PipelineFunction]: ...
+
+
+def pipeline(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    schedule: str | None = None,
+    description: str | None = None,
+) -> Any:
+    """Declare a pipeline: its parameters are the function's, its body calls steps."""
+
+    def decorate(f: Callable[..., Any]) -> PipelineFunction:
+        doc = description if description is not None else _first_line(f.__doc__)
+        return PipelineFunction(f, name or f.__name__, schedule, doc)
+
+    return decorate(func) if func is not None else decorate
+
+
+def _first_line(doc: str | None) -> str | None:
+    if not doc:
+        return None
+    return doc.strip().splitlines()[0].strip() or None
+
+
+@contextmanager
+def when(condition: object) -> Iterator[None]:
+    """Run the block only when `condition` holds at run time: `with when(score > 0.9):`."""
+    trace = tracing.require("when()")
+    location = caller_location(trace.root, 3)
+    try:
+        expr = to_expr(condition)
+    except PipecUsageError as exc:
+        exc.location = exc.location or location
+        raise
+    with trace.block("condition", {"test": expr}, location):
+        yield
+
+
+@contextmanager
+def otherwise() -> Iterator[None]:
+    """Run the block when the directly preceding `when` did not hold."""
+    trace = tracing.require("otherwise()")
+    with trace.otherwise(caller_location(trace.root, 3)):
+        yield
+
+
+@contextmanager
+def foreach(items: object, parallelism: int | None = None) -> Iterator[Handle]:
+    """Run the block once per item of a literal list, a list parameter or a list output."""
+    trace = tracing.require("foreach()")
+    location = caller_location(trace.root, 3)
+    if isinstance(items, Handle):
+        binding = items.binding
+        item_type = types.item_type(items.type) or "any"
+    else:
+        value = list(items) if isinstance(items, tuple) else items
+        if not isinstance(value, list) or types.infer(value) is None:
+            raise PipecUsageError(
+                "T104",
+                f"foreach() needs a list, a list parameter or a list output, not {value!r}",
+                "pass a JSON-able list literal or a handle whose type is list[...]",
+                location,
+            )
+        binding = Const(value=value)
+        item_type = types.item_type(types.infer(value) or "any") or "any"
+    if parallelism is not None and (not isinstance(parallelism, int) or parallelism < 1):
+        raise PipecUsageError(
+            "F014",
+            f"parallelism must be a whole number >= 1, got {parallelism!r}",
+            "leave it out for no limit",
+            location,
+        )
+    with trace.block("loop", {"items": binding, "parallelism": parallelism}, location) as loop:
+        yield Handle(LoopItem(loop=loop.id), item_type, f"item of {loop.id!r}")
+
+
+def collect(output: object) -> Handle:
+    """Fan-in: the list of `output` from every iteration of the loop that produced it."""
+    trace = tracing.require("collect()")
+    location = caller_location(trace.root, 2)
+    if not isinstance(output, OutputHandle):
+        raise PipecUsageError(
+            "C002",
+            f"collect() takes one step output produced inside a foreach, not {output!r}",
+            "call collect(x) on the output of a step called inside `with foreach(...)`",
+            location,
+        )
+    loop = trace.loop_of(output.draft.id)
+    if loop is None:
+        raise PipecUsageError(
+            "C002",
+            f"collect() needs an output produced inside a foreach; {output.draft.id!r} is not",
+            "pass the output directly, without collect()",
+            location,
+        )
+    ref = output.binding
+    assert isinstance(ref, OutputRef)
+    return Handle(
+        Collect(step=ref.step, output=ref.output, loop=loop),
+        f"list[{output.type}]",
+        f"collected {output.label}",
+    )

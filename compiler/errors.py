@@ -1,0 +1,52 @@
+"""Front-end errors: misuse of the authoring API, reported as diagnostics with the user's line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pipec.ir.model import Location
+
+
+class PipecUsageError(Exception):
+    """The authoring API was used in a way pipec cannot express (raised while tracing).
+
+    `code` and `hint` become the diagnostic's; `location` is filled from the user's frame.
+    """
+
+    def __init__(
+        self, code: str, message: str, hint: str = "", location: Location | None = None
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.location = location
+        super().__init__(message)
+
+
+_PIPEC_DIR = str(Path(__file__).resolve().parent)
+
+
+def caller_location(root: Path | None, depth: int = 2) -> Location:
+    """The first frame outside pipec, `depth` frames up or more: where the user wrote the call."""
+    frame = sys._getframe(depth)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PIPEC_DIR):
+        frame = frame.f_back
+    return Location(file=relative_file(frame.f_code.co_filename, root), line=frame.f_lineno)
+
+
+def relative_file(filename: str, root: Path | None) -> str:
+    """A file name relative to the project root, with `/` separators (deterministic output)."""
+    path = Path(filename)
+    if root is not None and path.is_absolute():
+        try:
+            return path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return Path(_relpath(path.resolve(), root)).as_posix()
+    return path.as_posix()
+
+
+def _relpath(path: Path, root: Path) -> str:
+    import os
+
+    return os.path.relpath(path, root)

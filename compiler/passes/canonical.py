@@ -1,0 +1,38 @@
+"""The last pass: put everything order-free into one canonical order, so output is deterministic."""
+
+from __future__ import annotations
+
+from pipec.ir.model import Condition, Group, Loop, Node, Pipeline, Step
+
+
+def canonical(pipeline: Pipeline, ctx: object) -> Pipeline:
+    """Sort components, `after`, secrets, args and env; keep the written order of nodes."""
+    return pipeline.model_copy(
+        update={
+            "components": tuple(sorted(pipeline.components, key=lambda c: c.id)),
+            "body": _body(pipeline.body),
+        }
+    )
+
+
+def _body(body: tuple[Node, ...]) -> tuple[Node, ...]:
+    return tuple(_node(n) for n in body)
+
+
+def _node(node: Node) -> Node:
+    match node:
+        case Step():
+            return node.model_copy(
+                update={
+                    "after": tuple(sorted(set(node.after))),
+                    "secrets": tuple(sorted(set(node.secrets))),
+                    "args": dict(sorted(node.args.items())),
+                    "env": dict(sorted(node.env.items())),
+                }
+            )
+        case Condition():
+            return node.model_copy(
+                update={"then": _body(node.then), "otherwise": _body(node.otherwise)}
+            )
+        case Loop() | Group():
+            return node.model_copy(update={"body": _body(node.body)})

@@ -1,0 +1,525 @@
+"""Tracing: call a pipeline function with handles and record what it does as IR.
+
+The current trace lives in a ContextVar (no globals), so a step called outside a trace is a plain
+function call. Nodes are recorded as mutable drafts (a step's `.after()` may be added later) and
+frozen into IR models once the pipeline function returns.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, get_type_hints
+
+from pipec.errors import PipecUsageError, caller_location, relative_file
+from pipec.handles import Handle, NamedOutputs, OutputHandle, StepCall
+from pipec.ir import names, types
+from pipec.ir.diagnostics import Diagnostic
+from pipec.ir.model import (
+    Binding,
+    Component,
+    Condition,
+    Const,
+    Group,
+    Location,
+    Loop,
+    Node,
+    Param,
+    ParamRef,
+    Pipeline,
+    Port,
+    Step,
+)
+
+if TYPE_CHECKING:
+    from pipec.dsl import PipelineFunction, StepFunction
+
+_CURRENT: contextvars.ContextVar[Trace | None] = contextvars.ContextVar("pipec_trace", default=None)
+
+
+def current() -> Trace | None:
+    """The trace being recorded in this context, if any."""
+    return _CURRENT.get()
+
+
+def require(api: str) -> Trace:
+    """The current trace, or a usage error saying `api` only works inside a pipeline."""
+    trace = _CURRENT.get()
+    if trace is None:
+        raise PipecUsageError(
+            "F006",
+            f"{api} can only be used inside a @pipeline function",
+            "move it into the body of a function decorated with @pipeline",
+        )
+    return trace
+
+
+@dataclass
+class StepDraft:
+    """A step being recorded; frozen into `ir.Step` at the end of the trace."""
+
+    id: str
+    fields: dict[str, Any]
+    after: list[str] = field(default_factory=list)
+
+    def add_after(self, other: object) -> None:
+        producer = _producer_of(other)
+        if producer is None:
+            raise PipecUsageError(
+                "F012",
+                f".after() takes step outputs or step calls, not {other!r}",
+                "pass what a step call returned, e.g. `cleanup().after(model)`",
+            )
+        if producer not in self.after:
+            self.after.append(producer)
+
+    def freeze(self) -> Step:
+        return Step(id=self.id, after=tuple(sorted(self.after)), **self.fields)
+
+
+def _producer_of(value: object) -> str | None:
+    if isinstance(value, OutputHandle):
+        return value.draft.id
+    if isinstance(value, StepCall):
+        return value._draft.id
+    return None
+
+
+@dataclass
+class BlockDraft:
+    """A condition, loop or group being recorded."""
+
+    kind: str
+    id: str
+    location: Location
+    spec: dict[str, Any]
+    body: list[Draft] = field(default_factory=list)
+    otherwise: list[Draft] | None = None
+
+    def freeze(self) -> Node:
+        body = tuple(d.freeze() for d in self.body)
+        if self.kind == "condition":
+            rest = tuple(d.freeze() for d in self.otherwise or ())
+            return Condition(
+                id=self.id, location=self.location, then=body, otherwise=rest, **self.spec
+            )
+        if self.kind == "loop":
+            return Loop(id=self.id, location=self.location, body=body, **self.spec)
+        return Group(id=self.id, location=self.location, body=body, **self.spec)
+
+
+Draft = StepDraft | BlockDraft
+
+
+class _Frame(NamedTuple):
+    block: BlockDraft | None
+    body: list[Draft]
+    scope: str
+
+
+class Trace:
+    """Records one pipeline: components, nodes, diagnostics."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ids: set[str] = set()
+        self.components: dict[int, Component] = {}
+        self.component_ids: set[str] = set()
+        self.top: list[Draft] = []
+        self.stack: list[_Frame] = [_Frame(None, self.top, "")]
+        self.diagnostics: list[Diagnostic] = []
+        self.counters: dict[str, int] = {}
+        self.step_loops: dict[str, list[str]] = {}
+
+    # ---------------------------------------------------------------- scopes
+
+    def _next_id(self, kind: str) -> str:
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        return names.unique_id(f"{kind}_{self.counters[kind]}", self.ids, kind)
+
+    @contextmanager
+    def block(
+        self, kind: str, spec: dict[str, Any], location: Location, block_id: str = ""
+    ) -> Iterator[BlockDraft]:
+        draft = BlockDraft(kind, block_id or self._next_id(kind), location, spec)
+        self.stack[-1].body.append(draft)
+        self.stack.append(_Frame(draft, draft.body, draft.id))
+        try:
+            yield draft
+        finally:
+            self.stack.pop()
+
+    @contextmanager
+    def otherwise(self, location: Location) -> Iterator[None]:
+        body = self.stack[-1].body
+        last = body[-1] if body else None
+        if (
+            not isinstance(last, BlockDraft)
+            or last.kind != "condition"
+            or last.otherwise is not None
+        ):
+            raise PipecUsageError(
+                "F005",
+                "otherwise() must directly follow a `with when(...):` block",
+                "put `with otherwise():` right after the `with when(...):` block it belongs to",
+                location,
+            )
+        last.otherwise = []
+        self.stack.append(_Frame(last, last.otherwise, last.id))
+        try:
+            yield
+        finally:
+            self.stack.pop()
+
+    def innermost_loops(self) -> list[str]:
+        """Ids of the loops enclosing the current position, outermost first."""
+        return [f.block.id for f in self.stack if f.block is not None and f.block.kind == "loop"]
+
+    def loop_of(self, step_id: str) -> str | None:
+        """The loop `collect()` of this step's output gathers over: the innermost loop around
+        the step that does not also enclose the current position."""
+        here = set(self.innermost_loops())
+        outside = [loop for loop in self.step_loops.get(step_id, []) if loop not in here]
+        return outside[-1] if outside else None
+
+    # ---------------------------------------------------------------- bindings
+
+    def bind(self, value: object, what: str, location: Location) -> Binding | None:
+        """The IR binding for an argument; records a diagnostic and returns None when impossible."""
+        if isinstance(value, Handle):
+            return value.binding
+        if isinstance(value, StepCall) and not isinstance(value, NamedOutputs):
+            self.diagnostics.append(
+                Diagnostic(
+                    code="F013",
+                    message=f"{what} is bound to a step that returns nothing",
+                    hint="use .after() for ordering without data, or make the step return a value",
+                    location=location,
+                )
+            )
+            return None
+        if isinstance(value, NamedOutputs):
+            self.diagnostics.append(
+                Diagnostic(
+                    code="F013",
+                    message=f"{what} is bound to a step with several outputs",
+                    hint="pick one output by name, e.g. `parts.train`",
+                    location=location,
+                )
+            )
+            return None
+        if isinstance(value, tuple):
+            value = list(value)
+        if types.infer(value) is None:
+            self.diagnostics.append(
+                Diagnostic(
+                    code="F003",
+                    message=f"{what} is the constant {_short(value)}, which is not a value "
+                    "(int, float, str, bool, None, or a list / dict of them)",
+                    hint="produce it in a step and pass the step's output, or pass a JSON-able "
+                    "literal",
+                    location=location,
+                )
+            )
+            return None
+        return Const(value=value)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- steps
+
+    def component(self, fn: StepFunction[Any, Any]) -> Component:
+        """The component for a step function, built once per function."""
+        key = id(fn.func)
+        if key not in self.components:
+            comp = describe_component(fn.func, self.root, self.component_ids)
+            self.components[key] = comp
+        return self.components[key]
+
+    def call_step(
+        self, fn: StepFunction[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        location = caller_location(self.root, 3)
+        comp = self.component(fn)
+        opts = fn.options
+        display = opts.name or fn.func.__name__
+        step_id = names.unique_id(display, self.ids)
+        if not opts.name and step_id != names.to_id(display):
+            display = step_id
+        bound: dict[str, Binding] = {}
+        positional = [p.name for p in comp.inputs]
+        if len(args) > len(positional):
+            self.diagnostics.append(
+                Diagnostic(
+                    code="F002",
+                    message=f"{display!r} takes {len(positional)} positional argument(s) but "
+                    f"{len(args)} were given",
+                    hint="pass inputs by keyword to be sure which one gets what",
+                    location=location,
+                )
+            )
+        for name, value in [*zip(positional, args, strict=False), *kwargs.items()]:
+            binding = self.bind(value, f"input {name!r} of {display!r}", location)
+            if binding is not None:
+                bound[name] = binding
+        fields: dict[str, Any] = {
+            "name": display,
+            "component": comp.id,
+            "args": bound,
+            "location": location,
+            **opts.ir_fields(),
+        }
+        draft = StepDraft(step_id, fields)
+        self.step_loops[step_id] = self.innermost_loops()
+        self.stack[-1].body.append(draft)
+        if comp.returns == "named":
+            return NamedOutputs(
+                draft, {p.name: OutputHandle(draft, p.name, p.type) for p in comp.outputs}
+            )
+        if comp.returns == "single":
+            port = comp.outputs[0]
+            return OutputHandle(draft, port.name, port.type)
+        return StepCall(draft)
+
+    # ---------------------------------------------------------------- nested pipelines
+
+    def call_pipeline(
+        self, fn: PipelineFunction, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        location = caller_location(self.root, 3)
+        params = pipeline_params(fn.func, self.root, self.diagnostics)
+        values = inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments
+        handles: dict[str, Any] = {}
+        for param in params:
+            if param.name in values:
+                binding = self.bind(
+                    values[param.name], f"parameter {param.name!r} of {fn.name!r}", location
+                )
+            elif not param.required:
+                binding = Const(value=param.default)
+            else:
+                self.diagnostics.append(
+                    Diagnostic(
+                        code="S002",
+                        message=f"nested pipeline {fn.name!r} is missing parameter {param.name!r}",
+                        hint=f"pass {param.name}=... where {fn.name!r} is called",
+                        location=location,
+                    )
+                )
+                binding = None
+            if binding is not None:
+                handles[param.name] = Handle(binding, param.type, f"parameter {param.name!r}")
+        group_id = names.unique_id(fn.name, self.ids, "group")
+        with self.block("group", {"pipeline": fn.name}, location, group_id):
+            return fn.func(**handles)
+
+    # ---------------------------------------------------------------- result
+
+    def freeze(self) -> tuple[tuple[Node, ...], tuple[Component, ...]]:
+        body = tuple(d.freeze() for d in self.top)
+        return body, tuple(sorted(self.components.values(), key=lambda c: c.id))
+
+
+@contextmanager
+def activate(trace: Trace) -> Iterator[Trace]:
+    """Make `trace` the current one for the duration of the block."""
+    token = _CURRENT.set(trace)
+    try:
+        yield trace
+    finally:
+        _CURRENT.reset(token)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -------------------------------------------------------------------- signatures
+
+
+def describe_component(func: Callable[..., Any], root: Path, taken: set[str]) -> Component:
+    """A component from a function's signature, annotations, module and source."""
+    location = Location(
+        file=relative_file(inspect.getsourcefile(func) or "<unknown>", root),
+        line=func.__code__.co_firstlineno,
+    )
+    hints = _hints(func)
+    inputs: list[Port] = []
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise PipecUsageError(
+                "F008",
+                f"step {func.__name__!r} takes *{param.name}; steps need named parameters",
+                "list every input as a named parameter with a type annotation",
+                location,
+            )
+        type_ = hints.get(param.name, "any")
+        if param.default is param.empty:
+            inputs.append(Port(name=param.name, type=type_))
+        else:
+            default = param.default if types.infer(param.default) is not None else None
+            inputs.append(Port(name=param.name, type=type_, required=False, default=default))
+    outputs, returns = _outputs(func)
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        source = func.__qualname__
+    return Component(
+        id=names.unique_id(func.__name__, taken, "component"),
+        module=module_name(func, root),
+        function=func.__qualname__,
+        file=location.file,
+        code_hash="sha256:" + hashlib.sha256(source.encode()).hexdigest(),
+        inputs=tuple(inputs),
+        outputs=outputs,
+        returns=returns,
+    )
+
+
+def _hints(func: Callable[..., Any]) -> dict[str, str]:
+    try:
+        raw = get_type_hints(func)
+    except Exception:  # an unresolvable annotation: fall back to the raw objects
+        raw = dict(getattr(func, "__annotations__", {}))
+    return {name: types.from_annotation(ann) for name, ann in raw.items()}
+
+
+def _outputs(func: Callable[..., Any]) -> tuple[tuple[Port, ...], str]:
+    try:
+        hints = get_type_hints(func)
+    except Exception:
+        hints = dict(getattr(func, "__annotations__", {}))
+    if "return" not in hints:
+        return (Port(name="output", type="any"),), "single"
+    ret = hints["return"]
+    if ret is None or ret is type(None):
+        return (), "none"
+    if isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"):
+        field_hints = get_type_hints(ret)
+        ports = tuple(
+            Port(name=name, type=types.from_annotation(field_hints.get(name, Any)))
+            for name in ret._fields
+        )
+        return ports, "named"
+    return (Port(name="output", type=types.from_annotation(ret)),), "single"
+
+
+def module_name(func: Callable[..., Any], root: Path) -> str:
+    """The module to import `func` from, as a dotted path relative to the project root.
+
+    A function defined in a script run as `__main__` is still importable by its file's path.
+    """
+    source = inspect.getsourcefile(func)
+    if source:
+        path = Path(source).resolve()
+        try:
+            rel = path.relative_to(root)
+            return ".".join(rel.with_suffix("").parts)
+        except ValueError:
+            return path.stem
+    return func.__module__
+
+
+def pipeline_params(
+    func: Callable[..., Any], root: Path, diagnostics: list[Diagnostic]
+) -> list[Param]:
+    """Pipeline parameters from the function's signature; bad defaults become diagnostics."""
+    hints = _hints(func)
+    location = Location(
+        file=relative_file(inspect.getsourcefile(func) or "<unknown>", root),
+        line=func.__code__.co_firstlineno,
+    )
+    params: list[Param] = []
+    for p in inspect.signature(func).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            diagnostics.append(
+                Diagnostic(
+                    code="F008",
+                    message=f"pipeline {func.__name__!r} takes *{p.name}; parameters must be named",
+                    hint="list every parameter by name with a type annotation",
+                    location=location,
+                )
+            )
+            continue
+        default = p.default
+        type_ = hints.get(p.name)
+        if type_ is None:
+            type_ = types.infer(default) if default is not p.empty else None
+            type_ = type_ or "any"
+        if default is p.empty:
+            params.append(Param(name=p.name, type=type_))
+            continue
+        if isinstance(default, tuple):
+            default = list(default)
+        if types.infer(default) is None:
+            diagnostics.append(
+                Diagnostic(
+                    code="F007",
+                    message=f"the default of parameter {p.name!r} is {_short(default)}, which is "
+                    "not a value (int, float, str, bool, None, or a list / dict of them)",
+                    hint="pipeline parameters travel through every engine as JSON; use a JSON-able "
+                    "default, or load the object inside a step",
+                    location=location,
+                )
+            )
+            params.append(Param(name=p.name, type=type_))
+            continue
+        params.append(Param(name=p.name, type=type_, required=False, default=default))
+    return params
+
+
+def trace_pipeline(fn: PipelineFunction, root: Path) -> tuple[Pipeline | None, list[Diagnostic]]:
+    """Trace a pipeline function into IR. Returns None with diagnostics when tracing stopped."""
+    trace = Trace(root)
+    location = Location(
+        file=relative_file(inspect.getsourcefile(fn.func) or "<unknown>", root),
+        line=fn.func.__code__.co_firstlineno,
+    )
+    params = pipeline_params(fn.func, root, trace.diagnostics)
+    handles = {
+        p.name: Handle(ParamRef(param=p.name), p.type, f"parameter {p.name!r}") for p in params
+    }
+    try:
+        with activate(trace):
+            fn.func(**handles)
+    except PipecUsageError as exc:
+        trace.diagnostics.append(
+            Diagnostic(
+                code=exc.code,
+                message=exc.message,
+                hint=exc.hint,
+                location=exc.location or _user_frame(exc, root),
+            )
+        )
+        return None, trace.diagnostics
+    body, components = trace.freeze()
+    pipeline = Pipeline(
+        name=fn.name,
+        id=names.to_id(fn.name, "pipeline"),
+        description=fn.description,
+        schedule=fn.schedule,
+        params=tuple(params),
+        components=components,
+        body=body,
+        location=location,
+    )
+    return pipeline, trace.diagnostics
+
+
+def _user_frame(exc: BaseException, root: Path) -> Location | None:
+    """The innermost traceback frame in user code (outside pipec's own files)."""
+    from pipec.errors import _PIPEC_DIR
+
+    tb = exc.__traceback__
+    found: Location | None = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith(_PIPEC_DIR) and not filename.startswith("<"):
+            found = Location(file=relative_file(filename, root), line=tb.tb_lineno)
+        tb = tb.tb_next
+    return found

@@ -1,0 +1,215 @@
+"""Materializers: how one Python value becomes files in an output directory, and back.
+
+A materializer writes the data file(s) of one output into a local directory and reads them back.
+The choice is made from the value itself, in a fixed order: JSON-able values first (so small values
+stay readable and usable in conditions), then bytes, paths, numpy arrays, pandas DataFrames, and
+pickle as the last resort. numpy and pandas are imported only when a value of theirs shows up.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import pickle
+import shutil
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+VALUE_FILE = "value.json"
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling of a value: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def is_json_value(value: Any) -> bool:
+    """Whether `value` round-trips through JSON unchanged (lists, not tuples; str dict keys)."""
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        # NaN and infinities are not JSON; they would come back as invalid text elsewhere.
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(is_json_value(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_json_value(v) for k, v in value.items())
+    return False
+
+
+def type_name(value: Any) -> str:
+    """`module.QualName` of a value's class, recorded in meta.json for people and tools."""
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Materializer(ABC):
+    """Writes one kind of value into a directory and reads it back."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def accepts(self, value: Any) -> bool:
+        """Whether this materializer handles `value`."""
+
+    @abstractmethod
+    def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        """Write `value` into the (existing, empty) `directory`; return extra meta.json fields."""
+
+    @abstractmethod
+    def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        """Read the value written by `save` from `directory`."""
+
+
+class JsonMaterializer(Materializer):
+    """JSON-able values: `value.json`, canonical text."""
+
+    name = "json"
+
+    def accepts(self, value: Any) -> bool:
+        return is_json_value(value)
+
+    def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        (directory / VALUE_FILE).write_text(canonical_json(value), encoding="utf-8")
+        return {}
+
+    def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        return json.loads((directory / VALUE_FILE).read_text(encoding="utf-8"))
+
+
+class BytesMaterializer(Materializer):
+    """`bytes` and `bytearray`: `data.bin`, read back as bytes."""
+
+    name = "bytes"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, bytes | bytearray)
+
+    def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        (directory / "data.bin").write_bytes(bytes(value))
+        return {}
+
+    def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        return (directory / "data.bin").read_bytes()
+
+
+class PathMaterializer(Materializer):
+    """A `pathlib.Path` to a file or a directory: copied to `data/<name>`; loads as that Path."""
+
+    name = "path"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, Path)
+
+    def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        source = Path(value)
+        if not source.exists():
+            raise FileNotFoundError(
+                f"the step returned the path {str(source)!r}, which does not exist"
+            )
+        target = directory / "data" / (source.name or "root")
+        target.parent.mkdir()
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=False)
+        else:
+            shutil.copyfile(source, target)
+        return {"path_name": target.name, "is_dir": source.is_dir()}
+
+    def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        return directory / "data" / str(meta["path_name"])
+
+
+class NumpyMaterializer(Materializer):
+    """numpy arrays and scalars: `data.npy` (no pickled objects inside)."""
+
+    name = "numpy"
+
+    def accepts(self, value: Any) -> bool:
+        numpy = sys.modules.get("numpy")  # a numpy value means numpy is already imported
+        if numpy is None:
+            return False
+        if isinstance(value, numpy.ndarray):
+            return bool(value.dtype != object)
+        return isinstance(value, numpy.generic)
+
+    def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        import numpy
+
+        numpy.save(directory / "data.npy", value, allow_pickle=False)
+        return {"scalar": not isinstance(value, numpy.ndarray)}
+
+    def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        import numpy
+
+        array = numpy.load(directory / "data.npy", allow_pickle=False)
+        return array[()] if meta.get("scalar") else array
+
+
+class PandasMaterializer(Materializer):
+    """pandas DataFrames: parquet when pyarrow is installed, else pickle."""
+
+    name = "pandas"
+
+    def accepts(self, value: Any) -> bool:
+        pandas = sys.modules.get("pandas")
+        return pandas is not None and isinstance(value, pandas.DataFrame)
+
+    def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        if importlib.util.find_spec("pyarrow") is None:
+            value.to_pickle(directory / "data.pkl")
+            return {"format": "pickle"}
+        value.to_parquet(directory / "data.parquet")
+        return {"format": "parquet"}
+
+    def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        pandas = importlib.import_module("pandas")
+        if meta.get("format") == "parquet":
+            return pandas.read_parquet(directory / "data.parquet")
+        return pandas.read_pickle(directory / "data.pkl")
+
+
+class PickleMaterializer(Materializer):
+    """Anything else: `data.pkl` with the standard pickle (the importing side needs the classes)."""
+
+    name = "pickle"
+
+    def accepts(self, value: Any) -> bool:
+        return True
+
+    def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        with (directory / "data.pkl").open("wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return {}
+
+    def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        with (directory / "data.pkl").open("rb") as handle:
+            return pickle.load(handle)
+
+
+MATERIALIZERS: tuple[Materializer, ...] = (
+    JsonMaterializer(),
+    BytesMaterializer(),
+    PathMaterializer(),
+    NumpyMaterializer(),
+    PandasMaterializer(),
+    PickleMaterializer(),
+)
+_BY_NAME = {m.name: m for m in MATERIALIZERS}
+
+
+def for_value(value: Any) -> Materializer:
+    """The first materializer (in the documented order) that accepts `value`."""
+    return next(m for m in MATERIALIZERS if m.accepts(value))
+
+
+def by_name(name: str) -> Materializer:
+    """The materializer recorded in a meta.json."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown materializer {name!r}; known: {', '.join(sorted(_BY_NAME))}"
+        ) from None

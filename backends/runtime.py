@@ -1,0 +1,250 @@
+"""The step runtime: load a step's inputs, call the user function, write its outputs.
+
+This is what runs inside every step on every engine (see "The step runtime contract" in
+docs/DESIGN.md):
+
+    python -m pipec.backends.runtime --component MODULE:FUNCTION --returns single|named|none
+        [--code-root DIR] [--input NAME=SOURCE ...] [--output NAME=DEST ...]
+        [--output-value NAME=FILE ...]
+
+`main(argv)` is both the command line and the in-process entry point: the local runner's forked
+workers call it directly with the same arguments, so every engine goes through one code path.
+Exit codes: 0 success, 1 the user's code raised (traceback printed), 2 the invocation itself is
+wrong (bad arguments, an input that does not exist, an output the function did not return).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipec.backends import materializers, store
+
+EXIT_OK = 0
+EXIT_STEP_FAILED = 1
+EXIT_BAD_INVOCATION = 2
+RETURNS = ("single", "named", "none")
+SINGLE_OUTPUT = "output"
+
+
+class InvocationError(Exception):
+    """The runtime was called wrongly; nothing the user's step code did."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One parsed runtime command line."""
+
+    component: str
+    returns: str = "single"
+    code_root: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    output_values: dict[str, str] = field(default_factory=dict)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise InvocationError(message)
+
+
+def _pairs(option: str, values: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in values:
+        name, sep, rest = item.partition("=")
+        if not sep or not name:
+            raise InvocationError(f"{option} takes NAME=VALUE, got {item!r}")
+        if name in result:
+            raise InvocationError(f"{option} {name} given twice")
+        result[name] = rest
+    return result
+
+
+def parse(argv: Sequence[str]) -> Invocation:
+    """Parse runtime arguments; raise `InvocationError` when they are malformed."""
+    parser = _ArgumentParser(prog="python -m pipec.backends.runtime", add_help=False)
+    parser.add_argument("--component", required=True)
+    parser.add_argument("--returns", default="single", choices=RETURNS)
+    parser.add_argument("--code-root")
+    parser.add_argument("--input", action="append", default=[])
+    parser.add_argument("--output", action="append", default=[])
+    parser.add_argument("--output-value", action="append", default=[])
+    args = parser.parse_args(list(argv))
+    if ":" not in args.component:
+        raise InvocationError(f"--component takes MODULE:FUNCTION, got {args.component!r}")
+    invocation = Invocation(
+        component=args.component,
+        returns=args.returns,
+        code_root=args.code_root,
+        inputs=_pairs("--input", args.input),
+        outputs=_pairs("--output", args.output),
+        output_values=_pairs("--output-value", args.output_value),
+    )
+    if invocation.returns == "none" and invocation.outputs:
+        raise InvocationError("--returns none takes no --output")
+    unknown = sorted(set(invocation.output_values) - set(invocation.outputs))
+    if unknown:
+        raise InvocationError(f"--output-value {', '.join(unknown)} has no matching --output")
+    return invocation
+
+
+def load_function(component: str, code_root: str | None = None) -> Callable[..., Any]:
+    """Import `MODULE:QUALNAME` (with `code_root` first on sys.path) and return the callable.
+
+    A `@step` object is callable as the plain function outside a pipeline trace, so it is
+    returned as is. Errors raised while importing the user's module propagate unchanged.
+    """
+    if code_root and code_root not in sys.path:
+        sys.path.insert(0, code_root)
+    module_name, _, qualname = component.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise InvocationError(f"{module_name!r} has no attribute {qualname!r}") from None
+    if not callable(target):
+        raise InvocationError(f"{component} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def load_input(source: str) -> Any:
+    """The value of one `--input` SOURCE (see the contract for the kinds)."""
+    kind, sep, rest = source.partition(":")
+    if not sep:
+        raise InvocationError(f"input source {source!r} has no kind (value:, artifact:, ...)")
+    match kind:
+        case "value":
+            return _json(rest, "value:")
+        case "value-file":
+            return _json(_read_text(rest), f"value-file:{rest}")
+        case "env":
+            if rest not in os.environ:
+                raise InvocationError(f"input environment variable {rest!r} is not set")
+            return _json(os.environ[rest], f"env:{rest}")
+        case "artifact":
+            return _artifact(rest)
+        case "artifacts":
+            uris = _json(rest, "artifacts:")
+            if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+                raise InvocationError("artifacts: takes a JSON list of output directories")
+            return [_artifact(uri) for uri in uris]
+        case _:
+            raise InvocationError(
+                f"unknown input kind {kind!r}; use value:, value-file:, env:, artifact: or "
+                "artifacts:"
+            )
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvocationError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _read_text(path: str) -> str:
+    try:
+        if store.is_remote(path):
+            fsspec = importlib.import_module("fsspec")
+
+            with fsspec.open(path, "r", encoding="utf-8") as handle:
+                text: str = handle.read()
+                return text
+        with open(store.local_path(path), encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise InvocationError(f"value file {path!r} does not exist") from None
+
+
+def _artifact(uri: str) -> Any:
+    if not store.exists(uri):
+        raise InvocationError(f"input artifact {uri!r} does not exist (no {store.META_FILE})")
+    return store.read(uri)
+
+
+def split_result(result: Any, returns: str) -> dict[str, Any]:
+    """Map a function's return value to named outputs according to `returns`."""
+    if returns == "none":
+        return {}
+    if returns == "single":
+        return {SINGLE_OUTPUT: result}
+    if hasattr(result, "_asdict"):
+        named: dict[str, Any] = dict(result._asdict())
+        return named
+    if isinstance(result, dict):
+        return dict(result)
+    raise InvocationError(
+        f"--returns named needs a NamedTuple (or dict) result, got {type(result).__name__}"
+    )
+
+
+def execute(invocation: Invocation) -> dict[str, dict[str, Any]]:
+    """Run one step in this process; return output name -> meta.json content. Raises on error."""
+    function = load_function(invocation.component, invocation.code_root)
+    kwargs = {name: load_input(source) for name, source in invocation.inputs.items()}
+    result = function(**kwargs)
+    produced = split_result(result, invocation.returns)
+    missing = sorted(set(invocation.outputs) - set(produced))
+    if missing:
+        raise InvocationError(
+            f"{invocation.component} returned no output named {', '.join(missing)} "
+            f"(it returned: {', '.join(sorted(produced)) or 'nothing'})"
+        )
+    metas = {name: store.write(produced[name], dest) for name, dest in invocation.outputs.items()}
+    for name, path in invocation.output_values.items():
+        value = produced[name]
+        if not materializers.is_json_value(value):
+            raise InvocationError(
+                f"--output-value {name}: {type(value).__name__} is not a JSON value"
+            )
+        _write_text(path, materializers.canonical_json(value))
+    return metas
+
+
+def _write_text(path: str, text: str) -> None:
+    if store.is_remote(path):
+        fsspec = importlib.import_module("fsspec")
+
+        with fsspec.open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
+    local = store.local_path(path)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(text, encoding="utf-8")
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """Print the traceback from the first frame outside this module: the user's code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__ and tb.tb_next is not None:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one step from command-line arguments; return the exit code (see module docstring)."""
+    try:
+        invocation = parse(sys.argv[1:] if argv is None else argv)
+        execute(invocation)
+    except InvocationError as exc:
+        print(f"pipec runtime: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INVOCATION
+    except BaseException as exc:  # the user's code: report it whatever it raised
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        _print_user_traceback(exc)
+        return EXIT_STEP_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The artifact store: where step outputs live, written atomically, with a meta.json beside them.
+
+Layout under an artifact root (a local folder or any fsspec URL):
+
+    <root>/<run_id>/<step_id>/<output>/               a step outside loops
+    <root>/<run_id>/<step_id>/<i>/<output>/           iteration i of the enclosing foreach
+    <root>/<run_id>/<step_id>/<i>/<j>/<output>/       nested loops: outermost index first
+
+Output names are identifiers and iteration indices are digits, so the two never collide. Every
+output directory holds `meta.json` (`type`, `materializer`, `hash`, plus materializer extras) and
+the data file(s). Local writes go to a temporary sibling that is renamed into place, so a reader
+(or a resumed run) sees a whole output or none. On object stores, which have no atomic rename, the
+data files are uploaded first and `meta.json` last: an output exists once its meta.json does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipec.backends import materializers
+
+META_FILE = "meta.json"
+HASH_PREFIX = "sha256:"
+
+
+def is_remote(uri: str) -> bool:
+    """Whether `uri` names an fsspec location other than the local file system."""
+    return "://" in uri and not uri.startswith("file://")
+
+
+def local_path(uri: str) -> Path:
+    """The local path of a plain path or a `file://` URL."""
+    return Path(uri.removeprefix("file://"))
+
+
+def output_uri(root: str, run_id: str, step_id: str, iteration: Sequence[int], output: str) -> str:
+    """Where one output of one step (iteration) goes; see the module docstring for the layout."""
+    parts = [root.rstrip("/"), run_id, step_id, *(str(i) for i in iteration), output]
+    return "/".join(parts)
+
+
+def hash_directory(directory: Path) -> str:
+    """Content hash of every file under `directory` except meta.json (names and bytes)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != META_FILE)
+    for path in files:
+        relative = path.relative_to(directory).as_posix()
+        digest.update(relative.encode() + b"\0")
+        digest.update(str(path.stat().st_size).encode() + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return HASH_PREFIX + digest.hexdigest()
+
+
+def _fill(value: Any, directory: Path) -> dict[str, Any]:
+    """Materialize `value` into `directory` and write its meta.json; return the meta."""
+    materializer = materializers.for_value(value)
+    extra = materializer.save(value, directory)
+    meta: dict[str, Any] = {
+        **extra,
+        "type": materializers.type_name(value),
+        "materializer": materializer.name,
+        "hash": hash_directory(directory),
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+    return meta
+
+
+def write(value: Any, dest: str) -> dict[str, Any]:
+    """Write one output to `dest` atomically; return its meta (type, materializer, hash, ...)."""
+    if is_remote(dest):
+        return _write_remote(value, dest)
+    target = local_path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        meta = _fill(value, staging)
+        _replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return meta
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Rename `staging` to `target`, moving an earlier copy (a re-run, a retry) out of the way."""
+    try:
+        os.rename(staging, target)
+        return
+    except OSError:
+        if not target.exists():
+            raise
+    # rename(2) will not replace a non-empty directory: set the old one aside first.
+    stale = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(target, stale)
+    os.rename(staging, target)
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write_remote(value: Any, dest: str) -> dict[str, Any]:
+    fsspec = importlib.import_module("fsspec")
+
+    fs, path = fsspec.core.url_to_fs(dest)
+    with tempfile.TemporaryDirectory(prefix="pipec-out-") as tmp:
+        staging = Path(tmp)
+        meta = _fill(value, staging)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        for file in sorted(staging.rglob("*")):
+            if file.is_file() and file.name != META_FILE:
+                fs.put_file(str(file), f"{path}/{file.relative_to(staging).as_posix()}")
+        # meta.json last: it is what marks the output as complete.
+        fs.put_file(str(staging / META_FILE), f"{path}/{META_FILE}")
+    return meta
+
+
+def read_meta(uri: str) -> dict[str, Any] | None:
+    """The meta.json of an output, or None when the output does not exist (yet)."""
+    try:
+        if is_remote(uri):
+            fsspec = importlib.import_module("fsspec")
+
+            with fsspec.open(f"{uri.rstrip('/')}/{META_FILE}", "r", encoding="utf-8") as handle:
+                text = handle.read()
+        else:
+            text = (local_path(uri) / META_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    meta: dict[str, Any] = json.loads(text)
+    return meta
+
+
+def exists(uri: str) -> bool:
+    """Whether a complete output is stored at `uri`."""
+    if is_remote(uri):
+        return read_meta(uri) is not None
+    return (local_path(uri) / META_FILE).is_file()
+
+
+def read(uri: str) -> Any:
+    """Load the value stored at `uri` with the materializer recorded in its meta.json."""
+    meta = read_meta(uri)
+    if meta is None:
+        raise FileNotFoundError(f"no output stored at {uri!r} (missing {META_FILE})")
+    materializer = materializers.by_name(str(meta["materializer"]))
+    if not is_remote(uri):
+        return materializer.load(local_path(uri), meta)
+    fsspec = importlib.import_module("fsspec")
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    # Kept for the life of the process: a Path input must stay valid while the step runs.
+    local = Path(tempfile.mkdtemp(prefix="pipec-in-"))
+    fs.get(path.rstrip("/") + "/", str(local), recursive=True)
+    return materializer.load(local, meta)
+
+
+def read_value(uri: str) -> tuple[bool, Any]:
+    """`(True, value)` when the output at `uri` is a JSON value, else `(False, None)`."""
+    meta = read_meta(uri)
+    if meta is None or meta.get("materializer") != "json":
+        return False, None
+    return True, read(uri)

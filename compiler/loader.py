@@ -168,6 +168,12 @@ def _find_pipeline(module: ModuleType, name: str, ref: str) -> PipelineFunction 
             f"{ref}: {module.__name__} has no @pipeline named {name!r}",
             f"pipelines there: {', '.join(sorted(found)) or '(none)'}",
         )
+    if len(found) > 1:
+        # Sub-pipelines are called by name from another pipeline's body: the pipeline nobody
+        # calls is the one the file is about.
+        called = {n for p in found.values() for n in p.func.__code__.co_names}
+        roots = {a: v for a, v in found.items() if a not in called}
+        found = roots or found
     if len(found) == 1:
         return next(iter(found.values()))
     if not found:

@@ -170,7 +170,7 @@ def unsupported(pipeline: Pipeline, backend: type[Backend]) -> list[Diagnostic]:
         for node_id, location in used[feature]:
             found.append(
                 Diagnostic(
-                    code="T001",
+                    code="U001",
                     message=f"target {backend.name!r} cannot express {FEATURES[feature]} "
                     f"(used by {node_id!r})",
                     hint=f"remove it from {node_id!r}, or compile for a target that supports it "

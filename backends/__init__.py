@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pipec.backends.base import Backend
 
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "local": "pipec.backends.local:LocalBackend",
+}
 
 
 def available() -> dict[str, str]:

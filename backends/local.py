@@ -1,0 +1,45 @@
+"""The `local` target: run a pipeline on this machine with nothing to set up.
+
+`emit` writes `plan.json`, the executable plan (see `pipec.backends.local_plan`); the runner in
+`pipec.backends.local_runner` executes it with artifacts on disk (or any fsspec URL) and run
+metadata in SQLite under the project's `.pipec/` folder.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pipec.backends import local_plan
+from pipec.backends.base import Backend, Bundle, Capabilities, TargetSettings
+from pipec.ir.model import Pipeline
+from pydantic import Field
+
+
+class LocalSettings(TargetSettings):
+    """`[tool.pipec.targets.local]` settings.
+
+    `artifact_root` is a folder (relative to the project root) or an fsspec URL; the default is
+    the project's `.pipec/` folder. `parallelism` caps the steps running at once (default: the
+    number of CPUs). `cpus` and `memory` state the machine's capacity that steps' resource
+    requests are checked against (default: what the machine has). `image` only takes part in
+    cache keys here, so switching to a container target later does not reuse stale results.
+    """
+
+    artifact_root: str | None = None
+    parallelism: int | None = Field(default=None, ge=1)
+    cpus: float | None = Field(default=None, gt=0)
+    memory: str | None = None
+    image: str | None = None
+
+
+class LocalBackend(Backend):
+    """Runs every step through the shared runtime in forked worker processes on this machine."""
+
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = "this machine: artifacts on disk, run metadata in SQLite"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    settings_model: ClassVar[type[TargetSettings]] = LocalSettings
+
+    def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
+        """`plan.json`: the executable plan, deterministic for a given pipeline and settings."""
+        return {"plan.json": local_plan.to_text(local_plan.build(pipeline, settings))}

@@ -11,11 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
-from pipec.ir.model import Collect, Condition, Const, Group, Loop, OutputRef, ParamRef, Pipeline, Step
+from pipec.ir.model import (
+    Collect,
+    Condition,
+    Const,
+    Group,
+    Loop,
+    OutputRef,
+    ParamRef,
+    Pipeline,
+    Step,
+)
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Every feature a pipeline can use, with the words `pipec targets` shows for it.
 FEATURES: dict[str, str] = {
@@ -60,7 +69,9 @@ class SettingsError(Exception):
     """Target settings that do not validate; the message lists the known keys."""
 
 
-def load_settings(model: type[TargetSettings], target: str, raw: Mapping[str, Any]) -> TargetSettings:
+def load_settings(
+    model: type[TargetSettings], target: str, raw: Mapping[str, Any]
+) -> TargetSettings:
     """Validate raw settings against a target's model, turning errors into one clear message."""
     known = sorted(model.model_fields)
     unknown = sorted(set(raw) - set(known))

@@ -38,12 +38,27 @@ def check(pipeline: Pipeline, target: str | None = None) -> tuple[Pipeline, list
 def load_checked(ref: str, target: str | None = None) -> tuple[Pipeline, Path]:
     """Load REF and run the passes; raise DiagnosticError on any error."""
     pipeline, diagnostics, root = loader.load(ref)
-    if pipeline is None or errors(diagnostics):
-        raise DiagnosticError(errors(diagnostics) or diagnostics)
+    if pipeline is None:
+        raise DiagnosticError(diagnostics)
     checked, found = check(pipeline, target)
-    if errors(found):
-        raise DiagnosticError(errors(found))
+    problems = merge(errors(diagnostics), errors(found))
+    if problems:
+        raise DiagnosticError(problems)
     return checked, root
+
+
+def merge(front: list[Diagnostic], passes: list[Diagnostic]) -> list[Diagnostic]:
+    """Front-end diagnostics plus the pass diagnostics about other places.
+
+    When the tracer could not bind an argument it reported why; the passes then see the input as
+    missing, which is the same problem told twice, so a pass diagnostic at a line the front end
+    already reported on is dropped.
+    """
+    reported = {(d.location.file, d.location.line) for d in front if d.location}
+    rest = [
+        d for d in passes if not d.location or (d.location.file, d.location.line) not in reported
+    ]
+    return front + rest
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:

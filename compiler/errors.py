@@ -24,13 +24,22 @@ class PipecUsageError(Exception):
         super().__init__(message)
 
 
-_PIPEC_DIR = str(Path(__file__).resolve().parent)
+_PIPEC_DIRS = tuple(
+    str(Path(module.__file__).resolve().parent)
+    for module in (sys.modules[__name__], sys.modules["pipec.ir"])
+    if module.__file__
+)
+
+
+def is_pipec_file(filename: str) -> bool:
+    """Whether a traceback frame is pipec's own code (the front end or the IR), not the user's."""
+    return filename.startswith(_PIPEC_DIRS)
 
 
 def caller_location(root: Path | None, depth: int = 2) -> Location:
     """The first frame outside pipec, `depth` frames up or more: where the user wrote the call."""
     frame = sys._getframe(depth)
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PIPEC_DIR):
+    while frame.f_back is not None and is_pipec_file(frame.f_code.co_filename):
         frame = frame.f_back
     return Location(file=relative_file(frame.f_code.co_filename, root), line=frame.f_lineno)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from pipec.dsl import PipelineFunction
-from pipec.errors import PipecUsageError, relative_file
+from pipec.errors import PipecUsageError, is_pipec_file, relative_file
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Location, Pipeline
 from pipec.tracing import trace_pipeline
@@ -113,12 +113,16 @@ def _import_file(path: Path, root: Path) -> ModuleType | Diagnostic:
         dotted, search = path.stem, path.parent
     if str(search) not in sys.path:
         sys.path.insert(0, str(search))
-    return _import_module(dotted, root)
+    return _import_module(dotted, root, path)
 
 
-def _import_module(dotted: str, root: Path) -> ModuleType | Diagnostic:
+def _import_module(dotted: str, root: Path, path: Path | None = None) -> ModuleType | Diagnostic:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    cached = sys.modules.get(dotted)
+    if path is not None and cached is not None and getattr(cached, "__file__", None) != str(path):
+        # Another file was imported under the same name earlier in this process: load this one.
+        del sys.modules[dotted]
     try:
         return importlib.import_module(dotted)
     except PipecUsageError as exc:
@@ -139,7 +143,8 @@ def _import_failed(dotted: str, exc: BaseException, root: Path) -> Diagnostic:
     frames = traceback.extract_tb(exc.__traceback__)
     location = None
     for frame in frames:
-        if "importlib" not in frame.filename and not frame.filename.startswith("<"):
+        name = frame.filename
+        if "importlib" not in name and not name.startswith("<") and not is_pipec_file(name):
             location = Location(file=relative_file(frame.filename, root), line=frame.lineno or 1)
     if isinstance(exc, SyntaxError) and exc.filename:
         location = Location(file=relative_file(exc.filename, root), line=exc.lineno or 1)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import inspect
+import linecache
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_type_hints
 
-from pipec.errors import PipecUsageError, caller_location, relative_file
+from pipec.errors import PipecUsageError, caller_location, is_pipec_file, relative_file
 from pipec.handles import Handle, NamedOutputs, OutputHandle, StepCall
 from pipec.ir import names, types
 from pipec.ir.diagnostics import Diagnostic
@@ -342,12 +343,21 @@ def _short(value: object) -> str:
 # -------------------------------------------------------------------- signatures
 
 
+def def_location(func: Callable[..., Any], root: Path) -> Location:
+    """Where `def` of a function is (its code object starts at the first decorator)."""
+    filename = inspect.getsourcefile(func) or "<unknown>"
+    line = func.__code__.co_firstlineno
+    for offset in range(50):
+        text = linecache.getline(filename, line + offset).lstrip()
+        if text.startswith(("def ", "async def ")):
+            line += offset
+            break
+    return Location(file=relative_file(filename, root), line=line)
+
+
 def describe_component(func: Callable[..., Any], root: Path, taken: set[str]) -> Component:
     """A component from a function's signature, annotations, module and source."""
-    location = Location(
-        file=relative_file(inspect.getsourcefile(func) or "<unknown>", root),
-        line=func.__code__.co_firstlineno,
-    )
+    location = def_location(func, root)
     hints = _hints(func)
     inputs: list[Port] = []
     for param in inspect.signature(func).parameters.values():
@@ -389,7 +399,9 @@ def _hints(func: Callable[..., Any]) -> dict[str, str]:
     return {name: types.from_annotation(ann) for name, ann in raw.items()}
 
 
-def _outputs(func: Callable[..., Any]) -> tuple[tuple[Port, ...], str]:
+def _outputs(
+    func: Callable[..., Any],
+) -> tuple[tuple[Port, ...], Literal["single", "named", "none"]]:
     try:
         hints = get_type_hints(func)
     except Exception:
@@ -430,10 +442,7 @@ def pipeline_params(
 ) -> list[Param]:
     """Pipeline parameters from the function's signature; bad defaults become diagnostics."""
     hints = _hints(func)
-    location = Location(
-        file=relative_file(inspect.getsourcefile(func) or "<unknown>", root),
-        line=func.__code__.co_firstlineno,
-    )
+    location = def_location(func, root)
     params: list[Param] = []
     for p in inspect.signature(func).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -457,6 +466,10 @@ def pipeline_params(
         if isinstance(default, tuple):
             default = list(default)
         if types.infer(default) is None:
+            if not types.is_value(type_):
+                # The annotation itself is the problem; the typecheck pass reports it once.
+                params.append(Param(name=p.name, type=type_))
+                continue
             diagnostics.append(
                 Diagnostic(
                     code="F007",
@@ -476,10 +489,7 @@ def pipeline_params(
 def trace_pipeline(fn: PipelineFunction, root: Path) -> tuple[Pipeline | None, list[Diagnostic]]:
     """Trace a pipeline function into IR. Returns None with diagnostics when tracing stopped."""
     trace = Trace(root)
-    location = Location(
-        file=relative_file(inspect.getsourcefile(fn.func) or "<unknown>", root),
-        line=fn.func.__code__.co_firstlineno,
-    )
+    location = def_location(fn.func, root)
     params = pipeline_params(fn.func, root, trace.diagnostics)
     handles = {
         p.name: Handle(ParamRef(param=p.name), p.type, f"parameter {p.name!r}") for p in params
@@ -513,13 +523,11 @@ def trace_pipeline(fn: PipelineFunction, root: Path) -> tuple[Pipeline | None, l
 
 def _user_frame(exc: BaseException, root: Path) -> Location | None:
     """The innermost traceback frame in user code (outside pipec's own files)."""
-    from pipec.errors import _PIPEC_DIR
-
     tb = exc.__traceback__
     found: Location | None = None
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if not filename.startswith(_PIPEC_DIR) and not filename.startswith("<"):
+        if not is_pipec_file(filename) and not filename.startswith("<"):
             found = Location(file=relative_file(filename, root), line=tb.tb_lineno)
         tb = tb.tb_next
     return found

@@ -15,8 +15,8 @@ from pipec.ir.model import (
     And,
     Binding,
     Collect,
-    Component,
     Compare,
+    Component,
     Condition,
     Const,
     Expr,
@@ -47,7 +47,9 @@ class Scope:
         return f"{self.id}.{self.branch}" if self.branch else self.id
 
 
-def walk(body: Sequence[Node], scopes: tuple[Scope, ...] = ()) -> Iterator[tuple[Node, tuple[Scope, ...]]]:
+def walk(
+    body: Sequence[Node], scopes: tuple[Scope, ...] = ()
+) -> Iterator[tuple[Node, tuple[Scope, ...]]]:
     """Every node in `body`, depth first in written order, with the scopes enclosing it."""
     for node in body:
         yield node, scopes
@@ -170,7 +172,8 @@ class TypeEnv:
                 if loop is None:
                     return None
                 source = self.of(loop.items)
-                return types.item_type(source) if source else None
+                # A loop over a non-list is reported on the loop; its item is then unknown.
+                return (types.item_type(source) or "any") if source else None
             case Collect():
                 item = self.outputs.get((binding.step, binding.output))
                 return f"list[{item}]" if item else None

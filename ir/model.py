@@ -75,9 +75,7 @@ class Collect(Model):
 
 
 Operand = Annotated[Const | ParamRef | OutputRef | LoopItem, Field(discriminator="kind")]
-Binding = Annotated[
-    Const | ParamRef | OutputRef | LoopItem | Collect, Field(discriminator="kind")
-]
+Binding = Annotated[Const | ParamRef | OutputRef | LoopItem | Collect, Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +236,7 @@ class Param(Model):
 class Pipeline(Model):
     """The root: one pipeline, versioned."""
 
-    ir_version: Literal[1] = IR_VERSION
+    ir_version: Literal[1] = 1
     name: str
     id: str
     description: str | None = None

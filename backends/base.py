@@ -125,6 +125,7 @@ def features_used(pipeline: Pipeline) -> dict[str, list[tuple[str, Any]]]:
     def add(feature: str, node_id: str, location: Any) -> None:
         used.setdefault(feature, []).append((node_id, location))
 
+    env = graph.TypeEnv(pipeline)
     if pipeline.schedule:
         add("schedule", pipeline.id, pipeline.location)
     for node, _ in graph.walk(pipeline.body):
@@ -139,11 +140,11 @@ def features_used(pipeline: Pipeline) -> dict[str, list[tuple[str, Any]]]:
             case Group():
                 add("nested", node.id, node.location)
             case Step():
-                _step_features(node, pipeline, add)
+                _step_features(node, env, add)
     return used
 
 
-def _step_features(step: Step, pipeline: Pipeline, add: Any) -> None:
+def _step_features(step: Step, env: graph.TypeEnv, add: Any) -> None:
     loc = step.location
     if step.after:
         add("after", step.id, loc)
@@ -168,8 +169,8 @@ def _step_features(step: Step, pipeline: Pipeline, add: Any) -> None:
         if isinstance(binding, Collect):
             add("collect", step.id, loc)
         if isinstance(binding, OutputRef | Collect):
-            source = graph.output_type(pipeline, binding.step, binding.output)
-            if source and source.startswith("artifact["):
+            source = env.of(binding)
+            if source and "artifact[" in source:
                 add("artifacts", step.id, loc)
 
 

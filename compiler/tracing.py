@@ -137,12 +137,13 @@ class Trace:
         self.diagnostics: list[Diagnostic] = []
         self.counters: dict[str, int] = {}
         self.step_loops: dict[str, list[str]] = {}
+        self.next_suffix: dict[str, int] = {}
 
     # ---------------------------------------------------------------- scopes
 
     def _next_id(self, kind: str) -> str:
         self.counters[kind] = self.counters.get(kind, 0) + 1
-        return names.unique_id(f"{kind}_{self.counters[kind]}", self.ids, kind)
+        return names.unique_id(f"{kind}_{self.counters[kind]}", self.ids, kind, self.next_suffix)
 
     @contextmanager
     def block(
@@ -248,7 +249,7 @@ class Trace:
         comp = self.component(fn)
         opts = fn.options
         display = opts.name or fn.func.__name__
-        step_id = names.unique_id(display, self.ids)
+        step_id = names.unique_id(display, self.ids, "step", self.next_suffix)
         if not opts.name and step_id != names.to_id(display):
             display = step_id
         bound: dict[str, Binding] = {}
@@ -314,7 +315,7 @@ class Trace:
                 binding = None
             if binding is not None:
                 handles[param.name] = Handle(binding, param.type, f"parameter {param.name!r}")
-        group_id = names.unique_id(fn.name, self.ids, "group")
+        group_id = names.unique_id(fn.name, self.ids, "group", self.next_suffix)
         with self.block("group", {"pipeline": fn.name}, location, group_id):
             return fn.func(**handles)
 

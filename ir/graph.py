@@ -131,20 +131,6 @@ def producers(binding: Binding) -> list[str]:
     return []
 
 
-def output_type(pipeline: Pipeline, step_id: str, output: str) -> str | None:
-    """The declared type of one step output, or None when the step or output does not exist."""
-    step = {s.id: s for s in steps(pipeline)}.get(step_id)
-    if step is None:
-        return None
-    component = components(pipeline).get(step.component)
-    if component is None:
-        return None
-    for port in component.outputs:
-        if port.name == output:
-            return port.type
-    return None
-
-
 class TypeEnv:
     """Answers `what type does this binding have` for one pipeline, with lookups built once."""
 

@@ -35,15 +35,23 @@ def to_id(name: str, fallback: str = "step") -> str:
     return text
 
 
-def unique_id(name: str, taken: set[str], fallback: str = "step") -> str:
-    """`to_id(name)`, suffixed `_2`, `_3`, ... until it is not in `taken`; adds it to `taken`."""
+def unique_id(
+    name: str, taken: set[str], fallback: str = "step", next_suffix: dict[str, int] | None = None
+) -> str:
+    """`to_id(name)`, suffixed `_2`, `_3`, ... until it is not in `taken`; adds it to `taken`.
+
+    `next_suffix` remembers where each base left off, so naming N calls of one function stays
+    linear instead of re-trying every suffix from 2.
+    """
     base = to_id(name, fallback)
     candidate = base
-    n = 2
+    counters = {} if next_suffix is None else next_suffix
+    n = counters.get(base, 2)
     while candidate in taken:
         suffix = f"_{n}"
         candidate = base[: MAX_ID - len(suffix)] + suffix
         n += 1
+    counters[base] = n
     taken.add(candidate)
     return candidate
 

@@ -221,3 +221,7 @@ def _register_run_commands() -> None:
 
 
 _register_run_commands()
+
+
+if __name__ == "__main__":
+    main()

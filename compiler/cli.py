@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
 from pipec import backends
 from pipec.backends.base import SettingsError
 from pipec.ir.diagnostics import DiagnosticError

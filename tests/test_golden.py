@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pipec import backends, driver
 from pipec.backends.base import Bundle
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.serde import to_json
 from pipec.ir.text import to_text
-
 from tests.conftest import EXAMPLES, GOLDEN, REPO
 
 TARGETS = list(backends.available())

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pipec.cli import main
 
+from pipec.cli import main
 from tests.helpers import diagnose, line_of, write_pipeline
 
 STEPS = """

@@ -1,0 +1,63 @@
+"""Step cache keys for the local runner, and the words for why a step was not reused.
+
+A step instance is reused when its code (`component.code_hash`), image, parameter values and the
+content hashes of its inputs all match an earlier successful execution whose outputs still exist.
+The key is kept as its parts, so a miss can say which part changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from pipec.backends.materializers import canonical_json
+
+
+def digest(value: Any) -> str:
+    """`sha256:` of a JSON-able value's canonical text."""
+    return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def key_parts(
+    code_hash: str,
+    image: str | None,
+    params: Mapping[str, Any],
+    input_hashes: Mapping[str, str],
+) -> dict[str, Any]:
+    """The parts of a cache key: code, image, a digest per parameter value, a hash per input."""
+    return {
+        "code": code_hash,
+        "image": image,
+        "params": {name: digest(value) for name, value in sorted(params.items())},
+        "inputs": dict(sorted(input_hashes.items())),
+    }
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """One string for all the parts."""
+    return digest(parts)
+
+
+def explain_miss(parts: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
+    """Why no earlier execution could be reused, comparing with the latest one of this step."""
+    if previous is None:
+        return "no earlier execution"
+    changed: list[str] = []
+    if parts["code"] != previous.get("code"):
+        changed.append("code changed")
+    if parts["image"] != previous.get("image"):
+        changed.append("image changed")
+    changed += _changed_names("param", parts["params"], previous.get("params", {}))
+    changed += _changed_names("input", parts["inputs"], previous.get("inputs", {}))
+    if not changed:
+        return "outputs of the earlier execution are gone"
+    return ", ".join(changed)
+
+
+def _changed_names(what: str, now: Mapping[str, str], before: Mapping[str, str]) -> list[str]:
+    names = sorted(n for n in set(now) | set(before) if now.get(n) != before.get(n))
+    if not names:
+        return []
+    plural = "s" if len(names) > 1 else ""
+    return [f"{what}{plural} {', '.join(names)} changed"]

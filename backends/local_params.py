@@ -1,0 +1,60 @@
+"""Pipeline parameter values for a local run: `--param k=v` text, defaults, type checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipec.ir import types
+
+
+class ParamError(ValueError):
+    """A parameter value that is missing, unknown or of the wrong type."""
+
+
+def parse_pairs(pairs: Sequence[str], declared: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`name=value` pairs from the command line. A `str` parameter takes the text as is; any
+    other type takes JSON (`--param epochs=3`, `--param layers=[64,32]`)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParamError(f"expected --param name=value, got {pair!r}")
+        spec = declared.get(name)
+        if spec is None:
+            raise ParamError(_unknown(name, declared))
+        if spec["type"] in ("str", "optional[str]"):
+            values[name] = text
+            continue
+        try:
+            values[name] = json.loads(text)
+        except json.JSONDecodeError:
+            values[name] = text  # reported below as a type mismatch, with the expected type
+    return values
+
+
+def resolve_params(
+    declared: Mapping[str, Mapping[str, Any]], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Every declared parameter's value: given, else its default; checked against its type."""
+    values: dict[str, Any] = {}
+    for name in given:
+        if name not in declared:
+            raise ParamError(_unknown(name, declared))
+    for name, spec in sorted(declared.items()):
+        if name in given:
+            value = given[name]
+        elif spec["required"]:
+            raise ParamError(f"parameter {name!r} ({spec['type']}) is required: --param {name}=...")
+        else:
+            value = spec["default"]
+        if not types.check_value(value, spec["type"]):
+            raise ParamError(f"parameter {name!r} expects {spec['type']}, got {value!r}")
+        values[name] = value
+    return values
+
+
+def _unknown(name: str, declared: Mapping[str, Any]) -> str:
+    return f"unknown parameter {name!r}; parameters: {', '.join(sorted(declared)) or '(none)'}"

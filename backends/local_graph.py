@@ -340,7 +340,7 @@ class Expansion:
         if instance.kind == "step" and status in NOT_RUN:
             self.settled_without_running.append(instance)
         if instance.kind == "step" and status in (FAILED, UPSTREAM_FAILED):
-            ancestor = instance.parent
+            ancestor: Instance | None = instance.parent
             while ancestor is not None:
                 ancestor.failed_inside = True
                 ancestor = ancestor.parent

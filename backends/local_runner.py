@@ -363,7 +363,7 @@ class Runner:
         for process, code in local_exec.wait(processes, max(0.0, min(wake) - now)):
             self._finished(process, code)
         now = time.monotonic()
-        for instance, process in list(self.running.values()):
+        for _, process in list(self.running.values()):
             if process.deadline is not None and now >= process.deadline:
                 process.timed_out = True
                 local_exec.kill_tree(process)
@@ -691,21 +691,7 @@ class Runner:
             self.records.values(),
             key=lambda r: (position.get(r.step_id, 0), parse_iteration(r.iteration)),
         )
-        steps = [
-            StepResult(
-                step_id=r.step_id,
-                iteration=parse_iteration(r.iteration),
-                name=r.name,
-                status=r.status,
-                reason=r.reason,
-                attempts=r.attempts,
-                duration=r.duration,
-                outputs={n: a.value() for n, a in r.artifacts.items() if a.is_value},
-                artifacts={n: a.uri for n, a in r.artifacts.items()},
-                log_path=r.log_path,
-            )
-            for r in records
-        ]
+        steps = [step_result(r) for r in records]
         return RunResult(
             run_id=self.run.run_id,
             pipeline=self.run.pipeline_name,
@@ -714,6 +700,51 @@ class Runner:
             errors=list(self.expansion.errors),
             duration=duration,
         )
+
+
+def step_result(record: StepRecord) -> StepResult:
+    """The result view of a stored step record (JSON values too big for the store are read
+    back from the artifact store)."""
+    outputs: dict[str, Any] = {}
+    for name, artifact in record.artifacts.items():
+        if artifact.is_value:
+            outputs[name] = artifact.value()
+        elif artifact.materializer == "json":
+            found, value = store.read_value(artifact.uri)
+            if found:
+                outputs[name] = value
+    return StepResult(
+        step_id=record.step_id,
+        iteration=parse_iteration(record.iteration),
+        name=record.name,
+        status=record.status,
+        reason=record.reason,
+        attempts=record.attempts,
+        duration=record.duration,
+        outputs=outputs,
+        artifacts={n: a.uri for n, a in record.artifacts.items()},
+        log_path=record.log_path,
+    )
+
+
+def stored_result(metadata: MetadataStore, run_id: str) -> RunResult:
+    """A run's result rebuilt from the metadata store (`pipec runs show`)."""
+    run = metadata.get_run(run_id)
+    if run is None:
+        raise RunError(f"no run {run_id!r} in {metadata.path}")
+    position = {step_id: i for i, step_id in enumerate(run.plan.get("order", []))}
+    records = sorted(
+        metadata.steps_of(run_id),
+        key=lambda r: (position.get(r.step_id, 0), parse_iteration(r.iteration)),
+    )
+    duration = run.ended_at - run.started_at if run.ended_at else None
+    return RunResult(
+        run_id=run.run_id,
+        pipeline=run.pipeline_name,
+        status=run.status,
+        steps=[step_result(r) for r in records],
+        duration=duration,
+    )
 
 
 def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:

@@ -1,0 +1,233 @@
+"""The run-side commands: `pipec run`, `pipec runs list|show`, `pipec logs`.
+
+`run` loads and checks REF through the driver, then executes it on the local target (the only
+target with a runner here). Exit codes follow the CLI contract: 0 the run succeeded, 1 it ran and
+failed, 2 the input is invalid (diagnostics on stderr, no traceback), 130 interrupted. With
+`--json`, stdout carries exactly one JSON document (the run summary) and everything else goes to
+stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pipec import driver, loader
+from pipec.backends import UnknownTarget, local_plan, local_runner
+from pipec.backends.base import SettingsError
+from pipec.backends.local_params import ParamError, parse_pairs
+from pipec.backends.local_plan import PlanError
+from pipec.backends.local_runner import RunError, RunResult, log_tail, stored_result
+from pipec.backends.local_view import STATUS_STYLE
+from pipec.backends.metadata import iteration_key
+from pipec.ir.diagnostics import DiagnosticError
+
+EXIT_INVALID = 2
+SUMMARY_ROWS = 40
+
+
+def _invalid(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(EXIT_INVALID)
+
+
+def project_root_of(ref: str | None) -> Path:
+    """The project a REF belongs to (the cwd's project when there is no file in REF)."""
+    if ref:
+        path = Path(ref.partition(":")[0])
+        if path.suffix in (".py", ".json", ".pir") and path.exists():
+            return loader.project_root(path.resolve().parent)
+    return loader.project_root(Path.cwd())
+
+
+@click.command("run")
+@click.argument("ref", required=False)
+@click.option("--target", default="local", show_default=True, help="Where to run.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Parameter value.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Target setting.")
+@click.option("--parallelism", type=click.IntRange(min=1), help="Steps at once (default: CPUs).")
+@click.option("--no-cache", is_flag=True, help="Run every step even when a cached result exists.")
+@click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue an unfinished run.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option(
+    "--view",
+    type=click.Choice(["auto", "live", "plain", "quiet"]),
+    default="auto",
+    show_default=True,
+    help="Progress display on stderr.",
+)
+def run(
+    ref: str | None,
+    target: str,
+    params: Sequence[str],
+    settings: Sequence[str],
+    parallelism: int | None,
+    no_cache: bool,
+    resume_id: str | None,
+    as_json: bool,
+    view: str,
+) -> None:
+    """Run the pipeline REF (or continue run RUN_ID with --resume)."""
+    if target != "local":
+        _invalid(f"error: target {target!r} has no runner here; use --target local")
+    root = project_root_of(ref)
+    try:
+        if resume_id:
+            if params or settings or no_cache:
+                _invalid("error: --resume continues a run as it was: drop --param/--set/--no-cache")
+            result = local_runner.resume_run(resume_id, root, parallelism=parallelism, view=view)
+        else:
+            if not ref:
+                _invalid("error: missing REF (a pipeline file, module:name or IR file)")
+            pipeline, target_settings, _ = driver.load_and_check(ref, target, settings)
+            plan = local_plan.build(pipeline, target_settings)
+            values = parse_pairs(params, plan["params"])
+            result = local_runner.run_plan(
+                plan, values, root, no_cache=no_cache, parallelism=parallelism, view=view
+            )
+    except DiagnosticError as exc:
+        _invalid("\n".join(d.render() for d in exc.diagnostics))
+    except (SettingsError, UnknownTarget, ParamError, RunError, PlanError) as exc:
+        _invalid(f"error: {exc}")
+    console = Console(stderr=as_json, highlight=False)
+    if view != "quiet" or not as_json:
+        print_summary(result, console)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), sort_keys=True))
+    sys.exit(result.exit_code)
+
+
+def print_summary(result: RunResult, console: Console) -> None:
+    """Steps with status, time and why (cached or not); failures with the tail of their log."""
+    table = Table(title=f"run {result.run_id} ({result.pipeline})", title_justify="left")
+    for column in ("step", "status", "time", "tries", "why"):
+        table.add_column(column)
+    interesting = [s for s in result.steps if s.status not in ("succeeded", "cached")]
+    shown = result.steps if len(result.steps) <= SUMMARY_ROWS else interesting[:SUMMARY_ROWS]
+    for step in shown:
+        table.add_row(
+            step.label,
+            Text(step.status, style=STATUS_STYLE.get(step.status, "")),
+            "" if step.duration is None else f"{step.duration:.2f}s",
+            str(step.attempts or ""),
+            step.reason,
+        )
+    if shown:
+        console.print(table)
+    counts: dict[str, int] = {}
+    for step in result.steps:
+        counts[step.status] = counts.get(step.status, 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    took = f" in {result.duration:.2f}s" if result.duration is not None else ""
+    console.print(f"run {result.run_id} {result.status}{took}: {tally}", markup=False)
+    for error in result.errors:
+        console.print(f"error: {error}", markup=False, style="red")
+    for step in result.steps:
+        if step.status == "failed":
+            console.print(
+                f"step {step.label} failed: {step.reason}", style="bold red", markup=False
+            )
+            tail = log_tail(step.log_path)
+            if tail:
+                console.print(f"--- last lines of {step.log_path} ---", markup=False)
+                console.print(tail, markup=False, highlight=False)
+    if result.status != "succeeded":
+        console.print(f"resume with: pipec run --resume {result.run_id}", markup=False)
+
+
+@click.group("runs")
+def runs() -> None:
+    """Inspect recorded runs of this project."""
+
+
+@runs.command("list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs_list(limit: int, as_json: bool) -> None:
+    """The most recent runs, newest first."""
+    metadata = local_runner.open_metadata(loader.project_root(Path.cwd()))
+    found = metadata.list_runs(limit)
+    if as_json:
+        click.echo(json.dumps([_run_row(r) for r in found], sort_keys=True))
+        return
+    table = Table()
+    for column in ("run", "pipeline", "status", "started", "time"):
+        table.add_column(column)
+    for record in found:
+        row = _run_row(record)
+        table.add_row(
+            row["run_id"],
+            row["pipeline"],
+            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started_at)),
+            "" if row["duration"] is None else f"{row['duration']:.2f}s",
+        )
+    Console().print(table)
+
+
+def _run_row(record: Any) -> dict[str, Any]:
+    duration = record.ended_at - record.started_at if record.ended_at else None
+    return {
+        "run_id": record.run_id,
+        "pipeline": record.pipeline_name,
+        "status": record.status,
+        "started_at": record.started_at,
+        "duration": duration,
+    }
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with every JSON output value).")
+def runs_show(run_id: str, as_json: bool) -> None:
+    """One run: its steps, statuses, timings and outputs."""
+    metadata = local_runner.open_metadata(loader.project_root(Path.cwd()))
+    try:
+        result = stored_result(metadata, run_id)
+    except RunError as exc:
+        _invalid(f"error: {exc}")
+    record = metadata.get_run(run_id)
+    if as_json:
+        data = result.to_json()
+        data["params"] = record.params if record else {}
+        click.echo(json.dumps(data, sort_keys=True))
+        return
+    print_summary(result, Console(highlight=False))
+
+
+@click.command("logs")
+@click.argument("run_id")
+@click.argument("step")
+def logs(run_id: str, step: str) -> None:
+    """Print the log of STEP in RUN_ID (`step`, or `step[2]` for one loop iteration)."""
+    metadata = local_runner.open_metadata(loader.project_root(Path.cwd()))
+    try:
+        result = stored_result(metadata, run_id)
+    except RunError as exc:
+        _invalid(f"error: {exc}")
+    step_id, _, rest = step.partition("[")
+    wanted = rest.rstrip("]")
+    matches = [
+        s
+        for s in result.steps
+        if s.step_id == step_id and (not wanted or iteration_key(s.iteration) == wanted)
+    ]
+    if not matches:
+        known = sorted({s.step_id for s in result.steps})
+        _invalid(f"error: no step {step!r} in run {run_id}; steps: {', '.join(known)}")
+    for match in matches:
+        if len(matches) > 1:
+            click.echo(f"=== {match.label} ===")
+        if not match.log_path or not Path(match.log_path).is_file():
+            click.echo(f"({match.label} has no log: {match.status} {match.reason})".rstrip())
+            continue
+        click.echo(Path(match.log_path).read_text(encoding="utf-8", errors="replace"), nl=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sqlite3
@@ -371,7 +372,7 @@ def _intervals(folder: Path) -> list[tuple[float, float]]:
 
 
 def _overlaps(intervals: list[tuple[float, float]]) -> bool:
-    return any(b[0] < a[1] for a, b in zip(intervals, intervals[1:], strict=False))
+    return any(b[0] < a[1] for a, b in itertools.pairwise(intervals))
 
 
 SPANS = """

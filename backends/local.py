@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from pipec.backends import local_plan
 from pipec.backends.base import Backend, Bundle, Capabilities, TargetSettings
 from pipec.ir.model import Pipeline
-from pydantic import Field
 
 
 class LocalSettings(TargetSettings):

@@ -211,14 +211,11 @@ def schema() -> None:
 
 def _register_run_commands() -> None:
     """`run`, `runs` and `logs` live in their own module (the local target's user interface)."""
-    try:
-        from pipec import cli_run
-    except ImportError:
-        return
-    for name in ("run", "runs", "logs"):
-        command = getattr(cli_run, name, None)
-        if isinstance(command, click.Command):
-            main.add_command(command, name)
+    from pipec import cli_run
+
+    main.add_command(cli_run.run, "run")
+    main.add_command(cli_run.runs, "runs")
+    main.add_command(cli_run.logs, "logs")
 
 
 _register_run_commands()

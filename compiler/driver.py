@@ -141,8 +141,23 @@ def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> A
         raise DiagnosticError(errors(found))
     params = dict(inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments)
     backend_cls, settings = target_settings("local", root, {})
-    runner = __import__("pipec.backends.local_runner", fromlist=["run_pipeline"])
-    return runner.run_pipeline(backend_cls().lower(checked, settings), settings, params, root=root)
+    from pipec.backends import local_runner
+
+    result = local_runner.run_pipeline(
+        backend_cls().lower(checked, settings), settings, params, root=root
+    )
+    if not result.ok:
+        failed = [s.label for s in result.steps if s.status == "failed"]
+        raise PipelineRunFailed(
+            f"run {result.run_id} of {fn.name!r} {result.status}"
+            + (f": failed step(s) {', '.join(failed)}" if failed else "")
+            + f" (see `pipec runs show {result.run_id}`)"
+        )
+    return result
+
+
+class PipelineRunFailed(RuntimeError):
+    """A pipeline called directly (`my_pipeline()`) ran and did not succeed."""
 
 
 def clear_dir(path: Path) -> None:

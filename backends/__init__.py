@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pipec.backends.base import Backend
 
 REGISTRY: dict[str, str] = {
+    "airflow": "pipec.backends.airflow:AirflowBackend",
     "local": "pipec.backends.local:LocalBackend",
 }
 

@@ -1,0 +1,295 @@
+"""How one step becomes one Airflow task in each operator mode: kubernetes, docker, local.
+
+The DAG writer works out a step's runtime arguments and environment once (`Invocation`); a mode
+turns them into an operator call: a KubernetesPodOperator, a DockerOperator, or a PythonOperator
+that runs the step runtime as a subprocess of the worker. Modes differ only in how the command,
+environment, resources, secrets and the XCom value are spelled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipec.backends.airflow import AirflowSettings
+from pipec.backends.airflow_source import INDENT, Argv, Call, Code, call, templated_text
+from pipec.ir import names
+from pipec.ir.model import Resources
+
+RUNTIME_MODULE = "pipec.backends.runtime"
+K8S_XCOM_FILE = "/airflow/xcom/return.json"  # read by KubernetesPodOperator's XCom sidecar
+DOCKER_XCOM_FILE = "/tmp/pipec-xcom.json"  # read back by DockerOperator(retrieve_output=True)
+DOCKER_TEMPLATE_EXT = (".sh", ".bash", ".env")
+
+_LOCAL_HELPER = '''def _run_step(python, argv, env, secrets=(), export=None):
+    """Run one step with the pipec step runtime in a subprocess of this worker.
+
+    No shell is involved: values arrive in `env` and reach the step as environment variables.
+    Secrets are read from Airflow Variables (any secrets backend) only now, at run time.
+    Returns the exported output's value (for XCom) when `export` names one.
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    child_env = {**os.environ, **env}
+    if secrets:
+        from airflow.sdk import Variable
+
+        for name in secrets:
+            child_env[name] = Variable.get(name)
+    with tempfile.TemporaryDirectory(prefix="pipec-") as scratch:
+        command = [python, "-m", "pipec.backends.runtime", *argv]
+        value_file = os.path.join(scratch, "value.json")
+        if export is not None:
+            command += ["--output-value", f"{export}={value_file}"]
+        process = subprocess.Popen(command, env=child_env)
+        try:
+            code = process.wait()
+        finally:
+            if process.poll() is None:  # the task was stopped (timeout, kill): stop the step too
+                process.kill()
+                process.wait()
+        if code == 2:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException("the step runtime refused its arguments (exit code 2)")
+        if code != 0:
+            raise RuntimeError(f"the step failed (exit code {code})")
+        if export is not None:
+            with open(value_file, encoding="utf-8") as handle:
+                return json.load(handle)
+    return None
+'''
+
+_MEMORY_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+_QUANTITY_PARTS = re.compile(r"^([0-9.]+(?:[eE][0-9]+)?)([A-Za-z]*)$")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What every task carries whatever runs it."""
+
+    task_id: str
+    display_name: str | None
+    retries: int
+    retry_delay: float
+    timeout: float | None
+    trigger_rule: str | None
+    parallelism: int | None
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One step's runtime arguments (after `-m pipec.backends.runtime`) and environment."""
+
+    argv: list[Any]
+    env: dict[str, Any]
+    secrets: list[str]
+    export: str | None
+    image: str | None
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class Created:
+    """An operator call, with comment lines to print above it."""
+
+    call: Call
+    comments: tuple[str, ...] = ()
+
+    def comments_at(self, indent: int) -> list[str]:
+        """The comment lines at nesting level `indent`."""
+        return [f"{INDENT * indent}# {line}" for line in self.comments]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One operator mode: its template file extensions, file-level helper, and task factory."""
+
+    template_ext: tuple[str, ...]
+    helper: str | None
+    task: Callable[[TaskOptions, Invocation, AirflowSettings, set[str]], Created] = field(
+        repr=False
+    )
+
+
+def _seconds(value: float) -> Code:
+    number = int(value) if float(value).is_integer() else value
+    return Code(f"timedelta(seconds={number!r})")
+
+
+def _common(options: TaskOptions) -> dict[str, Any]:
+    """Task id, display name, retries, timeout, trigger rule and loop parallelism."""
+    common: dict[str, Any] = {"task_id": options.task_id}
+    common["task_display_name"] = options.display_name
+    if options.retries:
+        common["retries"] = options.retries
+        common["retry_delay"] = _seconds(options.retry_delay)
+    if options.timeout is not None:
+        common["execution_timeout"] = _seconds(options.timeout)
+    common["trigger_rule"] = options.trigger_rule
+    # A loop's parallelism caps the running instances of each of its tasks.
+    common["max_active_tis_per_dagrun"] = options.parallelism
+    return common
+
+
+def _quantity_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (`16Gi`, `512M`, `1e9`) in bytes, for Docker's mem_limit."""
+    match = _QUANTITY_PARTS.match(quantity)
+    if match is None or match.group(2) not in _MEMORY_UNITS:
+        raise ValueError(f"not a memory quantity: {quantity!r}")
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
+
+
+def kubernetes_task(
+    options: TaskOptions, inv: Invocation, settings: AirflowSettings, imports: set[str]
+) -> Created:
+    """A KubernetesPodOperator running the step runtime in the step's image."""
+    imports.add("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator")
+    argv = ["-m", RUNTIME_MODULE, *inv.argv]
+    if inv.export is not None:
+        argv += ["--output-value", f"{inv.export}={K8S_XCOM_FILE}"]
+    kwargs = _common(options)
+    kwargs["name"] = names.dns_label(options.task_id)
+    kwargs["namespace"] = templated_text(settings.namespace) if settings.namespace else None
+    kwargs["image"] = templated_text(inv.image or "")
+    kwargs["cmds"] = [templated_text(settings.python)]
+    kwargs["arguments"] = Argv(tuple(argv))
+    kwargs["env_vars"] = inv.env or None
+    if inv.secrets:
+        imports.add("from airflow.providers.cncf.kubernetes.secret import Secret")
+        secret = templated_text(settings.kubernetes_secret)
+        kwargs["secrets"] = [call("Secret", "env", name, secret, name) for name in inv.secrets]
+    kwargs.update(_pod_resources(inv.resources, settings, imports))
+    kwargs["do_xcom_push"] = inv.export is not None
+    return Created(call("KubernetesPodOperator", **kwargs))
+
+
+def _pod_resources(r: Resources, settings: AirflowSettings, imports: set[str]) -> dict[str, Any]:
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if r.cpu is not None:
+        requests["cpu"] = _quantity_number(r.cpu)
+    if r.memory is not None:
+        requests["memory"] = limits["memory"] = r.memory
+    if r.disk is not None:
+        requests["ephemeral-storage"] = r.disk
+    if r.gpu:
+        # Extended resources are requested through limits (requests default to them).
+        limits[settings.gpu_resource] = str(r.gpu)
+    found: dict[str, Any] = {}
+    if requests or limits:
+        imports.add("from kubernetes.client import models as k8s")
+        found["container_resources"] = call(
+            "k8s.V1ResourceRequirements", requests=requests or None, limits=limits or None
+        )
+    if r.gpu and r.gpu_type:
+        found["node_selector"] = {settings.gpu_type_label: r.gpu_type}
+    return found
+
+
+def docker_task(
+    options: TaskOptions, inv: Invocation, settings: AirflowSettings, imports: set[str]
+) -> Created:
+    """A DockerOperator running the step runtime in the step's image."""
+    imports.add("from airflow.providers.docker.operators.docker import DockerOperator")
+    ext = DOCKER_TEMPLATE_EXT
+    command = [templated_text(settings.python, ext), "-m", RUNTIME_MODULE, *inv.argv]
+    if inv.export is not None:
+        command += ["--output-value", f"{inv.export}={DOCKER_XCOM_FILE}"]
+    env = dict(inv.env)
+    for name in inv.secrets:
+        # Rendered from an Airflow Variable (any secrets backend) when the task starts.
+        env[name] = f"{{{{ var.value.{name} }}}}"
+    kwargs = _common(options)
+    kwargs["image"] = templated_text(inv.image or "", ext)
+    kwargs["command"] = Argv(tuple(command))
+    kwargs["environment"] = env or None
+    kwargs["docker_url"] = templated_text(settings.docker_url, ext) if settings.docker_url else None
+    root = settings.artifact_root or ""
+    if root.startswith("/"):
+        imports.add("from docker.types import Mount")
+        # The artifact root is a host folder: mount it where the step expects it.
+        kwargs["mounts"] = [call("Mount", target=root, source=root, type="bind")]
+    r = inv.resources
+    if r.cpu is not None:
+        kwargs["cpus"] = r.cpu
+    if r.memory is not None:
+        kwargs["mem_limit"] = memory_bytes(r.memory)
+    if r.gpu:
+        imports.add("from docker.types import DeviceRequest")
+        kwargs["device_requests"] = [call("DeviceRequest", count=r.gpu, capabilities=[["gpu"]])]
+    kwargs["mount_tmp_dir"] = False
+    kwargs["auto_remove"] = "success"
+    if inv.export is not None:
+        kwargs["retrieve_output"] = True
+        kwargs["retrieve_output_path"] = DOCKER_XCOM_FILE
+    else:
+        kwargs["do_xcom_push"] = False
+    created = call("DockerOperator", **kwargs)
+    return Created(created)
+
+
+def local_task(
+    options: TaskOptions, inv: Invocation, settings: AirflowSettings, imports: set[str]
+) -> Created:
+    """A PythonOperator running the step runtime as a subprocess of the worker."""
+    imports.add("from airflow.providers.standard.operators.python import PythonOperator")
+    op_kwargs: dict[str, Any] = {
+        "python": templated_text(settings.python),
+        "argv": Argv(tuple(inv.argv)),
+        "env": inv.env,
+    }
+    if inv.secrets:
+        op_kwargs["secrets"] = inv.secrets
+    if inv.export is not None:
+        op_kwargs["export"] = inv.export
+    kwargs = _common(options)
+    kwargs["python_callable"] = Code("_run_step")
+    kwargs["op_kwargs"] = op_kwargs
+    kwargs["do_xcom_push"] = inv.export is not None
+    return Created(call("PythonOperator", **kwargs), _resource_note(inv.resources))
+
+
+def _resource_note(r: Resources) -> tuple[str, ...]:
+    """Local tasks share the worker: requests are shown to the reader, not enforced."""
+    asked: Mapping[str, Any] = {
+        "cpu": r.cpu,
+        "memory": r.memory,
+        "disk": r.disk,
+        "gpu": r.gpu,
+        "gpu_type": r.gpu_type,
+    }
+    shown = ", ".join(f"{k}={v!r}" for k, v in asked.items() if v is not None)
+    if not shown:
+        return ()
+    return (f"requests {shown}: not enforced in local mode (the step shares the worker)",)
+
+
+MODES: dict[str, Mode] = {
+    "kubernetes": Mode(template_ext=(), helper=None, task=kubernetes_task),
+    "docker": Mode(template_ext=DOCKER_TEMPLATE_EXT, helper=None, task=docker_task),
+    "local": Mode(template_ext=(), helper=_LOCAL_HELPER, task=local_task),
+}

@@ -1,0 +1,94 @@
+"""Checks run inside the Airflow tool environment (.venvs/airflow) for tests/test_airflow*.py.
+
+The test process has pipec but no Airflow; this script has Airflow but imports nothing from pipec.
+It prints one JSON document on stdout:
+
+    python airflow_check.py import DAGS_FOLDER
+        DagBag import: {"errors": {file: message}, "dags": {dag_id: {task_id: {...}}}}
+    python airflow_check.py run DAG_FILE DAG_ID CONF_JSON
+        `dag.test()` against SQLite: {"state": ..., "tasks": {task_id: [state per map index]}}
+
+AIRFLOW_HOME must point at a scratch folder (the caller makes one per test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import Any
+
+
+def _task_info(task: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "operator": type(task).__name__,
+        "upstream": sorted(task.upstream_task_ids),
+        "trigger_rule": getattr(task.trigger_rule, "value", str(task.trigger_rule)),
+        "group": task.task_group.group_id if task.task_group else None,
+    }
+    for field in ("retries", "max_active_tis_per_dagrun"):
+        info[field] = getattr(task, field, None)
+    timeout = getattr(task, "execution_timeout", None)
+    info["execution_timeout"] = timeout.total_seconds() if timeout else None
+    delay = getattr(task, "retry_delay", None)
+    info["retry_delay"] = delay.total_seconds() if delay is not None else None
+    return info
+
+
+def import_dags(folder: str) -> dict[str, Any]:
+    """Load every DAG file in `folder` the way the DAG processor does."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with contextlib.redirect_stdout(sys.stderr):
+        bag = DagBag(dag_folder=folder)
+    dags = {}
+    for dag_id, dag in bag.dags.items():
+        dags[dag_id] = {
+            "tasks": {t.task_id: _task_info(t) for t in dag.tasks},
+            "params": {
+                k: dag.params.get_param(k).resolve(suppress_exception=True) for k in dag.params
+            },
+            "schedule": dag.schedule if isinstance(dag.schedule, str) else None,
+            "catchup": dag.catchup,
+            "start_date": dag.start_date.isoformat() if dag.start_date else None,
+        }
+    return {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags}
+
+
+def run_dag(path: str, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """Run one DAG from `path` with `dag.test()` (tasks run in this process, one at a time)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with contextlib.redirect_stdout(sys.stderr):
+        bag = DagBag(dag_folder=path)
+    if bag.import_errors:
+        return {"errors": {k: str(v) for k, v in bag.import_errors.items()}}
+    dag = bag.dags[dag_id]
+    # dag.test() logs a lot on stdout; keep stdout for the JSON answer.
+    with contextlib.redirect_stdout(sys.stderr):
+        run = dag.test(run_conf=conf)
+    tasks: dict[str, list[str]] = {}
+    for ti in sorted(run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
+        tasks.setdefault(ti.task_id, []).append(str(ti.state))
+    return {"state": str(run.state), "run_id": run.run_id, "tasks": tasks}
+
+
+def main(argv: list[str]) -> int:
+    if "AIRFLOW_HOME" not in os.environ:
+        print("AIRFLOW_HOME must be set to a scratch folder", file=sys.stderr)
+        return 2
+    command, *rest = argv
+    if command == "import":
+        result = import_dags(rest[0])
+    elif command == "run":
+        result = run_dag(rest[0], rest[1], json.loads(rest[2]))
+    else:
+        print(f"unknown command {command!r}", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

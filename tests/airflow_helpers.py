@@ -1,0 +1,84 @@
+"""Helpers for the airflow target's tests: compile to a folder, and call tests/airflow_check.py
+inside the Airflow tool environment with a scratch AIRFLOW_HOME (SQLite metadata database)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipec import driver
+from tests.conftest import REPO, tool_python
+
+CHECKER = REPO / "tests" / "airflow_check.py"
+
+
+def compile_to(ref: str, out: Path, settings: Sequence[str] = ()) -> Path:
+    """Compile REF for airflow into `out`; return the DAG file."""
+    pipeline, settings_obj, backend = driver.load_and_check(ref, "airflow", settings)
+    (path,) = driver.write_bundle(backend.emit(pipeline, settings_obj), out)
+    return path
+
+
+def local_settings(artifacts: Path) -> list[str]:
+    """Settings that run steps on this machine with the dev venv's python (it has pipec)."""
+    return [
+        "operator=local",
+        f"artifact_root={artifacts}",
+        f"python={sys.executable}",
+        f"code_root={REPO}",
+    ]
+
+
+def airflow_env(home: Path, dags: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for one Airflow process: its own home, SQLite database and DAGs folder."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__CORE__UNIT_TEST_MODE="False",
+    )
+    env.update(extra or {})
+    return env
+
+
+def check(command: Sequence[str], env: dict[str, str], timeout: float = 600) -> dict[str, Any]:
+    """Run the checker script in the Airflow venv; return its JSON answer."""
+    python = tool_python("airflow")
+    done = subprocess.run(
+        [str(python), str(CHECKER), *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise AssertionError(f"airflow_check {command[0]} failed:\n{done.stderr[-6000:]}")
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the SQLite metadata database (dag.test() needs it)."""
+    airflow = tool_python("airflow").parent / "airflow"
+    done = subprocess.run(
+        [str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def stored_outputs(run_dir: Path) -> dict[str, str]:
+    """`step[/i]/output` -> content hash, for every output a run wrote under its run folder."""
+    found: dict[str, str] = {}
+    for meta in sorted(run_dir.rglob("meta.json")):
+        key = meta.parent.relative_to(run_dir).as_posix()
+        found[key] = json.loads(meta.read_text(encoding="utf-8"))["hash"]
+    return found

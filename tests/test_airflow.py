@@ -1,0 +1,152 @@
+"""The airflow target's DAG files: they import through Airflow's own DagBag with zero errors (in
+the separate Airflow tool environment), their task graph matches the pipeline, output is
+deterministic, and what a mode cannot express is a diagnostic."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec import driver
+from pipec.backends.airflow_source import py_str, templated_text
+from pipec.backends.base import SettingsError
+from pipec.ir.diagnostics import DiagnosticError
+from tests.airflow_helpers import airflow_env, check, compile_to
+from tests.conftest import EXAMPLES, REPO
+from tests.helpers import write_pipeline
+
+MODES = ("kubernetes", "docker", "local")
+# Docker requests GPUs by count only; training asks for a GPU type.
+DOCKER_CANNOT = {"training"}
+
+
+def _ref(example: Path) -> str:
+    return example.relative_to(REPO).as_posix()
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every example in every mode it can express, imported by one DagBag per mode."""
+    results: dict[str, dict[str, Any]] = {}
+    for mode in MODES:
+        dags = tmp_path_factory.mktemp(f"dags-{mode}")
+        for example in EXAMPLES:
+            if mode == "docker" and example.stem in DOCKER_CANNOT:
+                continue
+            settings = [f"operator={mode}"]
+            if mode == "docker":
+                settings.append("artifact_root=/srv/pipec-artifacts")
+            compile_to(_ref(example), dags, settings)
+        home = tmp_path_factory.mktemp(f"home-{mode}")
+        results[mode] = check(["import", str(dags)], airflow_env(home, dags))
+    return results
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_example_imports_without_errors(imported: dict[str, Any], mode: str) -> None:
+    result = imported[mode]
+    assert result["errors"] == {}
+    expected = {e.stem for e in EXAMPLES} - (DOCKER_CANNOT if mode == "docker" else set())
+    ids = {"nested": "nested_report"}
+    assert set(result["dags"]) == {ids.get(name, name) for name in expected}
+
+
+def test_training_maps_every_feature(imported: dict[str, Any]) -> None:
+    dag = imported["kubernetes"]["dags"]["training"]
+    tasks = dag["tasks"]
+    assert dag["schedule"] == "0 3 * * *"
+    assert dag["catchup"] is False
+    assert dag["start_date"] == "2024-01-01T00:00:00+00:00"
+    assert dag["params"] == {"n": 100, "lr": 0.01, "lrs": [0.1, 0.01]}
+    assert tasks["split"]["retries"] == 2
+    assert tasks["split"]["retry_delay"] == 0
+    assert tasks["split"]["execution_timeout"] == 600
+    # The branch is the direct upstream of each side; the join (best) does not depend on it.
+    assert tasks["condition_1"]["operator"] == "BranchPythonOperator"
+    assert "condition_1" in tasks["deploy"]["upstream"]
+    assert "condition_1" in tasks["notify"]["upstream"]
+    assert "condition_1" not in tasks["best"]["upstream"]
+    # The loop is a mapped task group over the parameter; its tasks are capped by parallelism.
+    assert tasks["train_2"]["group"] == "loop_1"
+    assert tasks["train_2"]["max_active_tis_per_dagrun"] == 2
+    assert tasks["train_2"]["upstream"] == ["loop_1-items", "split"]
+    assert tasks["evaluate_2"]["upstream"] == ["split", "train_2"]
+    # Fan-in after a mapped group may see skipped (empty) iterations and still runs.
+    assert tasks["best"]["upstream"] == ["evaluate_2"]
+    assert tasks["best"]["trigger_rule"] == "none_failed"
+    assert tasks["cleanup"]["upstream"] == ["train"]
+    assert tasks["cleanup"]["trigger_rule"] == "all_success"
+
+
+def test_nested_pipelines_are_task_groups(imported: dict[str, Any]) -> None:
+    tasks = imported["kubernetes"]["dags"]["nested_report"]["tasks"]
+    assert tasks["make_shards"]["group"] == "word_count"
+    assert tasks["count_words"]["group"] == "loop_1"
+    assert tasks["make_shards_2"]["group"] == "word_count_2"
+    # The inner condition sits in the outer one's otherwise branch: both branch tasks are its
+    # direct upstreams, so either one can skip it.
+    assert {"condition_1", "condition_2"} <= set(tasks["publish_2"]["upstream"])
+    assert tasks["condition_2"]["upstream"] == ["condition_1", "total_2"]
+
+
+def test_output_is_deterministic_and_machine_free(tmp_path: Path) -> None:
+    for example in EXAMPLES:
+        first = driver.compile_ref(_ref(example), "airflow")
+        second = driver.compile_ref(_ref(example), "airflow")
+        assert first == second
+        (text,) = first.values()
+        assert str(REPO) not in text
+        ast.parse(text)
+
+
+def test_local_mode_defaults_code_root_to_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    pipeline, settings, backend = driver.load_and_check(
+        "examples/hello.py", "airflow", ["operator=local", "code_root=null"]
+    )
+    (text,) = backend.emit(pipeline, settings).values()
+    assert f'"--code-root", {py_str(str(REPO))}' in text
+
+
+def test_docker_mode_reports_gpu_type() -> None:
+    with pytest.raises(DiagnosticError) as caught:
+        driver.compile_ref("examples/training.py", "airflow", ["operator=docker"])
+    messages = [d.message for d in caught.value.diagnostics]
+    assert any("GPU type with operator=docker" in m and "'train'" in m for m in messages)
+
+
+def test_artifact_root_is_required_and_jinja_free() -> None:
+    with pytest.raises(SettingsError, match="artifact_root"):
+        driver.compile_ref("examples/hello.py", "airflow", ["artifact_root=null"])
+    with pytest.raises(SettingsError, match="must not contain"):
+        driver.compile_ref("examples/hello.py", "airflow", ["artifact_root=/x/{{ run_id }}"])
+
+
+def test_nested_foreach_is_a_diagnostic(tmp_path: Path) -> None:
+    path = write_pipeline(
+        tmp_path,
+        """
+        @step
+        def one(x: int, y: int) -> int:
+            return x + y
+
+        @pipeline
+        def grid(xs: list[int] = [1, 2]) -> None:
+            with foreach(xs) as x:
+                with foreach([3, 4]) as y:
+                    one(x=x, y=y)
+        """,
+    )
+    with pytest.raises(DiagnosticError) as caught:
+        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts"])
+    assert any("foreach inside a foreach" in d.message for d in caught.value.diagnostics)
+
+
+def test_templated_text_wraps_only_what_jinja_would_touch() -> None:
+    assert templated_text("plain/path") == "plain/path"
+    assert templated_text("has {{ x }}") != "has {{ x }}"
+    assert templated_text("run.sh", (".sh",)) != "run.sh"
+    assert templated_text("run.sh") == "run.sh"

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, str] = {
     "airflow": "pipec.backends.airflow:AirflowBackend",
+    "kubeflow": "pipec.backends.kubeflow:KubeflowBackend",
     "local": "pipec.backends.local:LocalBackend",
+    "vertex": "pipec.backends.vertex:VertexBackend",
 }
 
 

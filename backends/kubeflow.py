@@ -1,0 +1,226 @@
+"""The `kubeflow` target: a KFP PipelineSpec (`pipeline.yaml`) that Kubeflow Pipelines runs as is.
+
+`emit` writes `pipeline.yaml`: the PipelineSpec, followed by the kfp-kubernetes platform config as
+a second YAML document (as KFP does) when a step needs one — secrets as environment variables from
+a Kubernetes Secret, a node selector and toleration for GPU steps, and timeouts as the pod's active
+deadline. The spec is built in `kubeflow_spec` / `kubeflow_dag` / `kubeflow_exec`; this module
+holds the target's settings, its capabilities, the Kubernetes-specific choices (the hooks), and the
+submitter entry point (`kubeflow_submit`).
+
+Code generation never imports the kfp SDK; the submitter speaks KFP's REST API directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import yaml
+from pydantic import Field
+
+from pipec.backends import kubeflow_spec as ks
+from pipec.backends.base import (
+    Backend,
+    Bundle,
+    Capabilities,
+    ContainerSettings,
+    SettingsError,
+    TargetSettings,
+)
+from pipec.ir import graph
+from pipec.ir.model import Pipeline, Step
+
+JSON = dict[str, Any]
+
+KFP_FEATURES = frozenset(
+    {
+        "condition",
+        "loop_literal",
+        "loop_param",
+        "loop_output",
+        "loop_parallelism",
+        "collect",
+        "nested",
+        "after",
+        "retries",
+        "timeout",
+        "cache",
+        "resources",
+        "gpu",
+        "secrets",
+        "env",
+        "image",
+        "schedule",
+        "artifacts",
+    }
+)
+
+
+class KfpSettings(ContainerSettings):
+    """Settings every KFP-family target shares.
+
+    `image` is the default step image (it must hold pipec and the project's code); `code_root` is
+    where the project's code lives inside it; `python` the interpreter that runs the step runtime.
+    """
+
+    code_root: str = "/app"
+    python: str = "python3"
+    poll_interval: float = Field(default=5.0, gt=0)
+
+
+class KubeflowSettings(KfpSettings):
+    """`[tool.pipec.targets.kubeflow]`.
+
+    `artifact_root` becomes the spec's default pipeline root. `secret_name` is the Kubernetes
+    Secret whose keys (named like the step's secrets) become the step's environment variables.
+    `gpu_resource`, `gpu_node_label` and `gpu_toleration` say how GPU steps are scheduled.
+    `host` is the KFP API endpoint for `pipec run`, `experiment_id` the experiment runs go to, and
+    `token_env` the environment variable holding a bearer token for the API (if it needs one).
+    """
+
+    secret_name: str = "pipec-secrets"
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_node_label: str = "cloud.google.com/gke-accelerator"
+    gpu_toleration: str | None = "nvidia.com/gpu"
+    host: str | None = None
+    experiment_id: str | None = None
+    token_env: str = "KFP_TOKEN"
+
+
+class KubeflowBackend(Backend):
+    """Kubeflow Pipelines: one PipelineSpec, every step a container running the step runtime."""
+
+    name: ClassVar[str] = "kubeflow"
+    description: ClassVar[str] = "Kubeflow Pipelines: a PipelineSpec (pipeline.yaml)"
+    extra: ClassVar[str | None] = "kubeflow"
+    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
+    settings_model: ClassVar[type[TargetSettings]] = KubeflowSettings
+
+    def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
+        """`pipeline.yaml`: the PipelineSpec (+ the platform spec document when needed)."""
+        assembly = self.assemble(pipeline, settings)
+        documents = [assembly.pipeline_spec]
+        if assembly.platform_spec:
+            documents.append(assembly.platform_spec)
+        return {"pipeline.yaml": dump_yaml(documents)}
+
+    def assemble(self, pipeline: Pipeline, settings: TargetSettings) -> ks.Assembly:
+        """The spec as dicts (the submitter and `vertex` reuse it)."""
+        assert isinstance(settings, KfpSettings)
+        missing = [s.id for s in graph.steps(pipeline) if not (s.image or settings.image)]
+        if missing:
+            raise SettingsError(
+                f"target {self.name!r} needs an image for step{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}: set `image` in [tool.pipec.targets.{self.name}] or "
+                "--set image=..., or give the step its own image"
+            )
+        hooks = self.hooks(settings)
+        assembler = ks.SpecAssembler(pipeline, hooks, settings.code_root, settings.python)
+        return assembler.assemble(self.pipeline_root(settings))
+
+    def pipeline_root(self, settings: TargetSettings) -> str | None:
+        """The spec's `defaultPipelineRoot`."""
+        assert isinstance(settings, KfpSettings)
+        return settings.artifact_root
+
+    def hooks(self, settings: TargetSettings) -> ks.TargetHooks:
+        """The Kubernetes-specific decisions for this target."""
+        assert isinstance(settings, KubeflowSettings)
+        return KubeflowHooks(settings)
+
+    def submit(
+        self,
+        pipeline: Pipeline,
+        settings: TargetSettings,
+        bundle: Bundle,
+        params: dict[str, Any],
+        wait: bool,
+    ) -> int:
+        """Create a run (and a recurring run for a scheduled pipeline); exit code as `pipec run`."""
+        from pipec.backends import kubeflow_submit
+
+        assert isinstance(settings, KubeflowSettings)
+        return kubeflow_submit.submit(pipeline, settings, bundle, params, wait)
+
+
+class KubeflowHooks:
+    """Resources as Kubernetes requests; secrets, GPU placement and timeouts as platform config."""
+
+    def __init__(self, settings: KubeflowSettings) -> None:
+        self.settings = settings
+
+    def image(self, step: Step) -> str:
+        image = step.image or self.settings.image
+        assert image is not None
+        return image
+
+    def check(self, step: Step) -> list[str]:
+        if step.resources.disk is not None:
+            return [
+                f"target 'kubeflow' cannot express a disk request (used by {step.id!r}); "
+                "KFP containers have no disk size"
+            ]
+        return []
+
+    def resources(self, step: Step) -> JSON | None:
+        r = step.resources
+        found: JSON = {}
+        if r.cpu is not None:
+            found["resourceCpuRequest"] = f"{r.cpu:g}"
+        if r.memory is not None:
+            found["resourceMemoryRequest"] = r.memory
+        if r.gpu:
+            found["accelerator"] = {
+                "resourceType": self.settings.gpu_resource,
+                "resourceCount": str(r.gpu),
+            }
+        return found or None
+
+    def platform(self, step: Step) -> JSON | None:
+        found: JSON = {}
+        if step.secrets:
+            found["secretAsEnv"] = [
+                {
+                    "secretName": self.settings.secret_name,
+                    "keyToEnv": [{"secretKey": s, "envVar": s} for s in step.secrets],
+                }
+            ]
+        if step.resources.gpu:
+            if step.resources.gpu_type:
+                found["nodeSelector"] = {
+                    "labels": {self.settings.gpu_node_label: step.resources.gpu_type}
+                }
+            if self.settings.gpu_toleration:
+                found["tolerations"] = [
+                    {
+                        "key": self.settings.gpu_toleration,
+                        "operator": "Exists",
+                        "effect": "NoSchedule",
+                    }
+                ]
+        if step.timeout is not None:
+            # Kubernetes deadlines are whole seconds; round up so a step never gets less time.
+            found["activeDeadlineSeconds"] = str(-int(-step.timeout // 1))
+        return found or None
+
+
+_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc]
+    """libyaml's safe dumper when present (fast), else the pure-Python one; never writes
+    anchors and aliases (a value shared by two tasks is written out twice)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(documents: list[JSON]) -> str:
+    """YAML documents with sorted keys, block style, and no line folding."""
+    return yaml.dump_all(
+        documents,
+        Dumper=_Dumper,
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=2**31 - 1,
+    )

@@ -1,0 +1,181 @@
+"""Step components and container executors of a KFP PipelineSpec, shared between identical steps.
+
+Every step runs the shared step runtime (`python -m pipec.backends.runtime`), with KFP placeholders
+where the runtime expects input values, input artifact directories and output destinations. How a
+value travels through KFP decides how the runtime reads it:
+
+* `str` values are KFP `STRING` parameters holding the raw text (what users type in the KFP UI and
+  what CEL conditions compare), read with `text:` and written with `--output-text`;
+* int, float, bool, list and dict values are the matching KFP parameter types, which KFP renders as
+  JSON, read with `value:` and written with `--output-value`;
+* values of type `any`, `none` or `optional[...]` have no KFP type: they are `STRING` parameters
+  holding canonical JSON text, read with `value:`;
+* artifacts are KFP artifacts of a system type; the runtime writes its output directory (data +
+  `meta.json`) at the artifact's local path and reads an input artifact's directory back.
+
+A component (input/output definitions) and an executor (the container) are keyed by their content,
+so a thousand calls of one function with the same options share one of each, where KFP's own
+compiler repeats both per task.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pipec.ir import types
+from pipec.ir.model import Component, Port, Step
+
+JSON = dict[str, Any]
+SourceKind = Literal["text", "value", "artifact"]
+
+# Where a value output's directory goes inside the container: the value itself leaves the step
+# as a KFP output parameter, so its directory is scratch space.
+SCRATCH = "/tmp/pipec-outputs"
+
+_PARAMETER_TYPES = {
+    "int": "NUMBER_INTEGER",
+    "float": "NUMBER_DOUBLE",
+    "bool": "BOOLEAN",
+    "str": "STRING",
+    "list": "LIST",
+    "dict": "STRUCT",
+}
+
+# Artifact classes KFP's UI and metadata know by a more specific system type.
+_DATASETS = ("pandas.DataFrame", "numpy.ndarray", "pyarrow.Table", "polars.DataFrame")
+_MODEL_MODULES = ("sklearn.", "torch.", "tensorflow.", "keras.", "xgboost.", "lightgbm.")
+
+
+def parameter_type(type_text: str) -> str:
+    """The KFP parameter type that carries a pipec value type."""
+    return _PARAMETER_TYPES.get(types.parse(type_text).name, "STRING")
+
+
+def source_kind(type_text: str) -> SourceKind:
+    """How the runtime reads a value of this type from its KFP rendering."""
+    if types.is_artifact(type_text):
+        return "artifact"
+    return "text" if types.parse(type_text).name == "str" else "value"
+
+
+def carried_as_json_text(type_text: str) -> bool:
+    """Whether a value of this type travels as a STRING parameter holding JSON text."""
+    return (
+        not types.is_artifact(type_text)
+        and parameter_type(type_text) == "STRING"
+        and types.parse(type_text).name != "str"
+    )
+
+
+def artifact_type(type_text: str) -> JSON:
+    """The KFP system artifact type for an `artifact[...]` type."""
+    name = types.parse(type_text).artifact or ""
+    if name in _DATASETS:
+        title = "system.Dataset"
+    elif name.startswith(_MODEL_MODULES):
+        title = "system.Model"
+    else:
+        title = "system.Artifact"
+    return {"schemaTitle": title, "schemaVersion": "0.0.1"}
+
+
+def kfp_value(value: Any, type_text: str) -> Any:
+    """A pipec value as KFP holds it (JSON text for the types KFP has no parameter type for)."""
+    return json.dumps(value, sort_keys=True) if carried_as_json_text(type_text) else value
+
+
+@dataclass(frozen=True)
+class InputUse:
+    """One bound input of a step as its executor sees it: the type of what is passed in."""
+
+    name: str
+    type: str
+    is_list_of_artifacts: bool = False
+
+
+def input_definitions(uses: list[InputUse]) -> JSON:
+    """`inputDefinitions` of a component."""
+    parameters: JSON = {}
+    artifacts: JSON = {}
+    for use in uses:
+        if types.is_artifact(use.type):
+            artifacts[use.name] = {"artifactType": artifact_type(use.type)}
+        else:
+            parameters[use.name] = {"parameterType": parameter_type(use.type)}
+    return _definitions(parameters, artifacts)
+
+
+def output_definitions(outputs: tuple[Port, ...]) -> JSON:
+    """`outputDefinitions` of a component."""
+    parameters: JSON = {}
+    artifacts: JSON = {}
+    for port in outputs:
+        if types.is_artifact(port.type):
+            artifacts[port.name] = {"artifactType": artifact_type(port.type)}
+        else:
+            parameters[port.name] = {"parameterType": parameter_type(port.type)}
+    return _definitions(parameters, artifacts)
+
+
+def _definitions(parameters: JSON, artifacts: JSON) -> JSON:
+    found: JSON = {}
+    if parameters:
+        found["parameters"] = parameters
+    if artifacts:
+        found["artifacts"] = artifacts
+    return found
+
+
+def runtime_args(
+    component: Component, uses: list[InputUse], code_root: str, output_types: dict[str, str]
+) -> list[str]:
+    """The step runtime's arguments with KFP placeholders (see the runtime contract)."""
+    args = [
+        "--component",
+        f"{component.module}:{component.function}",
+        "--returns",
+        component.returns,
+        "--code-root",
+        code_root,
+    ]
+    for use in uses:
+        kind = source_kind(use.type)
+        if kind == "artifact":
+            source = f"artifact:{{{{$.inputs.artifacts['{use.name}'].path}}}}"
+        else:
+            source = f"{kind}:{{{{$.inputs.parameters['{use.name}']}}}}"
+        args += ["--input", f"{use.name}={source}"]
+    for name, type_text in output_types.items():
+        if types.is_artifact(type_text):
+            args += ["--output", f"{name}={{{{$.outputs.artifacts['{name}'].path}}}}"]
+            continue
+        flag = "--output-text" if types.parse(type_text).name == "str" else "--output-value"
+        args += [
+            "--output",
+            f"{name}={SCRATCH}/{name}",
+            flag,
+            f"{name}={{{{$.outputs.parameters['{name}'].output_file}}}}",
+        ]
+    return args
+
+
+def container(
+    step: Step,
+    component: Component,
+    uses: list[InputUse],
+    image: str,
+    code_root: str,
+    python: str,
+) -> JSON:
+    """The container executor of one step (without resources; the target adds those)."""
+    outputs = {port.name: port.type for port in component.outputs}
+    spec: JSON = {
+        "image": image,
+        "command": [python, "-m", "pipec.backends.runtime"],
+        "args": runtime_args(component, uses, code_root, outputs),
+    }
+    if step.env:
+        spec["env"] = [{"name": k, "value": v} for k, v in sorted(step.env.items())]
+    return spec

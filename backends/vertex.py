@@ -1,0 +1,239 @@
+"""The `vertex` target: `kubeflow` plus what Vertex AI Pipelines does differently.
+
+Vertex runs the same PipelineSpec, so this target only states its differences:
+
+* resources are Vertex machine shapes: CPU and memory *limits* (Vertex picks the machine from them)
+  and accelerators by Vertex's names (`nvidia-l4` -> `NVIDIA_L4`);
+* there is no Kubernetes underneath, so there is no platform spec: secrets and timeouts have no
+  Vertex form and are compile errors naming the step;
+* besides `pipeline.yaml` it writes the exact REST request bodies: `pipeline_job.json` (a
+  PipelineJob: spec, runtime config, labels, service account, network, encryption) and, for a
+  scheduled pipeline, `schedule.json` (a Schedule that creates that PipelineJob).
+
+Settings come from `[tool.pipec.targets.vertex]` or `--set`; `project`, `region` and
+`pipeline_root` are required, and their absence is reported before anything is written or sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from pipec.backends import kubeflow_exec as kx
+from pipec.backends import kubeflow_spec as ks
+from pipec.backends.base import Bundle, Capabilities, SettingsError, TargetSettings
+from pipec.backends.kubeflow import KFP_FEATURES, KfpSettings, KubeflowBackend, dump_yaml
+from pipec.ir.model import Pipeline, Step
+
+JSON = dict[str, Any]
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTPE]i?|k|m)?$")
+_FACTORS = {
+    None: 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "K": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+
+
+class VertexSettings(KfpSettings):
+    """`[tool.pipec.targets.vertex]`.
+
+    `pipeline_root` (a gs:// URL; `artifact_root` is accepted as its other name) is where Vertex
+    writes artifacts. `labels`, `service_account`, `network` and `encryption_key` (a Cloud KMS key
+    name) go into the PipelineJob as they are. `api_endpoint` overrides the regional endpoint.
+    """
+
+    project: str | None = None
+    region: str | None = None
+    pipeline_root: str | None = None
+    service_account: str | None = None
+    network: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    encryption_key: str | None = None
+    api_endpoint: str | None = None
+
+    def root(self) -> str | None:
+        """The pipeline root, whichever name it was given under."""
+        return self.pipeline_root or self.artifact_root
+
+    def endpoint(self) -> str:
+        """The base URL of the Vertex AI REST API for the region."""
+        return (self.api_endpoint or f"https://{self.region}-aiplatform.googleapis.com").rstrip("/")
+
+    def require(self) -> None:
+        """Raise a SettingsError naming every required setting that is missing."""
+        missing = [name for name in ("project", "region") if not getattr(self, name)]
+        if not self.root():
+            missing.append("pipeline_root")
+        if missing:
+            raise SettingsError(
+                f"target 'vertex' needs {', '.join(missing)}: set them in "
+                "[tool.pipec.targets.vertex] or with --set key=value"
+            )
+        if self.pipeline_root and self.artifact_root and self.pipeline_root != self.artifact_root:
+            raise SettingsError(
+                "target 'vertex': pipeline_root and artifact_root name the same thing; give one"
+            )
+
+
+class VertexBackend(KubeflowBackend):
+    """Vertex AI Pipelines: the kubeflow spec with Vertex resources, plus the REST requests."""
+
+    name: ClassVar[str] = "vertex"
+    description: ClassVar[str] = "Vertex AI Pipelines: PipelineSpec + PipelineJob request"
+    extra: ClassVar[str | None] = "vertex"
+    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES - {"secrets", "timeout"})
+    settings_model: ClassVar[type[TargetSettings]] = VertexSettings
+
+    def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
+        """`pipeline.yaml`, `pipeline_job.json`, and `schedule.json` for a scheduled pipeline."""
+        assert isinstance(settings, VertexSettings)
+        settings.require()
+        spec = self.assemble(pipeline, settings).pipeline_spec
+        job = pipeline_job(pipeline, settings, spec)
+        bundle = {
+            "pipeline.yaml": dump_yaml([spec]),
+            "pipeline_job.json": dump_json(job),
+        }
+        if pipeline.schedule:
+            bundle["schedule.json"] = dump_json(schedule(pipeline, settings, job))
+        return bundle
+
+    def pipeline_root(self, settings: TargetSettings) -> str | None:
+        assert isinstance(settings, VertexSettings)
+        return settings.root()
+
+    def hooks(self, settings: TargetSettings) -> ks.TargetHooks:
+        assert isinstance(settings, VertexSettings)
+        return VertexHooks(settings)
+
+    def submit(
+        self,
+        pipeline: Pipeline,
+        settings: TargetSettings,
+        bundle: Bundle,
+        params: dict[str, Any],
+        wait: bool,
+    ) -> int:
+        """Create the PipelineJob (and the Schedule of a scheduled pipeline); follow it."""
+        from pipec.backends import vertex_submit
+
+        assert isinstance(settings, VertexSettings)
+        settings.require()
+        return vertex_submit.submit(pipeline, settings, bundle, params, wait)
+
+
+class VertexHooks:
+    """Machine shapes and accelerator names as Vertex reads them; no platform config."""
+
+    def __init__(self, settings: VertexSettings) -> None:
+        self.settings = settings
+
+    def image(self, step: Step) -> str:
+        image = step.image or self.settings.image
+        assert image is not None
+        return image
+
+    def check(self, step: Step) -> list[str]:
+        problems = []
+        if step.resources.disk is not None:
+            problems.append(f"target 'vertex' cannot express a disk request (used by {step.id!r})")
+        if step.resources.gpu and not step.resources.gpu_type:
+            problems.append(
+                f"target 'vertex' needs a gpu_type for the GPUs of {step.id!r} (e.g. nvidia-l4)"
+            )
+        if step.resources.memory is not None and memory_gb(step.resources.memory) is None:
+            problems.append(
+                f"memory {step.resources.memory!r} of {step.id!r} is not a Kubernetes quantity"
+            )
+        return problems
+
+    def resources(self, step: Step) -> JSON | None:
+        r = step.resources
+        found: JSON = {}
+        if r.cpu is not None:
+            found["cpuLimit"] = float(r.cpu)
+            found["resourceCpuLimit"] = f"{r.cpu:g}"
+        if r.memory is not None:
+            found["memoryLimit"] = memory_gb(r.memory)
+            found["resourceMemoryLimit"] = r.memory
+        if r.gpu and r.gpu_type:
+            name = accelerator_name(r.gpu_type)
+            found["accelerator"] = {
+                "type": name,
+                "count": str(r.gpu),
+                "resourceType": name,
+                "resourceCount": str(r.gpu),
+            }
+        return found or None
+
+    def platform(self, step: Step) -> JSON | None:
+        return None
+
+
+def accelerator_name(gpu_type: str) -> str:
+    """Vertex's accelerator enum name for a GPU type (`nvidia-tesla-t4` -> `NVIDIA_TESLA_T4`)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", gpu_type).strip("_").upper()
+
+
+def memory_gb(quantity: str) -> float | None:
+    """A Kubernetes memory quantity in (decimal) gigabytes, as Vertex's memoryLimit wants it."""
+    match = _QUANTITY.match(quantity.strip())
+    if not match:
+        return None
+    return round(float(match.group(1)) * _FACTORS[match.group(2)] / 1e9, 9)
+
+
+def pipeline_job(pipeline: Pipeline, settings: VertexSettings, spec: JSON) -> JSON:
+    """The PipelineJob request body, with the parameters' defaults as parameter values."""
+    values = {
+        p.name: kx.kfp_value(p.default, p.type)
+        for p in pipeline.params
+        if not p.required and (p.default is not None or kx.carried_as_json_text(p.type))
+    }
+    runtime: JSON = {"gcsOutputDirectory": settings.root()}
+    if values:
+        runtime["parameterValues"] = values
+    job: JSON = {"displayName": pipeline.name, "pipelineSpec": spec, "runtimeConfig": runtime}
+    if settings.labels:
+        job["labels"] = dict(settings.labels)
+    if settings.service_account:
+        job["serviceAccount"] = settings.service_account
+    if settings.network:
+        job["network"] = settings.network
+    if settings.encryption_key:
+        job["encryptionSpec"] = {"kmsKeyName": settings.encryption_key}
+    return job
+
+
+def schedule(pipeline: Pipeline, settings: VertexSettings, job: JSON) -> JSON:
+    """The Schedule request body that creates `job` on the pipeline's cron schedule."""
+    return {
+        "displayName": pipeline.name,
+        "cron": pipeline.schedule,
+        "maxConcurrentRunCount": "1",
+        "createPipelineJobRequest": {
+            "parent": f"projects/{settings.project}/locations/{settings.region}",
+            "pipelineJob": job,
+        },
+    }
+
+
+def dump_json(data: JSON) -> str:
+    """Deterministic JSON text: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

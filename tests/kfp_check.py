@@ -1,0 +1,109 @@
+"""Checks run inside the kfp tool environment (.venvs/kfp), never in the base install.
+
+    python tests/kfp_check.py spec FILE...          strict PipelineSpec / platform spec parse,
+                                                    then kfp.components.load_component_from_file
+    python tests/kfp_check.py vertex-job FILE       aiplatform_v1.PipelineJob parse (strict)
+    python tests/kfp_check.py vertex-schedule FILE  aiplatform_v1.Schedule parse (strict)
+    python tests/kfp_check.py run FILE ARGS_JSON ROOT IMAGE
+                                                    run under kfp.local's DockerRunner; prints
+                                                    the output parameters of every task as JSON
+
+Each command prints `ok ...` (or the JSON result) and exits 0, or prints the error and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def check_spec(path: str) -> None:
+    from google.protobuf import json_format
+    from kfp import components
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    documents = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(documents[0], spec, ignore_unknown_fields=False)
+    if len(documents) > 1:
+        platform = pipeline_spec_pb2.PlatformSpec()
+        json_format.ParseDict(documents[1], platform, ignore_unknown_fields=False)
+        from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
+
+        for name, config in documents[1]["platforms"]["kubernetes"]["deploymentSpec"][
+            "executors"
+        ].items():
+            assert name in documents[0]["deploymentSpec"]["executors"], name
+            json_format.ParseDict(
+                config, k8s.KubernetesExecutorConfig(), ignore_unknown_fields=False
+            )
+    components.load_component_from_file(path)
+    print(f"ok {path}")
+
+
+def check_vertex(kind: str, path: str) -> None:
+    from google.cloud import aiplatform_v1
+
+    text = Path(path).read_text(encoding="utf-8")
+    message_type = aiplatform_v1.PipelineJob if kind == "vertex-job" else aiplatform_v1.Schedule
+    message_type.from_json(text, ignore_unknown_fields=False)
+    print(f"ok {path}")
+
+
+def run(path: str, arguments: str, root: str, image: str) -> None:
+    """Run a compiled pipeline under kfp.local with Docker (no network inside containers)."""
+    import logging
+
+    from kfp import components, local
+
+    logging.basicConfig(level=logging.WARNING)
+    local.init(
+        runner=local.DockerRunner(network_mode="none"),
+        pipeline_root=root,
+        raise_on_error=True,
+    )
+    del image  # the spec names its image; the caller built it under that name
+    recorded: dict[str, Any] = {}
+    from kfp.local import io
+
+    original = io.IOStore.put_task_output
+
+    def record(self: Any, task_name: str, key: str, value: Any) -> None:
+        recorded.setdefault(task_name, {})[key] = value
+        original(self, task_name, key, value)
+
+    io.IOStore.put_task_output = record  # type: ignore[method-assign]
+    pipeline = components.load_component_from_file(path)
+    pipeline(**json.loads(arguments))
+    values = {
+        task: {k: v for k, v in outputs.items() if not hasattr(v, "uri")}
+        for task, outputs in recorded.items()
+    }
+    print(json.dumps(values, sort_keys=True, default=str))
+
+
+def main(argv: list[str]) -> int:
+    command, *rest = argv
+    try:
+        if command == "spec":
+            for path in rest:
+                check_spec(path)
+        elif command in ("vertex-job", "vertex-schedule"):
+            check_vertex(command, rest[0])
+        elif command == "run":
+            run(*rest)
+        else:
+            print(f"unknown command {command!r}")
+            return 2
+    except Exception as exc:
+        print(f"FAILED: {type(exc).__name__}: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -136,10 +136,10 @@ class KubeflowBackend(Backend):
         wait: bool,
     ) -> int:
         """Create a run (and a recurring run for a scheduled pipeline); exit code as `pipec run`."""
-        from pipec.backends import kubeflow_submit
+        from pipec.backends.kubeflow_submit import submit as submit_run
 
         assert isinstance(settings, KubeflowSettings)
-        return kubeflow_submit.submit(pipeline, settings, bundle, params, wait)
+        return submit_run(pipeline, settings, bundle, params, wait)
 
 
 class KubeflowHooks:

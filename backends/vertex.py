@@ -131,11 +131,11 @@ class VertexBackend(KubeflowBackend):
         wait: bool,
     ) -> int:
         """Create the PipelineJob (and the Schedule of a scheduled pipeline); follow it."""
-        from pipec.backends import vertex_submit
+        from pipec.backends.vertex_submit import submit as submit_job
 
         assert isinstance(settings, VertexSettings)
         settings.require()
-        return vertex_submit.submit(pipeline, settings, bundle, params, wait)
+        return submit_job(pipeline, settings, bundle, params, wait)
 
 
 class VertexHooks:

@@ -324,7 +324,8 @@ class _DagWriter:
         match loop.items:
             case Const():
                 assert isinstance(loop.items.value, list)
-                items = [templated_text(json_text(v)) for v in loop.items.value]
+                # Expanded values reach the tasks resolved, never rendered by Jinja.
+                items = [json_text(v) for v in loop.items.value]
             case ParamRef():
                 self.helpers.add("param_items")
                 self.imports.add(

@@ -1,7 +1,8 @@
 """Checks run inside the Airflow tool environment (.venvs/airflow) for tests/test_airflow*.py.
 
 The test process has pipec but no Airflow; this script has Airflow but imports nothing from pipec.
-It prints one JSON document on stdout:
+It prints its answer as one line, `pipec-airflow-check: ` + JSON, on stdout (Airflow's own logs
+may share stdout):
 
     python airflow_check.py import DAGS_FOLDER
         DagBag import: {"errors": {file: message}, "dags": {dag_id: {task_id: {...}}}}
@@ -18,6 +19,8 @@ import json
 import os
 import sys
 from typing import Any
+
+MARKER = "pipec-airflow-check: "
 
 
 def _task_info(task: Any) -> dict[str, Any]:
@@ -86,7 +89,7 @@ def main(argv: list[str]) -> int:
     else:
         print(f"unknown command {command!r}", file=sys.stderr)
         return 2
-    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    sys.stdout.write(f"\n{MARKER}{json.dumps(result, sort_keys=True)}\n")
     return 0
 
 

@@ -15,6 +15,7 @@ from pipec import driver
 from tests.conftest import REPO, tool_python
 
 CHECKER = REPO / "tests" / "airflow_check.py"
+MARKER = "pipec-airflow-check: "  # the answer line's prefix (tests/airflow_check.py)
 
 
 def compile_to(ref: str, out: Path, settings: Sequence[str] = ()) -> Path:
@@ -24,13 +25,13 @@ def compile_to(ref: str, out: Path, settings: Sequence[str] = ()) -> Path:
     return path
 
 
-def local_settings(artifacts: Path) -> list[str]:
+def local_settings(artifacts: Path, code_root: Path = REPO) -> list[str]:
     """Settings that run steps on this machine with the dev venv's python (it has pipec)."""
     return [
         "operator=local",
         f"artifact_root={artifacts}",
         f"python={sys.executable}",
-        f"code_root={REPO}",
+        f"code_root={code_root}",
     ]
 
 
@@ -60,9 +61,12 @@ def check(command: Sequence[str], env: dict[str, str], timeout: float = 600) -> 
         timeout=timeout,
         check=False,
     )
-    if done.returncode != 0 or not done.stdout.strip():
+    answers = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    if done.returncode != 0 or not answers:
         raise AssertionError(f"airflow_check {command[0]} failed:\n{done.stderr[-6000:]}")
-    answer: dict[str, Any] = json.loads(done.stdout)
+    answer: dict[str, Any] = json.loads(answers[-1][len(MARKER) :])
+    if "errors" in answer and answer["errors"] and command[0] == "run":
+        raise AssertionError(f"the DAG did not import: {answer['errors']}")
     return answer
 
 

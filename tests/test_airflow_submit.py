@@ -1,0 +1,177 @@
+"""The airflow submitter against a stand-in for Airflow 3's REST API on 127.0.0.1: the DAG file
+is placed atomically, the requests are exactly the documented ones, and every failure has its
+exit code (0 ok, 1 the run failed, 2 refused)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec import driver
+from pipec.backends.airflow import AirflowBackend, AirflowSettings
+from pipec.backends.base import SettingsError
+from tests.conftest import REPO
+
+DAG_ID = "hello"
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+
+
+@dataclass
+class FakeAirflow:
+    """What the stand-in answers, and every request it saw."""
+
+    run_states: list[str] = field(default_factory=lambda: ["queued", "running", "success"])
+    import_errors: list[dict[str, Any]] = field(default_factory=list)
+    parsed: bool = False
+    trigger_status: int = 200
+    requests: list[tuple[str, str, Any, str | None]] = field(default_factory=list)
+
+    def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if (method, path) == ("POST", "/auth/token"):
+            return 201, {"access_token": "token-123"}
+        if (method, path) == ("GET", "/api/v2/importErrors?limit=1000"):
+            return 200, {"import_errors": self.import_errors, "total_entries": 0}
+        if (method, path) == ("GET", f"/api/v2/dags/{DAG_ID}"):
+            # The first look finds nothing: the DAG processor has not parsed the file yet.
+            if not self.parsed:
+                self.parsed = True
+                return 404, {"detail": "not found"}
+            return 200, {"dag_id": DAG_ID, "last_parsed_time": "2999-01-01T00:00:00Z"}
+        if (method, path) == ("PATCH", f"/api/v2/dags/{DAG_ID}"):
+            return 200, {"dag_id": DAG_ID, "is_paused": False}
+        if (method, path) == ("POST", f"/api/v2/dags/{DAG_ID}/dagRuns"):
+            if self.trigger_status != 200:
+                return self.trigger_status, {"detail": "conf does not match the params"}
+            return 200, {"dag_run_id": RUN_ID, "state": "queued"}
+        if method == "GET" and path.startswith(f"/api/v2/dags/{DAG_ID}/dagRuns/"):
+            state = self.run_states.pop(0) if len(self.run_states) > 1 else self.run_states[0]
+            return 200, {"dag_run_id": RUN_ID, "state": state}
+        return 404, {"detail": f"no route {method} {path}"}
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[FakeAirflow, str]]:
+    state = FakeAirflow()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else None
+            state.requests.append(
+                (self.command, self.path, body, self.headers.get("Authorization"))
+            )
+            status, answer = state.answer(self.command, self.path, body)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = _handle
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _submit(url: str, dags: Path, wait: bool, **environ: str) -> int:
+    pipeline, settings, backend = driver.load_and_check(
+        str(REPO / "examples/hello.py"),
+        "airflow",
+        [f"api_url={url}", f"dags_folder={dags}", "run_timeout=30"],
+    )
+    assert isinstance(backend, AirflowBackend) and isinstance(settings, AirflowSettings)
+    bundle = backend.emit(pipeline, settings)
+    from pipec.backends import airflow_submit
+
+    return airflow_submit.submit(
+        pipeline.id, settings, bundle, {"name": "Ada"}, wait, environ, sleep=lambda _: None
+    )
+
+
+def test_places_triggers_and_follows(fake: tuple[FakeAirflow, str], tmp_path: Path) -> None:
+    state, url = fake
+    code = _submit(url, tmp_path, True, AIRFLOW_USERNAME="admin", AIRFLOW_PASSWORD="pw")
+    assert code == 0
+    expected_file = driver.compile_ref(str(REPO / "examples/hello.py"), "airflow")["hello.py"]
+    assert (tmp_path / "hello.py").read_text(encoding="utf-8") == expected_file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hello.py"]  # no temporary left
+    calls = [(method, path, body) for method, path, body, _ in state.requests]
+    assert calls[0] == ("POST", "/auth/token", {"username": "admin", "password": "pw"})
+    assert ("PATCH", "/api/v2/dags/hello", {"is_paused": False}) in calls
+    trigger = (
+        "POST",
+        "/api/v2/dags/hello/dagRuns",
+        {"conf": {"name": "Ada"}, "logical_date": None},
+    )
+    assert trigger in calls
+    # The run is triggered only after the DAG was seen parsed, and followed to its end.
+    assert calls.index(trigger) > calls.index(("GET", "/api/v2/dags/hello", None))
+    polls = [c for c in calls if c[1].startswith("/api/v2/dags/hello/dagRuns/")]
+    assert len(polls) == 3
+    assert all(auth == "Bearer token-123" for _, path, _, auth in state.requests[1:])
+
+
+def test_a_failed_run_exits_1(fake: tuple[FakeAirflow, str], tmp_path: Path) -> None:
+    state, url = fake
+    state.run_states = ["running", "failed"]
+    assert _submit(url, tmp_path, True, AIRFLOW_API_TOKEN="tok") == 1
+    assert all(auth == "Bearer tok" for *_, auth in state.requests)
+
+
+def test_without_wait_returns_after_the_trigger(
+    fake: tuple[FakeAirflow, str], tmp_path: Path
+) -> None:
+    state, url = fake
+    assert _submit(url, tmp_path, False) == 0
+    assert not [r for r in state.requests if "/dagRuns/" in r[1]]
+    assert all(auth is None for *_, auth in state.requests)
+
+
+def test_an_import_error_is_reported_and_nothing_runs(
+    fake: tuple[FakeAirflow, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, url = fake
+    state.import_errors = [{"filename": str(tmp_path / "hello.py"), "stack_trace": "SyntaxError"}]
+    assert _submit(url, tmp_path, True) == 2
+    assert not [r for r in state.requests if r[0] == "POST"]
+    assert "could not import hello.py: SyntaxError" in capsys.readouterr().err
+
+
+def test_a_refused_trigger_exits_2_with_the_servers_answer(
+    fake: tuple[FakeAirflow, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, url = fake
+    state.trigger_status = 400
+    assert _submit(url, tmp_path, True) == 2
+    assert "HTTP 400" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_exits_2(tmp_path: Path) -> None:
+    # Port 9 (discard) on the loopback address: nothing listens there.
+    assert _submit("http://127.0.0.1:9", tmp_path, False) == 2
+
+
+def test_dags_folder_is_required() -> None:
+    pipeline, settings, backend = driver.load_and_check(
+        str(REPO / "examples/hello.py"), "airflow", ()
+    )
+    with pytest.raises(SettingsError, match="dags_folder"):
+        backend.submit(pipeline, settings, {}, {}, False)  # type: ignore[attr-defined]

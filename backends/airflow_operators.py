@@ -15,7 +15,6 @@ from typing import Any
 
 from pipec.backends.airflow import AirflowSettings
 from pipec.backends.airflow_source import INDENT, Argv, Call, Code, call, templated_text
-from pipec.ir import names
 from pipec.ir.model import Resources
 
 RUNTIME_MODULE = "pipec.backends.runtime"
@@ -172,7 +171,7 @@ def kubernetes_task(
     if inv.export is not None:
         argv += ["--output-value", f"{inv.export}={K8S_XCOM_FILE}"]
     kwargs = _common(options)
-    kwargs["name"] = names.dns_label(options.task_id)
+    # The pod name is left to the operator: it derives a DNS-safe, unique one from the task id.
     kwargs["namespace"] = templated_text(settings.namespace) if settings.namespace else None
     kwargs["image"] = templated_text(inv.image or "")
     kwargs["cmds"] = [templated_text(settings.python)]
@@ -183,7 +182,8 @@ def kubernetes_task(
         secret = templated_text(settings.kubernetes_secret)
         kwargs["secrets"] = [call("Secret", "env", name, secret, name) for name in inv.secrets]
     kwargs.update(_pod_resources(inv.resources, settings, imports))
-    kwargs["do_xcom_push"] = inv.export is not None
+    if inv.export is not None:  # off by default for this operator
+        kwargs["do_xcom_push"] = True
     return Created(call("KubernetesPodOperator", **kwargs))
 
 

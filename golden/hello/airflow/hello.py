@@ -22,7 +22,6 @@ with DAG(
 ) as dag:
     greet_task = KubernetesPodOperator(
         task_id="greet",
-        name="greet",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -34,12 +33,10 @@ with DAG(
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/greet/output",
         ],
         env_vars={"PIPEC_INPUT_name": '{{ params["name"] | tojson }}'},
-        do_xcom_push=False,
     )
 
     shout_task = KubernetesPodOperator(
         task_id="shout",
-        name="shout",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -50,6 +47,5 @@ with DAG(
             "--input", "text=artifact:s3://pipec-artifacts/examples/{{ run_id }}/greet/output",
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/shout/output",
         ],
-        do_xcom_push=False,
     )
     greet_task >> shout_task

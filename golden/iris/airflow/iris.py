@@ -49,7 +49,6 @@ with DAG(
 ) as dag:
     load_iris_task = KubernetesPodOperator(
         task_id="load_iris",
-        name="load-iris",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -59,12 +58,10 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/load_iris/output",
         ],
-        do_xcom_push=False,
     )
 
     split_task = KubernetesPodOperator(
         task_id="split",
-        name="split",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -78,7 +75,6 @@ with DAG(
             "--output", "y_train=s3://pipec-artifacts/examples/{{ run_id }}/split/y_train",
             "--output", "y_test=s3://pipec-artifacts/examples/{{ run_id }}/split/y_test",
         ],
-        do_xcom_push=False,
     )
     load_iris_task >> split_task
 
@@ -92,7 +88,6 @@ with DAG(
     def loop_1_body(item):
         train_task = KubernetesPodOperator(
             task_id="train",
-            name="train",
             image="ghcr.io/acme/pipec-examples:0.1",
             cmds=["python3"],
             arguments=[
@@ -107,13 +102,11 @@ with DAG(
                 "output=s3://pipec-artifacts/examples/{{ run_id }}/train/{{ ti.map_index }}/output",
             ],
             env_vars={"PIPEC_INPUT_c": item},
-            do_xcom_push=False,
         )
         split_task >> train_task
 
         evaluate_task = KubernetesPodOperator(
             task_id="evaluate",
-            name="evaluate",
             image="ghcr.io/acme/pipec-examples:0.1",
             cmds=["python3"],
             arguments=[
@@ -130,7 +123,6 @@ with DAG(
                 "output=s3://pipec-artifacts/examples/{{ run_id }}/evaluate/{{ ti.map_index }}/output",
             ],
             env_vars={"PIPEC_INPUT_c": item},
-            do_xcom_push=False,
         )
         [train_task, split_task] >> evaluate_task
 
@@ -139,7 +131,6 @@ with DAG(
     pick_best_task = KubernetesPodOperator(
         task_id="pick_best",
         trigger_rule="none_failed",
-        name="pick-best",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -166,7 +157,6 @@ with DAG(
 
     register_task = KubernetesPodOperator(
         task_id="register",
-        name="register",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -179,13 +169,11 @@ with DAG(
             "--input", "c=artifact:s3://pipec-artifacts/examples/{{ run_id }}/pick_best/c",
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/register/output",
         ],
-        do_xcom_push=False,
     )
     [pick_best_task, condition_1_branch] >> register_task
 
     reject_task = KubernetesPodOperator(
         task_id="reject",
-        name="reject",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -196,6 +184,5 @@ with DAG(
             "--input",
             "accuracy=artifact:s3://pipec-artifacts/examples/{{ run_id }}/pick_best/accuracy",
         ],
-        do_xcom_push=False,
     )
     [pick_best_task, condition_1_branch] >> reject_task

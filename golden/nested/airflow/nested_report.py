@@ -59,7 +59,6 @@ with DAG(
     with TaskGroup(group_id="word_count", prefix_group_id=False, tooltip="word_count") as word_count_group:
         make_shards_task = KubernetesPodOperator(
             task_id="make_shards",
-            name="make-shards",
             image="ghcr.io/acme/pipec-examples:0.1",
             cmds=["python3"],
             arguments=[
@@ -79,7 +78,6 @@ with DAG(
         def loop_1_body(item):
             count_words_task = KubernetesPodOperator(
                 task_id="count_words",
-                name="count-words",
                 image="ghcr.io/acme/pipec-examples:0.1",
                 cmds=["python3"],
                 arguments=[
@@ -92,7 +90,6 @@ with DAG(
                     "output=s3://pipec-artifacts/examples/{{ run_id }}/count_words/{{ ti.map_index }}/output",
                 ],
                 env_vars={"PIPEC_INPUT_shard": item},
-                do_xcom_push=False,
             )
 
         loop_1_group = loop_1_body.expand(item=make_shards_task.output.map(_json_text))
@@ -100,7 +97,6 @@ with DAG(
         total_task = KubernetesPodOperator(
             task_id="total",
             trigger_rule="none_failed",
-            name="total",
             image="ghcr.io/acme/pipec-examples:0.1",
             cmds=["python3"],
             arguments=[
@@ -120,7 +116,6 @@ with DAG(
     with TaskGroup(group_id="word_count_2", prefix_group_id=False, tooltip="word_count") as word_count_2_group:
         make_shards_2_task = KubernetesPodOperator(
             task_id="make_shards_2",
-            name="make-shards-2",
             image="ghcr.io/acme/pipec-examples:0.1",
             cmds=["python3"],
             arguments=[
@@ -141,7 +136,6 @@ with DAG(
         def loop_2_body(item):
             count_words_2_task = KubernetesPodOperator(
                 task_id="count_words_2",
-                name="count-words-2",
                 image="ghcr.io/acme/pipec-examples:0.1",
                 cmds=["python3"],
                 arguments=[
@@ -154,7 +148,6 @@ with DAG(
                     "output=s3://pipec-artifacts/examples/{{ run_id }}/count_words_2/{{ ti.map_index }}/output",
                 ],
                 env_vars={"PIPEC_INPUT_shard": item},
-                do_xcom_push=False,
             )
 
         loop_2_group = loop_2_body.expand(item=make_shards_2_task.output.map(_json_text))
@@ -162,7 +155,6 @@ with DAG(
         total_2_task = KubernetesPodOperator(
             task_id="total_2",
             trigger_rule="none_failed",
-            name="total-2",
             image="ghcr.io/acme/pipec-examples:0.1",
             cmds=["python3"],
             arguments=[
@@ -188,7 +180,6 @@ with DAG(
 
     label_task = KubernetesPodOperator(
         task_id="label",
-        name="label",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -201,13 +192,11 @@ with DAG(
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/label/output",
         ],
         env_vars={"PIPEC_INPUT_kind": '"big"'},
-        do_xcom_push=False,
     )
     [total_task, condition_1_branch] >> label_task
 
     publish_task = KubernetesPodOperator(
         task_id="publish",
-        name="publish",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -219,7 +208,6 @@ with DAG(
             "--input", "strict=env:PIPEC_INPUT_strict",
         ],
         env_vars={"PIPEC_INPUT_strict": '{{ params["strict"] | tojson }}'},
-        do_xcom_push=False,
     )
     [label_task, condition_1_branch] >> publish_task
 
@@ -232,7 +220,6 @@ with DAG(
 
     label_2_task = KubernetesPodOperator(
         task_id="label_2",
-        name="label-2",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -245,13 +232,11 @@ with DAG(
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/label_2/output",
         ],
         env_vars={"PIPEC_INPUT_kind": '"medium"'},
-        do_xcom_push=False,
     )
     [total_2_task, condition_1_branch, condition_2_branch] >> label_2_task
 
     publish_2_task = KubernetesPodOperator(
         task_id="publish_2",
-        name="publish-2",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -261,13 +246,11 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--input", "message=artifact:s3://pipec-artifacts/examples/{{ run_id }}/label_2/output",
         ],
-        do_xcom_push=False,
     )
     [label_2_task, condition_1_branch, condition_2_branch] >> publish_2_task
 
     label_3_task = KubernetesPodOperator(
         task_id="label_3",
-        name="label-3",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -280,13 +263,11 @@ with DAG(
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/label_3/output",
         ],
         env_vars={"PIPEC_INPUT_kind": '"small"'},
-        do_xcom_push=False,
     )
     [total_task, condition_1_branch, condition_2_branch] >> label_3_task
 
     publish_3_task = KubernetesPodOperator(
         task_id="publish_3",
-        name="publish-3",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -296,6 +277,5 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--input", "message=artifact:s3://pipec-artifacts/examples/{{ run_id }}/label_3/output",
         ],
-        do_xcom_push=False,
     )
     [label_3_task, condition_1_branch, condition_2_branch] >> publish_3_task

@@ -53,7 +53,6 @@ with DAG(
 ) as dag:
     load_task = KubernetesPodOperator(
         task_id="load",
-        name="load",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -65,7 +64,6 @@ with DAG(
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/load/output",
         ],
         env_vars={"PIPEC_INPUT_n": '{{ params["n"] | tojson }}'},
-        do_xcom_push=False,
     )
 
     split_task = KubernetesPodOperator(
@@ -73,7 +71,6 @@ with DAG(
         retries=2,
         retry_delay=timedelta(seconds=0),
         execution_timeout=timedelta(seconds=600),
-        name="split",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -85,13 +82,11 @@ with DAG(
             "--output", "train=s3://pipec-artifacts/examples/{{ run_id }}/split/train",
             "--output", "test=s3://pipec-artifacts/examples/{{ run_id }}/split/test",
         ],
-        do_xcom_push=False,
     )
     load_task >> split_task
 
     train_task = KubernetesPodOperator(
         task_id="train",
-        name="train",
         image="ghcr.io/acme/train:1.4",
         cmds=["python3"],
         arguments=[
@@ -109,13 +104,11 @@ with DAG(
             limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
         ),
         node_selector={"nvidia.com/gpu.product": "nvidia-l4"},
-        do_xcom_push=False,
     )
     split_task >> train_task
 
     evaluate_task = KubernetesPodOperator(
         task_id="evaluate",
-        name="evaluate",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -141,7 +134,6 @@ with DAG(
 
     deploy_task = KubernetesPodOperator(
         task_id="deploy",
-        name="deploy",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -153,13 +145,11 @@ with DAG(
         ],
         env_vars={"STAGE": "prod"},
         secrets=[Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")],
-        do_xcom_push=False,
     )
     [train_task, condition_1_branch] >> deploy_task
 
     notify_task = KubernetesPodOperator(
         task_id="notify",
-        name="notify",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -169,7 +159,6 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--input", "score=artifact:s3://pipec-artifacts/examples/{{ run_id }}/evaluate/output",
         ],
-        do_xcom_push=False,
     )
     [evaluate_task, condition_1_branch] >> notify_task
 
@@ -184,7 +173,6 @@ with DAG(
         train_2_task = KubernetesPodOperator(
             task_id="train_2",
             max_active_tis_per_dagrun=2,
-            name="train-2",
             image="ghcr.io/acme/train:1.4",
             cmds=["python3"],
             arguments=[
@@ -203,14 +191,12 @@ with DAG(
                 limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
             ),
             node_selector={"nvidia.com/gpu.product": "nvidia-l4"},
-            do_xcom_push=False,
         )
         split_task >> train_2_task
 
         evaluate_2_task = KubernetesPodOperator(
             task_id="evaluate_2",
             max_active_tis_per_dagrun=2,
-            name="evaluate-2",
             image="ghcr.io/acme/pipec-examples:0.1",
             cmds=["python3"],
             arguments=[
@@ -224,7 +210,6 @@ with DAG(
                 "--output",
                 "output=s3://pipec-artifacts/examples/{{ run_id }}/evaluate_2/{{ ti.map_index }}/output",
             ],
-            do_xcom_push=False,
         )
         [train_2_task, split_task] >> evaluate_2_task
 
@@ -233,7 +218,6 @@ with DAG(
     best_task = KubernetesPodOperator(
         task_id="best",
         trigger_rule="none_failed",
-        name="best",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -245,13 +229,11 @@ with DAG(
             'scores=artifacts:{{ pipec_output_dirs(run_id, "evaluate_2", "output", ti.xcom_pull(task_ids="loop_1-items")) }}',
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/best/output",
         ],
-        do_xcom_push=False,
     )
     loop_1_group >> best_task
 
     cleanup_task = KubernetesPodOperator(
         task_id="cleanup",
-        name="cleanup",
         image="ghcr.io/acme/pipec-examples:0.1",
         cmds=["python3"],
         arguments=[
@@ -260,6 +242,5 @@ with DAG(
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
         ],
-        do_xcom_push=False,
     )
     train_task >> cleanup_task

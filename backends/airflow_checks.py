@@ -27,6 +27,7 @@ def check(pipeline: Pipeline, settings: AirflowSettings) -> list[Diagnostic]:
     found += _params(pipeline)
     for step in graph.steps(pipeline):
         found += _step_options(step, settings)
+    found += _images(pipeline, settings)
     return found
 
 
@@ -116,6 +117,26 @@ def _params(pipeline: Pipeline) -> list[Diagnostic]:
     ]
 
 
+def _images(pipeline: Pipeline, settings: AirflowSettings) -> list[Diagnostic]:
+    """Container modes need an image for every step: one diagnostic naming those without."""
+    if settings.operator == "local" or settings.image is not None:
+        return []
+    bare = [step for step in graph.steps(pipeline) if step.image is None]
+    if not bare:
+        return []
+    named = ", ".join(repr(s.id) for s in bare[:5]) + (", ..." if len(bare) > 5 else "")
+    return [
+        Diagnostic(
+            code="U001",
+            message=f"target 'airflow' (operator={settings.operator}) needs an image for every "
+            f"step; without one: {named}",
+            hint="set `image` in [tool.pipec.targets.airflow] (or --set image=...), or give the "
+            "steps an image",
+            location=bare[0].location,
+        )
+    ]
+
+
 def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     r = step.resources
@@ -148,14 +169,4 @@ def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
                     "use operator=kubernetes, or drop gpu_type",
                 )
             )
-    if settings.operator != "local" and step.image is None and settings.image is None:
-        found.append(
-            diagnostic(
-                step.id,
-                step.location,
-                f"a step without an image with operator={settings.operator}",
-                "set `image` in [tool.pipec.targets.airflow] (or --set image=...), or give the "
-                "step an image",
-            )
-        )
     return found

@@ -105,6 +105,60 @@ def test_branches_skip_exactly_their_steps(airflow: AirflowRunner) -> None:
     assert tasks["label_3"] == tasks["publish_3"] == ["skipped"]
 
 
+FLOW = """
+    @step
+    def number(n: int) -> int:
+        return n
+
+    @step
+    def mark(tag: str) -> str:
+        return tag
+
+    @step
+    def gather(items: list[str]) -> list[str]:
+        return items
+
+    @step
+    def words(n: int) -> list[str]:
+        return [f"w{i}" for i in range(n)]
+
+    @pipeline
+    def flow(n: int = 0) -> None:
+        value = number(n)
+        with when(value > 0):
+            inside = mark.with_options(name="inside")("then")
+            with foreach(["a", "b"]) as x:
+                got = mark.with_options(name="each")(x)
+            gather.with_options(name="gathered")(collect(got))
+        mark.with_options(name="after")("after").after(inside)
+        with foreach(words(n)) as w:
+            m = mark.with_options(name="per_word")(w)
+        gather.with_options(name="all")(collect(m))
+"""
+
+
+@pytest.mark.parametrize("n", [0, 3])
+def test_skips_stop_at_the_join_and_empty_loops_fan_in_nothing(
+    airflow: AirflowRunner, tmp_path: Path, n: int
+) -> None:
+    path = write_pipeline(tmp_path, FLOW)
+    result, run_dir = airflow.run(str(path), {"n": n}, code_root=tmp_path)
+    assert result["state"] == "success", result
+    tasks = result["tasks"]
+    inside = ["inside", "each", "gathered"]
+    if n == 0:
+        # A false test skips exactly the steps in its branch (the loop in it never expands),
+        # and a step after the join that waited for one of them still runs.
+        assert all(set(tasks[t]) == {"skipped"} for t in inside)
+        assert tasks["per_word"] == ["skipped"]  # a mapped task over no items
+    else:
+        assert tasks["each"] == ["success", "success"]
+        assert tasks["per_word"] == ["success"] * n
+    assert tasks["after"] == tasks["all"] == ["success"]
+    local = local_run(str(path), {"n": n}, tmp_path / "local", tmp_path)
+    assert stored_outputs(run_dir) == local
+
+
 HOSTILE = [
     'x"; echo $(id) > /tmp/pwned',
     "{{ 7 * 7 }} {% raw %} {# c #}",

@@ -5,7 +5,7 @@ docs/DESIGN.md):
 
     python -m pipec.backends.runtime --component MODULE:FUNCTION --returns single|named|none
         [--code-root DIR] [--input NAME=SOURCE ...] [--output NAME=DEST ...]
-        [--output-value NAME=FILE ...]
+        [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
 
 `main(argv)` is both the command line and the in-process entry point: the local runner's forked
 workers call it directly with the same arguments, so every engine goes through one code path.
@@ -48,6 +48,7 @@ class Invocation:
     inputs: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     output_values: dict[str, str] = field(default_factory=dict)
+    output_texts: dict[str, str] = field(default_factory=dict)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -76,6 +77,7 @@ def parse(argv: Sequence[str]) -> Invocation:
     parser.add_argument("--input", action="append", default=[])
     parser.add_argument("--output", action="append", default=[])
     parser.add_argument("--output-value", action="append", default=[])
+    parser.add_argument("--output-text", action="append", default=[])
     args = parser.parse_args(list(argv))
     if ":" not in args.component:
         raise InvocationError(f"--component takes MODULE:FUNCTION, got {args.component!r}")
@@ -86,12 +88,17 @@ def parse(argv: Sequence[str]) -> Invocation:
         inputs=_pairs("--input", args.input),
         outputs=_pairs("--output", args.output),
         output_values=_pairs("--output-value", args.output_value),
+        output_texts=_pairs("--output-text", args.output_text),
     )
     if invocation.returns == "none" and invocation.outputs:
         raise InvocationError("--returns none takes no --output")
-    unknown = sorted(set(invocation.output_values) - set(invocation.outputs))
-    if unknown:
-        raise InvocationError(f"--output-value {', '.join(unknown)} has no matching --output")
+    for option, given in (
+        ("--output-value", invocation.output_values),
+        ("--output-text", invocation.output_texts),
+    ):
+        unknown = sorted(set(given) - set(invocation.outputs))
+        if unknown:
+            raise InvocationError(f"{option} {', '.join(unknown)} has no matching --output")
     return invocation
 
 
@@ -123,6 +130,9 @@ def load_input(source: str) -> Any:
     match kind:
         case "value":
             return _json(rest, "value:")
+        case "text":
+            # Engines that hand strings over raw (KFP's STRING parameters) pass them as is.
+            return rest
         case "value-file":
             return _json(_read_text(rest), f"value-file:{rest}")
         case "env":
@@ -138,8 +148,8 @@ def load_input(source: str) -> Any:
             return [_artifact(uri) for uri in uris]
         case _:
             raise InvocationError(
-                f"unknown input kind {kind!r}; use value:, value-file:, env:, artifact: or "
-                "artifacts:"
+                f"unknown input kind {kind!r}; use value:, text:, value-file:, env:, artifact: "
+                "or artifacts:"
             )
 
 
@@ -206,6 +216,11 @@ def execute(invocation: Invocation) -> dict[str, dict[str, Any]]:
                 f"--output-value {name}: {type(value).__name__} is not a JSON value"
             )
         _write_text(path, materializers.canonical_json(value))
+    for name, path in invocation.output_texts.items():
+        value = produced[name]
+        if not isinstance(value, str):
+            raise InvocationError(f"--output-text {name}: {type(value).__name__} is not a str")
+        _write_text(path, value)
     return metas
 
 

@@ -221,3 +221,36 @@ def test_equal_values_hash_equally(tmp_path: Path) -> None:
     second = store.write({"a": 2, "b": 1}, str(tmp_path / "y"))
     third = store.write({"a": 2, "b": 2}, str(tmp_path / "z"))
     assert first["hash"] == second["hash"] != third["hash"]
+
+
+def test_raw_text_input_and_output(code_root: Path) -> None:
+    """KFP hands STRING parameters over raw: `text:` takes them verbatim, `--output-text` writes
+    a str output unquoted, and a non-str output is an invocation error."""
+    out = code_root / "out"
+    hostile = 'x"; echo $(id) {{ run_id }} \\n ünï'
+    done = _run(
+        code_root,
+        "--component", "rtmod:folder",
+        "--input", f"name=text:{hostile}",
+        "--output", f"output={out}/p",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (code_root / hostile / "inside.txt").read_text() == "content"
+    done = _run(
+        code_root,
+        "--component", "rtmod:add", "--returns", "named",
+        "--input", "a=value:1",
+        "--output", f"label={out}/label", "--output", f"total={out}/total",
+        "--output-text", f"label={out}/label.txt",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "label.txt").read_text() == "sum of 1 and 10"
+    done = _run(
+        code_root,
+        "--component", "rtmod:add", "--returns", "named",
+        "--input", "a=value:1",
+        "--output", f"total={out}/total2",
+        "--output-text", f"total={out}/total.txt",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "is not a str" in done.stderr

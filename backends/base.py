@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import (
@@ -24,7 +26,6 @@ from pipec.ir.model import (
     Pipeline,
     Step,
 )
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Every feature a pipeline can use, with the words `pipec targets` shows for it.
 FEATURES: dict[str, str] = {
@@ -116,6 +117,25 @@ class Backend(ABC):
     @abstractmethod
     def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
         """Produce the target's files for a validated pipeline."""
+
+    def submit(
+        self,
+        pipeline: Pipeline,
+        settings: TargetSettings,
+        bundle: Bundle,
+        params: dict[str, Any],
+        wait: bool,
+    ) -> int:
+        """Hand the emitted files to the engine with the given parameter values; return the exit
+        code (0 submitted or succeeded, 1 the run failed, 2 nothing could be sent)."""
+        raise NoSubmitter(
+            f"target {self.name!r} has no submitter: run `pipec compile REF --target {self.name}"
+            " -o DIR` and hand the files to the engine"
+        )
+
+
+class NoSubmitter(Exception):
+    """`pipec run` on a target that only compiles."""
 
 
 def features_used(pipeline: Pipeline) -> dict[str, list[tuple[str, Any]]]:

@@ -1,10 +1,10 @@
 """The run-side commands: `pipec run`, `pipec runs list|show`, `pipec logs`.
 
-`run` loads and checks REF through the driver, then executes it on the local target (the only
-target with a runner here). Exit codes follow the CLI contract: 0 the run succeeded, 1 it ran and
-failed, 2 the input is invalid (diagnostics on stderr, no traceback), 130 interrupted. With
-`--json`, stdout carries exactly one JSON document (the run summary) and everything else goes to
-stderr.
+`run` loads and checks REF through the driver, then executes it on the local target, or hands
+the compiled files to another target's submitter (`--target kubeflow|vertex|airflow`). Exit codes
+follow the CLI contract: 0 the run succeeded, 1 it ran and failed, 2 the input is invalid
+(diagnostics on stderr, no traceback), 130 interrupted. With `--json`, stdout carries exactly one
+JSON document (the run summary) and everything else goes to stderr.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from rich.text import Text
 
 from pipec import driver, loader
 from pipec.backends import UnknownTarget, local_plan, local_runner
-from pipec.backends.base import SettingsError
-from pipec.backends.local_params import ParamError, parse_pairs
+from pipec.backends.base import NoSubmitter, SettingsError
+from pipec.backends.local_params import ParamError, parse_pairs, resolve_params
 from pipec.backends.local_plan import PlanError
 from pipec.backends.local_runner import RunError, RunResult, log_tail, stored_result
 from pipec.backends.local_view import STATUS_STYLE
@@ -58,6 +58,7 @@ def project_root_of(ref: str | None) -> Path:
 @click.option("--no-cache", is_flag=True, help="Run every step even when a cached result exists.")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue an unfinished run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option("--wait", is_flag=True, help="Remote targets: follow the run until it finishes.")
 @click.option(
     "--view",
     type=click.Choice(["auto", "live", "plain", "quiet"]),
@@ -74,11 +75,23 @@ def run(
     no_cache: bool,
     resume_id: str | None,
     as_json: bool,
+    wait: bool,
     view: str,
 ) -> None:
-    """Run the pipeline REF (or continue run RUN_ID with --resume)."""
+    """Run the pipeline REF (or continue run RUN_ID with --resume).
+
+    `--target local` (the default) runs it here; other targets compile it and submit the files
+    to their engine (configure the engine with --set or [tool.pipec.targets.<target>]).
+    """
     if target != "local":
-        _invalid(f"error: target {target!r} has no runner here; use --target local")
+        if resume_id or no_cache or parallelism or as_json:
+            _invalid(
+                "error: --resume, --no-cache, --parallelism and --json are for --target local; "
+                "remote engines keep their own run records"
+            )
+        if not ref:
+            _invalid("error: missing REF (a pipeline file, module:name or IR file)")
+        sys.exit(_submit(ref, target, params, settings, wait))
     root = project_root_of(ref)
     try:
         if resume_id:
@@ -104,6 +117,26 @@ def run(
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
     sys.exit(result.exit_code)
+
+
+def _submit(
+    ref: str, target: str, params: Sequence[str], settings: Sequence[str], wait: bool
+) -> int:
+    """Compile REF for a remote target and hand it to that target's submitter."""
+    try:
+        pipeline, target_settings, backend = driver.load_and_check(ref, target, settings)
+        declared = {
+            p.name: {"type": p.type, "required": p.required, "default": p.default}
+            for p in pipeline.params
+        }
+        given = parse_pairs(params, declared)
+        resolve_params(declared, given)  # type errors and missing values stop here, not remotely
+        bundle = backend.emit(pipeline, target_settings)
+        return backend.submit(pipeline, target_settings, bundle, given, wait)
+    except DiagnosticError as exc:
+        _invalid("\n".join(d.render() for d in exc.diagnostics))
+    except (SettingsError, UnknownTarget, ParamError, NoSubmitter) as exc:
+        _invalid(f"error: {exc}")
 
 
 def print_summary(result: RunResult, console: Console) -> None:

@@ -13,6 +13,7 @@ materializer. `any` accepts every type.
 
 from __future__ import annotations
 
+import math
 import types as pytypes
 import typing
 from dataclasses import dataclass
@@ -149,7 +150,8 @@ def infer(value: object) -> str | None:
     if isinstance(value, int):
         return "int"
     if isinstance(value, float):
-        return "float"
+        # JSON has no NaN or infinity, and engines parse parameters as JSON.
+        return "float" if math.isfinite(value) else None
     if isinstance(value, str):
         return "str"
     if isinstance(value, list | tuple):

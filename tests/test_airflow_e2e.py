@@ -137,7 +137,7 @@ def _submit(airflow: Airflow, ref: str, params: dict[str, Any], code_root: Path 
     ]
     pipeline, settings_obj, backend = driver.load_and_check(ref, "airflow", settings)
     bundle = backend.emit(pipeline, settings_obj)
-    code: int = backend.submit(pipeline, settings_obj, bundle, params, True)  # type: ignore[attr-defined]
+    code: int = backend.submit(pipeline, settings_obj, bundle, params, True)
     return code
 
 

@@ -174,4 +174,4 @@ def test_dags_folder_is_required() -> None:
         str(REPO / "examples/hello.py"), "airflow", ()
     )
     with pytest.raises(SettingsError, match="dags_folder"):
-        backend.submit(pipeline, settings, {}, {}, False)  # type: ignore[attr-defined]
+        backend.submit(pipeline, settings, {}, {}, False)

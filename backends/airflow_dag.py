@@ -30,7 +30,16 @@ from typing import Any, assert_never
 from pipec.backends import airflow_operators as ops
 from pipec.backends.airflow import AirflowSettings
 from pipec.backends.airflow_checks import export_reads
-from pipec.backends.airflow_source import INDENT, Call, Code, assign, call, render, templated_text
+from pipec.backends.airflow_source import (
+    INDENT,
+    Call,
+    Code,
+    assign,
+    call,
+    py_str,
+    render,
+    templated_text,
+)
 from pipec.ir import graph, types
 from pipec.ir.model import (
     And,
@@ -498,9 +507,9 @@ def _expr(expr: Expr) -> ast.expr:
         case Const():
             return _literal(expr.value)
         case ParamRef():
-            return ast.Subscript(ast.Name("params"), ast.Constant(expr.param))
+            return ast.Subscript(ast.Name("params"), _string(expr.param))
         case OutputRef():
-            return ast.Subscript(ast.Name("values"), ast.Constant(f"{expr.step}.{expr.output}"))
+            return ast.Subscript(ast.Name("values"), _string(f"{expr.step}.{expr.output}"))
         case LoopItem():
             raise AssertionError("reported by airflow_checks: condition inside a foreach")
         case Compare():
@@ -527,5 +536,13 @@ def _literal(value: Any) -> ast.expr:
     if isinstance(value, list):
         return ast.List([_literal(v) for v in value])
     if isinstance(value, dict):
-        return ast.Dict([ast.Constant(k) for k in value], [_literal(v) for v in value.values()])
+        return ast.Dict([_string(k) for k in value], [_literal(v) for v in value.values()])
+    if isinstance(value, str):
+        return _string(value)
     return ast.Constant(value)
+
+
+def _string(text: str) -> ast.expr:
+    # ast.unparse quotes strings its own way; a name node holding `py_str`'s literal prints that
+    # literal as is, so the test reads in the same (double-quoted) style as the rest of the file.
+    return ast.Name(py_str(text))

@@ -30,7 +30,7 @@ def _output_dirs(run_id, step, output, items):
 
 def _when_condition_1(values, params):
     """Condition 'condition_1': the tasks to follow (`then` when the test holds)."""
-    if values['pick_best.accuracy'] >= params['min_accuracy']:
+    if values["pick_best.accuracy"] >= params["min_accuracy"]:
         return ["register"]
     return ["reject"]
 

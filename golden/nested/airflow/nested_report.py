@@ -30,14 +30,14 @@ def _output_dirs(run_id, step, output, items):
 
 def _when_condition_1(values, params):
     """Condition 'condition_1': the tasks to follow (`then` when the test holds)."""
-    if values['total.output'] > 100 and (not params['mode'] == 'dry-run'):
+    if values["total.output"] > 100 and (not params["mode"] == "dry-run"):
         return ["label", "publish"]
     return ["condition_2", "label_2", "publish_2", "label_3", "publish_3"]
 
 
 def _when_condition_2(values, params):
     """Condition 'condition_2': the tasks to follow (`then` when the test holds)."""
-    if values['total_2.output'] >= 20 or params['strict']:
+    if values["total_2.output"] >= 20 or params["strict"]:
         return ["label_2", "publish_2"]
     return ["label_3", "publish_3"]
 

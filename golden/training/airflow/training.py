@@ -32,7 +32,7 @@ def _output_dirs(run_id, step, output, items):
 
 def _when_condition_1(values, params):
     """Condition 'condition_1': the tasks to follow (`then` when the test holds)."""
-    if values['evaluate.output'] > 0.9:
+    if values["evaluate.output"] > 0.9:
         return ["deploy"]
     return ["notify"]
 

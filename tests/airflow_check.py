@@ -29,6 +29,7 @@ def _task_info(task: Any) -> dict[str, Any]:
         "upstream": sorted(task.upstream_task_ids),
         "trigger_rule": getattr(task.trigger_rule, "value", str(task.trigger_rule)),
         "group": task.task_group.group_id if task.task_group else None,
+        "display_name": task.task_display_name,
     }
     for field in ("retries", "max_active_tis_per_dagrun"):
         info[field] = getattr(task, field, None)

@@ -150,3 +150,29 @@ def test_templated_text_wraps_only_what_jinja_would_touch() -> None:
     assert templated_text("has {{ x }}") != "has {{ x }}"
     assert templated_text("run.sh", (".sh",)) != "run.sh"
     assert templated_text("run.sh") == "run.sh"
+
+
+HOSTILE_SOURCE = """
+    @step
+    def echo(text: str, tag: str) -> str:
+        return text + tag
+
+    @pipeline(name="hostile {{ run_id }} \\"; $(id)")
+    def hostile(text: str = "x\\"; echo $(id) {{ 7 * 7 }}") -> None:
+        echo.with_options(
+            name="{% raw %} ünï \\u2028 ✓ '\\"\\\\ step", env={"E": "{{ x }}\\nends.sh"}
+        )(text=text, tag="{# c #} ends.env")
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hostile_names_and_values_import_in_every_mode(tmp_path: Path, mode: str) -> None:
+    path = write_pipeline(tmp_path, HOSTILE_SOURCE)
+    dags = tmp_path / "dags"
+    compile_to(str(path), dags, [f"operator={mode}", "image=img:1", "artifact_root=/srv/a"])
+    result = check(["import", str(dags)], airflow_env(tmp_path / "home", dags))
+    assert result["errors"] == {}
+    (dag,) = result["dags"].values()
+    assert dag["params"] == {"text": 'x"; echo $(id) {{ 7 * 7 }}'}
+    (task,) = dag["tasks"].values()
+    assert task["display_name"] == "{% raw %} ünï \u2028 ✓ '\"\\ step"

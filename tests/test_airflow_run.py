@@ -192,9 +192,10 @@ def test_hostile_names_and_values_arrive_verbatim(airflow: AirflowRunner, tmp_pa
 
         @pipeline(name="hostile {{{{ run_id }}}} \\"; $(id)")
         def hostile(text: str = HOSTILE[0], items: list[str] = HOSTILE) -> None:
-            echo.with_options(name=HOSTILE[1] + " step", env={{"HOSTILE_ENV": HOSTILE[2]}})(
-                text=text, items=items, tag=HOSTILE[3]
-            )
+            # Constants and env values with Jinja syntax are written into the DAG file itself.
+            echo.with_options(
+                name=HOSTILE[1] + " step", env={{"HOSTILE_ENV": HOSTILE[2] + HOSTILE[1]}}
+            )(text=text, items=items, tag=HOSTILE[1] + HOSTILE[3])
             with foreach(HOSTILE) as value:
                 got = item.with_options(name=HOSTILE[4])(value=value)
             fan_in(values=collect(got))
@@ -208,7 +209,12 @@ def test_hostile_names_and_values_arrive_verbatim(airflow: AirflowRunner, tmp_pa
     ]
     echoed = [json.loads(v) for v in values if isinstance(v, str) and v.startswith('{"text"')]
     assert echoed == [
-        {"text": conf["text"], "items": conf["items"], "tag": HOSTILE[3], "env": HOSTILE[2]}
+        {
+            "text": conf["text"],
+            "items": conf["items"],
+            "tag": HOSTILE[1] + HOSTILE[3],
+            "env": HOSTILE[2] + HOSTILE[1],
+        }
     ]
     # Each loop item reached its iteration unchanged, and collect() gathered them in order.
     assert [v for v in values if isinstance(v, list)] == [HOSTILE]

@@ -176,3 +176,27 @@ def test_hostile_names_and_values_import_in_every_mode(tmp_path: Path, mode: str
     assert dag["params"] == {"text": 'x"; echo $(id) {{ 7 * 7 }}'}
     (task,) = dag["tasks"].values()
     assert task["display_name"] == "{% raw %} ünï \u2028 ✓ '\"\\ step"
+
+
+def test_a_condition_inside_a_foreach_is_a_diagnostic(tmp_path: Path) -> None:
+    # Branch skips inside a mapped task group did not hold per iteration on Airflow 3.3 (the
+    # skipped side still ran), so the target refuses the shape instead of running both sides.
+    path = write_pipeline(
+        tmp_path,
+        """
+        @step
+        def show(x: int) -> int:
+            return x
+
+        @pipeline
+        def sorter(xs: list[int] = [1, 2]) -> None:
+            with foreach(xs) as x:
+                with when(x > 1):
+                    show(x)
+        """,
+    )
+    with pytest.raises(DiagnosticError) as caught:
+        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts"])
+    assert [d.message for d in caught.value.diagnostics] == [
+        "target 'airflow' cannot express a when/otherwise inside a foreach (used by 'condition_1')"
+    ]

@@ -196,7 +196,7 @@ def test_a_condition_inside_a_foreach_is_a_diagnostic(tmp_path: Path) -> None:
         """,
     )
     with pytest.raises(DiagnosticError) as caught:
-        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts"])
+        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts", "image=i"])
     assert [d.message for d in caught.value.diagnostics] == [
         "target 'airflow' cannot express a when/otherwise inside a foreach (used by 'condition_1')"
     ]

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import yaml
 from pydantic import Field
 
 from pipec.backends import kubeflow_spec as ks
+from pipec.backends import yaml_text
 from pipec.backends.base import (
     Backend,
     Bundle,
@@ -203,24 +203,6 @@ class KubeflowHooks:
         return found or None
 
 
-_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-class _Dumper(_BaseDumper):  # type: ignore[misc]
-    """libyaml's safe dumper when present (fast), else the pure-Python one; never writes
-    anchors and aliases (a value shared by two tasks is written out twice)."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def dump_yaml(documents: list[JSON]) -> str:
-    """YAML documents with sorted keys, block style, and no line folding."""
-    return yaml.dump_all(
-        documents,
-        Dumper=_Dumper,
-        sort_keys=True,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=2**31 - 1,
-    )
+    """YAML documents with sorted keys in block style (see `yaml_text` for why not PyYAML)."""
+    return yaml_text.dump_all(documents)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -44,8 +45,12 @@ def caller_location(root: Path | None, depth: int = 2) -> Location:
     return Location(file=relative_file(frame.f_code.co_filename, root), line=frame.f_lineno)
 
 
+@functools.lru_cache(maxsize=1024)
 def relative_file(filename: str, root: Path | None) -> str:
-    """A file name relative to the project root, with `/` separators (deterministic output)."""
+    """A file name relative to the project root, with `/` separators (deterministic output).
+
+    Cached: every traced call asks for its file, and resolving a path touches the disk.
+    """
     path = Path(filename)
     if root is not None and path.is_absolute():
         try:

@@ -13,6 +13,7 @@ materializer. `any` accepts every type.
 
 from __future__ import annotations
 
+import functools
 import math
 import types as pytypes
 import typing
@@ -44,8 +45,12 @@ class TypeSyntaxError(ValueError):
     """A type string that does not follow the grammar above."""
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> TypeExpr:
-    """Parse a type string; raise `TypeSyntaxError` when it is malformed."""
+    """Parse a type string; raise `TypeSyntaxError` when it is malformed.
+
+    Cached: a pipeline names few distinct types but asks about them once per binding.
+    """
     expr, rest = _parse(text.strip())
     if rest.strip():
         raise TypeSyntaxError(f"unexpected {rest.strip()!r} in type {text!r}")

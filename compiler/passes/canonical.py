@@ -22,6 +22,8 @@ def _body(body: tuple[Node, ...]) -> tuple[Node, ...]:
 def _node(node: Node) -> Node:
     match node:
         case Step():
+            if _is_canonical(node):
+                return node  # the tracer already wrote it in order: skip the copy
             return node.model_copy(
                 update={
                     "after": tuple(sorted(set(node.after))),
@@ -36,3 +38,12 @@ def _node(node: Node) -> Node:
             )
         case Loop() | Group():
             return node.model_copy(update={"body": _body(node.body)})
+
+
+def _is_canonical(step: Step) -> bool:
+    return (
+        list(step.after) == sorted(set(step.after))
+        and list(step.secrets) == sorted(set(step.secrets))
+        and list(step.args) == sorted(step.args)
+        and list(step.env) == sorted(step.env)
+    )

@@ -1,14 +1,8 @@
-"""The pipeline the kubeflow tests run for real under kfp.local (DockerRunner): a foreach with
-parallelism over a parameter, a chain of steps inside the loop, a fan-in of the loop's results,
-and a when/otherwise on a bool output.
+"""A parameter sweep: scale and square every x in parallel (at most two at a time), sum the
+squares (fan-in), and branch on whether the sum is big. Every value is a parameter-sized number,
+so it runs the same on every engine, kfp.local included (the kubeflow tests run it there):
 
-Why not one of examples/: kfp.local 2.17 replaces *every* input of a loop task that comes from a
-task output with the loop item, so a loop body that reads an upstream step's output (as iris,
-training and nested do) cannot run under kfp.local, although the spec is what KFP itself emits.
-This pipeline's loop reads only its item and parameters. kfp.local also only sees output artifacts
-that a task lists in KFP's executor-output file (which the KFP Python executor writes and a plain
-container does not), so the values here are all parameters. Its results are compared with the
-local target's.
+    pipec run examples/sweep.py --param xs='[1, 2, 3, 4]'
 """
 
 from __future__ import annotations
@@ -46,8 +40,8 @@ def low(value: float) -> dict[str, float]:
     return {"low": value}
 
 
-@pipeline(name="kfp-fan-in")
-def fan_in(
+@pipeline(name="sweep")
+def sweep(
     xs: list[float] = [1.0, 2.0, 3.0],  # noqa: B006
     factor: float = 2.0,
     threshold: float = 20.0,
@@ -60,3 +54,7 @@ def fan_in(
         high(value=t)
     with otherwise():
         low(value=t)
+
+
+if __name__ == "__main__":
+    sweep()

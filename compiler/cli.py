@@ -178,6 +178,7 @@ def targets(as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -185,7 +186,8 @@ def targets(as_json: bool) -> None:
     for column in ("target", "description", "install", "settings"):
         summary.add_column(column)
     for name, b in rows:
-        extra = f"pip install 'pipec[{b.extra}]'" if b.extra else "(base install)"
+        # Escaped: rich would read `[extra]` as a style tag and drop it.
+        extra = escape(f"pip install 'pipec[{b.extra}]'") if b.extra else "(base install)"
         summary.add_row(
             name, b.description, extra, ", ".join(sorted(b.settings_model.model_fields))
         )

@@ -184,3 +184,9 @@ def test_targets_lists_registered_targets() -> None:
     data = json.loads(result.output)
     assert "local" in data
     assert data["local"]["features"]["condition"] is True
+
+
+def test_targets_table_names_the_extra_to_install() -> None:
+    result = CliRunner().invoke(main, ["targets"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "pip install 'pipec[airflow]'" in result.output

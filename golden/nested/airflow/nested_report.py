@@ -7,7 +7,7 @@ environment variables, never inside a command line.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator
@@ -56,7 +56,11 @@ with DAG(
     user_defined_macros={"pipec_output_dirs": _output_dirs},
     tags=["pipec"],
 ) as dag:
-    with TaskGroup(group_id="word_count", prefix_group_id=False, tooltip="word_count") as word_count_group:
+    with TaskGroup(
+        group_id="word_count",
+        prefix_group_id=False,
+        tooltip="word_count",
+    ) as word_count_group:
         make_shards_task = KubernetesPodOperator(
             task_id="make_shards",
             image="ghcr.io/acme/pipec-examples:0.1",
@@ -113,7 +117,11 @@ with DAG(
         )
         loop_1_group >> total_task
 
-    with TaskGroup(group_id="word_count_2", prefix_group_id=False, tooltip="word_count") as word_count_2_group:
+    with TaskGroup(
+        group_id="word_count_2",
+        prefix_group_id=False,
+        tooltip="word_count",
+    ) as word_count_2_group:
         make_shards_2_task = KubernetesPodOperator(
             task_id="make_shards_2",
             image="ghcr.io/acme/pipec-examples:0.1",

@@ -200,3 +200,44 @@ def test_a_condition_inside_a_foreach_is_a_diagnostic(tmp_path: Path) -> None:
     assert [d.message for d in caught.value.diagnostics] == [
         "target 'airflow' cannot express a when/otherwise inside a foreach (used by 'condition_1')"
     ]
+
+
+def test_memory_quantities_become_docker_byte_limits() -> None:
+    from pipec.backends.airflow_operators import memory_bytes
+
+    assert memory_bytes("16Gi") == 16 * 2**30
+    assert memory_bytes("512M") == 512 * 10**6
+    assert memory_bytes("1.5Gi") == int(1.5 * 2**30)
+    assert memory_bytes("1000") == 1000
+    with pytest.raises(ValueError, match="not a memory quantity"):
+        memory_bytes("16 gigs")
+
+
+def test_kubernetes_resources_gpus_and_secrets_are_spelled_natively() -> None:
+    (text,) = driver.compile_ref("examples/training.py", "airflow").values()
+    assert 'requests={"cpu": "4", "memory": "16Gi"}' in text
+    assert 'limits={"memory": "16Gi", "nvidia.com/gpu": "1"}' in text
+    assert 'node_selector={"nvidia.com/gpu.product": "nvidia-l4"}' in text
+    assert 'Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")' in text
+
+
+def test_docker_and_local_secrets_come_from_airflow_variables(tmp_path: Path) -> None:
+    path = write_pipeline(
+        tmp_path,
+        """
+        @step(secrets=["API_TOKEN"])
+        def call() -> None:
+            pass
+
+        @pipeline
+        def secretive() -> None:
+            call()
+        """,
+    )
+    base = ["artifact_root=/srv/a", "image=img:1"]
+    (docker,) = driver.compile_ref(str(path), "airflow", [*base, "operator=docker"]).values()
+    assert '"API_TOKEN": "{{ var.value.API_TOKEN }}"' in docker
+    (local,) = driver.compile_ref(str(path), "airflow", [*base, "operator=local"]).values()
+    # Read by the task callable at run time: never rendered into a template field.
+    assert '"secrets": ["API_TOKEN"]' in local
+    assert "var.value" not in local

@@ -3,7 +3,7 @@ dag-processor on 127.0.0.1, SQLite metadata database), running steps in `local` 
 
 The DAG file is placed in the DAGs folder, the run is triggered through `/api/v2`, and `--wait`
 follows it: a good run exits 0 with its outputs written (a hostile parameter value arrives
-verbatim), a failing step exits 1.
+verbatim), a failing step makes `pipec run --target airflow --wait` exit 1.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -128,13 +129,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def _submit(airflow: Airflow, ref: str, params: dict[str, Any], code_root: Path = REPO) -> int:
-    settings = [
+def _settings(airflow: Airflow, code_root: Path) -> list[str]:
+    return [
         *local_settings(airflow.artifacts, code_root),
         f"dags_folder={airflow.dags}",
         f"api_url={airflow.url}",
         "run_timeout=240",
     ]
+
+
+def _submit(airflow: Airflow, ref: str, params: dict[str, Any], code_root: Path = REPO) -> int:
+    settings = _settings(airflow, code_root)
     pipeline, settings_obj, backend = driver.load_and_check(ref, "airflow", settings)
     bundle = backend.emit(pipeline, settings_obj)
     code: int = backend.submit(pipeline, settings_obj, bundle, params, True)
@@ -164,4 +169,11 @@ def test_a_failing_step_makes_the_submitter_exit_1(airflow: Airflow, tmp_path: P
             explode()
         """,
     )
-    assert _submit(airflow, str(path), {}, code_root=tmp_path) == 1
+    # Through the command line this time: `pipec run --target airflow --wait`.
+    command = [sys.executable, "-m", "pipec.cli", "run", str(path), "--target", "airflow"]
+    command += ["--wait"]
+    for item in _settings(airflow, tmp_path):
+        command += ["--set", item]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "run manual__" in done.stderr and ": failed" in done.stderr

@@ -32,7 +32,7 @@ def check(pipeline: Pipeline, settings: AirflowSettings) -> list[Diagnostic]:
 
 
 def _shapes(pipeline: Pipeline) -> list[Diagnostic]:
-    """Mapped task groups cannot nest, and branching is done outside them."""
+    """Mapped task groups cannot nest, and loops read their items from one task."""
     found: list[Diagnostic] = []
     for node, scopes in graph.walk(pipeline.body):
         in_loop = any(s.kind == "loop" for s in scopes)
@@ -44,15 +44,6 @@ def _shapes(pipeline: Pipeline) -> list[Diagnostic]:
                     "a foreach inside a foreach (Airflow cannot nest mapped task groups)",
                     "collect the inner results in a step of its own pipeline, or flatten the "
                     "items into one list",
-                )
-            )
-        if isinstance(node, Condition) and in_loop:
-            found.append(
-                diagnostic(
-                    node.id,
-                    node.location,
-                    "a when/otherwise inside a foreach",
-                    "move the condition into the step (return early), or out of the loop",
                 )
             )
         if isinstance(node, Loop) and isinstance(node.items, LoopItem | Collect):

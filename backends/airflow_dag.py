@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, assert_never
 
 from pipec.backends import airflow_operators as ops
-from pipec.backends.airflow import AirflowSettings
+from pipec.backends.airflow import AirflowSettings, diagnostic
 from pipec.backends.airflow_checks import export_reads
 from pipec.backends.airflow_source import (
     INDENT,
@@ -41,6 +41,7 @@ from pipec.backends.airflow_source import (
     templated_text,
 )
 from pipec.ir import graph, types
+from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import (
     And,
     Collect,
@@ -306,13 +307,18 @@ class _DagWriter:
         self._depend(f"{step.id}_task", step.id, upstream, indent)
 
     def _condition(self, condition: Condition, indent: int) -> None:
-        self.imports.add(
-            "from airflow.providers.standard.operators.python import BranchPythonOperator"
-        )
         values: dict[str, Any] = {}
         for operand in graph.expr_operands(condition.test):
             if isinstance(operand, OutputRef):
                 values[f"{operand.step}.{operand.output}"] = Code(f"{operand.step}_task.output")
+            elif isinstance(operand, LoopItem):
+                values["item"] = Code("item")  # this iteration's item, as JSON text
+        if self._loop_of(condition.id) is not None:
+            self._gates(condition, values, indent)
+            return
+        self.imports.add(
+            "from airflow.providers.standard.operators.python import BranchPythonOperator"
+        )
         then_ids = self._task_ids(condition.then)
         else_ids = self._task_ids(condition.otherwise)
         self.conditions.append(_test_function(condition, then_ids, else_ids))
@@ -331,6 +337,35 @@ class _DagWriter:
         self._depend(f"{condition.id}_branch", condition.id, upstream, indent)
         for child in (*condition.then, *condition.otherwise):
             self._node(child, indent)
+
+    def _gates(self, condition: Condition, values: dict[str, Any], indent: int) -> None:
+        """A condition inside a foreach: one gate task per non-empty side, which skips itself
+        when its side is not taken; the side's tasks wait for it and are skipped with it.
+
+        (A branch operator cannot do this: it skips downstream task instances, and inside a
+        mapped task group those do not exist yet when it runs.)
+        """
+        self.imports.add("from airflow.providers.standard.operators.python import PythonOperator")
+        self.conditions.append(_gate_function(condition))
+        producers = sorted(
+            {op.step for op in graph.expr_operands(condition.test) if isinstance(op, OutputRef)}
+        )
+        upstream = producers + self._enclosing_conditions(condition.id)
+        for side, body in (("then", condition.then), ("otherwise", condition.otherwise)):
+            if not body:
+                continue
+            gate = call(
+                "PythonOperator",
+                task_id=f"{condition.id}-{side}",
+                python_callable=Code(f"_when_{condition.id}"),
+                op_kwargs={"values": values, "side": side},
+                trigger_rule=self._trigger_rule(condition.id, upstream),
+            )
+            variable = f"{condition.id}_{side}_gate"
+            self.lines += ["", assign(variable, gate, indent)]
+            self._depend(variable, condition.id, upstream, indent)
+            for child in body:
+                self._node(child, indent)
 
     def _loop(self, loop: Loop, indent: int) -> None:
         if not loop.body:
@@ -405,10 +440,17 @@ class _DagWriter:
         return loops[-1] if loops else None
 
     def _enclosing_conditions(self, node_id: str) -> list[str]:
-        return [s.id for s in self.scopes[node_id] if s.kind == "condition"]
+        """What a node waits for to know it runs: the branch task of each enclosing condition,
+        or (inside a foreach) the gate `<condition>-<side>` of the side it is on."""
+        return [
+            f"{s.id}-{s.branch}" if self._loop_of(s.id) is not None else s.id
+            for s in self.scopes[node_id]
+            if s.kind == "condition"
+        ]
 
     def _guards(self, node_id: str) -> set[str]:
         """The scopes that can keep a node from running: condition branches and loops."""
+        node_id = node_id.partition("-")[0]  # a gate is guarded like its condition
         return {s.key for s in self.scopes[node_id] if s.kind in ("condition", "loop")}
 
     def _upstream_of(self, step: Step) -> list[str]:
@@ -421,15 +463,33 @@ class _DagWriter:
 
     def _trigger_rule(self, node_id: str, upstream: Sequence[str]) -> str | None:
         mine = self._guards(node_id)
-        if any(not self._guards(u) <= mine for u in upstream):
-            return "none_failed"
-        return None
+        if not any(not self._guards(u) <= mine for u in upstream):
+            return None
+        gated = [u for u in self._enclosing_conditions(node_id) if "-" in u]
+        if gated:
+            # A gate's skip reaches its side only through `all_success`.
+            node = self._node_by_id(node_id)
+            raise DiagnosticError(
+                [
+                    diagnostic(
+                        node_id,
+                        node.location if node is not None else None,
+                        "a step inside a when/otherwise inside a foreach that also waits for a "
+                        "step another condition may skip",
+                        "drop the .after() on the conditional step, or move the condition",
+                    )
+                ]
+            )
+        return "none_failed"
 
     def _reference(self, upstream_id: str, from_id: str) -> str:
         """The variable to depend on: a task, or the mapped group of a loop `from_id` is not in."""
-        loop = self._loop_of(upstream_id)
+        base, gate, side = upstream_id.partition("-")
+        loop = self._loop_of(base)
         if loop is not None and loop != self._loop_of(from_id):
             return f"{loop}_group"
+        if gate:
+            return f"{base}_{side}_gate"
         if isinstance(self._node_by_id(upstream_id), Condition):
             return f"{upstream_id}_branch"
         return f"{upstream_id}_task"
@@ -452,8 +512,14 @@ class _DagWriter:
         found: list[str] = []
         for node, _ in graph.walk(nodes):
             match node:
-                case Step() | Condition():
+                case Step():
                     found.append(node.id)
+                case Condition():
+                    if self._loop_of(node.id) is None:
+                        found.append(node.id)
+                    else:
+                        sides = (("then", node.then), ("otherwise", node.otherwise))
+                        found += [f"{node.id}-{side}" for side, body in sides if body]
                 case Loop():
                     if isinstance(node.items, ParamRef) and node.body:
                         found.append(f"{node.id}{ITEMS_SUFFIX}")
@@ -508,6 +574,20 @@ def _test_function(condition: Condition, then_ids: list[str], else_ids: list[str
     )
 
 
+def _gate_function(condition: Condition) -> str:
+    """The gate callable of a condition inside a foreach: skip unless `side` is taken."""
+    test = ast.unparse(_expr(condition.test))
+    return (
+        f"def _when_{condition.id}(values, params, side):\n"
+        f'    """Condition {condition.id!r} in one iteration: skip `side` unless it is taken."""\n'
+        f'    taken = "then" if {test} else "otherwise"\n'
+        "    if side != taken:\n"
+        "        from airflow.sdk.exceptions import AirflowSkipException\n"
+        "\n"
+        f'        raise AirflowSkipException(f"{condition.id}: {{side}} is not taken")\n'
+    )
+
+
 def _expr(expr: Expr) -> ast.expr:
     """An IR expression as a Python AST (same truthiness as the local runner's evaluator)."""
     match expr:
@@ -518,7 +598,8 @@ def _expr(expr: Expr) -> ast.expr:
         case OutputRef():
             return ast.Subscript(ast.Name("values"), _string(f"{expr.step}.{expr.output}"))
         case LoopItem():
-            raise AssertionError("reported by airflow_checks: condition inside a foreach")
+            loads = ast.Attribute(ast.Name("json"), "loads")
+            return ast.Call(loads, [ast.Subscript(ast.Name("values"), _string("item"))], [])
         case Compare():
             op = {
                 "==": ast.Eq,

@@ -178,30 +178,6 @@ def test_hostile_names_and_values_import_in_every_mode(tmp_path: Path, mode: str
     assert task["display_name"] == "{% raw %} ünï \u2028 ✓ '\"\\ step"
 
 
-def test_a_condition_inside_a_foreach_is_a_diagnostic(tmp_path: Path) -> None:
-    # Branch skips inside a mapped task group did not hold per iteration on Airflow 3.3 (the
-    # skipped side still ran), so the target refuses the shape instead of running both sides.
-    path = write_pipeline(
-        tmp_path,
-        """
-        @step
-        def show(x: int) -> int:
-            return x
-
-        @pipeline
-        def sorter(xs: list[int] = [1, 2]) -> None:
-            with foreach(xs) as x:
-                with when(x > 1):
-                    show(x)
-        """,
-    )
-    with pytest.raises(DiagnosticError) as caught:
-        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts", "image=i"])
-    assert [d.message for d in caught.value.diagnostics] == [
-        "target 'airflow' cannot express a when/otherwise inside a foreach (used by 'condition_1')"
-    ]
-
-
 def test_memory_quantities_become_docker_byte_limits() -> None:
     from pipec.backends.airflow_operators import memory_bytes
 
@@ -241,3 +217,31 @@ def test_docker_and_local_secrets_come_from_airflow_variables(tmp_path: Path) ->
     # Read by the task callable at run time: never rendered into a template field.
     assert '"secrets": ["API_TOKEN"]' in local
     assert "var.value" not in local
+
+
+def test_a_gated_step_waiting_on_another_conditions_step_is_a_diagnostic(
+    tmp_path: Path,
+) -> None:
+    # Inside a foreach a condition's side is skipped through `all_success`; a step that must
+    # also tolerate a skipped `.after()` target cannot have both rules.
+    path = write_pipeline(
+        tmp_path,
+        """
+        @step
+        def show(x: int) -> int:
+            return x
+
+        @pipeline
+        def waiting(flag: bool = True, xs: list[int] = [1, 2]) -> None:
+            with when(flag):
+                first = show(0)
+            with foreach(xs) as x:
+                with when(x > 1):
+                    show.with_options(name="late")(x).after(first)
+        """,
+    )
+    with pytest.raises(DiagnosticError) as caught:
+        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts", "image=i"])
+    (problem,) = caught.value.diagnostics
+    assert "waits for a step another condition may skip" in problem.message
+    assert "'late'" in problem.message

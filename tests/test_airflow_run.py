@@ -159,6 +159,52 @@ def test_skips_stop_at_the_join_and_empty_loops_fan_in_nothing(
     assert stored_outputs(run_dir) == local
 
 
+LOOP_BRANCH = """
+    @step
+    def double(x: int) -> int:
+        return 2 * x
+
+    @step
+    def big(x: int) -> str:
+        return f"big {x}"
+
+    @step
+    def small(x: int) -> str:
+        return f"small {x}"
+
+    @step
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    @pipeline
+    def sorter(xs: list[int] = [1, 2, 3, 4]) -> None:
+        with foreach(xs) as x:
+            d = double(x)
+            with when((d > 4) & (x != 4)):
+                big(d)
+            with otherwise():
+                with when(x == 1):
+                    small.with_options(name="one")(x)
+                with otherwise():
+                    small(x)
+        total(collect(d))
+"""
+
+
+def test_conditions_inside_a_foreach_branch_per_iteration(
+    airflow: AirflowRunner, tmp_path: Path
+) -> None:
+    path = write_pipeline(tmp_path, LOOP_BRANCH)
+    result, run_dir = airflow.run(str(path), {}, code_root=tmp_path)
+    assert result["state"] == "success", result
+    tasks = result["tasks"]
+    # Iteration by iteration exactly one side runs: x=3 is big, x=1 is one, 2 and 4 are small.
+    assert tasks["big"] == ["skipped", "skipped", "success", "skipped"]
+    assert tasks["one"] == ["success", "skipped", "skipped", "skipped"]
+    assert tasks["small"] == ["skipped", "success", "skipped", "success"]
+    assert stored_outputs(run_dir) == local_run(str(path), {}, tmp_path / "local", tmp_path)
+
+
 HOSTILE = [
     'x"; echo $(id) > /tmp/pwned',
     "{{ 7 * 7 }} {% raw %} {# c #}",

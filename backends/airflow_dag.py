@@ -8,7 +8,9 @@
   the direct upstream of every task inside its branches (however deeply nested) and follows the
   tasks of the chosen branch, so the other branch is skipped task by task and nothing after the
   join is touched. Tasks that may see a skipped upstream from a scope they are not inside run
-  with `none_failed`.
+  with `none_failed`. Inside a foreach, where a branch operator cannot reach task instances not
+  yet expanded, each side gets a gate task (`<id>-then`, `<id>-otherwise`) that skips itself
+  when its side is not taken, and the side's tasks are skipped with it.
 * A foreach is a mapped task group (`.expand()`) over a literal list, a parameter (through a
   small task that reads it) or a step output (through XCom); `collect()` reads the folders of
   every iteration, listed by the `pipec_output_dirs` macro.
@@ -22,11 +24,11 @@ keywords and of the file's own imports.
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Sequence
 from typing import Any, assert_never
 
+from pipec.backends import airflow_conditions as conditions
 from pipec.backends import airflow_operators as ops
 from pipec.backends.airflow import AirflowSettings, diagnostic
 from pipec.backends.airflow_checks import export_reads
@@ -36,25 +38,19 @@ from pipec.backends.airflow_source import (
     Code,
     assign,
     call,
-    py_str,
     render,
     templated_text,
 )
 from pipec.ir import graph, types
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import (
-    And,
     Collect,
-    Compare,
     Condition,
     Const,
-    Expr,
     Group,
     Loop,
     LoopItem,
     Node,
-    Not,
-    Or,
     OutputRef,
     ParamRef,
     Pipeline,
@@ -135,7 +131,7 @@ class _DagWriter:
         self.root = (settings.artifact_root or "").rstrip("/")
         self.imports: set[str] = {"from airflow.sdk import DAG", "import json"}
         self.helpers: set[str] = set()
-        self.conditions: list[str] = []
+        self.callables: list[str] = []
         self.lines: list[str] = []
         self.macros = False
 
@@ -171,7 +167,7 @@ class _DagWriter:
                 head += ["", _HELPERS[key]]
         if self.mode.helper is not None:
             head += ["", self.mode.helper]
-        for source in self.conditions:
+        for source in self.callables:
             head += ["", source]
         with_line = f"with {render(dag, 0, 5)} as dag:"
         body = _drop_blank_after_colon([with_line, *self.lines])
@@ -321,7 +317,7 @@ class _DagWriter:
         )
         then_ids = self._task_ids(condition.then)
         else_ids = self._task_ids(condition.otherwise)
-        self.conditions.append(_test_function(condition, then_ids, else_ids))
+        self.callables.append(conditions.branch_function(condition, then_ids, else_ids))
         producers = sorted(
             {op.step for op in graph.expr_operands(condition.test) if isinstance(op, OutputRef)}
         )
@@ -346,7 +342,7 @@ class _DagWriter:
         mapped task group those do not exist yet when it runs.)
         """
         self.imports.add("from airflow.providers.standard.operators.python import PythonOperator")
-        self.conditions.append(_gate_function(condition))
+        self.callables.append(conditions.gate_function(condition))
         producers = sorted(
             {op.step for op in graph.expr_operands(condition.test) if isinstance(op, OutputRef)}
         )
@@ -560,77 +556,3 @@ def _import_block(imports: set[str]) -> list[str]:
 def _name_key(name: str) -> tuple[bool, str]:
     # isort's order: CONSTANTS, Classes, functions.
     return (not name[:1].isupper(), name)
-
-
-def _test_function(condition: Condition, then_ids: list[str], else_ids: list[str]) -> str:
-    """The branch callable: the condition's test as Python, returning the task ids to follow."""
-    test = ast.unparse(_expr(condition.test))
-    return (
-        f"def _when_{condition.id}(values, params):\n"
-        f'    """Condition {condition.id!r}: the tasks to follow (`then` when the test holds)."""\n'
-        f"    if {test}:\n"
-        f"        return {render(then_ids, 2, 7)}\n"
-        f"    return {render(else_ids, 1, 7)}\n"
-    )
-
-
-def _gate_function(condition: Condition) -> str:
-    """The gate callable of a condition inside a foreach: skip unless `side` is taken."""
-    test = ast.unparse(_expr(condition.test))
-    return (
-        f"def _when_{condition.id}(values, params, side):\n"
-        f'    """Condition {condition.id!r} in one iteration: skip `side` unless it is taken."""\n'
-        f'    taken = "then" if {test} else "otherwise"\n'
-        "    if side != taken:\n"
-        "        from airflow.sdk.exceptions import AirflowSkipException\n"
-        "\n"
-        f'        raise AirflowSkipException(f"{condition.id}: {{side}} is not taken")\n'
-    )
-
-
-def _expr(expr: Expr) -> ast.expr:
-    """An IR expression as a Python AST (same truthiness as the local runner's evaluator)."""
-    match expr:
-        case Const():
-            return _literal(expr.value)
-        case ParamRef():
-            return ast.Subscript(ast.Name("params"), _string(expr.param))
-        case OutputRef():
-            return ast.Subscript(ast.Name("values"), _string(f"{expr.step}.{expr.output}"))
-        case LoopItem():
-            loads = ast.Attribute(ast.Name("json"), "loads")
-            return ast.Call(loads, [ast.Subscript(ast.Name("values"), _string("item"))], [])
-        case Compare():
-            op = {
-                "==": ast.Eq,
-                "!=": ast.NotEq,
-                "<": ast.Lt,
-                "<=": ast.LtE,
-                ">": ast.Gt,
-                ">=": ast.GtE,
-            }[expr.op]()
-            return ast.Compare(_expr(expr.left), [op], [_expr(expr.right)])
-        case And():
-            return ast.BoolOp(ast.And(), [_expr(a) for a in expr.args])
-        case Or():
-            return ast.BoolOp(ast.Or(), [_expr(a) for a in expr.args])
-        case Not():
-            return ast.UnaryOp(ast.Not(), _expr(expr.arg))
-        case _:
-            assert_never(expr)
-
-
-def _literal(value: Any) -> ast.expr:
-    if isinstance(value, list):
-        return ast.List([_literal(v) for v in value])
-    if isinstance(value, dict):
-        return ast.Dict([_string(k) for k in value], [_literal(v) for v in value.values()])
-    if isinstance(value, str):
-        return _string(value)
-    return ast.Constant(value)
-
-
-def _string(text: str) -> ast.expr:
-    # ast.unparse quotes strings its own way; a name node holding `py_str`'s literal prints that
-    # literal as is, so the test reads in the same (double-quoted) style as the rest of the file.
-    return ast.Name(py_str(text))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -105,7 +104,7 @@ class AirflowBackend(Backend):
 
         resolved = settings
         if settings.operator == "local" and settings.code_root is None:
-            resolved = settings.model_copy(update={"code_root": str(_project_root(pipeline))})
+            resolved = settings.model_copy(update={"code_root": str(self.project_root)})
         return {f"{pipeline.id}.py": airflow_dag.render_dag(pipeline, resolved)}
 
     def submit(
@@ -122,17 +121,6 @@ class AirflowBackend(Backend):
         from pipec.backends import airflow_submit
 
         return airflow_submit.submit(pipeline.id, settings, bundle, params, wait)
-
-
-def _project_root(pipeline: Pipeline) -> Path:
-    """The folder the component files are relative to: the nearest folder at or above the
-    working directory holding them (the backend is not told the project root)."""
-    cwd = Path.cwd().resolve()
-    files = [c.file for c in pipeline.components]
-    for folder in (cwd, *cwd.parents):
-        if files and all((folder / f).is_file() for f in files):
-            return folder
-    return cwd
 
 
 def quantity_ok(text: str) -> bool:

@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -26,6 +25,7 @@ from typing import Any
 
 from pipec.backends.airflow import AirflowSettings
 from pipec.backends.base import Bundle, SettingsError
+from pipec.backends.files import write_files
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -81,21 +81,7 @@ class AirflowApi:
 
 def place(bundle: Bundle, folder: Path) -> list[Path]:
     """Write the bundle's files into the DAGs folder atomically; return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    placed: list[Path] = []
-    for name, text in sorted(bundle.items()):
-        target = folder / name
-        # A hidden name without `.py` is something the DAG processor never picks up.
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        placed.append(target)
-    return placed
+    return write_files(bundle, folder)
 
 
 def submit(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -109,6 +110,11 @@ class Backend(ABC):
     extra: ClassVar[str | None] = None
     capabilities: ClassVar[Capabilities] = Capabilities()
     settings_model: ClassVar[type[TargetSettings]] = TargetSettings
+
+    def __init__(self, project_root: Path | None = None) -> None:
+        """`project_root` is the folder the pipeline's files are relative to (the driver passes
+        the one it found); targets that run the user's code in place need it."""
+        self.project_root = (project_root or Path.cwd()).resolve()
 
     def lower(self, pipeline: Pipeline, settings: TargetSettings) -> Pipeline:
         """Target-specific IR -> IR rewrites before emit; none by default."""

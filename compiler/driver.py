@@ -4,9 +4,7 @@ backends (besides the CLI)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +19,7 @@ from pipec.backends.base import (
     load_settings,
     unsupported,
 )
+from pipec.backends.files import write_files
 from pipec.ir.diagnostics import Diagnostic, DiagnosticError, errors
 from pipec.ir.model import Pipeline
 from pipec.passes import PassContext, run_passes
@@ -97,7 +96,7 @@ def load_and_check(
     backend_cls = backends.load(target)  # unknown target fails before any import of user code
     pipeline, root = load_checked(ref, target)
     backend_cls, settings = target_settings(target, root, parse_overrides(settings_overrides))
-    backend = backend_cls()
+    backend = backend_cls(root)
     return backend.lower(pipeline, settings), settings, backend
 
 
@@ -109,21 +108,7 @@ def compile_ref(ref: str, target: str, settings_overrides: Sequence[str] = ()) -
 
 def write_bundle(bundle: Bundle, out_dir: Path) -> list[Path]:
     """Write every file of a bundle under `out_dir`; each file appears whole or not at all."""
-    written: list[Path] = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for rel, text in sorted(bundle.items()):
-        target = out_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(target)
-    return written
+    return write_files(bundle, out_dir)
 
 
 def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -144,7 +129,7 @@ def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> A
     from pipec.backends import local_runner
 
     result = local_runner.run_pipeline(
-        backend_cls().lower(checked, settings), settings, params, root=root
+        backend_cls(root).lower(checked, settings), settings, params, root=root
     )
     if not result.ok:
         failed = [s.label for s in result.steps if s.status == "failed"]

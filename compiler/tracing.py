@@ -508,6 +508,18 @@ def trace_pipeline(fn: PipelineFunction, root: Path) -> tuple[Pipeline | None, l
             )
         )
         return None, trace.diagnostics
+    except Exception as exc:  # the user's pipeline body raised: report it at their line
+        trace.diagnostics.append(
+            Diagnostic(
+                code="F016",
+                message=f"pipeline {fn.name!r} raised {type(exc).__name__}: {exc} while it was "
+                "being compiled",
+                hint="fix the error at this line; the pipeline body runs once at compile time "
+                "with symbolic values (run with --debug for the full traceback)",
+                location=_user_frame(exc, root),
+            )
+        )
+        return None, trace.diagnostics
     body, components = trace.freeze()
     pipeline = Pipeline(
         name=fn.name,

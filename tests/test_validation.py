@@ -511,3 +511,28 @@ def p():
     result = CliRunner().invoke(main, ["compile", str(path), "--target", "nope"])
     assert result.exit_code == 2
     assert "unknown target 'nope'; known targets:" in result.output
+
+
+def test_error_in_pipeline_body_points_at_user_line(tmp_path: Path) -> None:
+    source = STEPS + """
+@pipeline
+def p():
+    xs = make()
+    total(xs, undefined_name)  # bad
+"""
+    found = diagnose(tmp_path, source)
+    assert codes(found) == ["F016"]
+    assert "NameError" in found[0].message
+    assert found[0].location is not None
+    assert found[0].location.line == line_of(source, "# bad")
+
+
+def test_bad_option_at_call_site_is_a_diagnostic(tmp_path: Path) -> None:
+    source = STEPS + """
+@pipeline
+def p():
+    total.with_options(retries=-1)(make())  # bad
+"""
+    found = diagnose(tmp_path, source)
+    assert codes(found) == ["F016"]
+    assert "retries" in found[0].message

@@ -21,8 +21,8 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from pipec.backends.local_cache import cache_key, digest, explain_miss, key_part
 from pipec.backends.local_graph import CACHED, FAILED, OK, SUCCEEDED, Expansion, Instance
 from pipec.backends.local_params import resolve_params
 from pipec.backends.local_resources import Capacity, request_of
+from pipec.backends.local_results import RunError, RunResult, label_of, step_result
 from pipec.backends.local_view import View, make_view
 from pipec.backends.metadata import (
     MetadataStore,
@@ -45,102 +46,6 @@ from pipec.backends.metadata import (
 from pipec.ir.model import Pipeline
 
 STATE_DIR = ".pipec"
-LOG_TAIL_LINES = 20
-EXIT_INTERRUPTED = 130
-
-
-class RunError(Exception):
-    """The run cannot start (bad parameters, unknown run id, a run still in progress)."""
-
-
-@dataclass
-class StepResult:
-    """One step instance of a finished run."""
-
-    step_id: str
-    iteration: tuple[int, ...]
-    name: str
-    status: str
-    reason: str
-    attempts: int
-    duration: float | None
-    outputs: dict[str, Any]
-    artifacts: dict[str, str]
-    log_path: str | None
-
-    @property
-    def label(self) -> str:
-        """`step` or `step[i]` / `step[i.j]` for loop iterations."""
-        return label_of(self.step_id, self.iteration)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form used by `--json` and `runs show --json`."""
-        return {
-            "id": self.step_id,
-            "iteration": list(self.iteration),
-            "name": self.name,
-            "status": self.status,
-            "reason": self.reason,
-            "attempts": self.attempts,
-            "duration": None if self.duration is None else round(self.duration, 6),
-            "outputs": self.outputs,
-            "artifacts": self.artifacts,
-            "log": self.log_path,
-        }
-
-
-@dataclass
-class RunResult:
-    """What a run did: its id, status and every step instance."""
-
-    run_id: str
-    pipeline: str
-    status: str
-    steps: list[StepResult]
-    errors: list[str] = field(default_factory=list)
-    duration: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the run succeeded."""
-        return self.status == SUCCEEDED
-
-    @property
-    def exit_code(self) -> int:
-        """0 succeeded, 130 interrupted, 1 otherwise."""
-        if self.ok:
-            return 0
-        return EXIT_INTERRUPTED if self.status == "interrupted" else 1
-
-    def step(self, step_id: str, iteration: Sequence[int] = ()) -> StepResult:
-        """One step instance by id (and iteration)."""
-        for result in self.steps:
-            if result.step_id == step_id and result.iteration == tuple(iteration):
-                return result
-        raise KeyError(label_of(step_id, tuple(iteration)))
-
-    def output(self, step_id: str, name: str = "output", iteration: Sequence[int] = ()) -> Any:
-        """A step output: its JSON value, or the object loaded from the artifact store."""
-        result = self.step(step_id, iteration)
-        if name in result.outputs:
-            return result.outputs[name]
-        return store.read(result.artifacts[name])
-
-    def to_json(self) -> dict[str, Any]:
-        """The machine-readable summary printed by `pipec run --json`."""
-        return {
-            "run_id": self.run_id,
-            "pipeline": self.pipeline,
-            "status": self.status,
-            "duration": None if self.duration is None else round(self.duration, 6),
-            "errors": self.errors,
-            "steps": [s.to_json() for s in self.steps],
-        }
-
-
-def label_of(step_id: str, iteration: Sequence[int]) -> str:
-    """How a step instance is named to people."""
-    return f"{step_id}[{iteration_key(iteration)}]" if iteration else step_id
 
 
 def state_dir(project_root: Path) -> Path:
@@ -716,56 +621,3 @@ def _warm_runtime() -> None:
         )
         store.write(0, invocation.outputs["output"])
         store.read(invocation.outputs["output"])
-
-
-def step_result(record: StepRecord) -> StepResult:
-    """The result view of a stored step record (JSON values too big for the store are read
-    back from the artifact store)."""
-    outputs: dict[str, Any] = {}
-    for name, artifact in record.artifacts.items():
-        if artifact.is_value:
-            outputs[name] = artifact.value()
-        elif artifact.materializer == "json":
-            found, value = store.read_value(artifact.uri)
-            if found:
-                outputs[name] = value
-    return StepResult(
-        step_id=record.step_id,
-        iteration=parse_iteration(record.iteration),
-        name=record.name,
-        status=record.status,
-        reason=record.reason,
-        attempts=record.attempts,
-        duration=record.duration,
-        outputs=outputs,
-        artifacts={n: a.uri for n, a in record.artifacts.items()},
-        log_path=record.log_path,
-    )
-
-
-def stored_result(metadata: MetadataStore, run_id: str) -> RunResult:
-    """A run's result rebuilt from the metadata store (`pipec runs show`)."""
-    run = metadata.get_run(run_id)
-    if run is None:
-        raise RunError(f"no run {run_id!r} in {metadata.path}")
-    position = {step_id: i for i, step_id in enumerate(run.plan.get("order", []))}
-    records = sorted(
-        metadata.steps_of(run_id),
-        key=lambda r: (position.get(r.step_id, 0), parse_iteration(r.iteration)),
-    )
-    duration = run.ended_at - run.started_at if run.ended_at else None
-    return RunResult(
-        run_id=run.run_id,
-        pipeline=run.pipeline_name,
-        status=run.status,
-        steps=[step_result(r) for r in records],
-        duration=duration,
-    )
-
-
-def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of a step log ("" when there is none)."""
-    if not path or not Path(path).is_file():
-        return ""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])

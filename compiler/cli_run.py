@@ -26,7 +26,7 @@ from pipec.backends import UnknownTarget, local_plan, local_runner
 from pipec.backends.base import NoSubmitter, SettingsError
 from pipec.backends.local_params import ParamError, parse_pairs, resolve_params
 from pipec.backends.local_plan import PlanError
-from pipec.backends.local_runner import RunError, RunResult, log_tail, stored_result
+from pipec.backends.local_results import RunError, RunResult, log_tail, stored_result
 from pipec.backends.local_view import STATUS_STYLE
 from pipec.backends.metadata import iteration_key
 from pipec.ir.diagnostics import DiagnosticError

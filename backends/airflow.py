@@ -83,7 +83,7 @@ class AirflowBackend(Backend):
     description: ClassVar[str] = (
         "Apache Airflow 3: one DAG file (Kubernetes, Docker or local tasks)"
     )
-    extra: ClassVar[str | None] = "airflow"
+    extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to /api/v2
     capabilities: ClassVar[Capabilities] = Capabilities()
     settings_model: ClassVar[type[TargetSettings]] = AirflowSettings
 

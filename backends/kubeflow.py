@@ -91,7 +91,7 @@ class KubeflowBackend(Backend):
 
     name: ClassVar[str] = "kubeflow"
     description: ClassVar[str] = "Kubeflow Pipelines: a PipelineSpec (pipeline.yaml)"
-    extra: ClassVar[str | None] = "kubeflow"
+    extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to the KFP API
     capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
     settings_model: ClassVar[type[TargetSettings]] = KubeflowSettings
 

@@ -189,4 +189,4 @@ def test_targets_lists_registered_targets() -> None:
 def test_targets_table_names_the_extra_to_install() -> None:
     result = CliRunner().invoke(main, ["targets"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "pip install 'pipec[airflow]'" in result.output
+    assert "pip install 'pipec[vertex]'" in result.output

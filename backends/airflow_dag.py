@@ -127,6 +127,7 @@ class _DagWriter:
         self.components = graph.components(pipeline)
         self.scopes = graph.node_scopes(pipeline)
         self.loops = graph.loops(pipeline)
+        self.nodes = {node.id: node for node, _ in graph.walk(pipeline.body)}
         self.exports = {step: outs[0] for step, outs in export_reads(pipeline).items()}
         self.root = (settings.artifact_root or "").rstrip("/")
         self.imports: set[str] = {"from airflow.sdk import DAG", "import json"}
@@ -491,10 +492,8 @@ class _DagWriter:
         return f"{upstream_id}_task"
 
     def _node_by_id(self, node_id: str) -> Node | None:
-        for node, _ in graph.walk(self.pipeline.body):
-            if node.id == node_id:
-                return node
-        return None
+        # Looked up once per dependency edge: a dict built once keeps emit linear.
+        return self.nodes.get(node_id)
 
     def _depend(self, variable: str, node_id: str, upstream: Sequence[str], indent: int) -> None:
         refs = list(dict.fromkeys(self._reference(u, node_id) for u in upstream))

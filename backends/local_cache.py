@@ -1,7 +1,8 @@
 """Step cache keys for the local runner, and the words for why a step was not reused.
 
-A step instance is reused when its code (`component.code_hash`), image, parameter values and the
-content hashes of its inputs all match an earlier successful execution whose outputs still exist.
+A step instance is reused when its code (`component.code_hash`: the function and what it uses from
+its module), image, environment variables, parameter values and the content hashes of
+its inputs all match an earlier successful execution whose outputs still exist.
 The key is kept as its parts, so a miss can say which part changed.
 """
 
@@ -24,11 +25,15 @@ def key_parts(
     image: str | None,
     params: Mapping[str, Any],
     input_hashes: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The parts of a cache key: code, image, a digest per parameter value, a hash per input."""
+    """The parts of a cache key: code, image, the step's environment variables (secret values
+    stay out: only their names are part of the step), a digest per parameter value, a hash per
+    input."""
     return {
         "code": code_hash,
         "image": image,
+        "env": digest(dict(sorted((env or {}).items()))),
         "params": {name: digest(value) for name, value in sorted(params.items())},
         "inputs": dict(sorted(input_hashes.items())),
     }
@@ -48,6 +53,8 @@ def explain_miss(parts: Mapping[str, Any], previous: Mapping[str, Any] | None) -
         changed.append("code changed")
     if parts["image"] != previous.get("image"):
         changed.append("image changed")
+    if parts.get("env") != previous.get("env"):
+        changed.append("env changed")
     changed += _changed_names("param", parts["params"], previous.get("params", {}))
     changed += _changed_names("input", parts["inputs"], previous.get("inputs", {}))
     if not changed:

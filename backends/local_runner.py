@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipec.backends import local_exec, local_graph, local_plan, local_secrets, store
-from pipec.backends import runtime as _runtime  # noqa: F401  (imported before forking: warm)
+from pipec.backends import runtime as _runtime  # also imported before forking: warm
 from pipec.backends.base import TargetSettings
 from pipec.backends.local_cache import cache_key, digest, explain_miss, key_parts
 from pipec.backends.local_graph import CACHED, FAILED, OK, SUCCEEDED, Expansion, Instance
@@ -43,6 +43,7 @@ from pipec.backends.metadata import (
     iteration_key,
     parse_iteration,
 )
+from pipec.ir.code import code_hash
 from pipec.ir.model import Pipeline
 
 STATE_DIR = ".pipec"
@@ -128,10 +129,35 @@ def resume_run(
         raise RunError(f"no run {run_id!r} in {metadata.path}")
     if run.status == "running" and _runner_alive(run):
         raise RunError(f"run {run_id} is still in progress (runner pid {run.runner_pid})")
+    _check_code_unchanged(run, project_root)
     previous = {(r.step_id, r.iteration): r for r in metadata.steps_of(run_id)}
     metadata.set_run_status(run_id, "running", ended=False, runner_pid=os.getpid())
     runner = Runner(run, metadata, parallelism=parallelism, view=view, previous=previous)
     return runner.execute()
+
+
+def _check_code_unchanged(run: RunRecord, project_root: Path) -> None:
+    """Refuse to resume when a step's code changed since the run started: the finished steps ran
+    the old code, and the rest would run the new code under the old code's cache key."""
+    changed = []
+    for node in run.plan.get("nodes", {}).values():
+        comp = node.get("component")
+        if not comp:
+            continue
+        target = f"{comp['module']}:{comp['function']}"
+        try:
+            func = _runtime.load_function(target, str(project_root))
+            now = code_hash(getattr(func, "func", func), comp["module"], comp["function"])
+        except Exception:  # gone, renamed or broken: it changed all the same
+            now = None
+        if now != comp["code_hash"]:
+            changed.append(target)
+    if changed:
+        raise RunError(
+            f"the code of {', '.join(sorted(set(changed)))} changed since run {run.run_id} "
+            "started; resuming would mix two versions. Start a new run (unchanged steps come from "
+            "the cache)"
+        )
 
 
 def _runner_alive(run: RunRecord) -> bool:
@@ -320,7 +346,9 @@ class Runner:
             return None
         record.inputs = lineage
         image = node.get("image") or self.settings.get("image")
-        record.cache_parts = key_parts(node["component"]["code_hash"], image, params, hashes)
+        record.cache_parts = key_parts(
+            node["component"]["code_hash"], image, params, hashes, node.get("env")
+        )
         record.cache_key = cache_key(record.cache_parts)
         if self._reuse_previous(instance, record) or self._reuse_cached(instance, node, record):
             return None

@@ -8,10 +8,8 @@ frozen into IR models once the pipeline function returns.
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import inspect
 import linecache
-import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_type_hints
 
 from pipec.errors import PipecUsageError, caller_location, is_pipec_file, relative_file
 from pipec.handles import Handle, NamedOutputs, OutputHandle, StepCall
-from pipec.ir import names, types
+from pipec.ir import code, names, types
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import (
     Binding,
@@ -376,16 +374,13 @@ def describe_component(func: Callable[..., Any], root: Path, taken: set[str]) ->
             default = param.default if types.infer(param.default) is not None else None
             inputs.append(Port(name=param.name, type=type_, required=False, default=default))
     outputs, returns = _outputs(func)
-    try:
-        source = textwrap.dedent(inspect.getsource(func))
-    except (OSError, TypeError):
-        source = func.__qualname__
+    module = module_name(func, root)
     return Component(
         id=names.unique_id(func.__name__, taken, "component"),
-        module=module_name(func, root),
+        module=module,
         function=func.__qualname__,
         file=location.file,
-        code_hash="sha256:" + hashlib.sha256(source.encode()).hexdigest(),
+        code_hash=code.code_hash(func, module, func.__qualname__),
         inputs=tuple(inputs),
         outputs=outputs,
         returns=returns,

@@ -117,3 +117,52 @@ def test_deleted_outputs_are_not_reused(tmp_path: Path) -> None:
         "succeeded",
         "not cached: outputs of the earlier execution are gone",
     )
+
+
+HELPERS = """
+FACTOR = 2
+
+def helper(x: int) -> int:
+    return x * FACTOR
+
+@step
+def uses_helper(x: int = 3) -> int:
+    return helper(x)
+
+@step
+def unrelated() -> int:
+    return 1
+
+@step
+def read_mode() -> str:
+    import os
+    return os.environ.get("MODE", "unset")
+
+@pipeline
+def helpers() -> None:
+    uses_helper()
+    unrelated()
+    read_mode.with_options(env={"MODE": "x"})()
+"""
+
+
+def test_helpers_constants_and_env_are_part_of_the_key(tmp_path: Path) -> None:
+    """Editing a constant a step reaches through a helper re-runs that step (and only it);
+    changing a step's env re-runs it too; a copy of the module is a different step."""
+    ref = make_project(tmp_path, HELPERS)
+    _, first = run_json(tmp_path, ref)
+    assert by_label(first)["uses_helper"]["outputs"] == {"output": 6}
+    source = (tmp_path / ref).read_text()
+    (tmp_path / ref).write_text(
+        source.replace("FACTOR = 2", "FACTOR = 5").replace('"MODE": "x"', '"MODE": "y"')
+    )
+    _, second = run_json(tmp_path, ref)
+    status = _statuses(second)
+    assert status["uses_helper"] == ("succeeded", "not cached: code changed")
+    assert by_label(second)["uses_helper"]["outputs"] == {"output": 15}
+    assert status["unrelated"][0] == "cached"
+    assert status["read_mode"] == ("succeeded", "not cached: env changed")
+    assert by_label(second)["read_mode"]["outputs"] == {"output": "y"}
+    copy = make_project(tmp_path, HELPERS.replace("FACTOR = 2", "FACTOR = 100"))
+    _, third = run_json(tmp_path, copy)
+    assert by_label(third)["uses_helper"]["outputs"] == {"output": 300}

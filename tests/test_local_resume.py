@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from test_local_support import PIPEC, alive, by_label, make_project, run_json, wait_for
+from test_local_support import PIPEC, alive, by_label, make_project, pipec, run_json, wait_for
 
 
 def _count(path: Path) -> int:
@@ -151,3 +151,28 @@ def test_two_runs_at_the_same_time_do_not_corrupt_each_other(tmp_path: Path) -> 
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     per_run = dict(db.execute("SELECT run_id, COUNT(*) FROM steps GROUP BY run_id").fetchall())
     assert sorted(per_run.values()) == [26, 26, 26]
+
+
+def test_resume_refuses_when_the_code_changed(tmp_path: Path) -> None:
+    """A run resumed after its code changed would mix two versions under one cache key."""
+    ref = make_project(
+        tmp_path,
+        """
+        @step
+        def boom() -> int:
+            raise RuntimeError("broken")
+
+        @pipeline
+        def fragile() -> None:
+            boom()
+        """,
+    )
+    code, summary = run_json(tmp_path, ref)
+    assert code == 1
+    path = tmp_path / ref
+    path.write_text(path.read_text().replace('raise RuntimeError("broken")', "return 1"))
+    done = pipec(tmp_path, "run", "--resume", summary["run_id"])
+    assert done.returncode == 2
+    assert "changed since run" in done.stderr and "Traceback" not in done.stderr
+    code, fresh = run_json(tmp_path, ref)
+    assert code == 0 and by_label(fresh)["boom"]["outputs"] == {"output": 1}

@@ -5,13 +5,13 @@ param name: str = "world"
 
 component greet = examples.hello:greet
   file "examples/hello.py"
-  code "sha256:2f719bc2c1a68a35329605c8e0092faf22b364811f4f56e5b8a48c9edbb3ef39"
+  code "sha256:9e368b504d7ca408ab40abd23b821bad18807e4b4eab54240b2ddd3ffd7420a5"
   input name: str
   output output: str
 
 component shout = examples.hello:shout
   file "examples/hello.py"
-  code "sha256:8e8b6f286949d349ecd2ce5284d72a4f40ea083d44d00c596fca06c50ed4e4da"
+  code "sha256:e4a023b1407cebc3541f4b19857214519cdf68cf52166b150b6a2fafb7654dc6"
   input text: str
   output output: str
 

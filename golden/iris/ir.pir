@@ -7,7 +7,7 @@ param min_accuracy: float = 0.9
 
 component evaluate = examples.iris:evaluate
   file "examples/iris.py"
-  code "sha256:c5c6c898a88a4bbf14e26f166875b33ce201553b121649c9bbb0c5712b78dbea"
+  code "sha256:06b43f2cfee438b8c2b08a196bb0ac29a0cbe368408131f2a1f77934d57bb512"
   input model: artifact[bytes]
   input x: list[list[float]]
   input y: list[int]
@@ -16,12 +16,12 @@ component evaluate = examples.iris:evaluate
 
 component load_iris = examples.iris:load_iris
   file "examples/iris.py"
-  code "sha256:e682393d15fd49961e67e7acb499a80e6a82b7ad9bd6ff10a7c412963d0a0bd3"
+  code "sha256:ab35f2d3d1118fc7eedc66adcaaf6ebbf3ac3885b1c4c4dffd1425cd241a166f"
   output output: dict[str, any]
 
 component pick_best = examples.iris:pick_best
   file "examples/iris.py"
-  code "sha256:e44af22ad14b7fe59e41f282c92f82ea5957324a595e4d7db61fe0160a706825"
+  code "sha256:acb7d1315cfea4d20985e1c2a4ceee42c9b3a8086ee616c4f0da04339b946dc1"
   returns named
   input results: list[dict[str, float]]
   output c: float
@@ -29,7 +29,7 @@ component pick_best = examples.iris:pick_best
 
 component register = examples.iris:register
   file "examples/iris.py"
-  code "sha256:b3d2c0db7fccc93fae8545066703c207c6d6e53981289201a898e129e54cbc30"
+  code "sha256:f2f291524445feab9a7258289570d2371c8821bf2285d3896ddc99d754e92252"
   input c: float
   input accuracy: float
   input registry: str = ".pipec/registry"
@@ -37,13 +37,13 @@ component register = examples.iris:register
 
 component reject = examples.iris:reject
   file "examples/iris.py"
-  code "sha256:148452e6ee90fbcae94e38142a8f00b392e717edda5c8d2b406d8e19ecd689ab"
+  code "sha256:c171a28a9a5d17d331c80844c909737f925d16942840fe59e47e61018ba0d516"
   returns none
   input accuracy: float
 
 component split = examples.iris:split
   file "examples/iris.py"
-  code "sha256:46a821a864950a27897944580d4109a4f31733de8edb3155bd74034e533fffe9"
+  code "sha256:2b9f2ddc7bd2c51aca9ca6e343d83b6f98d82e68f6d20132052f61c6529c46f2"
   returns named
   input data: dict[str, any]
   input test_size: float = 0.3
@@ -55,7 +55,7 @@ component split = examples.iris:split
 
 component train = examples.iris:train
   file "examples/iris.py"
-  code "sha256:9b5de4e2cf470ee128c0f34d6fc2eff0b1afeb5970f1850e0b9f00e1ca35e047"
+  code "sha256:44669be919474f233235bbdc179808ad24ebade0575eb408f5566d2e36cab090"
   input x: list[list[float]]
   input y: list[int]
   input c: float

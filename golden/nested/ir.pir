@@ -8,33 +8,33 @@ param mode: str = "full"
 
 component count_words = examples.nested:count_words
   file "examples/nested.py"
-  code "sha256:cb7c916b20efa7759f0697f5471af9c3206fdaf969cc8a6c358c832442a82b25"
+  code "sha256:ccca7f617dc9b3b237965a230645e2f90e65440f1d4890896e4b648f7811c22f"
   input shard: str
   output output: int
 
 component label = examples.nested:label
   file "examples/nested.py"
-  code "sha256:514e640c9e2a5c06879ecde5aa373adf614012108977e2e6eb198c564480ae88"
+  code "sha256:368b8c1dce547e6aec5ae39f54f6b4baf786ba682ebab2e6d70737550adc9f08"
   input kind: str
   input value: int
   output output: str
 
 component make_shards = examples.nested:make_shards
   file "examples/nested.py"
-  code "sha256:8a81b33e245fcec4b6b5694eb3b26a2f87db729a71219d4d36ee9cdb3e57bbdd"
+  code "sha256:40a320a5b2c4fc85ca42b17d5f9c56a8b93bca51fc04e63f1f5abfa6f3247fd0"
   input shards: int
   output output: list[str]
 
 component publish = examples.nested:publish
   file "examples/nested.py"
-  code "sha256:a500a01de2f4ae6ec8c3198d6903f22d25d15eb8d99eedf0bf1f4267b68ceca6"
+  code "sha256:66d39b2a2a00b8ffc53a2a57316bade867ca6dc039a3379ea2b90bc4d190f71e"
   returns none
   input message: str
   input strict: bool = false
 
 component total = examples.nested:total
   file "examples/nested.py"
-  code "sha256:bb3baf47822a361375b0f72870d724a3229f222e8b69663ad427f7ba99e3b563"
+  code "sha256:31708017a7b67c54502d8948c58a9856be187fcfb2b6c15e740b760e6f2d4f5e"
   input counts: list[int]
   output output: int
 

@@ -8,39 +8,39 @@ param threshold: float = 20.0
 
 component high = examples.sweep:high
   file "examples/sweep.py"
-  code "sha256:7746ab6f863f7ed0f153b239661cfa924fc667f94f0bca29589a55f7a5b104b7"
+  code "sha256:56b2b8ea53dfab8dd0921fe5939e60a563897875e12adf94b4c3b7dc307b29af"
   input value: float
   output output: dict[str, float]
 
 component is_big = examples.sweep:is_big
   file "examples/sweep.py"
-  code "sha256:bde1c3d71518fd71289b7347a32c8e80cd56ae165deb0fc258eaeaf16281820d"
+  code "sha256:d3eba6ce2e3dcea74c6692feab4423e4815f778bc88ca34703bf845ca1b092e0"
   input value: float
   input threshold: float
   output output: bool
 
 component low = examples.sweep:low
   file "examples/sweep.py"
-  code "sha256:f35f11a20ca6d5c6697999b8092335d935add3eff8ada63ba7014dcc161c48e7"
+  code "sha256:8e5bef8251d7bfb43984919f2268401ee35427fe4099993397216c01ac325c23"
   input value: float
   output output: dict[str, float]
 
 component scale = examples.sweep:scale
   file "examples/sweep.py"
-  code "sha256:78cfdca330d651f9bddbea9462fc5d7d1604bcf98df757ffd7c8ecae14f8d0fe"
+  code "sha256:68bbcb183d17e79b7665f4e4ba748324fd8f2e7f91182173c37b75fac354330a"
   input x: float
   input factor: float
   output output: float
 
 component square = examples.sweep:square
   file "examples/sweep.py"
-  code "sha256:56d7eb3e7552486a5058a9d78b2aa91e0968d2f810979934f7521368a3fa98b1"
+  code "sha256:c31ed213b9c102e48638f5e614fa82d32025428f4e956d1ce98ab7a7bc6e7c23"
   input x: float
   output output: float
 
 component total = examples.sweep:total
   file "examples/sweep.py"
-  code "sha256:11cde522c768e1475bd8532f82412e3095d53bc4b673fa25c06f4aab3c277858"
+  code "sha256:d7fbee16103a7f2d8275ea9365835602b9d3648bc6cd58bbe716bc25ad526231"
   input values: list[float]
   output output: float
 

@@ -9,43 +9,43 @@ param lrs: list[float] = [0.1, 0.01]
 
 component best = examples.training:best
   file "examples/training.py"
-  code "sha256:7e17773b625f81d6ca600a966a0dd9b69fe54b5ad0527b835f16b1a97ebb4af6"
+  code "sha256:682992228213e9449720bc2c67efcb3519dce0dfa795ae7252e4b2fff0e6f930"
   input scores: list[float]
   output output: float
 
 component cleanup = examples.training:cleanup
   file "examples/training.py"
-  code "sha256:e3ca52bbc80d96bcaa3aa4ee7fe930333a66e886ce75ad9e482c9474222284b8"
+  code "sha256:cf314c0c85394f3fe511ffc0f74045700bb29810137487b582139450b25d877f"
   returns none
 
 component deploy = examples.training:deploy
   file "examples/training.py"
-  code "sha256:83e06d336e8eaaf2bd02fd911bbd0b85084cbc13af0e9deb28d4c6e7cd8ec924"
+  code "sha256:f82852bef486b4edc321aee7feae4fba49f85f1a5162ee5a0b69b71df203edf1"
   returns none
   input model: artifact[bytes]
 
 component evaluate = examples.training:evaluate
   file "examples/training.py"
-  code "sha256:edbc5b65c6b45daad2420ec7a533fc347548b8dc88260c5304b6cd2096e4dc44"
+  code "sha256:e26003da29c58aa6a58d43d155a15c5a89be6f47739aecf0fda40dec51e9e540"
   input model: artifact[bytes]
   input test: list[float]
   output output: float
 
 component load = examples.training:load
   file "examples/training.py"
-  code "sha256:f5e21054d43561ec9666fdca7f9ccc476e7560f7ebd93c3cb2a20874d97616c9"
+  code "sha256:bc4e529a464547bc87867b7babb826d14bb73152b61fd6637d839da903b885f3"
   input n: int = 100
   output output: list[float]
 
 component notify = examples.training:notify
   file "examples/training.py"
-  code "sha256:060f614fbd643d619ef2bc052187540524e7b70f1931cb4e251184aa043a79d2"
+  code "sha256:86c85f9e68d7ca122ab02e12ff2e30d12a307aabebee00c6a12ccdd5ca8027aa"
   returns none
   input score: float
 
 component split = examples.training:split
   file "examples/training.py"
-  code "sha256:6d3d3aa1b2b8422610b901b5ce43cebe7138beefe1e4a5475022ac945140d1fa"
+  code "sha256:89a4ff8e4b1b3c7e11e2b90ad1746eda9f54fa788fd8b6ef72a0dd2b65c23f1f"
   returns named
   input data: list[float]
   input ratio: float = 0.8
@@ -54,7 +54,7 @@ component split = examples.training:split
 
 component train = examples.training:train
   file "examples/training.py"
-  code "sha256:3e5cdec10ba078b85fd6854812eb927d38b5dba0501540552e36787e1fa2317a"
+  code "sha256:5442d27a02d1f8c2abc0ea47828311599ace705a6a43023dae39689ca8c6e1e4"
   input train: list[float]
   input lr: float
   output output: artifact[bytes]

@@ -64,11 +64,11 @@ ITEMS_SUFFIX = "-items"
 _HELPERS: dict[str, str] = {
     "json_text": '''def _json_text(item):
     """One foreach item as JSON text: how an iteration's task receives it."""
-    return json.dumps(item)
+    return json.dumps(item).replace("$", "\\\\u0024")
 ''',
     "param_items": '''def _param_items(name, params):
     """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item) for item in params[name]]
+    return [json.dumps(item).replace("$", "\\\\u0024") for item in params[name]]
 ''',
     "output_dirs": '''def _output_dirs(run_id, step, output, items):
     """JSON list of one output's folders over every iteration of a foreach (for collect)."""
@@ -84,13 +84,28 @@ def render_dag(pipeline: Pipeline, settings: AirflowSettings) -> str:
 
 
 def json_text(value: Any) -> str:
-    """Canonical JSON text of a literal: what `env:VAR` and `value:` sources read back."""
+    """Canonical JSON text of a literal: what `env:VAR` and `value:` sources read back.
+
+    `$` is written as `\\u0024` (the same JSON value): Kubernetes expands `$(NAME)` and `$$` in
+    container environment values, so JSON text handed over in the environment holds no `$`.
+    """
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate cannot be an environment variable as is
         text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return text
+    return text.replace("$", JSON_DOLLAR)
+
+
+JSON_DOLLAR = "\\u0024"
+K8S_PARAM_FILTER = '| replace("$", "\\\\u0024")'
+"""Jinja: the same for a parameter rendered with `tojson` (Jinja unescapes its string literals
+once, so the template holds two backslashes)."""
+
+
+def k8s_env_text(value: str) -> str:
+    """A plain environment value as Kubernetes passes it on unchanged (`$` escaped as `$$`)."""
+    return value.replace("$", "$$")
 
 
 def param_schema(type_text: str) -> dict[str, Any]:
@@ -249,8 +264,10 @@ class _DagWriter:
         ]
         if self.settings.code_root is not None:
             argv += ["--code-root", templated_text(self.settings.code_root, self.mode.template_ext)]
+        kubernetes = self.settings.operator == "kubernetes"
         env: dict[str, Any] = {
-            name: templated_text(value, self.mode.template_ext) for name, value in step.env.items()
+            name: templated_text(k8s_env_text(v) if kubernetes else v, self.mode.template_ext)
+            for name, v in step.env.items()
         }
         for name, binding in step.args.items():
             variable = f"PIPEC_INPUT_{name}"
@@ -259,7 +276,8 @@ class _DagWriter:
                     env[variable] = templated_text(json_text(binding.value), self.mode.template_ext)
                     argv += ["--input", f"{name}=env:{variable}"]
                 case ParamRef():
-                    env[variable] = f'{{{{ params["{binding.param}"] | tojson }}}}'
+                    param = binding.param
+                    env[variable] = f'{{{{ params["{param}"] | tojson {K8S_PARAM_FILTER} }}}}'
                     argv += ["--input", f"{name}=env:{variable}"]
                 case LoopItem():
                     env[variable] = Code("item")

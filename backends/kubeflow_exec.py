@@ -177,5 +177,8 @@ def container(
         "args": runtime_args(component, uses, code_root, outputs),
     }
     if step.env:
-        spec["env"] = [{"name": k, "value": v} for k, v in sorted(step.env.items())]
+        # Kubernetes expands `$(NAME)` and `$$` in env values; `$$` keeps each `$` as written.
+        spec["env"] = [
+            {"name": k, "value": v.replace("$", "$$")} for k, v in sorted(step.env.items())
+        ]
     return spec

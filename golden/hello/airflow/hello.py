@@ -32,7 +32,7 @@ with DAG(
             "--input", "name=env:PIPEC_INPUT_name",
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/greet/output",
         ],
-        env_vars={"PIPEC_INPUT_name": '{{ params["name"] | tojson }}'},
+        env_vars={"PIPEC_INPUT_name": '{{ params["name"] | tojson | replace("$", "\\\\u0024") }}'},
     )
 
     shout_task = KubernetesPodOperator(

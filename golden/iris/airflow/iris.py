@@ -19,7 +19,7 @@ ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
 
 def _param_items(name, params):
     """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item) for item in params[name]]
+    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
 
 
 def _output_dirs(run_id, step, output, items):

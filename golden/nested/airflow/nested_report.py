@@ -19,7 +19,7 @@ ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
 
 def _json_text(item):
     """One foreach item as JSON text: how an iteration's task receives it."""
-    return json.dumps(item)
+    return json.dumps(item).replace("$", "\\u0024")
 
 
 def _output_dirs(run_id, step, output, items):
@@ -74,7 +74,9 @@ with DAG(
                 "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/make_shards/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
-            env_vars={"PIPEC_INPUT_shards": '{{ params["shards"] | tojson }}'},
+            env_vars={
+                "PIPEC_INPUT_shards": '{{ params["shards"] | tojson | replace("$", "\\\\u0024") }}',
+            },
             do_xcom_push=True,
         )
 
@@ -215,7 +217,9 @@ with DAG(
             "--input", "message=artifact:s3://pipec-artifacts/examples/{{ run_id }}/label/output",
             "--input", "strict=env:PIPEC_INPUT_strict",
         ],
-        env_vars={"PIPEC_INPUT_strict": '{{ params["strict"] | tojson }}'},
+        env_vars={
+            "PIPEC_INPUT_strict": '{{ params["strict"] | tojson | replace("$", "\\\\u0024") }}',
+        },
     )
     [label_task, condition_1_branch] >> publish_task
 

@@ -19,7 +19,7 @@ ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
 
 def _param_items(name, params):
     """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item) for item in params[name]]
+    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
 
 
 def _output_dirs(run_id, step, output, items):
@@ -72,7 +72,7 @@ with DAG(
                 "output=s3://pipec-artifacts/examples/{{ run_id }}/scale/{{ ti.map_index }}/output",
             ],
             env_vars={
-                "PIPEC_INPUT_factor": '{{ params["factor"] | tojson }}',
+                "PIPEC_INPUT_factor": '{{ params["factor"] | tojson | replace("$", "\\\\u0024") }}',
                 "PIPEC_INPUT_x": item,
             },
         )
@@ -128,7 +128,9 @@ with DAG(
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/is_big/output",
             "--output-value", "output=/airflow/xcom/return.json",
         ],
-        env_vars={"PIPEC_INPUT_threshold": '{{ params["threshold"] | tojson }}'},
+        env_vars={
+            "PIPEC_INPUT_threshold": '{{ params["threshold"] | tojson | replace("$", "\\\\u0024") }}',
+        },
         do_xcom_push=True,
     )
     total_task >> is_big_task

@@ -21,7 +21,7 @@ ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
 
 def _param_items(name, params):
     """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item) for item in params[name]]
+    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
 
 
 def _output_dirs(run_id, step, output, items):
@@ -63,7 +63,7 @@ with DAG(
             "--input", "n=env:PIPEC_INPUT_n",
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/load/output",
         ],
-        env_vars={"PIPEC_INPUT_n": '{{ params["n"] | tojson }}'},
+        env_vars={"PIPEC_INPUT_n": '{{ params["n"] | tojson | replace("$", "\\\\u0024") }}'},
     )
 
     split_task = KubernetesPodOperator(
@@ -98,7 +98,7 @@ with DAG(
             "--input", "train=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/train",
             "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/train/output",
         ],
-        env_vars={"PIPEC_INPUT_lr": '{{ params["lr"] | tojson }}'},
+        env_vars={"PIPEC_INPUT_lr": '{{ params["lr"] | tojson | replace("$", "\\\\u0024") }}'},
         container_resources=k8s.V1ResourceRequirements(
             requests={"cpu": "4", "memory": "16Gi"},
             limits={"memory": "16Gi", "nvidia.com/gpu": "1"},

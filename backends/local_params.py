@@ -14,8 +14,9 @@ class ParamError(ValueError):
 
 
 def parse_pairs(pairs: Sequence[str], declared: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """`name=value` pairs from the command line. A `str` parameter takes the text as is; any
-    other type takes JSON (`--param epochs=3`, `--param layers=[64,32]`)."""
+    """`name=value` pairs from the command line. A `str` parameter takes the text as is (an
+    `optional[str]` one too, except `null`, which means None); any other type takes JSON
+    (`--param epochs=3`, `--param layers=[64,32]`, `--param limit=null`)."""
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -25,8 +26,12 @@ def parse_pairs(pairs: Sequence[str], declared: Mapping[str, Mapping[str, Any]])
         spec = declared.get(name)
         if spec is None:
             raise ParamError(_unknown(name, declared))
-        if spec["type"] in ("str", "optional[str]"):
+        if spec["type"] == "str":
             values[name] = text
+            continue
+        if spec["type"] == "optional[str]":
+            # `null` is how the command line says None; any other text is the string itself.
+            values[name] = None if text == "null" else text
             continue
         try:
             values[name] = json.loads(text)
@@ -52,7 +57,7 @@ def resolve_params(
             value = spec["default"]
         if not types.check_value(value, spec["type"]):
             raise ParamError(f"parameter {name!r} expects {spec['type']}, got {value!r}")
-        values[name] = value
+        values[name] = types.coerce(value, spec["type"])
     return values
 
 

@@ -130,7 +130,9 @@ def _submit(
             for p in pipeline.params
         }
         given = parse_pairs(params, declared)
-        resolve_params(declared, given)  # type errors and missing values stop here, not remotely
+        # Type errors and missing values stop here, not remotely; ints become floats where due.
+        resolved = resolve_params(declared, given)
+        given = {name: resolved[name] for name in given}
         bundle = backend.emit(pipeline, target_settings)
         return backend.submit(pipeline, target_settings, bundle, given, wait)
     except DiagnosticError as exc:

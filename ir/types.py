@@ -227,3 +227,21 @@ def check_value(value: object, text: str) -> bool:
     """Whether a literal fits a type (used for defaults and run-time overrides)."""
     inferred = infer(value)
     return inferred is not None and assignable(inferred, text)
+
+
+def coerce(value: object, text: str) -> object:
+    """`value` with ints turned into floats wherever the type says float (so `--param lr=1` is
+    the same value, and the same cache key, as `lr=1.0`). Other values are returned unchanged."""
+    return _coerce(value, parse(text))
+
+
+def _coerce(value: object, expr: TypeExpr) -> object:
+    if expr.name == "optional" and expr.arg is not None:
+        return None if value is None else _coerce(value, expr.arg)
+    if expr.name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expr.name == "list" and expr.arg is not None and isinstance(value, list):
+        return [_coerce(v, expr.arg) for v in value]
+    if expr.name == "dict" and expr.arg is not None and isinstance(value, dict):
+        return {k: _coerce(v, expr.arg) for k, v in value.items()}
+    return value

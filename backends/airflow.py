@@ -85,6 +85,12 @@ class AirflowBackend(Backend):
     )
     extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to /api/v2
     capabilities: ClassVar[Capabilities] = Capabilities()
+    notes: ClassVar[dict[str, str]] = {
+        "cache": "Airflow runs every task each time; cache=False holds, nothing is reused",
+        "loop_parallelism": "caps running instances of each task in the loop, not iterations",
+        "disk": "kubernetes operator only",
+        "resources": "not enforced with operator=local",
+    }
     settings_model: ClassVar[type[TargetSettings]] = AirflowSettings
 
     def lower(self, pipeline: Pipeline, settings: TargetSettings) -> Pipeline:

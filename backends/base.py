@@ -41,7 +41,8 @@ FEATURES: dict[str, str] = {
     "retries": "retries and retry delay",
     "timeout": "step timeout",
     "cache": "step caching",
-    "resources": "cpu / memory / disk",
+    "resources": "cpu / memory",
+    "disk": "disk requests",
     "gpu": "GPU requests",
     "secrets": "secrets",
     "env": "environment variables",
@@ -109,6 +110,8 @@ class Backend(ABC):
     description: ClassVar[str]
     extra: ClassVar[str | None] = None
     capabilities: ClassVar[Capabilities] = Capabilities()
+    notes: ClassVar[dict[str, str]] = {}
+    """Feature -> how the target honors it only in part (shown by `pipec targets`)."""
     settings_model: ClassVar[type[TargetSettings]] = TargetSettings
 
     def __init__(self, project_root: Path | None = None) -> None:
@@ -181,8 +184,10 @@ def _step_features(step: Step, env: graph.TypeEnv, add: Any) -> None:
     if not step.cache:
         add("cache", step.id, loc)
     r = step.resources
-    if r.cpu is not None or r.memory is not None or r.disk is not None:
+    if r.cpu is not None or r.memory is not None:
         add("resources", step.id, loc)
+    if r.disk is not None:
+        add("disk", step.id, loc)
     if r.gpu:
         add("gpu", step.id, loc)
     if step.secrets:

@@ -154,11 +154,7 @@ class KubeflowHooks:
         return image
 
     def check(self, step: Step) -> list[str]:
-        if step.resources.disk is not None:
-            return [
-                f"target 'kubeflow' cannot express a disk request (used by {step.id!r}); "
-                "KFP containers have no disk size"
-            ]
+        # Disk requests are not among KFP_FEATURES: the shared capability check reports them.
         return []
 
     def resources(self, step: Step) -> JSON | None:

@@ -39,6 +39,11 @@ class LocalBackend(Backend):
     name: ClassVar[str] = "local"
     description: ClassVar[str] = "this machine: artifacts on disk, run metadata in SQLite"
     capabilities: ClassVar[Capabilities] = Capabilities()
+    notes: ClassVar[dict[str, str]] = {
+        "gpu": "not reserved: steps see this machine's GPUs, if any",
+        "disk": "not reserved: steps share this machine's disk",
+        "image": "part of the cache key only: steps run in pipec's own Python environment",
+    }
     settings_model: ClassVar[type[TargetSettings]] = LocalSettings
 
     def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:

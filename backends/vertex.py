@@ -151,8 +151,6 @@ class VertexHooks:
 
     def check(self, step: Step) -> list[str]:
         problems = []
-        if step.resources.disk is not None:
-            problems.append(f"target 'vertex' cannot express a disk request (used by {step.id!r})")
         if step.resources.gpu and not step.resources.gpu_type:
             problems.append(
                 f"target 'vertex' needs a gpu_type for the GPUs of {step.id!r} (e.g. nvidia-l4)"

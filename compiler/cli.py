@@ -171,6 +171,7 @@ def targets(as_json: bool) -> None:
                 "description": b.description,
                 "extra": b.extra,
                 "features": {f: f in b.capabilities.supported for f in FEATURES},
+                "notes": dict(sorted(b.notes.items())),
                 "settings": sorted(b.settings_model.model_fields),
             }
             for name, b in rows
@@ -196,11 +197,21 @@ def targets(as_json: bool) -> None:
     features.add_column("feature")
     for name, _ in rows:
         features.add_column(name, justify="center")
+    notes: list[str] = []
     for feature, label in FEATURES.items():
-        features.add_row(
-            label, *("yes" if feature in b.capabilities.supported else "-" for _, b in rows)
-        )
+        cells = []
+        for name, b in rows:
+            if feature not in b.capabilities.supported:
+                cells.append("-")
+            elif feature in b.notes:
+                notes.append(f"({len(notes) + 1}) {name}, {label}: {b.notes[feature]}")
+                cells.append(f"partial ({len(notes)})")
+            else:
+                cells.append("yes")
+        features.add_row(label, *cells)
     console.print(features)
+    for note in notes:
+        console.print(note, markup=False)
 
 
 @main.command()

@@ -277,10 +277,13 @@ def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
             g(blobs=collect(b))
         """,
     )
+    _, found = driver.check(pipeline, "kubeflow")  # the shared capability check
+    assert [(d.code, "disk requests" in d.message, "'f'" in d.message) for d in found] == [
+        ("U001", True, True)
+    ]
     with pytest.raises(DiagnosticError) as caught:
         KubeflowBackend().emit(pipeline, KubeflowSettings(image="img"))
     messages = [d.message for d in caught.value.diagnostics]
-    assert any("disk" in m and "'f'" in m for m in messages)
     assert any("fan-in of artifacts" in m for m in messages)
     assert all(d.code == "U001" for d in caught.value.diagnostics)
 

@@ -45,7 +45,9 @@ class AirflowSettings(ContainerSettings):
             the step's secret environment variables in `kubernetes` mode. In `docker` and `local`
             mode secrets come from Airflow Variables of the same names (any secrets backend).
         gpu_resource: the extended resource a GPU request asks for.
-        gpu_type_label: the node label a GPU type is matched against (`kubernetes` mode).
+        gpu_node_label: the node label a GPU type is matched against (`kubernetes` mode; the
+            same setting and default as the kubeflow target, so one pipeline lands on the same
+            nodes).
         docker_url: the Docker daemon the `docker` operator talks to (default: Airflow's).
         dags_folder: where `pipec run --target airflow` places the DAG file.
         api_url: the Airflow API server `pipec run` triggers runs through (`/api/v2`).
@@ -59,7 +61,7 @@ class AirflowSettings(ContainerSettings):
     namespace: str | None = None
     kubernetes_secret: str = "pipec-secrets"
     gpu_resource: str = "nvidia.com/gpu"
-    gpu_type_label: str = "nvidia.com/gpu.product"
+    gpu_node_label: str = "cloud.google.com/gke-accelerator"
     docker_url: str | None = None
     dags_folder: str | None = None
     api_url: str = "http://127.0.0.1:8080"

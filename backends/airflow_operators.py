@@ -206,7 +206,7 @@ def _pod_resources(r: Resources, settings: AirflowSettings, imports: set[str]) -
             "k8s.V1ResourceRequirements", requests=requests or None, limits=limits or None
         )
     if r.gpu and r.gpu_type:
-        found["node_selector"] = {settings.gpu_type_label: r.gpu_type}
+        found["node_selector"] = {settings.gpu_node_label: r.gpu_type}
     return found
 
 

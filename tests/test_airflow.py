@@ -193,7 +193,7 @@ def test_kubernetes_resources_gpus_and_secrets_are_spelled_natively() -> None:
     (text,) = driver.compile_ref("examples/training.py", "airflow").values()
     assert 'requests={"cpu": "4", "memory": "16Gi"}' in text
     assert 'limits={"memory": "16Gi", "nvidia.com/gpu": "1"}' in text
-    assert 'node_selector={"nvidia.com/gpu.product": "nvidia-l4"}' in text
+    assert 'node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"}' in text
     assert 'Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")' in text
 
 

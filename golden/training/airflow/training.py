@@ -103,7 +103,7 @@ with DAG(
             requests={"cpu": "4", "memory": "16Gi"},
             limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
         ),
-        node_selector={"nvidia.com/gpu.product": "nvidia-l4"},
+        node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
     )
     split_task >> train_task
 
@@ -190,7 +190,7 @@ with DAG(
                 requests={"cpu": "4", "memory": "16Gi"},
                 limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
             ),
-            node_selector={"nvidia.com/gpu.product": "nvidia-l4"},
+            node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
         )
         split_task >> train_2_task
 

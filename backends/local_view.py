@@ -64,7 +64,8 @@ class LineView:
     def __init__(self, run_id: str, total: int) -> None:
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.started = time.monotonic()
-        self.console.print(f"run {run_id}: {total} step(s)")
+        # Loops add one instance per item at run time, so the plan's count is a lower bound.
+        self.console.print(f"run {run_id}: {total} step(s) in the plan")
 
     def step_changed(self, label: str, status: str, detail: str = "") -> None:
         """Print the change with the run's elapsed time."""

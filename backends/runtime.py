@@ -236,10 +236,18 @@ def _write_text(path: str, text: str) -> None:
     local.write_text(text, encoding="utf-8")
 
 
+def _is_pipec_frame(frame_globals: dict[str, Any]) -> bool:
+    name = str(frame_globals.get("__name__", ""))
+    return (name == "__main__" and frame_globals.get("__file__") == __file__) or (
+        name == "pipec" or name.startswith("pipec.")
+    )
+
+
 def _print_user_traceback(exc: BaseException) -> None:
     """Print the traceback from the first frame outside this module: the user's code."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__ and tb.tb_next is not None:
+    # Skip pipec's own frames (this module, the @step wrapper): user modules are never `pipec.*`.
+    while tb is not None and tb.tb_next is not None and _is_pipec_frame(tb.tb_frame.f_globals):
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
     sys.stderr.flush()

@@ -196,7 +196,8 @@ def runs_list(limit: int, as_json: bool) -> None:
         return
     table = Table()
     for column in ("run", "pipeline", "status", "started", "time"):
-        table.add_column(column)
+        # Run ids are copied into `logs` and `--resume`: never wrap or cut them.
+        table.add_column(column, no_wrap=column == "run", min_width=22 if column == "run" else None)
     for record in found:
         row = _run_row(record)
         table.add_row(

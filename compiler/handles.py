@@ -147,6 +147,14 @@ class Handle:
     def __bool__(self) -> bool:
         raise _no_bool(self.label)
 
+    def __getitem__(self, key: object) -> Any:
+        raise PipecUsageError(
+            "F017",
+            f"{self.label} cannot be indexed while the pipeline is being compiled ([{key!r}])",
+            "pass the whole value to a step and read the field inside it, or make the producing "
+            "step return a NamedTuple with that field",
+        )
+
     def __iter__(self) -> Iterator[Any]:
         raise PipecUsageError(
             "F011",

@@ -254,3 +254,15 @@ def test_raw_text_input_and_output(code_root: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "is not a str" in done.stderr
+
+
+def test_traceback_of_a_step_object_starts_in_user_code(tmp_path: Path) -> None:
+    """A `@step` object is called through pipec's wrapper; the printed traceback skips it."""
+    (tmp_path / "stepmod.py").write_text(
+        "from pipec import step\n\n@step\ndef broken() -> int:\n    raise ValueError('nope')\n"
+    )
+    failed = _run(tmp_path, "--component", "stepmod:broken", "--output", "output=x")
+    assert failed.returncode == 1
+    lines = failed.stderr.splitlines()
+    assert 'stepmod.py", line 5' in lines[1], failed.stderr
+    assert "dsl.py" not in failed.stderr and "runtime.py" not in failed.stderr

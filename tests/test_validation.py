@@ -536,3 +536,16 @@ def p():
     found = diagnose(tmp_path, source)
     assert codes(found) == ["F016"]
     assert "retries" in found[0].message
+
+
+def test_indexing_a_loop_item_is_a_diagnostic(tmp_path: Path) -> None:
+    only(tmp_path, """
+@step
+def records() -> list[dict[str, float]]:
+    return [{"v": 1.0}]
+
+@pipeline
+def p():
+    with foreach(records()) as item:
+        show(item["v"])  # bad
+""", "F017", "# bad")

@@ -92,7 +92,6 @@ class InputUse:
 
     name: str
     type: str
-    is_list_of_artifacts: bool = False
 
 
 def input_definitions(uses: list[InputUse]) -> JSON:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pipec.backends import kubeflow_dag as kd
 from pipec.backends import kubeflow_exec as kx
 from pipec.ir import graph, names
-from pipec.ir.diagnostics import Diagnostic, DiagnosticError
+from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -172,8 +172,3 @@ def duration(seconds: float) -> str:
     """A protobuf Duration in its JSON form (`600s`, `1.5s`)."""
     text = f"{seconds:.9f}".rstrip("0").rstrip(".")
     return f"{text}s"
-
-
-def diagnostics_for(step: Step, problems: list[str]) -> list[Diagnostic]:
-    """One U001 diagnostic per problem with a step."""
-    return [Diagnostic(code="U001", message=p, hint="", location=step.location) for p in problems]

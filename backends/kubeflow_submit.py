@@ -29,8 +29,13 @@ if TYPE_CHECKING:
     from pipec.backends.kubeflow import KubeflowSettings
 
 JSON = dict[str, Any]
-TERMINAL = {"SUCCEEDED": 0, "SKIPPED": 0, "FAILED": 1, "CANCELED": 1}
 EXIT_OK, EXIT_FAILED, EXIT_NOT_SUBMITTED = 0, 1, 2
+TERMINAL = {
+    "SUCCEEDED": EXIT_OK,
+    "SKIPPED": EXIT_OK,
+    "FAILED": EXIT_FAILED,
+    "CANCELED": EXIT_FAILED,
+}
 
 
 class SubmitError(Exception):

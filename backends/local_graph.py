@@ -139,10 +139,6 @@ class Expansion:
         self._settle(instance, status, reason)
         self._drain()
 
-    def step_instances(self) -> Iterator[Instance]:
-        """Every step instance created so far."""
-        return (i for i in self.instances.values() if i.kind == "step")
-
     def producer_key(self, step_id: str, consumer: Instance) -> Key:
         """The instance of `step_id` that `consumer` reads (same loop iterations)."""
         return self._dep_key(step_id, consumer)

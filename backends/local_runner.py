@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipec.backends import local_exec, local_graph, local_plan, local_secrets, store
-from pipec.backends import runtime as _runtime  # also imported before forking: warm
+from pipec.backends import runtime as _runtime
 from pipec.backends.base import TargetSettings
 from pipec.backends.local_cache import cache_key, digest, explain_miss, key_parts
 from pipec.backends.local_graph import CACHED, FAILED, OK, SUCCEEDED, Expansion, Instance
@@ -633,19 +633,3 @@ class Runner:
             errors=list(self.expansion.errors),
             duration=duration,
         )
-
-
-def _warm_runtime() -> None:
-    """Run the runtime's argument parsing and an output write once in the runner, so the lazy
-    first-use work (argparse's gettext lookups, encoder set-up) is inherited by every forked step
-    instead of redone in each (measured: about 1.4 ms per step)."""
-    import tempfile
-
-    from pipec.backends import runtime
-
-    with tempfile.TemporaryDirectory(prefix="pipec-warm-") as tmp:
-        invocation = runtime.parse(
-            ["--component", "m:f", "--input", "x=value:0", "--output", f"output={tmp}/o"]
-        )
-        store.write(0, invocation.outputs["output"])
-        store.read(invocation.outputs["output"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,14 +318,6 @@ class MetadataStore:
             (pipeline_id,),
         )
         return {step_id: float(mean) for step_id, mean in rows}
-
-    def consumers_of(self, uri: str) -> Iterator[tuple[str, str, str, str]]:
-        """(run, step, iteration, input) of every step instance that read the artifact at `uri`."""
-        yield from self._db.execute(
-            "SELECT run_id, step_id, iteration, input FROM consumers WHERE uri=? "
-            "ORDER BY run_id, step_id, iteration",
-            (uri,),
-        )
 
 
 def _run(row: Sequence[Any]) -> RunRecord:

@@ -72,11 +72,6 @@ def steps(pipeline: Pipeline) -> list[Step]:
     return [node for node, _ in walk(pipeline.body) if isinstance(node, Step)]
 
 
-def step_scopes(pipeline: Pipeline) -> dict[str, tuple[Scope, ...]]:
-    """Step id -> the scopes enclosing it."""
-    return {node.id: scopes for node, scopes in walk(pipeline.body) if isinstance(node, Step)}
-
-
 def node_scopes(pipeline: Pipeline) -> dict[str, tuple[Scope, ...]]:
     """Node id (steps, conditions, loops, groups) -> the scopes enclosing it."""
     return {node.id: scopes for node, scopes in walk(pipeline.body)}

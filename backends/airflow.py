@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import datetime
-import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -21,9 +20,6 @@ from pydantic import Field, field_validator
 from pipec.backends.base import Backend, Bundle, Capabilities, ContainerSettings, TargetSettings
 from pipec.ir.diagnostics import Diagnostic, DiagnosticError
 from pipec.ir.model import Pipeline
-
-# Kubernetes resource quantities (what Resources.memory / .disk hold), e.g. 512Mi, 16Gi, 1.5G.
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([eE][0-9]+|[KMGTPE]i|[kKMGTPE]|m)?$")
 
 
 class AirflowSettings(ContainerSettings):
@@ -129,11 +125,6 @@ class AirflowBackend(Backend):
         from pipec.backends import airflow_submit
 
         return airflow_submit.submit(pipeline.id, settings, bundle, params, wait)
-
-
-def quantity_ok(text: str) -> bool:
-    """Whether `text` is a Kubernetes resource quantity (what pods and Docker limits accept)."""
-    return bool(_QUANTITY.match(text))
 
 
 def diagnostic(node_id: str, location: Any, what: str, hint: str) -> Diagnostic:

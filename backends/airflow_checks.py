@@ -7,7 +7,7 @@ that uses it, so nothing is silently dropped.
 
 from __future__ import annotations
 
-from pipec.backends.airflow import AirflowSettings, diagnostic, quantity_ok
+from pipec.backends.airflow import AirflowSettings, diagnostic
 from pipec.backends.base import SettingsError
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
@@ -131,16 +131,7 @@ def _images(pipeline: Pipeline, settings: AirflowSettings) -> list[Diagnostic]:
 def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     r = step.resources
-    for label, value in (("memory", r.memory), ("disk", r.disk)):
-        if value is not None and not quantity_ok(value):
-            found.append(
-                diagnostic(
-                    step.id,
-                    step.location,
-                    f"the {label} request {value!r} (not a Kubernetes quantity)",
-                    "write it like 512Mi, 16Gi or 2G",
-                )
-            )
+    # Malformed quantities never get here: the options pass reports them (R002) for every target.
     if settings.operator == "docker":
         if r.disk is not None:
             found.append(

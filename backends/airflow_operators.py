@@ -8,13 +8,13 @@ environment, resources, secrets and the XCom value are spelled.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipec.backends.airflow import AirflowSettings
 from pipec.backends.airflow_source import INDENT, Argv, Call, Code, call, templated_text
+from pipec.ir import quantity
 from pipec.ir.model import Resources
 
 RUNTIME_MODULE = "pipec.backends.runtime"
@@ -62,25 +62,6 @@ _LOCAL_HELPER = '''def _run_step(python, argv, env, secrets=(), export=None):
                 return json.load(handle)
     return None
 '''
-
-_MEMORY_UNITS = {
-    "": 1,
-    "k": 10**3,
-    "K": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-_QUANTITY_PARTS = re.compile(r"^([0-9.]+(?:[eE][0-9]+)?)([A-Za-z]*)$")
-
 
 @dataclass(frozen=True)
 class TaskOptions:
@@ -152,14 +133,6 @@ def _common(options: TaskOptions) -> dict[str, Any]:
 
 def _quantity_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
-
-
-def memory_bytes(quantity: str) -> int:
-    """A Kubernetes memory quantity (`16Gi`, `512M`, `1e9`) in bytes, for Docker's mem_limit."""
-    match = _QUANTITY_PARTS.match(quantity)
-    if match is None or match.group(2) not in _MEMORY_UNITS:
-        raise ValueError(f"not a memory quantity: {quantity!r}")
-    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
 
 
 def kubernetes_task(
@@ -237,7 +210,7 @@ def docker_task(
     if r.cpu is not None:
         kwargs["cpus"] = r.cpu
     if r.memory is not None:
-        kwargs["mem_limit"] = memory_bytes(r.memory)
+        kwargs["mem_limit"] = quantity.to_bytes(r.memory)
     if r.gpu:
         imports.add("from docker.types import DeviceRequest")
         kwargs["device_requests"] = [call("DeviceRequest", count=r.gpu, capabilities=[["gpu"]])]

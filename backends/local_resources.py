@@ -8,40 +8,14 @@ it, so such a step runs alone instead of never.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTPE]i?|[kmM]?)\s*$")
-_FACTORS = {
-    "": 1,
-    "m": 1e-3,
-    "k": 1e3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
+from pipec.ir import quantity
 
 Request = tuple[float, int]
 """(cpus, memory bytes) a step reserves."""
-
-
-def parse_memory(text: str) -> int:
-    """Bytes in a Kubernetes quantity: `512Mi`, `2G`, `1.5Gi`, `1000000`."""
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a memory quantity (e.g. 512Mi, 2Gi, 1G)")
-    return int(float(match.group(1)) * _FACTORS[match.group(2)])
 
 
 def machine_memory() -> int:
@@ -78,7 +52,7 @@ class Capacity:
         return cls(
             parallelism=parallelism or machine_cpus(),
             cpus=float(cpus) if cpus else float(machine_cpus()),
-            memory=parse_memory(memory) if memory else machine_memory(),
+            memory=quantity.to_bytes(memory) if memory else machine_memory(),
         )
 
     def fits(self, request: Request, running: int) -> bool:
@@ -106,7 +80,7 @@ class Capacity:
 def request_of(resources: Mapping[str, Any], capacity: Capacity) -> Request:
     """A step's (cpus, memory bytes), clamped to the machine."""
     cpu = min(float(resources.get("cpu") or 0.0), capacity.cpus)
-    memory = parse_memory(resources["memory"]) if resources.get("memory") else 0
+    memory = quantity.to_bytes(resources["memory"]) if resources.get("memory") else 0
     if capacity.memory:
         memory = min(memory, capacity.memory)
     return (cpu, memory)

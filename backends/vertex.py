@@ -26,11 +26,11 @@ from pipec.backends import kubeflow_exec as kx
 from pipec.backends import kubeflow_spec as ks
 from pipec.backends.base import Bundle, Capabilities, SettingsError, TargetSettings
 from pipec.backends.kubeflow import KFP_FEATURES, KfpSettings, KubeflowBackend, dump_yaml
+from pipec.ir import quantity
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTPE]i?|k|m)?$")
 _FACTORS = {
     None: 1.0,
     "m": 1e-3,
@@ -189,12 +189,12 @@ def accelerator_name(gpu_type: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", gpu_type).strip("_").upper()
 
 
-def memory_gb(quantity: str) -> float | None:
+def memory_gb(text: str) -> float | None:
     """A Kubernetes memory quantity in (decimal) gigabytes, as Vertex's memoryLimit wants it."""
-    match = _QUANTITY.match(quantity.strip())
-    if not match:
+    try:
+        return round(quantity.amount(text) / 1e9, 9)
+    except ValueError:
         return None
-    return round(float(match.group(1)) * _FACTORS[match.group(2)] / 1e9, 9)
 
 
 def pipeline_job(pipeline: Pipeline, settings: VertexSettings, spec: JSON) -> JSON:

@@ -178,17 +178,6 @@ def test_hostile_names_and_values_import_in_every_mode(tmp_path: Path, mode: str
     assert task["display_name"] == "{% raw %} ünï \u2028 ✓ '\"\\ step"
 
 
-def test_memory_quantities_become_docker_byte_limits() -> None:
-    from pipec.backends.airflow_operators import memory_bytes
-
-    assert memory_bytes("16Gi") == 16 * 2**30
-    assert memory_bytes("512M") == 512 * 10**6
-    assert memory_bytes("1.5Gi") == int(1.5 * 2**30)
-    assert memory_bytes("1000") == 1000
-    with pytest.raises(ValueError, match="not a memory quantity"):
-        memory_bytes("16 gigs")
-
-
 def test_kubernetes_resources_gpus_and_secrets_are_spelled_natively() -> None:
     (text,) = driver.compile_ref("examples/training.py", "airflow").values()
     assert 'requests={"cpu": "4", "memory": "16Gi"}' in text

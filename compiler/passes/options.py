@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-from pipec.ir import graph
+from pipec.ir import graph, quantity
 from pipec.ir.model import Loop, Pipeline, Step
 from pipec.passes.context import PassContext
 
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/\-?LW#]+$")
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
@@ -50,7 +49,7 @@ def _step(step: Step, ctx: PassContext) -> None:
     if r.cpu is not None and r.cpu <= 0:
         ctx.error("R001", f"step {step.id!r} asks for {r.cpu} CPUs", "ask for more than 0", loc)
     for what, value in (("memory", r.memory), ("disk", r.disk)):
-        if value is not None and not QUANTITY.match(value):
+        if value is not None and not quantity.is_quantity(value):
             ctx.error(
                 "R002",
                 f"{what} {value!r} of step {step.id!r} is not a quantity",

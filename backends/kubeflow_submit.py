@@ -22,7 +22,7 @@ import yaml
 
 from pipec.backends import kubeflow_exec as kx
 from pipec.backends.base import Bundle
-from pipec.ir import types
+from pipec.backends.params import ParamError, declared_params, resolve_params
 from pipec.ir.model import Pipeline
 
 if TYPE_CHECKING:
@@ -87,24 +87,14 @@ def api_message(text: str) -> str:
 
 
 def parameter_values(pipeline: Pipeline, params: dict[str, Any]) -> JSON:
-    """`--param` values checked against the pipeline and shaped as KFP holds them."""
-    declared = {p.name: p for p in pipeline.params}
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise SubmitError(
-            f"unknown parameter {', '.join(unknown)}; the pipeline takes "
-            f"{', '.join(declared) or 'no parameters'}"
-        )
-    missing = [p.name for p in pipeline.params if p.required and p.name not in params]
-    if missing:
-        raise SubmitError(f"missing required parameter {', '.join(missing)} (use --param)")
-    values: JSON = {}
-    for name, value in params.items():
-        param = declared[name]
-        if not types.check_value(value, param.type):
-            raise SubmitError(f"parameter {name} takes {param.type}, got {value!r}")
-        values[name] = kx.kfp_value(value, param.type)
-    return values
+    """`--param` values checked against the pipeline (the shared check) and shaped as KFP holds
+    them."""
+    try:
+        resolved = resolve_params(declared_params(pipeline), params)
+    except ParamError as exc:
+        raise SubmitError(str(exc)) from None
+    type_of = {p.name: p.type for p in pipeline.params}
+    return {name: kx.kfp_value(resolved[name], type_of[name]) for name in params}
 
 
 def pipeline_spec_field(bundle: Bundle) -> JSON:

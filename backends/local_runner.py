@@ -31,7 +31,6 @@ from pipec.backends import runtime as _runtime
 from pipec.backends.base import TargetSettings
 from pipec.backends.local_cache import cache_key, digest, explain_miss, key_parts
 from pipec.backends.local_graph import CACHED, FAILED, OK, SUCCEEDED, Expansion, Instance
-from pipec.backends.local_params import resolve_params
 from pipec.backends.local_resources import Capacity, request_of
 from pipec.backends.local_results import RunError, RunResult, label_of, step_result
 from pipec.backends.local_view import View, make_view
@@ -43,6 +42,7 @@ from pipec.backends.metadata import (
     iteration_key,
     parse_iteration,
 )
+from pipec.backends.params import resolve_params
 from pipec.ir.code import code_hash
 from pipec.ir.model import Pipeline
 

@@ -24,11 +24,11 @@ from rich.text import Text
 from pipec import driver, loader
 from pipec.backends import UnknownTarget, local_plan, local_runner
 from pipec.backends.base import NoSubmitter, SettingsError
-from pipec.backends.local_params import ParamError, parse_pairs, resolve_params
 from pipec.backends.local_plan import PlanError
 from pipec.backends.local_results import RunError, RunResult, log_tail, stored_result
 from pipec.backends.local_view import STATUS_STYLE
 from pipec.backends.metadata import iteration_key
+from pipec.backends.params import ParamError, declared_params, parse_pairs, resolve_params
 from pipec.ir.diagnostics import DiagnosticError
 
 EXIT_INVALID = 2
@@ -125,10 +125,7 @@ def _submit(
     """Compile REF for a remote target and hand it to that target's submitter."""
     try:
         pipeline, target_settings, backend = driver.load_and_check(ref, target, settings)
-        declared = {
-            p.name: {"type": p.type, "required": p.required, "default": p.default}
-            for p in pipeline.params
-        }
+        declared = declared_params(pipeline)
         given = parse_pairs(params, declared)
         # Type errors and missing values stop here, not remotely; ints become floats where due.
         resolved = resolve_params(declared, given)

@@ -155,9 +155,9 @@ def test_kubeflow_checks_before_sending(capsys: pytest.CaptureFixture[str]) -> N
     assert "needs host" in capsys.readouterr().err
     pipeline, settings, bundle = _kubeflow("hello", host="http://127.0.0.1:9")
     assert KubeflowBackend().submit(pipeline, settings, bundle, {"nope": 1}, wait=False) == 2
-    assert "unknown parameter nope" in capsys.readouterr().err
+    assert "unknown parameter 'nope'" in capsys.readouterr().err
     assert KubeflowBackend().submit(pipeline, settings, bundle, {"name": 3}, wait=False) == 2
-    assert "parameter name takes str" in capsys.readouterr().err
+    assert "parameter 'name' expects str" in capsys.readouterr().err
     # nothing listens on port 9: a connection error, not a traceback
     assert KubeflowBackend().submit(pipeline, settings, bundle, {}, wait=False) == 2
     assert "failed:" in capsys.readouterr().err

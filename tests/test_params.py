@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipec.backends.local_params import ParamError, parse_pairs, resolve_params
+from pipec.backends.params import ParamError, parse_pairs, resolve_params
 from pipec.ir import types
 
 DECLARED = {

@@ -1,4 +1,7 @@
-"""Pipeline parameter values for a local run: `--param k=v` text, defaults, type checks."""
+"""Pipeline parameter values for every target: `--param k=v` text, defaults, type checks.
+
+Checked once, before anything runs or is sent: the local runner and every submitter get values
+that exist, fit their types and are complete."""
 
 from __future__ import annotations
 
@@ -7,10 +10,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipec.ir import types
+from pipec.ir.model import Pipeline
 
 
 class ParamError(ValueError):
     """A parameter value that is missing, unknown or of the wrong type."""
+
+
+def declared_params(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
+    """The pipeline's parameters in the shape `parse_pairs` and `resolve_params` take (the same
+    shape the local plan stores)."""
+    return {
+        p.name: {"type": p.type, "required": p.required, "default": p.default}
+        for p in pipeline.params
+    }
 
 
 def parse_pairs(pairs: Sequence[str], declared: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -62,7 +62,27 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The `pipec` group. `run`, `runs` and `logs` live in `pipec.cli_run`, which pulls in the
+    local runner, SQLite and rich; it is imported only when one of them is used, so `validate`
+    and `compile` start faster."""
+
+    lazy = ("logs", "run", "runs")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            from pipec import cli_run
+
+            command = getattr(cli_run, cmd_name)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of short errors.")
 @click.version_option(package_name="pipec")
 def main(debug: bool) -> None:
@@ -220,18 +240,6 @@ def schema() -> None:
     from pipec.ir.serde import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
-
-
-def _register_run_commands() -> None:
-    """`run`, `runs` and `logs` live in their own module (the local target's user interface)."""
-    from pipec import cli_run
-
-    main.add_command(cli_run.run, "run")
-    main.add_command(cli_run.runs, "runs")
-    main.add_command(cli_run.logs, "logs")
-
-
-_register_run_commands()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ backends (besides the CLI)."""
 from __future__ import annotations
 
 import json
-import shutil
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -144,8 +143,3 @@ def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> A
 class PipelineRunFailed(RuntimeError):
     """A pipeline called directly (`my_pipeline()`) ran and did not succeed."""
 
-
-def clear_dir(path: Path) -> None:
-    """Remove a folder if it exists (used by tests and golden updates)."""
-    if path.exists():
-        shutil.rmtree(path)

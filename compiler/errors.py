@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -53,14 +54,8 @@ def relative_file(filename: str, root: Path | None) -> str:
     """
     path = Path(filename)
     if root is not None and path.is_absolute():
-        try:
-            return path.resolve().relative_to(root).as_posix()
-        except ValueError:
-            return Path(_relpath(path.resolve(), root)).as_posix()
+        # A file outside the project is still named relative to it (`../lib/x.py`), never by an
+        # absolute path, which would differ between machines.
+        return Path(os.path.relpath(path.resolve(), root)).as_posix()
     return path.as_posix()
 
-
-def _relpath(path: Path, root: Path) -> str:
-    import os
-
-    return os.path.relpath(path, root)

@@ -10,6 +10,7 @@ diagnostics in `golden/<example>/<target>/UNSUPPORTED.txt`.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def _expected(folder: Path) -> Bundle:
 
 def _compare(actual: Bundle, folder: Path, update: bool) -> None:
     if update:
-        driver.clear_dir(folder)
+        shutil.rmtree(folder, ignore_errors=True)
         driver.write_bundle(actual, folder)
         return
     expected = _expected(folder)

@@ -30,6 +30,7 @@ from typing import Any, assert_never
 
 from pipec.backends import airflow_conditions as conditions
 from pipec.backends import airflow_operators as ops
+from pipec.backends import k8s
 from pipec.backends.airflow import AirflowSettings, diagnostic
 from pipec.backends.airflow_checks import export_reads
 from pipec.backends.airflow_source import (
@@ -102,10 +103,6 @@ K8S_PARAM_FILTER = '| replace("$", "\\\\u0024")'
 """Jinja: the same for a parameter rendered with `tojson` (Jinja unescapes its string literals
 once, so the template holds two backslashes)."""
 
-
-def k8s_env_text(value: str) -> str:
-    """A plain environment value as Kubernetes passes it on unchanged (`$` escaped as `$$`)."""
-    return value.replace("$", "$$")
 
 
 def param_schema(type_text: str) -> dict[str, Any]:
@@ -266,7 +263,7 @@ class _DagWriter:
             argv += ["--code-root", templated_text(self.settings.code_root, self.mode.template_ext)]
         kubernetes = self.settings.operator == "kubernetes"
         env: dict[str, Any] = {
-            name: templated_text(k8s_env_text(v) if kubernetes else v, self.mode.template_ext)
+            name: templated_text(k8s.env_value(v) if kubernetes else v, self.mode.template_ext)
             for name, v in step.env.items()
         }
         for name, binding in step.args.items():

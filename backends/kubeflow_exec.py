@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipec.backends import k8s
 from pipec.ir import types
 from pipec.ir.model import Component, Port, Step
 
@@ -176,8 +177,5 @@ def container(
         "args": runtime_args(component, uses, code_root, outputs),
     }
     if step.env:
-        # Kubernetes expands `$(NAME)` and `$$` in env values; `$$` keeps each `$` as written.
-        spec["env"] = [
-            {"name": k, "value": v.replace("$", "$$")} for k, v in sorted(step.env.items())
-        ]
+        spec["env"] = [{"name": k, "value": k8s.env_value(v)} for k, v in sorted(step.env.items())]
     return spec

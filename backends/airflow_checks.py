@@ -8,7 +8,7 @@ that uses it, so nothing is silently dropped.
 from __future__ import annotations
 
 from pipec.backends.airflow import AirflowSettings, diagnostic
-from pipec.backends.base import SettingsError
+from pipec.backends.base import SettingsError, require_images
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Collect, Condition, Loop, LoopItem, OutputRef, Pipeline, Step
@@ -21,13 +21,14 @@ def check(pipeline: Pipeline, settings: AirflowSettings) -> list[Diagnostic]:
             "target 'airflow' needs the setting artifact_root (a folder every worker shares, or "
             "an fsspec URL): set it in [tool.pipec.targets.airflow] or with --set"
         )
+    if settings.operator != "local":  # local tasks run on the worker, not in an image
+        require_images(pipeline, settings.image, "airflow")
     found: list[Diagnostic] = []
     found += _shapes(pipeline)
     found += _exports(pipeline)
     found += _params(pipeline)
     for step in graph.steps(pipeline):
         found += _step_options(step, settings)
-    found += _images(pipeline, settings)
     return found
 
 
@@ -105,26 +106,6 @@ def _params(pipeline: Pipeline) -> list[Diagnostic]:
         )
         for param in pipeline.params
         if param.required
-    ]
-
-
-def _images(pipeline: Pipeline, settings: AirflowSettings) -> list[Diagnostic]:
-    """Container modes need an image for every step: one diagnostic naming those without."""
-    if settings.operator == "local" or settings.image is not None:
-        return []
-    bare = [step for step in graph.steps(pipeline) if step.image is None]
-    if not bare:
-        return []
-    named = ", ".join(repr(s.id) for s in bare[:5]) + (", ..." if len(bare) > 5 else "")
-    return [
-        Diagnostic(
-            code="U001",
-            message=f"target 'airflow' (operator={settings.operator}) needs an image for every "
-            f"step; without one: {named}",
-            hint="set `image` in [tool.pipec.targets.airflow] (or --set image=...), or give the "
-            "steps an image",
-            location=bare[0].location,
-        )
     ]
 
 

@@ -72,6 +72,21 @@ class SettingsError(Exception):
     """Target settings that do not validate; the message lists the known keys."""
 
 
+def require_images(pipeline: Pipeline, default_image: str | None, target: str) -> None:
+    """Targets that run steps in containers need an image for each: the step's own or the
+    target's `image` setting. One error names every step without one."""
+    if default_image is not None:
+        return
+    bare = [s.id for s in graph.steps(pipeline) if s.image is None]
+    if bare:
+        shown = ", ".join(bare[:5]) + (", ..." if len(bare) > 5 else "")
+        raise SettingsError(
+            f"target {target!r} needs an image for step{'s' if len(bare) > 1 else ''} {shown}: "
+            f"set `image` in [tool.pipec.targets.{target}] or --set image=..., or give the step "
+            "its own image"
+        )
+
+
 def load_settings(
     model: type[TargetSettings], target: str, raw: Mapping[str, Any]
 ) -> TargetSettings:

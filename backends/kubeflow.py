@@ -23,10 +23,9 @@ from pipec.backends.base import (
     Bundle,
     Capabilities,
     ContainerSettings,
-    SettingsError,
     TargetSettings,
+    require_images,
 )
-from pipec.ir import graph
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -106,13 +105,7 @@ class KubeflowBackend(Backend):
     def assemble(self, pipeline: Pipeline, settings: TargetSettings) -> ks.Assembly:
         """The spec as dicts (the submitter and `vertex` reuse it)."""
         assert isinstance(settings, KfpSettings)
-        missing = [s.id for s in graph.steps(pipeline) if not (s.image or settings.image)]
-        if missing:
-            raise SettingsError(
-                f"target {self.name!r} needs an image for step{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)}: set `image` in [tool.pipec.targets.{self.name}] or "
-                "--set image=..., or give the step its own image"
-            )
+        require_images(pipeline, settings.image, self.name)
         hooks = self.hooks(settings)
         assembler = ks.SpecAssembler(pipeline, hooks, settings.code_root, settings.python)
         return assembler.assemble(self.pipeline_root(settings))

@@ -141,7 +141,7 @@ def test_nested_foreach_is_a_diagnostic(tmp_path: Path) -> None:
         """,
     )
     with pytest.raises(DiagnosticError) as caught:
-        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts"])
+        driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts", "image=img"])
     assert any("foreach inside a foreach" in d.message for d in caught.value.diagnostics)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pipec.ir import graph, types
 from pipec.ir.model import (
+    And,
     Binding,
     Collect,
     Compare,
@@ -13,6 +14,8 @@ from pipec.ir.model import (
     Location,
     Loop,
     LoopItem,
+    Not,
+    Or,
     OutputRef,
     ParamRef,
     Pipeline,
@@ -114,8 +117,6 @@ def _type_of(
 
 
 def _compares(node: Condition) -> list[Compare]:
-    from pipec.ir.model import And, Not, Or
-
     found: list[Compare] = []
     stack = [node.test]
     while stack:

@@ -35,10 +35,17 @@ def local_settings(artifacts: Path, code_root: Path = REPO) -> list[str]:
     ]
 
 
+def inherited_env() -> dict[str, str]:
+    """What an Airflow task's step process inherits from this machine (Airflow's own settings
+    left out). A local reference run compared with an Airflow run must get the same: variables
+    such as OPENBLAS_CORETYPE change the floats a fitted model holds."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+
+
 def airflow_env(home: Path, dags: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """An environment for one Airflow process: its own home, SQLite database and DAGs folder."""
     home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env = inherited_env()
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),

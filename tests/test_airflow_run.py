@@ -17,6 +17,7 @@ from tests.airflow_helpers import (
     airflow_env,
     check,
     compile_to,
+    inherited_env,
     local_settings,
     migrate,
     stored_outputs,
@@ -61,7 +62,7 @@ def local_run(ref: str, params: dict[str, Any], artifacts: Path, cwd: Path) -> d
         # The CLI takes a str parameter's text as it is, and JSON for the other types.
         text = value if isinstance(value, str) else json.dumps(value)
         command += ["--param", f"{name}={text}"]
-    env = {"REGISTRY_TOKEN": SECRET, "PATH": "/usr/bin:/bin"}
+    env = {**inherited_env(), "REGISTRY_TOKEN": SECRET}  # what the Airflow tasks see
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads(done.stdout)

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipec.backends.local import LocalSettings
-from pipec.backends.local_runner import run_pipeline
+from pipec.backends.runner.scheduler import run_pipeline
 from pipec.ir.model import Component, Const, Location, Pipeline, Port, Step
 
 WORK = """\

@@ -22,13 +22,15 @@ from rich.table import Table
 from rich.text import Text
 
 from pipec import driver, loader
-from pipec.backends import UnknownTarget, local_plan, local_runner
+from pipec.backends import UnknownTarget
 from pipec.backends.base import NoSubmitter, SettingsError
-from pipec.backends.local_plan import PlanError
-from pipec.backends.local_results import RunError, RunResult, log_tail, stored_result
-from pipec.backends.local_view import STATUS_STYLE
-from pipec.backends.metadata import iteration_key
 from pipec.backends.params import ParamError, declared_params, parse_pairs, resolve_params
+from pipec.backends.runner import plan as local_plan
+from pipec.backends.runner import scheduler as local_runner
+from pipec.backends.runner.metadata import iteration_key
+from pipec.backends.runner.plan import PlanError
+from pipec.backends.runner.results import RunError, RunResult, log_tail, stored_result
+from pipec.backends.runner.view import STATUS_STYLE
 from pipec.ir.diagnostics import DiagnosticError
 
 EXIT_INVALID = 2

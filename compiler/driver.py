@@ -125,7 +125,7 @@ def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> A
         raise DiagnosticError(errors(found))
     params = dict(inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments)
     backend_cls, settings = target_settings("local", root, {})
-    from pipec.backends import local_runner
+    from pipec.backends.runner import scheduler as local_runner
 
     result = local_runner.run_pipeline(
         backend_cls(root).lower(checked, settings), settings, params, root=root

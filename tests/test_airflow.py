@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipec import driver
-from pipec.backends.airflow_source import py_str, templated_text
+from pipec.backends.airflow.pysource import py_str, templated_text
 from pipec.backends.base import SettingsError
 from pipec.ir.diagnostics import DiagnosticError
 from tests.airflow_helpers import airflow_env, check, compile_to

@@ -99,7 +99,7 @@ def _submit(url: str, dags: Path, wait: bool, **environ: str) -> int:
     )
     assert isinstance(backend, AirflowBackend) and isinstance(settings, AirflowSettings)
     bundle = backend.emit(pipeline, settings)
-    from pipec.backends import airflow_submit
+    from pipec.backends.airflow import submit as airflow_submit
 
     return airflow_submit.submit(
         pipeline.id, settings, bundle, {"name": "Ada"}, wait, environ, sleep=lambda _: None

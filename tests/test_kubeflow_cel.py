@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipec.backends import kfp_expr
-from pipec.backends.kfp_expr import Channel, ExprError, string_literal, to_cel
+from pipec.backends.kubeflow import cel as kfp_expr
+from pipec.backends.kubeflow.cel import Channel, ExprError, string_literal, to_cel
 from pipec.ir.model import And, Compare, Const, LoopItem, Not, Or, OutputRef, ParamRef
 
 TYPES = {"i": "int", "f": "float", "b": "bool", "s": "str", "l": "list[int]"}

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from pipec import driver
-from pipec.backends import vertex_submit
 from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
 from pipec.backends.vertex import VertexBackend, VertexSettings
+from pipec.backends.vertex import submit as vertex_submit
 from tests.conftest import REPO
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from test_local_support import make_project, pipec
 
-from pipec.backends.local_plan import render
+from pipec.backends.runner.plan import render
 
 SOURCE = """
 @step

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipec import driver
-from pipec.backends.local_results import RunResult
-from pipec.backends.local_runner import run_pipeline
+from pipec.backends.runner.results import RunResult
+from pipec.backends.runner.scheduler import run_pipeline
 
 PIPEC = Path(sys.executable).with_name("pipec")
 HEADER = """\

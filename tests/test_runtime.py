@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy
 import pytest
 
-from pipec.backends import materializers, runtime, store
+from pipec.backends import runtime
+from pipec.backends.runtime import materializers, store
 
 MODULE = """
 from pathlib import Path

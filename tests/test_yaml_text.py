@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipec.backends import yaml_text
+from pipec.backends.common import yaml_text
 from tests.conftest import GOLDEN
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipec.backends import store
-from pipec.backends.local_graph import SUCCEEDED
-from pipec.backends.metadata import MetadataStore, StepRecord, iteration_key, parse_iteration
+from pipec.backends.runner.expansion import SUCCEEDED
+from pipec.backends.runner.metadata import MetadataStore, StepRecord, iteration_key, parse_iteration
+from pipec.backends.runtime import store
 
 LOG_TAIL_LINES = 20
 EXIT_INTERRUPTED = 130

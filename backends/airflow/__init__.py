@@ -1,8 +1,8 @@
 """The `airflow` target: one self-contained Airflow 3 DAG file per pipeline, plus its submitter.
 
-`emit` writes `<dag_id>.py` (see `pipec.backends.airflow_dag` for how the IR maps to tasks);
+`emit` writes `<dag_id>.py` (see `pipec.backends.airflow.dag` for how the IR maps to tasks);
 `submit` places that file in a DAGs folder and triggers a run through Airflow's REST API (see
-`pipec.backends.airflow_submit`). The setting `operator` picks how a step runs:
+`pipec.backends.airflow.submit`). The setting `operator` picks how a step runs:
 
 * `kubernetes` (default): a KubernetesPodOperator per step, with resources, GPUs, node selectors
   and Kubernetes secrets;
@@ -94,7 +94,7 @@ class AirflowBackend(Backend):
     def lower(self, pipeline: Pipeline, settings: TargetSettings) -> Pipeline:
         """No rewrite; reports what this target (in the chosen operator mode) cannot express."""
         assert isinstance(settings, AirflowSettings)
-        from pipec.backends import airflow_checks
+        from pipec.backends.airflow import checks as airflow_checks
 
         problems = airflow_checks.check(pipeline, settings)
         if problems:
@@ -104,7 +104,7 @@ class AirflowBackend(Backend):
     def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
         """`<dag_id>.py`: the DAG file, deterministic for a given pipeline and settings."""
         assert isinstance(settings, AirflowSettings)
-        from pipec.backends import airflow_dag
+        from pipec.backends.airflow import dag as airflow_dag
 
         resolved = settings
         if settings.operator == "local" and settings.code_root is None:
@@ -122,7 +122,7 @@ class AirflowBackend(Backend):
         """Place the DAG file, trigger a run with `params` as its conf; exit code (0 ok, 1 the
         run failed, 2 the request was refused)."""
         assert isinstance(settings, AirflowSettings)
-        from pipec.backends import airflow_submit
+        from pipec.backends.airflow import submit as airflow_submit
 
         return airflow_submit.submit(pipeline.id, settings, bundle, params, wait)
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pipec.backends import kubeflow_exec as kx
 from pipec.backends.base import Bundle
+from pipec.backends.kubeflow import components as kx
 from pipec.backends.params import ParamError, declared_params, resolve_params
 from pipec.ir.model import Pipeline
 

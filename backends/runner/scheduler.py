@@ -26,15 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipec.backends import local_exec, local_graph, local_plan, local_secrets, store
 from pipec.backends import runtime as _runtime
 from pipec.backends.base import TargetSettings
-from pipec.backends.local_cache import cache_key, digest, explain_miss, key_parts
-from pipec.backends.local_graph import CACHED, FAILED, OK, SUCCEEDED, Expansion, Instance
-from pipec.backends.local_resources import Capacity, request_of
-from pipec.backends.local_results import RunError, RunResult, label_of, step_result
-from pipec.backends.local_view import View, make_view
-from pipec.backends.metadata import (
+from pipec.backends.local import fork as local_exec
+from pipec.backends.params import resolve_params
+from pipec.backends.runner import expansion as local_graph
+from pipec.backends.runner import plan as local_plan
+from pipec.backends.runner import secrets as local_secrets
+from pipec.backends.runner.cache import cache_key, digest, explain_miss, key_parts
+from pipec.backends.runner.capacity import Capacity, request_of
+from pipec.backends.runner.expansion import CACHED, FAILED, OK, SUCCEEDED, Expansion, Instance
+from pipec.backends.runner.metadata import (
     MetadataStore,
     RunRecord,
     StepRecord,
@@ -42,7 +44,9 @@ from pipec.backends.metadata import (
     iteration_key,
     parse_iteration,
 )
-from pipec.backends.params import resolve_params
+from pipec.backends.runner.results import RunError, RunResult, label_of, step_result
+from pipec.backends.runner.view import View, make_view
+from pipec.backends.runtime import store
 from pipec.ir.code import code_hash
 from pipec.ir.model import Pipeline
 

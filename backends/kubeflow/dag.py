@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipec.backends import kfp_expr
-from pipec.backends import kubeflow_exec as kx
+from pipec.backends.kubeflow import cel as kfp_expr
+from pipec.backends.kubeflow import components as kx
 from pipec.ir import graph, names, types
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import (

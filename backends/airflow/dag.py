@@ -28,12 +28,11 @@ import json
 from collections.abc import Sequence
 from typing import Any, assert_never
 
-from pipec.backends import airflow_conditions as conditions
-from pipec.backends import airflow_operators as ops
-from pipec.backends import k8s
 from pipec.backends.airflow import AirflowSettings, diagnostic
-from pipec.backends.airflow_checks import export_reads
-from pipec.backends.airflow_source import (
+from pipec.backends.airflow import conditions as conditions
+from pipec.backends.airflow import operators as ops
+from pipec.backends.airflow.checks import export_reads
+from pipec.backends.airflow.pysource import (
     INDENT,
     Call,
     Code,
@@ -42,6 +41,7 @@ from pipec.backends.airflow_source import (
     render,
     templated_text,
 )
+from pipec.backends.common import k8s
 from pipec.ir import graph, types
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import (

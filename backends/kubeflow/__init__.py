@@ -16,8 +16,6 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from pipec.backends import kubeflow_spec as ks
-from pipec.backends import yaml_text
 from pipec.backends.base import (
     Backend,
     Bundle,
@@ -26,6 +24,8 @@ from pipec.backends.base import (
     TargetSettings,
     require_images,
 )
+from pipec.backends.common import yaml_text
+from pipec.backends.kubeflow import spec as ks
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -129,7 +129,7 @@ class KubeflowBackend(Backend):
         wait: bool,
     ) -> int:
         """Create a run (and a recurring run for a scheduled pipeline); exit code as `pipec run`."""
-        from pipec.backends.kubeflow_submit import submit as submit_run
+        from pipec.backends.kubeflow.submit import submit as submit_run
 
         assert isinstance(settings, KubeflowSettings)
         return submit_run(pipeline, settings, bundle, params, wait)

@@ -9,7 +9,7 @@ absolute paths, timestamps or random ids; placeholders stand for what is known o
     {python}         the interpreter running pipec
     {project_root}   the folder the component modules import from (`--code-root`)
     {artifact_root}  the artifact store root, {run_id} the run
-    {iteration}      "" outside loops, "/<i>" or "/<i>/<j>" inside (see pipec.backends.store)
+    {iteration}      "" outside loops, "/<i>" or "/<i>/<j>" inside (see runtime.store)
     {input:NAME}     the runtime SOURCE of input NAME, resolved when the step is ready
 """
 

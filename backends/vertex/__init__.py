@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from pipec.backends import kubeflow_exec as kx
-from pipec.backends import kubeflow_spec as ks
 from pipec.backends.base import Bundle, Capabilities, SettingsError, TargetSettings
 from pipec.backends.kubeflow import KFP_FEATURES, KfpSettings, KubeflowBackend, dump_yaml
+from pipec.backends.kubeflow import components as kx
+from pipec.backends.kubeflow import spec as ks
 from pipec.ir import quantity
 from pipec.ir.model import Pipeline, Step
 
@@ -131,7 +131,7 @@ class VertexBackend(KubeflowBackend):
         wait: bool,
     ) -> int:
         """Create the PipelineJob (and the Schedule of a scheduled pipeline); follow it."""
-        from pipec.backends.vertex_submit import submit as submit_job
+        from pipec.backends.vertex.submit import submit as submit_job
 
         assert isinstance(settings, VertexSettings)
         settings.require()

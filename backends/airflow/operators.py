@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipec.backends.airflow import AirflowSettings
-from pipec.backends.airflow_source import INDENT, Argv, Call, Code, call, templated_text
+from pipec.backends.airflow.pysource import INDENT, Argv, Call, Code, call, templated_text
 from pipec.ir import quantity
 from pipec.ir.model import Resources
 

@@ -1,7 +1,7 @@
 """The `local` target: run a pipeline on this machine with nothing to set up.
 
-`emit` writes `plan.json`, the executable plan (see `pipec.backends.local_plan`); the runner in
-`pipec.backends.local_runner` executes it with artifacts on disk (or any fsspec URL) and run
+`emit` writes `plan.json`, the executable plan (see `pipec.backends.runner.plan`); the runner in
+`pipec.backends.runner.scheduler` executes it with artifacts on disk (or any fsspec URL) and run
 metadata in SQLite under the project's `.pipec/` folder.
 """
 
@@ -11,8 +11,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from pipec.backends import local_plan
 from pipec.backends.base import Backend, Bundle, Capabilities, TargetSettings
+from pipec.backends.runner import plan as local_plan
 from pipec.ir.model import Pipeline
 
 

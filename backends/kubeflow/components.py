@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipec.backends import k8s
+from pipec.backends.common import k8s
 from pipec.ir import types
 from pipec.ir.model import Component, Port, Step
 

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from pipec.backends.materializers import canonical_json
+from pipec.backends.runtime.materializers import canonical_json
 
 
 def digest(value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from typing import Any, assert_never
 
-from pipec.backends.airflow_source import py_str, render
+from pipec.backends.airflow.pysource import py_str, render
 from pipec.ir.model import (
     And,
     Compare,

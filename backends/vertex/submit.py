@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipec.backends.base import Bundle
-from pipec.backends.kubeflow_submit import (
+from pipec.backends.kubeflow.submit import (
     EXIT_NOT_SUBMITTED,
     EXIT_OK,
     SubmitError,

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipec.backends import materializers
+from pipec.backends.runtime import materializers
 
 META_FILE = "meta.json"
 HASH_PREFIX = "sha256:"

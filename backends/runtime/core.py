@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipec.backends import materializers, store
+from pipec.backends.runtime import materializers, store
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipec.backends import kubeflow_dag as kd
-from pipec.backends import kubeflow_exec as kx
+from pipec.backends.kubeflow import components as kx
+from pipec.backends.kubeflow import dag as kd
 from pipec.ir import graph, names
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import Pipeline, Step

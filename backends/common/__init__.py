@@ -1,0 +1,1 @@
+"""Renderers and clients shared by several targets (owned by none of them)."""

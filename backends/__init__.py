@@ -1,4 +1,4 @@
-"""Target backends: the registry of targets. One module per target; see DESIGN.md.
+"""Target backends: the registry of targets. One package per target; see docs/DESIGN.md.
 
 The registry is an explicit dict (name -> "module:Class") so that listing targets imports nothing;
 third-party targets register under the entry-point group `pipec.backends`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipec.backends.base import Backend
@@ -40,11 +40,11 @@ class UnknownTarget(KeyError):
         return f"unknown target {self.name!r}; known targets: {', '.join(available()) or '(none)'}"
 
 
-def load(name: str) -> type[Backend]:
+def load(name: str) -> type[Backend[Any]]:
     """Import and return a target's backend class."""
     spec = available().get(name)
     if spec is None:
         raise UnknownTarget(name)
     module_name, _, attr = spec.partition(":")
-    backend: type[Backend] = getattr(importlib.import_module(module_name), attr)
+    backend: type[Backend[Any]] = getattr(importlib.import_module(module_name), attr)
     return backend

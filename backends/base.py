@@ -1,32 +1,45 @@
-"""What every target backend is: capabilities, settings, lowering, emit, and an optional submitter.
+"""What every target backend is: its capabilities, settings, checks, lowerings, emit, and run.
 
-A backend states only what it adds or does differently; shared checks (does the pipeline use a
-feature this target cannot honor?) live here so every target reports them the same way.
+A backend states only what it adds or does differently. It is generic over its settings model,
+and an instance is configured for one compile (`Backend(settings, project_root)`). Shared
+decisions live outside the targets: which features a pipeline uses and the U001 wording (here and
+in `diagnostics`), settings (`settings`), the runtime command line (`runtime.invocation`), pod
+rendering (`common.k8s`), the submit path (`common.submit`).
+
+Running: a target either drives its steps itself (`run` is overridden, e.g. `local`) or hands the
+emitted files to its engine through `submitter`, a "module:function" imported only when used, so
+compiling never imports a target's SDK or HTTP client.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from pipec.ir import graph
+from pipec.backends.diagnostics import unsupported_feature
+from pipec.backends.settings import TargetSettings
+from pipec.ir import graph, types
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import (
     Collect,
     Condition,
     Const,
     Group,
+    Location,
     Loop,
     OutputRef,
     ParamRef,
     Pipeline,
     Step,
 )
+from pipec.ir.passes import Pass
+
+if TYPE_CHECKING:
+    from pipec.backends.runner.results import RunResult
 
 # Every feature a pipeline can use, with the words `pipec targets` shows for it.
 FEATURES: dict[str, str] = {
@@ -54,119 +67,132 @@ FEATURES: dict[str, str] = {
 Bundle = dict[str, str]
 """Relative path -> file text. What `emit` returns and `pipec compile -o DIR` writes."""
 
-
-class TargetSettings(BaseModel):
-    """Base of a target's settings (`[tool.pipec.targets.<name>]` and `--set key=value`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ContainerSettings(TargetSettings):
-    """Settings shared by every target that runs steps in containers."""
-
-    image: str | None = None
-    artifact_root: str | None = None
-
-
-class SettingsError(Exception):
-    """Target settings that do not validate; the message lists the known keys."""
-
-
-def require_images(pipeline: Pipeline, default_image: str | None, target: str) -> None:
-    """Targets that run steps in containers need an image for each: the step's own or the
-    target's `image` setting. One error names every step without one."""
-    if default_image is not None:
-        return
-    bare = [s.id for s in graph.steps(pipeline) if s.image is None]
-    if bare:
-        shown = ", ".join(bare[:5]) + (", ..." if len(bare) > 5 else "")
-        raise SettingsError(
-            f"target {target!r} needs an image for step{'s' if len(bare) > 1 else ''} {shown}: "
-            f"set `image` in [tool.pipec.targets.{target}] or --set image=..., or give the step "
-            "its own image"
-        )
-
-
-def load_settings(
-    model: type[TargetSettings], target: str, raw: Mapping[str, Any]
-) -> TargetSettings:
-    """Validate raw settings against a target's model, turning errors into one clear message."""
-    known = sorted(model.model_fields)
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise SettingsError(
-            f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for target "
-            f"{target!r}; known settings: {', '.join(known) or '(none)'}"
-        )
-    try:
-        return model.model_validate(dict(raw))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise SettingsError(f"invalid settings for target {target!r}: {problems}") from None
+S = TypeVar("S", bound=TargetSettings)
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """The subset of FEATURES a target can express natively."""
+    """The subset of FEATURES a target can express. Every target states its own: there is no
+    default, so a new target cannot claim a feature by forgetting to say."""
 
-    supported: frozenset[str] = field(default_factory=lambda: frozenset(FEATURES))
+    supported: frozenset[str]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.supported - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown features: {', '.join(unknown)}")
+
+    @classmethod
+    def all(cls) -> Capabilities:
+        """Every feature (a target that can express everything says so explicitly)."""
+        return cls(frozenset(FEATURES))
 
     def missing(self, used: set[str]) -> set[str]:
         """The features in `used` this target cannot express."""
         return used - self.supported
 
 
-class Backend(ABC):
-    """One target. Subclasses set the class attributes and implement `emit`."""
+@dataclass(frozen=True)
+class RunOptions:
+    """How `pipec run` was asked to run. The options after `wait` apply to targets whose steps
+    pipec drives itself; a target that hands its files to an engine refuses them."""
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    extra: ClassVar[str | None] = None
-    capabilities: ClassVar[Capabilities] = Capabilities()
-    notes: ClassVar[dict[str, str]] = {}
-    """Feature -> how the target honors it only in part (shown by `pipec targets`)."""
-    settings_model: ClassVar[type[TargetSettings]] = TargetSettings
+    wait: bool = False
+    no_cache: bool = False
+    parallelism: int | None = None
+    view: str = "auto"
+    json: bool = False
 
-    def __init__(self, project_root: Path | None = None) -> None:
-        """`project_root` is the folder the pipeline's files are relative to (the driver passes
-        the one it found); targets that run the user's code in place need it."""
-        self.project_root = (project_root or Path.cwd()).resolve()
 
-    def lower(self, pipeline: Pipeline, settings: TargetSettings) -> Pipeline:
-        """Target-specific IR -> IR rewrites before emit; none by default."""
-        return pipeline
+@dataclass(frozen=True)
+class RunOutcome:
+    """What `pipec run` reports: the exit code, and for targets pipec drives, the run itself."""
 
-    @abstractmethod
-    def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
-        """Produce the target's files for a validated pipeline."""
-
-    def submit(
-        self,
-        pipeline: Pipeline,
-        settings: TargetSettings,
-        bundle: Bundle,
-        params: dict[str, Any],
-        wait: bool,
-    ) -> int:
-        """Hand the emitted files to the engine with the given parameter values; return the exit
-        code (0 submitted or succeeded, 1 the run failed, 2 nothing could be sent)."""
-        raise NoSubmitter(
-            f"target {self.name!r} has no submitter: run `pipec compile REF --target {self.name}"
-            " -o DIR` and hand the files to the engine"
-        )
+    exit_code: int
+    result: RunResult | None = None
 
 
 class NoSubmitter(Exception):
     """`pipec run` on a target that only compiles."""
 
 
-def features_used(pipeline: Pipeline) -> dict[str, list[tuple[str, Any]]]:
-    """Feature -> the (node id, location) pairs that use it, in written order."""
-    used: dict[str, list[tuple[str, Any]]] = {}
+class Backend(ABC, Generic[S]):
+    """One target, configured for one compile. Subclasses set the class attributes and
+    implement `emit`."""
 
-    def add(feature: str, node_id: str, location: Any) -> None:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    extra: ClassVar[str | None] = None
+    capabilities: ClassVar[Capabilities]
+    notes: ClassVar[dict[str, str]] = {}
+    """Feature -> how the target honors it only in part (shown by `pipec targets`)."""
+    settings_model: ClassVar[type[TargetSettings]]
+    lowerings: ClassVar[tuple[Pass, ...]] = ()
+    """IR -> IR rewrites this target needs before `emit` (see `pipec.backends.lowerings`)."""
+    submitter: ClassVar[str | None] = None
+    """`module:function` that hands emitted files to the engine (see `submit`)."""
+
+    def __init__(self, settings: S, project_root: Path | None = None) -> None:
+        """`project_root` is the folder the pipeline's files are relative to (the driver passes
+        the one it found); targets that run the user's code in place need it."""
+        self.settings = settings
+        self.project_root = (project_root or Path.cwd()).resolve()
+
+    def check(self, pipeline: Pipeline) -> list[Diagnostic]:
+        """What this target cannot express beyond whole features (shapes, option combinations,
+        missing settings), one diagnostic per problem; none by default."""
+        return []
+
+    @abstractmethod
+    def emit(self, pipeline: Pipeline) -> Bundle:
+        """Produce the target's files for a validated, lowered pipeline."""
+
+    def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
+        """Run the pipeline with checked parameter values (only those the user gave).
+
+        By default: emit, then hand the files to the engine through the submitter. Targets whose
+        steps pipec drives itself override this."""
+        refused = [
+            flag
+            for flag, given in (
+                ("--no-cache", options.no_cache),
+                ("--parallelism", options.parallelism is not None),
+                ("--json", options.json),
+            )
+            if given
+        ]
+        if refused:
+            raise NoSubmitter(
+                f"{', '.join(refused)}: only for targets pipec runs itself; target {self.name!r} "
+                "hands the run to its engine, which keeps its own run records"
+            )
+        return RunOutcome(self.submit(pipeline, self.emit(pipeline), params, options.wait))
+
+    def resume(self, run_id: str, options: RunOptions) -> RunOutcome:
+        """Continue an unfinished run (targets pipec drives itself)."""
+        raise NoSubmitter(
+            f"--resume applies to targets pipec runs itself; target {self.name!r} keeps its runs "
+            "in its engine"
+        )
+
+    def submit(self, pipeline: Pipeline, bundle: Bundle, params: dict[str, Any], wait: bool) -> int:
+        """Hand the emitted files to the engine with the given parameter values; return the exit
+        code (0 submitted or succeeded, 1 the run failed, 2 nothing could be sent)."""
+        if self.submitter is None:
+            raise NoSubmitter(
+                f"target {self.name!r} has no submitter: run `pipec compile REF --target "
+                f"{self.name} -o DIR` and hand the files to the engine"
+            )
+        module_name, _, attr = self.submitter.partition(":")
+        submit: Callable[..., int] = getattr(importlib.import_module(module_name), attr)
+        return submit(self, pipeline, bundle, params, wait)
+
+
+def features_used(pipeline: Pipeline) -> dict[str, list[tuple[str, Location]]]:
+    """Feature -> the (node id, location) pairs that use it, in written order."""
+    used: dict[str, list[tuple[str, Location]]] = {}
+
+    def add(feature: str, node_id: str, location: Location) -> None:
         used.setdefault(feature, []).append((node_id, location))
 
     env = graph.TypeEnv(pipeline)
@@ -184,56 +210,53 @@ def features_used(pipeline: Pipeline) -> dict[str, list[tuple[str, Any]]]:
             case Group():
                 add("nested", node.id, node.location)
             case Step():
-                _step_features(node, env, add)
+                for feature in _step_features(node, env):
+                    add(feature, node.id, node.location)
     return used
 
 
-def _step_features(step: Step, env: graph.TypeEnv, add: Any) -> None:
-    loc = step.location
-    if step.after:
-        add("after", step.id, loc)
-    if step.retries:
-        add("retries", step.id, loc)
-    if step.timeout is not None:
-        add("timeout", step.id, loc)
-    if not step.cache:
-        add("cache", step.id, loc)
+def _step_features(step: Step, env: graph.TypeEnv) -> list[str]:
     r = step.resources
-    if r.cpu is not None or r.memory is not None:
-        add("resources", step.id, loc)
-    if r.disk is not None:
-        add("disk", step.id, loc)
-    if r.gpu:
-        add("gpu", step.id, loc)
-    if step.secrets:
-        add("secrets", step.id, loc)
-    if step.env:
-        add("env", step.id, loc)
-    if step.image:
-        add("image", step.id, loc)
+    found = [
+        feature
+        for feature, used in (
+            ("after", bool(step.after)),
+            ("retries", bool(step.retries)),
+            ("timeout", step.timeout is not None),
+            ("cache", not step.cache),
+            ("resources", r.cpu is not None or r.memory is not None),
+            ("disk", r.disk is not None),
+            ("gpu", bool(r.gpu)),
+            ("secrets", bool(step.secrets)),
+            ("env", bool(step.env)),
+            ("image", bool(step.image)),
+        )
+        if used
+    ]
     for binding in step.args.values():
         if isinstance(binding, Collect):
-            add("collect", step.id, loc)
+            found.append("collect")
         if isinstance(binding, OutputRef | Collect):
-            source = env.of(binding)
-            if source and "artifact[" in source:
-                add("artifacts", step.id, loc)
+            produced = env.outputs.get((binding.step, binding.output))
+            if produced and types.is_artifact(produced):
+                found.append("artifacts")
+    return found
 
 
-def unsupported(pipeline: Pipeline, backend: type[Backend]) -> list[Diagnostic]:
+def unsupported(pipeline: Pipeline, backend: type[Backend[Any]]) -> list[Diagnostic]:
     """One diagnostic per node that uses a feature the backend cannot express."""
     found: list[Diagnostic] = []
     used = features_used(pipeline)
     for feature in sorted(backend.capabilities.missing(set(used))):
         for node_id, location in used[feature]:
             found.append(
-                Diagnostic(
-                    code="U001",
-                    message=f"target {backend.name!r} cannot express {FEATURES[feature]} "
-                    f"(used by {node_id!r})",
-                    hint=f"remove it from {node_id!r}, or compile for a target that supports it "
+                unsupported_feature(
+                    backend.name,
+                    node_id,
+                    location,
+                    FEATURES[feature],
+                    f"remove it from {node_id!r}, or compile for a target that supports it "
                     "(see `pipec targets`)",
-                    location=location,
                 )
             )
     return found

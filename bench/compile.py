@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipec import backends, pipeline, step  # noqa: E402
-from pipec.driver import check  # noqa: E402
+from pipec.driver import check, configure  # noqa: E402
 from pipec.ir.diagnostics import errors  # noqa: E402
+from pipec.ir.passes import PassContext, run  # noqa: E402
 from pipec.tracing import trace_pipeline  # noqa: E402
 
 
@@ -67,12 +68,9 @@ def measure(shape: str, n: int, targets: list[str], repeat: int) -> dict[str, fl
         assert not errors(found), found[:3]
         timings = {"trace": t1 - t0, "passes": t2 - t1}
         for target in targets:
-            backend = backends.load(target)()
-            from pipec.driver import target_settings
-
-            _, settings = target_settings(target, REPO, {})
+            backend = configure(target, REPO)
             t3 = time.perf_counter()
-            backend.emit(backend.lower(checked, settings), settings)
+            backend.emit(run(backend.lowerings, checked, PassContext(target)))
             timings[f"emit:{target}"] = time.perf_counter() - t3
         for key, value in timings.items():
             best[key] = min(best.get(key, float("inf")), value)

@@ -24,9 +24,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipec import backends, pipeline, step  # noqa: E402
-from pipec.driver import check, target_settings  # noqa: E402
+from pipec import pipeline, step  # noqa: E402
+from pipec.driver import check, configure  # noqa: E402
 from pipec.ir.diagnostics import errors  # noqa: E402
+from pipec.ir.passes import PassContext, run  # noqa: E402
 from pipec.tracing import trace_pipeline  # noqa: E402
 
 IMAGE = "ghcr.io/acme/pipec-bench:1"
@@ -60,8 +61,7 @@ def make(shape: str, n: int) -> Any:
 def pipec_compile(shape: str, n: int) -> tuple[float, float, int]:
     """Seconds end to end (trace -> passes -> lower -> emit), seconds of the backend alone
     (lower -> emit), and YAML bytes."""
-    backend = backends.load("kubeflow")()
-    _, settings = target_settings("kubeflow", REPO, {"image": IMAGE})
+    backend = configure("kubeflow", REPO, {"image": IMAGE})
     fn = make(shape, n)
     start = time.perf_counter()
     ir, found = trace_pipeline(fn, REPO)
@@ -69,7 +69,7 @@ def pipec_compile(shape: str, n: int) -> tuple[float, float, int]:
     checked, found = check(ir, "kubeflow")
     assert not errors(found), found[:3]
     middle = time.perf_counter()
-    bundle = backend.emit(backend.lower(checked, settings), settings)
+    bundle = backend.emit(run(backend.lowerings, checked, PassContext("kubeflow")))
     end = time.perf_counter()
     return end - start, end - middle, len(bundle["pipeline.yaml"].encode())
 

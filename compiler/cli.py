@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from pipec import backends
-from pipec.backends.base import SettingsError
-from pipec.ir.diagnostics import DiagnosticError
+from pipec.backends.settings import SettingsError
+from pipec.ir.diagnostics import Diagnostic, DiagnosticError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +29,12 @@ def fail(message: str, code: int = EXIT_INVALID) -> None:
     """Print an error on stderr and exit."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def show_warnings(warnings: list[Diagnostic]) -> None:
+    """Warnings on stderr; they never stop a command."""
+    for warning in warnings:
+        click.echo(warning.render(), err=True)
 
 
 def handle_errors(func: F) -> F:
@@ -166,11 +172,13 @@ def validate(ref: str, target: str | None) -> None:
 def compile_command(ref: str, target: str, out: Path | None, settings: tuple[str, ...]) -> None:
     """Compile a pipeline into the target's native files."""
     from pipec import driver
+    from pipec.backends.files import write_files
 
-    pipeline, settings_obj, backend = driver.load_and_check(ref, target, settings)
-    bundle = backend.emit(pipeline, settings_obj)
-    folder = out or Path("out") / pipeline.id / target
-    for path in driver.write_bundle(bundle, folder):
+    compiled = driver.prepare(ref, target, settings)
+    show_warnings(compiled.warnings)
+    bundle = compiled.emit()
+    folder = out or Path("out") / compiled.pipeline.id / target
+    for path in write_files(bundle, folder):
         click.echo(str(path))
 
 

@@ -1,7 +1,7 @@
 """The run-side commands: `pipec run`, `pipec runs list|show`, `pipec logs`.
 
-`run` loads and checks REF through the driver, then executes it on the local target, or hands
-the compiled files to another target's submitter (`--target kubeflow|vertex|airflow`). Exit codes
+`run` compiles REF for the target through the driver and hands it to that target's backend: a
+target pipec drives itself (local) runs it here, the others submit it to their engine. Exit codes
 follow the CLI contract: 0 the run succeeded, 1 it ran and failed, 2 the input is invalid
 (diagnostics on stderr, no traceback), 130 interrupted. With `--json`, stdout carries exactly one
 JSON document (the run summary) and everything else goes to stderr.
@@ -23,14 +23,15 @@ from rich.text import Text
 
 from pipec import driver, loader
 from pipec.backends import UnknownTarget
-from pipec.backends.base import NoSubmitter, SettingsError
+from pipec.backends.base import NoSubmitter, RunOptions
 from pipec.backends.params import ParamError, declared_params, parse_pairs, resolve_params
-from pipec.backends.runner import plan as local_plan
-from pipec.backends.runner import scheduler as local_runner
+from pipec.backends.runner import scheduler
 from pipec.backends.runner.metadata import iteration_key
 from pipec.backends.runner.plan import PlanError
 from pipec.backends.runner.results import RunError, RunResult, log_tail, stored_result
 from pipec.backends.runner.view import STATUS_STYLE
+from pipec.backends.settings import SettingsError
+from pipec.cli import show_warnings
 from pipec.ir.diagnostics import DiagnosticError
 
 EXIT_INVALID = 2
@@ -85,59 +86,39 @@ def run(
     `--target local` (the default) runs it here; other targets compile it and submit the files
     to their engine (configure the engine with --set or [tool.pipec.targets.<target>]).
     """
-    if target != "local":
-        if resume_id or no_cache or parallelism or as_json:
-            _invalid(
-                "error: --resume, --no-cache, --parallelism and --json are for --target local; "
-                "remote engines keep their own run records"
-            )
-        if not ref:
-            _invalid("error: missing REF (a pipeline file, module:name or IR file)")
-        sys.exit(_submit(ref, target, params, settings, wait))
-    root = project_root_of(ref)
+    options = RunOptions(
+        wait=wait, no_cache=no_cache, parallelism=parallelism, view=view, json=as_json
+    )
     try:
         if resume_id:
             if params or settings or no_cache:
                 _invalid("error: --resume continues a run as it was: drop --param/--set/--no-cache")
-            result = local_runner.resume_run(resume_id, root, parallelism=parallelism, view=view)
+            backend = driver.configure(target, project_root_of(ref))
+            outcome = backend.resume(resume_id, options)
         else:
             if not ref:
                 _invalid("error: missing REF (a pipeline file, module:name or IR file)")
-            pipeline, target_settings, _ = driver.load_and_check(ref, target, settings)
-            plan = local_plan.build(pipeline, target_settings)
-            values = parse_pairs(params, plan["params"])
-            result = local_runner.run_plan(
-                plan, values, root, no_cache=no_cache, parallelism=parallelism, view=view
-            )
+            compiled = driver.prepare(ref, target, settings)
+            show_warnings(compiled.warnings)
+            declared = declared_params(compiled.pipeline)
+            given = parse_pairs(params, declared)
+            # Type errors and missing values stop here, before anything runs or is sent; ints
+            # become floats where the type says float.
+            resolved = resolve_params(declared, given)
+            given = {name: resolved[name] for name in given}
+            outcome = compiled.backend.run(compiled.pipeline, given, options)
     except DiagnosticError as exc:
         _invalid("\n".join(d.render() for d in exc.diagnostics))
-    except (SettingsError, UnknownTarget, ParamError, RunError, PlanError) as exc:
+    except (SettingsError, UnknownTarget, ParamError, RunError, PlanError, NoSubmitter) as exc:
         _invalid(f"error: {exc}")
-    console = Console(stderr=as_json, highlight=False)
-    if view != "quiet" or not as_json:
-        print_summary(result, console)
-    if as_json:
-        click.echo(json.dumps(result.to_json(), sort_keys=True))
-    sys.exit(result.exit_code)
-
-
-def _submit(
-    ref: str, target: str, params: Sequence[str], settings: Sequence[str], wait: bool
-) -> int:
-    """Compile REF for a remote target and hand it to that target's submitter."""
-    try:
-        pipeline, target_settings, backend = driver.load_and_check(ref, target, settings)
-        declared = declared_params(pipeline)
-        given = parse_pairs(params, declared)
-        # Type errors and missing values stop here, not remotely; ints become floats where due.
-        resolved = resolve_params(declared, given)
-        given = {name: resolved[name] for name in given}
-        bundle = backend.emit(pipeline, target_settings)
-        return backend.submit(pipeline, target_settings, bundle, given, wait)
-    except DiagnosticError as exc:
-        _invalid("\n".join(d.render() for d in exc.diagnostics))
-    except (SettingsError, UnknownTarget, ParamError, NoSubmitter) as exc:
-        _invalid(f"error: {exc}")
+    result = outcome.result
+    if result is not None:
+        console = Console(stderr=as_json, highlight=False)
+        if view != "quiet" or not as_json:
+            print_summary(result, console)
+        if as_json:
+            click.echo(json.dumps(result.to_json(), sort_keys=True))
+    sys.exit(outcome.exit_code)
 
 
 def print_summary(result: RunResult, console: Console) -> None:
@@ -188,7 +169,7 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs_list(limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
-    metadata = local_runner.open_metadata(loader.project_root(Path.cwd()))
+    metadata = scheduler.open_metadata(loader.project_root(Path.cwd()))
     found = metadata.list_runs(limit)
     if as_json:
         click.echo(json.dumps([_run_row(r) for r in found], sort_keys=True))
@@ -225,7 +206,7 @@ def _run_row(record: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with every JSON output value).")
 def runs_show(run_id: str, as_json: bool) -> None:
     """One run: its steps, statuses, timings and outputs."""
-    metadata = local_runner.open_metadata(loader.project_root(Path.cwd()))
+    metadata = scheduler.open_metadata(loader.project_root(Path.cwd()))
     try:
         result = stored_result(metadata, run_id)
     except RunError as exc:
@@ -244,7 +225,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
 @click.argument("step")
 def logs(run_id: str, step: str) -> None:
     """Print the log of STEP in RUN_ID (`step`, or `step[2]` for one loop iteration)."""
-    metadata = local_runner.open_metadata(loader.project_root(Path.cwd()))
+    metadata = scheduler.open_metadata(loader.project_root(Path.cwd()))
     try:
         result = stored_result(metadata, run_id)
     except RunError as exc:

@@ -1,48 +1,101 @@
 """The driver: REF -> IR -> passes -> backend -> files. The only front-end module that imports
-backends (besides the CLI)."""
+backends (besides the CLI).
+
+`compile_pipeline` runs the phases of `pipec.passes` for one target: validate, the target's
+capability check and own checks, optimize, the target's lowerings, canonical order. Errors stop at
+the end of the phase that found them; warnings travel with the result.
+"""
 
 from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipec import backends, loader
-from pipec.backends.base import (
-    Backend,
-    Bundle,
-    SettingsError,
-    TargetSettings,
-    load_settings,
-    unsupported,
-)
-from pipec.backends.files import write_files
+from pipec.backends.base import Backend, Bundle, unsupported
+from pipec.backends.settings import SettingsError, load_settings
 from pipec.ir.diagnostics import Diagnostic, DiagnosticError, errors
 from pipec.ir.model import Pipeline
-from pipec.passes import PassContext, run_passes
+from pipec.passes import CANONICAL, OPTIMIZE, VALIDATE, PassContext, run
+
+
+@dataclass
+class Compiled:
+    """A pipeline ready for one target's `emit` or `run`: lowered IR, the configured backend, and
+    the warnings found on the way."""
+
+    pipeline: Pipeline
+    backend: Backend[Any]
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    def emit(self) -> Bundle:
+        """The target's files."""
+        return self.backend.emit(self.pipeline)
 
 
 def check(pipeline: Pipeline, target: str | None = None) -> tuple[Pipeline, list[Diagnostic]]:
-    """Run every pass (and the target's capability check when a target is named)."""
+    """Validate (and check the target's capabilities when a target is named); canonical order."""
     ctx = PassContext(target=target)
-    checked = run_passes(pipeline, ctx)
-    if target is not None and not errors(ctx.diagnostics):
+    checked = run(VALIDATE, pipeline, ctx)
+    if target is not None and not ctx.failed:
         ctx.diagnostics.extend(unsupported(checked, backends.load(target)))
+    if not ctx.failed:
+        checked = run(CANONICAL, checked, ctx)
     return checked, ctx.diagnostics
 
 
 def load_checked(ref: str, target: str | None = None) -> tuple[Pipeline, Path]:
-    """Load REF and run the passes; raise DiagnosticError on any error."""
-    pipeline, diagnostics, root = loader.load(ref)
-    if pipeline is None:
-        raise DiagnosticError(diagnostics)
+    """Load REF and validate it; raise DiagnosticError on any error."""
+    pipeline, front, root = _load(ref)
     checked, found = check(pipeline, target)
-    problems = merge(errors(diagnostics), errors(found))
+    problems = merge(front, errors(found))
     if problems:
         raise DiagnosticError(problems)
     return checked, root
+
+
+def _load(ref: str) -> tuple[Pipeline, list[Diagnostic], Path]:
+    """The traced pipeline, the front end's errors (reported together with the passes' ones),
+    and the project root."""
+    pipeline, diagnostics, root = loader.load(ref)
+    if pipeline is None:
+        raise DiagnosticError(errors(diagnostics) or diagnostics)
+    return pipeline, errors(diagnostics), root
+
+
+def compile_pipeline(
+    pipeline: Pipeline,
+    backend: Backend[Any],
+    optimize: bool = True,
+    front: Sequence[Diagnostic] = (),
+) -> Compiled:
+    """Run every phase for `backend` (see the module docstring); raise DiagnosticError with
+    the front end's errors (`front`) and those of the first phase that failed."""
+    ctx = PassContext(target=backend.name)
+    stages: tuple[Callable[[Pipeline], Pipeline], ...] = (
+        lambda p: run(VALIDATE, p, ctx),
+        lambda p: _target_checks(p, backend, ctx),
+        lambda p: run(OPTIMIZE, p, ctx) if optimize else p,
+        lambda p: run(backend.lowerings, p, ctx),
+        lambda p: run(CANONICAL, p, ctx),
+    )
+    for stage in stages:
+        pipeline = stage(pipeline)
+        if ctx.failed or front:
+            raise DiagnosticError(merge(list(front), errors(ctx.diagnostics)))
+    warnings = [d for d in ctx.diagnostics if d.severity == "warning"]
+    return Compiled(pipeline, backend, warnings)
+
+
+def _target_checks(pipeline: Pipeline, backend: Backend[Any], ctx: PassContext) -> Pipeline:
+    ctx.diagnostics.extend(unsupported(pipeline, type(backend)))
+    if not ctx.failed:
+        ctx.diagnostics.extend(backend.check(pipeline))
+    return pipeline
 
 
 def merge(front: list[Diagnostic], passes: list[Diagnostic]) -> list[Diagnostic]:
@@ -73,63 +126,53 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return result
 
 
-def target_settings(
-    target: str, root: Path, overrides: Mapping[str, Any]
-) -> tuple[type[Backend], TargetSettings]:
-    """The backend class and its settings: `[tool.pipec.targets.<target>]`, then `--set`."""
-    backend = backends.load(target)
+def configure(
+    target: str, root: Path, overrides: Mapping[str, Any] | Sequence[str] = ()
+) -> Backend[Any]:
+    """The target's backend, configured from `[tool.pipec.targets.<target>]` then `--set`."""
+    backend_cls = backends.load(target)
     raw: dict[str, Any] = {}
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         with pyproject.open("rb") as fh:
             data = tomllib.load(fh)
         raw.update(data.get("tool", {}).get("pipec", {}).get("targets", {}).get(target, {}))
-    raw.update(overrides)
-    return backend, load_settings(backend.settings_model, target, raw)
+    raw.update(overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
+    settings = load_settings(backend_cls.settings_model, target, raw)
+    return backend_cls(settings, root)
 
 
-def load_and_check(
-    ref: str, target: str, settings_overrides: Sequence[str] = ()
-) -> tuple[Pipeline, TargetSettings, Backend]:
-    """REF -> validated, target-lowered IR with the target's settings and backend instance."""
-    backend_cls = backends.load(target)  # unknown target fails before any import of user code
-    pipeline, root = load_checked(ref, target)
-    backend_cls, settings = target_settings(target, root, parse_overrides(settings_overrides))
-    backend = backend_cls(root)
-    return backend.lower(pipeline, settings), settings, backend
+def prepare(
+    ref: str, target: str, overrides: Sequence[str] = (), optimize: bool = True
+) -> Compiled:
+    """REF -> a pipeline compiled for `target` (see `compile_pipeline`)."""
+    backends.load(target)  # an unknown target fails before any import of user code
+    pipeline, front, root = _load(ref)
+    backend = configure(target, root, overrides)
+    return compile_pipeline(pipeline, backend, optimize, front)
 
 
-def compile_ref(ref: str, target: str, settings_overrides: Sequence[str] = ()) -> Bundle:
+def compile_ref(ref: str, target: str, overrides: Sequence[str] = ()) -> Bundle:
     """REF -> the target's files (in memory)."""
-    pipeline, settings, backend = load_and_check(ref, target, settings_overrides)
-    return backend.emit(pipeline, settings)
-
-
-def write_bundle(bundle: Bundle, out_dir: Path) -> list[Path]:
-    """Write every file of a bundle under `out_dir`; each file appears whole or not at all."""
-    return write_files(bundle, out_dir)
+    return prepare(ref, target, overrides).emit()
 
 
 def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """`my_pipeline()` called outside a trace: compile it and run it on the local target."""
     import inspect
 
+    from pipec.backends.base import RunOptions
     from pipec.tracing import trace_pipeline
 
     root = loader.project_root(Path(inspect.getsourcefile(fn.func) or ".").parent)
     pipeline, diagnostics = trace_pipeline(fn, root)
     if pipeline is None or errors(diagnostics):
         raise DiagnosticError(errors(diagnostics) or diagnostics)
-    checked, found = check(pipeline, "local")
-    if errors(found):
-        raise DiagnosticError(errors(found))
+    compiled = compile_pipeline(pipeline, configure("local", root))
     params = dict(inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments)
-    backend_cls, settings = target_settings("local", root, {})
-    from pipec.backends.runner import scheduler as local_runner
-
-    result = local_runner.run_pipeline(
-        backend_cls(root).lower(checked, settings), settings, params, root=root
-    )
+    outcome = compiled.backend.run(compiled.pipeline, params, RunOptions(view="auto"))
+    result = outcome.result
+    assert result is not None
     if not result.ok:
         failed = [s.label for s in result.steps if s.status == "failed"]
         raise PipelineRunFailed(
@@ -142,4 +185,3 @@ def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> A
 
 class PipelineRunFailed(RuntimeError):
     """A pipeline called directly (`my_pipeline()`) ran and did not succeed."""
-

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipec import driver
+from pipec.backends.files import write_files
 from tests.conftest import REPO, tool_python
 
 CHECKER = REPO / "tests" / "airflow_check.py"
@@ -20,8 +21,7 @@ MARKER = "pipec-airflow-check: "  # the answer line's prefix (tests/airflow_chec
 
 def compile_to(ref: str, out: Path, settings: Sequence[str] = ()) -> Path:
     """Compile REF for airflow into `out`; return the DAG file."""
-    pipeline, settings_obj, backend = driver.load_and_check(ref, "airflow", settings)
-    (path,) = driver.write_bundle(backend.emit(pipeline, settings_obj), out)
+    (path,) = write_files(driver.compile_ref(ref, "airflow", settings), out)
     return path
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipec import driver, loader
 from pipec.ir.diagnostics import Diagnostic
@@ -48,3 +50,9 @@ def line_of(path_text: str, needle: str) -> int:
         if needle in line:
             return number
     raise AssertionError(f"{needle!r} not found")
+
+
+def prepared(ref: str, target: str, overrides: Sequence[str] = ()) -> tuple[Pipeline, Any, Any]:
+    """REF compiled for `target` (lowered IR), with the target's settings and backend."""
+    compiled = driver.prepare(ref, target, overrides)
+    return compiled.pipeline, compiled.backend.settings, compiled.backend

@@ -12,7 +12,7 @@ import pytest
 
 from pipec import driver
 from pipec.backends.airflow.pysource import py_str, templated_text
-from pipec.backends.base import SettingsError
+from pipec.backends.settings import SettingsError
 from pipec.ir.diagnostics import DiagnosticError
 from tests.airflow_helpers import airflow_env, check, compile_to
 from tests.conftest import EXAMPLES, REPO
@@ -104,10 +104,10 @@ def test_output_is_deterministic_and_machine_free(tmp_path: Path) -> None:
 
 def test_local_mode_defaults_code_root_to_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    pipeline, settings, backend = driver.load_and_check(
+    bundle = driver.compile_ref(
         "examples/hello.py", "airflow", ["operator=local", "code_root=null"]
     )
-    (text,) = backend.emit(pipeline, settings).values()
+    (text,) = bundle.values()
     assert f'"--code-root", {py_str(str(REPO))}' in text
 
 

@@ -23,10 +23,9 @@ from typing import Any
 
 import pytest
 
-from pipec import driver
 from tests.airflow_helpers import airflow_env, local_settings, migrate
 from tests.conftest import REPO, tool_python
-from tests.helpers import write_pipeline
+from tests.helpers import prepared, write_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -140,9 +139,9 @@ def _settings(airflow: Airflow, code_root: Path) -> list[str]:
 
 def _submit(airflow: Airflow, ref: str, params: dict[str, Any], code_root: Path = REPO) -> int:
     settings = _settings(airflow, code_root)
-    pipeline, settings_obj, backend = driver.load_and_check(ref, "airflow", settings)
-    bundle = backend.emit(pipeline, settings_obj)
-    code: int = backend.submit(pipeline, settings_obj, bundle, params, True)
+    pipeline, _, backend = prepared(ref, "airflow", settings)
+    bundle = backend.emit(pipeline)
+    code: int = backend.submit(pipeline, bundle, params, True)
     return code
 
 

@@ -16,8 +16,9 @@ import pytest
 
 from pipec import driver
 from pipec.backends.airflow import AirflowBackend, AirflowSettings
-from pipec.backends.base import SettingsError
+from pipec.backends.settings import SettingsError
 from tests.conftest import REPO
+from tests.helpers import prepared
 
 DAG_ID = "hello"
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
@@ -92,16 +93,16 @@ def fake() -> Iterator[tuple[FakeAirflow, str]]:
 
 
 def _submit(url: str, dags: Path, wait: bool, **environ: str) -> int:
-    pipeline, settings, backend = driver.load_and_check(
+    pipeline, settings, backend = prepared(
         str(REPO / "examples/hello.py"),
         "airflow",
         [f"api_url={url}", f"dags_folder={dags}", "run_timeout=30"],
     )
     assert isinstance(backend, AirflowBackend) and isinstance(settings, AirflowSettings)
-    bundle = backend.emit(pipeline, settings)
+    bundle = backend.emit(pipeline)
     from pipec.backends.airflow import submit as airflow_submit
 
-    return airflow_submit.submit(
+    return airflow_submit.place_and_trigger(
         pipeline.id, settings, bundle, {"name": "Ada"}, wait, environ, sleep=lambda _: None
     )
 
@@ -170,8 +171,8 @@ def test_an_unreachable_server_exits_2(tmp_path: Path) -> None:
 
 
 def test_dags_folder_is_required() -> None:
-    pipeline, settings, backend = driver.load_and_check(
+    pipeline, _, backend = prepared(
         str(REPO / "examples/hello.py"), "airflow", ()
     )
     with pytest.raises(SettingsError, match="dags_folder"):
-        backend.submit(pipeline, settings, {}, {}, False)
+        backend.submit(pipeline, {}, {}, False)

@@ -17,6 +17,7 @@ import pytest
 
 from pipec import backends, driver
 from pipec.backends.base import Bundle
+from pipec.backends.files import write_files
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.serde import to_json
 from pipec.ir.text import to_text
@@ -42,7 +43,7 @@ def _expected(folder: Path) -> Bundle:
 def _compare(actual: Bundle, folder: Path, update: bool) -> None:
     if update:
         shutil.rmtree(folder, ignore_errors=True)
-        driver.write_bundle(actual, folder)
+        write_files(actual, folder)
         return
     expected = _expected(folder)
     assert sorted(actual) == sorted(expected), f"file set differs in {folder}"
@@ -62,7 +63,7 @@ def test_ir_golden(example: Path, update_goldens: bool) -> None:
     folder = GOLDEN / example.stem
     if update_goldens:
         folder.mkdir(parents=True, exist_ok=True)
-        driver.write_bundle(bundle, folder)
+        write_files(bundle, folder)
         return
     for name, text in bundle.items():
         assert (folder / name).read_text(encoding="utf-8") == text, f"{folder / name} differs"

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from pipec import driver
-from pipec.backends.base import SettingsError, load_settings
+from pipec.backends.files import write_files
 from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
+from pipec.backends.settings import SettingsError, load_settings
 from pipec.backends.vertex import VertexBackend, VertexSettings, accelerator_name, memory_gb
 from pipec.ir.diagnostics import DiagnosticError
 from tests.conftest import EXAMPLES, REPO, tool_python
@@ -37,7 +38,7 @@ def _checker(*args: str) -> None:
 def _kubeflow(source: str, tmp_path: Path, **settings: Any) -> dict[str, Any]:
     pipeline = load_ok(tmp_path, source)
     values = {"image": "img:1", **settings}
-    bundle = KubeflowBackend().emit(pipeline, KubeflowSettings(**values))
+    bundle = KubeflowBackend(KubeflowSettings(**values)).emit(pipeline)
     documents = list(yaml.safe_load_all(bundle["pipeline.yaml"]))
     return {"spec": documents[0], "platform": documents[1] if len(documents) > 1 else None}
 
@@ -59,7 +60,7 @@ def test_every_example_validates_with_kfp(tmp_path: Path) -> None:
             except DiagnosticError:
                 continue  # recorded in the goldens as UNSUPPORTED.txt
             folder = tmp_path / example.stem / target
-            driver.write_bundle(bundle, folder)
+            write_files(bundle, folder)
             specs.append(str(folder / "pipeline.yaml"))
             if target == "vertex":
                 jobs.append(str(folder / "pipeline_job.json"))
@@ -255,7 +256,7 @@ def test_missing_image_is_a_clear_error(tmp_path: Path) -> None:
         """,
     )
     with pytest.raises(SettingsError, match="needs an image for step f"):
-        KubeflowBackend().emit(pipeline, KubeflowSettings())
+        KubeflowBackend(KubeflowSettings()).emit(pipeline)
 
 
 def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
@@ -282,7 +283,7 @@ def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
         ("U001", True, True)
     ]
     with pytest.raises(DiagnosticError) as caught:
-        KubeflowBackend().emit(pipeline, KubeflowSettings(image="img"))
+        KubeflowBackend(KubeflowSettings(image="img")).emit(pipeline)
     messages = [d.message for d in caught.value.diagnostics]
     assert any("fan-in of artifacts" in m for m in messages)
     assert all(d.code == "U001" for d in caught.value.diagnostics)
@@ -304,7 +305,8 @@ def test_vertex_states_only_its_differences(tmp_path: Path) -> None:
     assert accelerator_name("nvidia-tesla-t4") == "NVIDIA_TESLA_T4"
     assert memory_gb("14Gi") == 15.032385536
     assert memory_gb("500M") == 0.5
-    assert memory_gb("lots") is None
+    with pytest.raises(ValueError):  # the options pass reports it first (R002)
+        memory_gb("lots")
 
 
 def test_vertex_machine_shapes_and_schedule(tmp_path: Path) -> None:
@@ -328,7 +330,7 @@ def test_vertex_machine_shapes_and_schedule(tmp_path: Path) -> None:
         encryption_key="projects/p1/locations/europe-west4/keyRings/k/cryptoKeys/c",
         network="projects/1/global/networks/n",
     )
-    bundle = VertexBackend().emit(pipeline, settings)
+    bundle = VertexBackend(settings).emit(pipeline)
     spec = yaml.safe_load(bundle["pipeline.yaml"])
     resources = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert resources["cpuLimit"] == 4.0
@@ -360,7 +362,7 @@ def test_vertex_requires_project_region_and_root(tmp_path: Path) -> None:
         """,
     )
     with pytest.raises(SettingsError, match="needs project, region, pipeline_root"):
-        VertexBackend().emit(pipeline, VertexSettings(image="img"))
+        VertexBackend(VertexSettings(image="img")).emit(pipeline)
     with pytest.raises(SettingsError, match="unknown setting secret_name"):
         load_settings(VertexSettings, "vertex", {"secret_name": "x"})
 

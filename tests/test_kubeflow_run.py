@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pipec import driver
+from pipec.backends.files import write_files
 from tests.conftest import REPO, tool_python
 
 IMAGE = "pipec-kfp-test:latest"
@@ -78,7 +79,7 @@ def test_kfp_local_docker_run_matches_the_local_target(tmp_path: Path) -> None:
         EXAMPLE.relative_to(REPO).as_posix(), "kubeflow", [f"image={IMAGE}", "code_root=/app"]
     )
     spec = tmp_path / "pipeline.yaml"
-    driver.write_bundle(bundle, tmp_path)
+    write_files(bundle, tmp_path)
     root = tmp_path / "kfp-root"
     root.mkdir()
     done = subprocess.run(

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pipec import driver
 from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
 from pipec.backends.vertex import VertexBackend, VertexSettings
 from pipec.backends.vertex import submit as vertex_submit
 from tests.conftest import REPO
+from tests.helpers import prepared
 
 
 @dataclass
@@ -80,11 +80,11 @@ def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _kubeflow(example: str, **overrides: Any) -> tuple[Any, KubeflowSettings, dict[str, str]]:
-    pipeline, settings, backend = driver.load_and_check(
+    pipeline, settings, backend = prepared(
         f"examples/{example}.py", "kubeflow", [f"{k}={v}" for k, v in overrides.items()]
     )
     assert isinstance(settings, KubeflowSettings)
-    return pipeline, settings, backend.emit(pipeline, settings)
+    return pipeline, settings, backend.emit(pipeline)
 
 
 def test_kubeflow_creates_a_run_and_a_recurring_run_and_waits(
@@ -101,7 +101,7 @@ def test_kubeflow_creates_a_run_and_a_recurring_run_and_waits(
     )
     monkeypatch.setenv("KFP_TOKEN", "secret-token")
     pipeline, settings, bundle = _kubeflow("training", host=api.url, poll_interval=0.01)
-    code = KubeflowBackend().submit(pipeline, settings, bundle, {"n": 7, "lrs": [0.5]}, wait=True)
+    code = KubeflowBackend(settings).submit(pipeline, bundle, {"n": 7, "lrs": [0.5]}, wait=True)
     assert code == 0
     run, recurring, *polls = api.requests
     assert run["method"] == "POST" and run["path"] == "/apis/v2beta1/runs"
@@ -133,7 +133,7 @@ def test_kubeflow_failed_run_exits_1_and_no_token_sends_no_header(
         "GET", "/apis/v2beta1/runs/r-2", (200, {"state": "FAILED", "error": {"message": "boom"}})
     )
     pipeline, settings, bundle = _kubeflow("hello", host=api.url, poll_interval=0.01)
-    assert KubeflowBackend().submit(pipeline, settings, bundle, {}, wait=True) == 1
+    assert KubeflowBackend(settings).submit(pipeline, bundle, {}, wait=True) == 1
     assert "Authorization" not in api.requests[0]["headers"]
     assert api.requests[0]["body"]["pipeline_spec"] == yaml.safe_load(bundle["pipeline.yaml"])
     assert "failed: boom" in capsys.readouterr().err
@@ -144,33 +144,33 @@ def test_kubeflow_api_errors_are_one_clear_line(
 ) -> None:
     api.answer("POST", "/apis/v2beta1/runs", (400, {"error": {"message": "invalid spec"}}))
     pipeline, settings, bundle = _kubeflow("hello", host=api.url)
-    assert KubeflowBackend().submit(pipeline, settings, bundle, {}, wait=False) == 2
+    assert KubeflowBackend(settings).submit(pipeline, bundle, {}, wait=False) == 2
     err = capsys.readouterr().err
     assert "HTTP 400: invalid spec" in err and "Traceback" not in err
 
 
 def test_kubeflow_checks_before_sending(capsys: pytest.CaptureFixture[str]) -> None:
     pipeline, settings, bundle = _kubeflow("hello")
-    assert KubeflowBackend().submit(pipeline, settings, bundle, {}, wait=False) == 2
+    assert KubeflowBackend(settings).submit(pipeline, bundle, {}, wait=False) == 2
     assert "needs host" in capsys.readouterr().err
     pipeline, settings, bundle = _kubeflow("hello", host="http://127.0.0.1:9")
-    assert KubeflowBackend().submit(pipeline, settings, bundle, {"nope": 1}, wait=False) == 2
+    assert KubeflowBackend(settings).submit(pipeline, bundle, {"nope": 1}, wait=False) == 2
     assert "unknown parameter 'nope'" in capsys.readouterr().err
-    assert KubeflowBackend().submit(pipeline, settings, bundle, {"name": 3}, wait=False) == 2
+    assert KubeflowBackend(settings).submit(pipeline, bundle, {"name": 3}, wait=False) == 2
     assert "parameter 'name' expects str" in capsys.readouterr().err
     # nothing listens on port 9: a connection error, not a traceback
-    assert KubeflowBackend().submit(pipeline, settings, bundle, {}, wait=False) == 2
+    assert KubeflowBackend(settings).submit(pipeline, bundle, {}, wait=False) == 2
     assert "failed:" in capsys.readouterr().err
 
 
 def _vertex(example: str, api: FakeApi) -> tuple[Any, VertexSettings, dict[str, str]]:
-    pipeline, settings, backend = driver.load_and_check(
+    pipeline, settings, backend = prepared(
         f"examples/{example}.py",
         "vertex",
         [f"api_endpoint={api.url}", "poll_interval=0.01"],
     )
     assert isinstance(settings, VertexSettings)
-    return pipeline, settings, backend.emit(pipeline, settings)
+    return pipeline, settings, backend.emit(pipeline)
 
 
 def test_vertex_posts_the_exact_job_with_credentials_and_waits(
@@ -187,7 +187,7 @@ def test_vertex_posts_the_exact_job_with_credentials_and_waits(
         (200, {"state": "PIPELINE_STATE_SUCCEEDED"}),
     )
     pipeline, settings, bundle = _vertex("iris", api)
-    code = VertexBackend().submit(pipeline, settings, bundle, {"min_accuracy": 0.8}, wait=True)
+    code = VertexBackend(settings).submit(pipeline, bundle, {"min_accuracy": 0.8}, wait=True)
     assert code == 0
     created = api.requests[0]
     assert created["headers"]["Authorization"] == "Bearer ya29.token"
@@ -203,7 +203,7 @@ def test_vertex_errors_and_missing_google_auth(
 ) -> None:
     pipeline, settings, bundle = _vertex("hello", api)
     monkeypatch.setitem(sys.modules, "google.auth", None)
-    assert VertexBackend().submit(pipeline, settings, bundle, {}, wait=False) == 2
+    assert VertexBackend(settings).submit(pipeline, bundle, {}, wait=False) == 2
     assert "pip install 'pipec[vertex]'" in capsys.readouterr().err
     assert api.requests == []
 
@@ -213,7 +213,7 @@ def test_vertex_errors_and_missing_google_auth(
         "/v1/projects/acme-ml/locations/us-central1/pipelineJobs",
         (403, {"error": {"code": 403, "message": "Permission denied on project acme-ml"}}),
     )
-    assert VertexBackend().submit(pipeline, settings, bundle, {}, wait=False) == 2
+    assert VertexBackend(settings).submit(pipeline, bundle, {}, wait=False) == 2
     assert "HTTP 403: Permission denied on project acme-ml" in capsys.readouterr().err
 
 
@@ -238,10 +238,10 @@ def test_vertex_scheduled_pipeline_also_creates_the_schedule(
     settings = VertexSettings(
         image="i", project="p", region="r", pipeline_root="gs://b", api_endpoint=api.url
     )
-    bundle = VertexBackend().emit(pipeline, settings)
+    bundle = VertexBackend(settings).emit(pipeline)
     api.answer("POST", "/v1/projects/p/locations/r/pipelineJobs", (200, {"name": "j"}))
     api.answer("POST", "/v1/projects/p/locations/r/schedules", (200, {"name": "s"}))
-    assert VertexBackend().submit(pipeline, settings, bundle, {"x": 5}, wait=False) == 0
+    assert VertexBackend(settings).submit(pipeline, bundle, {"x": 5}, wait=False) == 0
     job, schedule = (r["body"] for r in api.requests)
     assert job["runtimeConfig"]["parameterValues"] == {"x": 5}
     assert schedule["cron"] == "*/5 * * * *"

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipec import driver
 from pipec.backends.runner.results import RunResult
 from pipec.backends.runner.scheduler import run_pipeline
+from tests.helpers import prepared
 
 PIPEC = Path(sys.executable).with_name("pipec")
 HEADER = """\
@@ -65,7 +65,7 @@ def run_json(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple
 
 def run_here(root: Path, ref: str, params: dict[str, Any] | None = None, **kw: Any) -> RunResult:
     """Load REF through the driver and run it in this process (quietly)."""
-    pipeline, settings, _ = driver.load_and_check(str(root / ref), "local")
+    pipeline, settings, _ = prepared(str(root / ref), "local")
     return run_pipeline(pipeline, settings, params or {}, root=root, view="quiet", **kw)
 
 

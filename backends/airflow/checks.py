@@ -7,8 +7,9 @@ that uses it, so nothing is silently dropped.
 
 from __future__ import annotations
 
-from pipec.backends.airflow import AirflowSettings, diagnostic
-from pipec.backends.base import SettingsError, require_images
+from pipec.backends.airflow.settings import AirflowSettings
+from pipec.backends.diagnostics import unsupported_feature
+from pipec.backends.settings import SettingsError, require_images
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Collect, Condition, Loop, LoopItem, OutputRef, Pipeline, Step
@@ -39,7 +40,8 @@ def _shapes(pipeline: Pipeline) -> list[Diagnostic]:
         in_loop = any(s.kind == "loop" for s in scopes)
         if isinstance(node, Loop) and in_loop:
             found.append(
-                diagnostic(
+                unsupported_feature(
+                    "airflow",
                     node.id,
                     node.location,
                     "a foreach inside a foreach (Airflow cannot nest mapped task groups)",
@@ -49,7 +51,8 @@ def _shapes(pipeline: Pipeline) -> list[Diagnostic]:
             )
         if isinstance(node, Loop) and isinstance(node.items, LoopItem | Collect):
             found.append(
-                diagnostic(
+                unsupported_feature(
+                    "airflow",
                     node.id,
                     node.location,
                     "a foreach over a loop item or a collect()",
@@ -80,7 +83,8 @@ def _exports(pipeline: Pipeline) -> list[Diagnostic]:
     """A task hands Airflow one XCom value (`return_value`), so one output per step."""
     steps = {s.id: s for s in graph.steps(pipeline)}
     return [
-        diagnostic(
+        unsupported_feature(
+            "airflow",
             step_id,
             steps[step_id].location,
             f"conditions or loops reading several outputs of one step ({', '.join(outputs)})",
@@ -97,7 +101,8 @@ def _params(pipeline: Pipeline) -> list[Diagnostic]:
     if not pipeline.schedule:
         return []
     return [
-        diagnostic(
+        unsupported_feature(
+            "airflow",
             pipeline.id,
             pipeline.location,
             f"a schedule with the required parameter {param.name!r} (scheduled runs have no one "
@@ -116,7 +121,8 @@ def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
     if settings.operator == "docker":
         if r.disk is not None:
             found.append(
-                diagnostic(
+                unsupported_feature(
+                    "airflow",
                     step.id,
                     step.location,
                     "a disk request with operator=docker (DockerOperator cannot size storage)",
@@ -125,7 +131,8 @@ def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
             )
         if r.gpu_type is not None:
             found.append(
-                diagnostic(
+                unsupported_feature(
+                    "airflow",
                     step.id,
                     step.location,
                     "a GPU type with operator=docker (Docker requests GPUs by count only)",

@@ -28,7 +28,6 @@ import json
 from collections.abc import Sequence
 from typing import Any, assert_never
 
-from pipec.backends.airflow import AirflowSettings, diagnostic
 from pipec.backends.airflow import conditions as conditions
 from pipec.backends.airflow import operators as ops
 from pipec.backends.airflow.checks import export_reads
@@ -41,7 +40,9 @@ from pipec.backends.airflow.pysource import (
     render,
     templated_text,
 )
+from pipec.backends.airflow.settings import AirflowSettings
 from pipec.backends.common import k8s
+from pipec.backends.diagnostics import unsupported_feature
 from pipec.ir import graph, types
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import (
@@ -483,7 +484,8 @@ class _DagWriter:
             node = self._node_by_id(node_id)
             raise DiagnosticError(
                 [
-                    diagnostic(
+                    unsupported_feature(
+                        "airflow",
                         node_id,
                         node.location if node is not None else None,
                         "a step inside a when/otherwise inside a foreach that also waits for a "

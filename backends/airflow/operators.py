@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipec.backends.airflow import AirflowSettings
 from pipec.backends.airflow.pysource import INDENT, Argv, Call, Code, call, templated_text
+from pipec.backends.airflow.settings import AirflowSettings
 from pipec.ir import quantity
 from pipec.ir.model import Resources
 

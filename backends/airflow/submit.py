@@ -21,11 +21,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipec.backends.airflow import AirflowSettings
-from pipec.backends.base import Bundle, SettingsError
+from pipec.backends.airflow.settings import AirflowSettings
+from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
+from pipec.backends.settings import SettingsError
+from pipec.ir.model import Pipeline
+
+if TYPE_CHECKING:
+    from pipec.backends.airflow import AirflowBackend
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -79,12 +84,18 @@ class AirflowApi:
         return self._token or None
 
 
-def place(bundle: Bundle, folder: Path) -> list[Path]:
-    """Write the bundle's files into the DAGs folder atomically; return their paths."""
-    return write_files(bundle, folder)
-
-
 def submit(
+    backend: AirflowBackend,
+    pipeline: Pipeline,
+    bundle: Bundle,
+    params: dict[str, Any],
+    wait: bool,
+) -> int:
+    """The submitter of the airflow target (see `place_and_trigger`)."""
+    return place_and_trigger(pipeline.id, backend.settings, bundle, params, wait)
+
+
+def place_and_trigger(
     dag_id: str,
     settings: AirflowSettings,
     bundle: Bundle,
@@ -101,7 +112,7 @@ def submit(
         )
     api = AirflowApi(settings.api_url, os.environ if environ is None else environ)
     placed_at = datetime.datetime.now(datetime.UTC)
-    (dag_file,) = place(bundle, Path(settings.dags_folder))
+    (dag_file,) = write_files(bundle, Path(settings.dags_folder))
     _say(f"placed {dag_file}")
     deadline = time.monotonic() + settings.run_timeout
     quoted = urllib.parse.quote(dag_id, safe="")

@@ -3,29 +3,22 @@
 `emit` writes `pipeline.yaml`: the PipelineSpec, followed by the kfp-kubernetes platform config as
 a second YAML document (as KFP does) when a step needs one — secrets as environment variables from
 a Kubernetes Secret, a node selector and toleration for GPU steps, and timeouts as the pod's active
-deadline. The spec is built in `kubeflow_spec` / `kubeflow_dag` / `kubeflow_exec`; this module
-holds the target's settings, its capabilities, the Kubernetes-specific choices (the hooks), and the
-submitter entry point (`kubeflow_submit`).
-
-Code generation never imports the kfp SDK; the submitter speaks KFP's REST API directly.
+deadline. The spec is built in `spec` / `dag` / `components`; this module holds the KFP family's
+base (`KfpBackend`, shared with `vertex`), the target's settings and its Kubernetes choices (the
+hooks). The submitter (`submit`) speaks KFP's REST API directly; nothing here imports the kfp SDK.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from abc import abstractmethod
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field
 
-from pipec.backends.base import (
-    Backend,
-    Bundle,
-    Capabilities,
-    ContainerSettings,
-    TargetSettings,
-    require_images,
-)
+from pipec.backends.base import Backend, Bundle, Capabilities
 from pipec.backends.common import yaml_text
 from pipec.backends.kubeflow import spec as ks
+from pipec.backends.settings import ContainerSettings, TargetSettings, require_images
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -66,6 +59,30 @@ class KfpSettings(ContainerSettings):
     poll_interval: float = Field(default=5.0, gt=0)
 
 
+K = TypeVar("K", bound=KfpSettings)
+
+
+class KfpBackend(Backend[K], Generic[K]):
+    """What every KFP-family target does the same way: one PipelineSpec built by `spec`, with the
+    target's own decisions supplied through `hooks`."""
+
+    def assemble(self, pipeline: Pipeline) -> ks.Assembly:
+        """The spec as dicts (the submitters reuse it)."""
+        require_images(pipeline, self.settings.image, self.name)
+        assembler = ks.SpecAssembler(
+            pipeline, self.hooks(), self.settings.code_root, self.settings.python
+        )
+        return assembler.assemble(self.pipeline_root())
+
+    def pipeline_root(self) -> str | None:
+        """The spec's `defaultPipelineRoot`."""
+        return self.settings.artifact_root
+
+    @abstractmethod
+    def hooks(self) -> ks.TargetHooks:
+        """The target's own decisions (resources, platform config, extra checks)."""
+
+
 class KubeflowSettings(KfpSettings):
     """`[tool.pipec.targets.kubeflow]`.
 
@@ -85,7 +102,7 @@ class KubeflowSettings(KfpSettings):
     token_env: str = "KFP_TOKEN"
 
 
-class KubeflowBackend(Backend):
+class KubeflowBackend(KfpBackend[KubeflowSettings]):
     """Kubeflow Pipelines: one PipelineSpec, every step a container running the step runtime."""
 
     name: ClassVar[str] = "kubeflow"
@@ -93,46 +110,18 @@ class KubeflowBackend(Backend):
     extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to the KFP API
     capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
     settings_model: ClassVar[type[TargetSettings]] = KubeflowSettings
+    submitter: ClassVar[str | None] = "pipec.backends.kubeflow.submit:submit"
 
-    def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
+    def emit(self, pipeline: Pipeline) -> Bundle:
         """`pipeline.yaml`: the PipelineSpec (+ the platform spec document when needed)."""
-        assembly = self.assemble(pipeline, settings)
+        assembly = self.assemble(pipeline)
         documents = [assembly.pipeline_spec]
         if assembly.platform_spec:
             documents.append(assembly.platform_spec)
-        return {"pipeline.yaml": dump_yaml(documents)}
+        return {"pipeline.yaml": yaml_text.dump_all(documents)}
 
-    def assemble(self, pipeline: Pipeline, settings: TargetSettings) -> ks.Assembly:
-        """The spec as dicts (the submitter and `vertex` reuse it)."""
-        assert isinstance(settings, KfpSettings)
-        require_images(pipeline, settings.image, self.name)
-        hooks = self.hooks(settings)
-        assembler = ks.SpecAssembler(pipeline, hooks, settings.code_root, settings.python)
-        return assembler.assemble(self.pipeline_root(settings))
-
-    def pipeline_root(self, settings: TargetSettings) -> str | None:
-        """The spec's `defaultPipelineRoot`."""
-        assert isinstance(settings, KfpSettings)
-        return settings.artifact_root
-
-    def hooks(self, settings: TargetSettings) -> ks.TargetHooks:
-        """The Kubernetes-specific decisions for this target."""
-        assert isinstance(settings, KubeflowSettings)
-        return KubeflowHooks(settings)
-
-    def submit(
-        self,
-        pipeline: Pipeline,
-        settings: TargetSettings,
-        bundle: Bundle,
-        params: dict[str, Any],
-        wait: bool,
-    ) -> int:
-        """Create a run (and a recurring run for a scheduled pipeline); exit code as `pipec run`."""
-        from pipec.backends.kubeflow.submit import submit as submit_run
-
-        assert isinstance(settings, KubeflowSettings)
-        return submit_run(pipeline, settings, bundle, params, wait)
+    def hooks(self) -> ks.TargetHooks:
+        return KubeflowHooks(self.settings)
 
 
 class KubeflowHooks:
@@ -190,8 +179,3 @@ class KubeflowHooks:
             # Kubernetes deadlines are whole seconds; round up so a step never gets less time.
             found["activeDeadlineSeconds"] = str(-int(-step.timeout // 1))
         return found or None
-
-
-def dump_yaml(documents: list[JSON]) -> str:
-    """YAML documents with sorted keys in block style (see `yaml_text` for why not PyYAML)."""
-    return yaml_text.dump_all(documents)

@@ -26,7 +26,7 @@ from pipec.backends.params import ParamError, declared_params, resolve_params
 from pipec.ir.model import Pipeline
 
 if TYPE_CHECKING:
-    from pipec.backends.kubeflow import KubeflowSettings
+    from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
 
 JSON = dict[str, Any]
 EXIT_OK, EXIT_FAILED, EXIT_NOT_SUBMITTED = 0, 1, 2
@@ -113,15 +113,15 @@ def kfp_cron(cron: str) -> str:
 
 
 def submit(
+    backend: KubeflowBackend,
     pipeline: Pipeline,
-    settings: KubeflowSettings,
     bundle: Bundle,
     params: dict[str, Any],
     wait: bool,
 ) -> int:
     """Create the run (and recurring run); follow it when `wait`. Returns the exit code."""
     try:
-        return _submit(pipeline, settings, bundle, params, wait)
+        return _submit(pipeline, backend.settings, bundle, params, wait)
     except SubmitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NOT_SUBMITTED

@@ -1,18 +1,19 @@
 """The `local` target: run a pipeline on this machine with nothing to set up.
 
-`emit` writes `plan.json`, the executable plan (see `pipec.backends.runner.plan`); the runner in
-`pipec.backends.runner.scheduler` executes it with artifacts on disk (or any fsspec URL) and run
-metadata in SQLite under the project's `.pipec/` folder.
+`emit` writes `plan.json`, the executable plan (see `pipec.backends.runner.plan`); `run` executes
+it with pipec's own scheduler (`pipec.backends.runner`) and a fork executor: artifacts on disk (or
+any fsspec URL) and run metadata in SQLite under the project's `.pipec/` folder.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
-from pipec.backends.base import Backend, Bundle, Capabilities, TargetSettings
+from pipec.backends.base import Backend, Bundle, Capabilities, RunOptions, RunOutcome
 from pipec.backends.runner import plan as local_plan
+from pipec.backends.settings import TargetSettings
 from pipec.ir.model import Pipeline
 
 
@@ -33,12 +34,12 @@ class LocalSettings(TargetSettings):
     image: str | None = None
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend[LocalSettings]):
     """Runs every step through the shared runtime in forked worker processes on this machine."""
 
     name: ClassVar[str] = "local"
     description: ClassVar[str] = "this machine: artifacts on disk, run metadata in SQLite"
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: ClassVar[Capabilities] = Capabilities.all()
     notes: ClassVar[dict[str, str]] = {
         "gpu": "not reserved: steps see this machine's GPUs, if any",
         "disk": "not reserved: steps share this machine's disk",
@@ -46,6 +47,30 @@ class LocalBackend(Backend):
     }
     settings_model: ClassVar[type[TargetSettings]] = LocalSettings
 
-    def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
+    def emit(self, pipeline: Pipeline) -> Bundle:
         """`plan.json`: the executable plan, deterministic for a given pipeline and settings."""
-        return {"plan.json": local_plan.to_text(local_plan.build(pipeline, settings))}
+        return {"plan.json": local_plan.to_text(local_plan.build(pipeline, self.settings))}
+
+    def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
+        """Run here and wait for the end (`--wait` changes nothing)."""
+        from pipec.backends.runner import scheduler  # SQLite, rich: only when running
+
+        plan = local_plan.build(pipeline, self.settings)
+        result = scheduler.run_plan(
+            plan,
+            params,
+            self.project_root,
+            no_cache=options.no_cache,
+            parallelism=options.parallelism,
+            view=options.view,
+        )
+        return RunOutcome(result.exit_code, result)
+
+    def resume(self, run_id: str, options: RunOptions) -> RunOutcome:
+        """Continue run `run_id` of this project: finished steps are kept."""
+        from pipec.backends.runner import scheduler
+
+        result = scheduler.resume_run(
+            run_id, self.project_root, parallelism=options.parallelism, view=options.view
+        )
+        return RunOutcome(result.exit_code, result)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, assert_never
 
-from pipec.backends.base import TargetSettings
+from pipec.backends.settings import TargetSettings
 from pipec.ir import graph
 from pipec.ir.model import Condition, Group, Loop, Node, Pipeline, Step
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from pipec.backends import runtime as _runtime
-from pipec.backends.base import TargetSettings
 from pipec.backends.local import fork as local_exec
 from pipec.backends.params import resolve_params
 from pipec.backends.runner import expansion as local_graph
@@ -47,6 +46,7 @@ from pipec.backends.runner.metadata import (
 from pipec.backends.runner.results import RunError, RunResult, label_of, step_result
 from pipec.backends.runner.view import View, make_view
 from pipec.backends.runtime import store
+from pipec.backends.settings import TargetSettings
 from pipec.ir.code import code_hash
 from pipec.ir.model import Pipeline
 

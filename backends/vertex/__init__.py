@@ -22,33 +22,16 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from pipec.backends.base import Bundle, Capabilities, SettingsError, TargetSettings
-from pipec.backends.kubeflow import KFP_FEATURES, KfpSettings, KubeflowBackend, dump_yaml
+from pipec.backends.base import Bundle, Capabilities
+from pipec.backends.common import yaml_text
+from pipec.backends.kubeflow import KFP_FEATURES, KfpBackend, KfpSettings
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import spec as ks
+from pipec.backends.settings import SettingsError, TargetSettings
 from pipec.ir import quantity
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
-
-_FACTORS = {
-    None: 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
-
 
 class VertexSettings(KfpSettings):
     """`[tool.pipec.targets.vertex]`.
@@ -91,7 +74,7 @@ class VertexSettings(KfpSettings):
             )
 
 
-class VertexBackend(KubeflowBackend):
+class VertexBackend(KfpBackend[VertexSettings]):
     """Vertex AI Pipelines: the kubeflow spec with Vertex resources, plus the REST requests."""
 
     name: ClassVar[str] = "vertex"
@@ -99,43 +82,26 @@ class VertexBackend(KubeflowBackend):
     extra: ClassVar[str | None] = "vertex"
     capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES - {"secrets", "timeout"})
     settings_model: ClassVar[type[TargetSettings]] = VertexSettings
+    submitter: ClassVar[str | None] = "pipec.backends.vertex.submit:submit"
 
-    def emit(self, pipeline: Pipeline, settings: TargetSettings) -> Bundle:
+    def emit(self, pipeline: Pipeline) -> Bundle:
         """`pipeline.yaml`, `pipeline_job.json`, and `schedule.json` for a scheduled pipeline."""
-        assert isinstance(settings, VertexSettings)
-        settings.require()
-        spec = self.assemble(pipeline, settings).pipeline_spec
-        job = pipeline_job(pipeline, settings, spec)
+        self.settings.require()
+        spec = self.assemble(pipeline).pipeline_spec
+        job = pipeline_job(pipeline, self.settings, spec)
         bundle = {
-            "pipeline.yaml": dump_yaml([spec]),
+            "pipeline.yaml": yaml_text.dump_all([spec]),
             "pipeline_job.json": dump_json(job),
         }
         if pipeline.schedule:
-            bundle["schedule.json"] = dump_json(schedule(pipeline, settings, job))
+            bundle["schedule.json"] = dump_json(schedule(pipeline, self.settings, job))
         return bundle
 
-    def pipeline_root(self, settings: TargetSettings) -> str | None:
-        assert isinstance(settings, VertexSettings)
-        return settings.root()
+    def pipeline_root(self) -> str | None:
+        return self.settings.root()
 
-    def hooks(self, settings: TargetSettings) -> ks.TargetHooks:
-        assert isinstance(settings, VertexSettings)
-        return VertexHooks(settings)
-
-    def submit(
-        self,
-        pipeline: Pipeline,
-        settings: TargetSettings,
-        bundle: Bundle,
-        params: dict[str, Any],
-        wait: bool,
-    ) -> int:
-        """Create the PipelineJob (and the Schedule of a scheduled pipeline); follow it."""
-        from pipec.backends.vertex.submit import submit as submit_job
-
-        assert isinstance(settings, VertexSettings)
-        settings.require()
-        return submit_job(pipeline, settings, bundle, params, wait)
+    def hooks(self) -> ks.TargetHooks:
+        return VertexHooks(self.settings)
 
 
 class VertexHooks:
@@ -154,10 +120,6 @@ class VertexHooks:
         if step.resources.gpu and not step.resources.gpu_type:
             problems.append(
                 f"target 'vertex' needs a gpu_type for the GPUs of {step.id!r} (e.g. nvidia-l4)"
-            )
-        if step.resources.memory is not None and memory_gb(step.resources.memory) is None:
-            problems.append(
-                f"memory {step.resources.memory!r} of {step.id!r} is not a Kubernetes quantity"
             )
         return problems
 
@@ -189,12 +151,10 @@ def accelerator_name(gpu_type: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", gpu_type).strip("_").upper()
 
 
-def memory_gb(text: str) -> float | None:
-    """A Kubernetes memory quantity in (decimal) gigabytes, as Vertex's memoryLimit wants it."""
-    try:
-        return round(quantity.amount(text) / 1e9, 9)
-    except ValueError:
-        return None
+def memory_gb(text: str) -> float:
+    """A Kubernetes memory quantity in (decimal) gigabytes, as Vertex's memoryLimit wants it
+    (the options pass has already rejected malformed quantities, R002)."""
+    return round(quantity.amount(text) / 1e9, 9)
 
 
 def pipeline_job(pipeline: Pipeline, settings: VertexSettings, spec: JSON) -> JSON:

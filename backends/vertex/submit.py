@@ -30,7 +30,7 @@ from pipec.backends.kubeflow.submit import (
 from pipec.ir.model import Pipeline
 
 if TYPE_CHECKING:
-    from pipec.backends.vertex import VertexSettings
+    from pipec.backends.vertex import VertexBackend, VertexSettings
 
 JSON = dict[str, Any]
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
@@ -65,15 +65,16 @@ def access_token() -> str:
 
 
 def submit(
+    backend: VertexBackend,
     pipeline: Pipeline,
-    settings: VertexSettings,
     bundle: Bundle,
     params: dict[str, Any],
     wait: bool,
 ) -> int:
     """Create the PipelineJob (and Schedule); follow the job when `wait`. Returns the exit code."""
     try:
-        return _submit(pipeline, settings, bundle, params, wait)
+        backend.settings.require()
+        return _submit(pipeline, backend.settings, bundle, params, wait)
     except SubmitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NOT_SUBMITTED

@@ -1,32 +1,28 @@
-"""Compiler passes over the IR. Each module holds one pass, a function with the module's name and
-the signature `(pipeline, ctx) -> pipeline`. `PASSES` is the order they run in: validators first
-(they only add diagnostics), the canonical ordering last.
+"""Compiler passes over the IR, in phases. Each module holds one pass, a function with the
+module's name and the signature `(pipeline, ctx) -> pipeline` (`pipec.ir.passes`).
+
+The driver runs the phases in this order:
+
+1. `VALIDATE`: validators; they only add diagnostics. Errors stop here.
+2. the target's capability check and its own `check` (`pipec.backends.base`).
+3. `optimize.RULES`: target-neutral rewrites (skipped with `--no-optimize`).
+4. the target's lowerings (`Backend.lowerings`, from `pipec.backends.lowerings`).
+5. `CANONICAL`: one canonical order, so output is deterministic whatever came before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from pipec.ir.model import Pipeline
+from pipec.ir.passes import Pass, PassContext, run
 from pipec.passes.canonical import canonical
-from pipec.passes.context import PassContext
 from pipec.passes.naming import naming
+from pipec.passes.optimize import RULES as OPTIMIZE
 from pipec.passes.options import options
 from pipec.passes.ordering import ordering
 from pipec.passes.scopes import scopes
 from pipec.passes.signature import signature
 from pipec.passes.typecheck import typecheck
 
-Pass = Callable[[Pipeline, PassContext], Pipeline]
+VALIDATE: tuple[Pass, ...] = (naming, signature, typecheck, scopes, ordering, options)
+CANONICAL: tuple[Pass, ...] = (canonical,)
 
-PASSES: tuple[Pass, ...] = (naming, signature, typecheck, scopes, ordering, options, canonical)
-
-
-def run_passes(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
-    """Run every pass in order; the caller decides what to do with `ctx.diagnostics`."""
-    for run in PASSES:
-        pipeline = run(pipeline, ctx)
-    return pipeline
-
-
-__all__ = ["PASSES", "PassContext", "run_passes"]
+__all__ = ["CANONICAL", "OPTIMIZE", "VALIDATE", "Pass", "PassContext", "run"]

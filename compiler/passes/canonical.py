@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pipec.ir.model import Condition, Group, Loop, Node, Pipeline, Step
+from pipec.ir.passes import PassContext
 
 
-def canonical(pipeline: Pipeline, ctx: object) -> Pipeline:
+def canonical(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
     """Sort components, `after`, secrets, args and env; keep the written order of nodes."""
     return pipeline.model_copy(
         update={

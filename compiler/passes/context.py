@@ -1,22 +1,7 @@
-"""The state passes share: the diagnostics found so far and the target being compiled for."""
+"""The pass context, re-exported from `pipec.ir.passes` (target lowerings share it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pipec.ir.passes import Pass, PassContext
 
-from pipec.ir.diagnostics import Diagnostic
-from pipec.ir.model import Location
-
-
-@dataclass
-class PassContext:
-    """Handed to every pass; validators append to `diagnostics`."""
-
-    target: str | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-    def error(self, code: str, message: str, hint: str, location: Location | None) -> None:
-        """Record one error."""
-        self.diagnostics.append(
-            Diagnostic(code=code, message=message, hint=hint, location=location)
-        )
+__all__ = ["Pass", "PassContext"]

@@ -1,0 +1,61 @@
+"""`[tool.pipec.targets.airflow]`: the airflow target's settings (also `--set key=value`)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from pipec.backends.settings import ContainerSettings
+
+
+class AirflowSettings(ContainerSettings):
+    """`[tool.pipec.targets.airflow]` settings (also `--set key=value`).
+
+    Attributes:
+        operator: how steps run: `kubernetes`, `docker` or `local` (see the module docstring).
+        image: the default step image (container operators); a step's own image wins.
+        artifact_root: where step outputs live, `<root>/<run_id>/<step>/<output>/`; a folder the
+            workers (and containers) share, or an fsspec URL.
+        python: the interpreter that runs `-m pipec.backends.runtime` (in the image, or on the
+            worker in `local` mode); it must have pipec and the step's dependencies installed.
+        code_root: the folder the step modules import from (`--code-root`). In `local` mode it
+            defaults to the project folder at compile time; container images usually set their
+            working directory instead, so there it defaults to none.
+        start_date: the DAG's fixed `start_date` (a schedule never back-fills: `catchup=False`).
+        namespace: Kubernetes namespace of the step pods (default: the connection's).
+        kubernetes_secret: the Kubernetes Secret whose keys (named like the step's secrets) become
+            the step's secret environment variables in `kubernetes` mode. In `docker` and `local`
+            mode secrets come from Airflow Variables of the same names (any secrets backend).
+        gpu_resource: the extended resource a GPU request asks for.
+        gpu_node_label: the node label a GPU type is matched against (`kubernetes` mode; the
+            same setting and default as the kubeflow target, so one pipeline lands on the same
+            nodes).
+        docker_url: the Docker daemon the `docker` operator talks to (default: Airflow's).
+        dags_folder: where `pipec run --target airflow` places the DAG file.
+        api_url: the Airflow API server `pipec run` triggers runs through (`/api/v2`).
+        run_timeout: seconds `pipec run --wait` waits for the DAG to appear and the run to end.
+    """
+
+    operator: Literal["kubernetes", "docker", "local"] = "kubernetes"
+    python: str = Field(default="python3", min_length=1)
+    code_root: str | None = None
+    start_date: datetime.date = datetime.date(2024, 1, 1)
+    namespace: str | None = None
+    kubernetes_secret: str = "pipec-secrets"
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_node_label: str = "cloud.google.com/gke-accelerator"
+    docker_url: str | None = None
+    dags_folder: str | None = None
+    api_url: str = "http://127.0.0.1:8080"
+    run_timeout: float = Field(default=3600.0, gt=0)
+
+    @field_validator("artifact_root")
+    @classmethod
+    def _root_is_jinja_free(cls, value: str | None) -> str | None:
+        # Output paths are Jinja templates (they hold `{{ run_id }}`), so the root must not be
+        # able to open a Jinja tag of its own.
+        if value is not None and "{" in value:
+            raise ValueError("must not contain '{' (output paths are Airflow templates)")
+        return value

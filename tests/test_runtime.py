@@ -267,3 +267,28 @@ def test_traceback_of_a_step_object_starts_in_user_code(tmp_path: Path) -> None:
     lines = failed.stderr.splitlines()
     assert 'stepmod.py", line 5' in lines[1], failed.stderr
     assert "dsl.py" not in failed.stderr and "runtime.py" not in failed.stderr
+
+
+def test_the_command_line_is_built_and_parsed_by_one_module() -> None:
+    from pipec.backends.runtime.invocation import Invocation, SourceKind, parse, source
+
+    built: Invocation[str] = Invocation(
+        component="pkg.mod:Class.method",
+        returns="named",
+        code_root="/app",
+        inputs={"a": source(SourceKind.VALUE, '{"k": [1, 2]}'), "b": source(SourceKind.ENV, "V")},
+        outputs={"total": "/out/total", "label": "/out/label"},
+        output_values={"total": "/tmp/total.json"},
+        output_texts={"label": "/tmp/label.txt"},
+    )
+    argv = built.argv()
+    assert parse(argv) == built
+    # Each output is followed by where its value or text also goes.
+    assert argv[argv.index("--output") : argv.index("--output") + 4] == [
+        "--output",
+        "total=/out/total",
+        "--output-value",
+        "total=/tmp/total.json",
+    ]
+    with pytest.raises(runtime.InvocationError, match="unknown input kind 'nope'"):
+        runtime.load_input("nope:x")

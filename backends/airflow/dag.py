@@ -43,6 +43,7 @@ from pipec.backends.airflow.pysource import (
 from pipec.backends.airflow.settings import AirflowSettings
 from pipec.backends.common import k8s
 from pipec.backends.diagnostics import unsupported_feature
+from pipec.backends.runtime.invocation import Invocation, SourceKind, source
 from pipec.ir import graph, types
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import (
@@ -181,8 +182,8 @@ class _DagWriter:
                 head += ["", _HELPERS[key]]
         if self.mode.helper is not None:
             head += ["", self.mode.helper]
-        for source in self.callables:
-            head += ["", source]
+        for callable_text in self.callables:
+            head += ["", callable_text]
         with_line = f"with {render(dag, 0, 5)} as dag:"
         body = _drop_blank_after_colon([with_line, *self.lines])
         text = "\n".join([*head, "", *body]) + "\n"
@@ -254,14 +255,10 @@ class _DagWriter:
     def _step(self, step: Step, indent: int) -> None:
         loop = self._loop_of(step.id)
         component = self.components[step.component]
-        argv: list[Any] = [
-            "--component",
-            f"{component.module}:{component.function}",
-            "--returns",
-            component.returns,
-        ]
+        code_root = None
         if self.settings.code_root is not None:
-            argv += ["--code-root", templated_text(self.settings.code_root, self.mode.template_ext)]
+            code_root = templated_text(self.settings.code_root, self.mode.template_ext)
+        inputs: dict[str, str] = {}
         kubernetes = self.settings.operator == "kubernetes"
         env: dict[str, Any] = {
             name: templated_text(k8s.env_value(v) if kubernetes else v, self.mode.template_ext)
@@ -272,27 +269,26 @@ class _DagWriter:
             match binding:
                 case Const():
                     env[variable] = templated_text(json_text(binding.value), self.mode.template_ext)
-                    argv += ["--input", f"{name}=env:{variable}"]
+                    inputs[name] = source(SourceKind.ENV, variable)
                 case ParamRef():
                     param = binding.param
                     env[variable] = f'{{{{ params["{param}"] | tojson {K8S_PARAM_FILTER} }}}}'
-                    argv += ["--input", f"{name}=env:{variable}"]
+                    inputs[name] = source(SourceKind.ENV, variable)
                 case LoopItem():
                     env[variable] = Code("item")
-                    argv += ["--input", f"{name}=env:{variable}"]
+                    inputs[name] = source(SourceKind.ENV, variable)
                 case OutputRef():
                     same_loop = loop is not None and self._loop_of(binding.step) == loop
                     folder = self._output_dir(binding.step, binding.output, same_loop)
-                    argv += ["--input", f"{name}=artifact:{folder}"]
+                    inputs[name] = source(SourceKind.ARTIFACT, folder)
                 case Collect():
-                    argv += ["--input", f"{name}=artifacts:{self._collected(binding)}"]
+                    inputs[name] = source(SourceKind.ARTIFACTS, self._collected(binding))
                 case _:
                     assert_never(binding)
-        for port in component.outputs if component.returns != "none" else ():
-            argv += [
-                "--output",
-                f"{port.name}={self._output_dir(step.id, port.name, loop is not None)}",
-            ]
+        outputs = {
+            port.name: self._output_dir(step.id, port.name, loop is not None)
+            for port in (component.outputs if component.returns != "none" else ())
+        }
         upstream = self._upstream_of(step)
         options = ops.TaskOptions(
             task_id=step.id,
@@ -303,8 +299,8 @@ class _DagWriter:
             trigger_rule=self._trigger_rule(step.id, upstream),
             parallelism=self.loops[loop].parallelism if loop is not None else None,
         )
-        invocation = ops.Invocation(
-            argv=argv,
+        invocation = ops.StepCall(
+            runtime=Invocation.of(component, code_root, inputs, outputs),
             env=env,
             secrets=list(step.secrets),
             export=self.exports.get(step.id),

@@ -1,6 +1,6 @@
 """How one step becomes one Airflow task in each operator mode: kubernetes, docker, local.
 
-The DAG writer works out a step's runtime arguments and environment once (`Invocation`); a mode
+The DAG writer works out a step's runtime invocation and environment once (`StepCall`); a mode
 turns them into an operator call: a KubernetesPodOperator, a DockerOperator, or a PythonOperator
 that runs the step runtime as a subprocess of the worker. Modes differ only in how the command,
 environment, resources, secrets and the XCom value are spelled.
@@ -14,15 +14,15 @@ from typing import Any
 
 from pipec.backends.airflow.pysource import INDENT, Argv, Call, Code, call, templated_text
 from pipec.backends.airflow.settings import AirflowSettings
+from pipec.backends.runtime.invocation import OUTPUT_VALUE, Invocation, module_args
 from pipec.ir import quantity
 from pipec.ir.model import Resources
 
-RUNTIME_MODULE = "pipec.backends.runtime"
 K8S_XCOM_FILE = "/airflow/xcom/return.json"  # read by KubernetesPodOperator's XCom sidecar
 DOCKER_XCOM_FILE = "/tmp/pipec-xcom.json"  # read back by DockerOperator(retrieve_output=True)
 DOCKER_TEMPLATE_EXT = (".sh", ".bash", ".env")
 
-_LOCAL_HELPER = '''def _run_step(python, argv, env, secrets=(), export=None):
+_LOCAL_HELPER_TEMPLATE = '''def _run_step(python, argv, env, secrets=(), export=None):
     """Run one step with the pipec step runtime in a subprocess of this worker.
 
     No shell is involved: values arrive in `env` and reach the step as environment variables.
@@ -40,10 +40,10 @@ _LOCAL_HELPER = '''def _run_step(python, argv, env, secrets=(), export=None):
         for name in secrets:
             child_env[name] = Variable.get(name)
     with tempfile.TemporaryDirectory(prefix="pipec-") as scratch:
-        command = [python, "-m", "pipec.backends.runtime", *argv]
+        command = [python, *MODULE_ARGS, *argv]
         value_file = os.path.join(scratch, "value.json")
         if export is not None:
-            command += ["--output-value", f"{export}={value_file}"]
+            command += [OUTPUT_VALUE, f"{export}={value_file}"]
         process = subprocess.Popen(command, env=child_env)
         try:
             code = process.wait()
@@ -62,6 +62,10 @@ _LOCAL_HELPER = '''def _run_step(python, argv, env, secrets=(), export=None):
                 return json.load(handle)
     return None
 '''
+# The helper is generated text: the runtime's spelling is filled in from the one place it lives.
+_LOCAL_HELPER = _LOCAL_HELPER_TEMPLATE.replace("MODULE_ARGS", repr(module_args())).replace(
+    "OUTPUT_VALUE", repr(OUTPUT_VALUE)
+)
 
 @dataclass(frozen=True)
 class TaskOptions:
@@ -77,10 +81,10 @@ class TaskOptions:
 
 
 @dataclass(frozen=True)
-class Invocation:
-    """One step's runtime arguments (after `-m pipec.backends.runtime`) and environment."""
+class StepCall:
+    """One step's runtime invocation and environment, however a mode runs it."""
 
-    argv: list[Any]
+    runtime: Invocation[Call]
     env: dict[str, Any]
     secrets: list[str]
     export: str | None
@@ -106,7 +110,7 @@ class Mode:
 
     template_ext: tuple[str, ...]
     helper: str | None
-    task: Callable[[TaskOptions, Invocation, AirflowSettings, set[str]], Created] = field(
+    task: Callable[[TaskOptions, StepCall, AirflowSettings, set[str]], Created] = field(
         repr=False
     )
 
@@ -136,13 +140,14 @@ def _quantity_number(value: float) -> str:
 
 
 def kubernetes_task(
-    options: TaskOptions, inv: Invocation, settings: AirflowSettings, imports: set[str]
+    options: TaskOptions, inv: StepCall, settings: AirflowSettings, imports: set[str]
 ) -> Created:
     """A KubernetesPodOperator running the step runtime in the step's image."""
     imports.add("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator")
-    argv = ["-m", RUNTIME_MODULE, *inv.argv]
+    runtime = inv.runtime
     if inv.export is not None:
-        argv += ["--output-value", f"{inv.export}={K8S_XCOM_FILE}"]
+        runtime = runtime.with_output_value(inv.export, K8S_XCOM_FILE)
+    argv = [*module_args(), *runtime.argv()]
     kwargs = _common(options)
     # The pod name is left to the operator: it derives a DNS-safe, unique one from the task id.
     kwargs["namespace"] = templated_text(settings.namespace) if settings.namespace else None
@@ -184,14 +189,15 @@ def _pod_resources(r: Resources, settings: AirflowSettings, imports: set[str]) -
 
 
 def docker_task(
-    options: TaskOptions, inv: Invocation, settings: AirflowSettings, imports: set[str]
+    options: TaskOptions, inv: StepCall, settings: AirflowSettings, imports: set[str]
 ) -> Created:
     """A DockerOperator running the step runtime in the step's image."""
     imports.add("from airflow.providers.docker.operators.docker import DockerOperator")
     ext = DOCKER_TEMPLATE_EXT
-    command = [templated_text(settings.python, ext), "-m", RUNTIME_MODULE, *inv.argv]
+    runtime = inv.runtime
     if inv.export is not None:
-        command += ["--output-value", f"{inv.export}={DOCKER_XCOM_FILE}"]
+        runtime = runtime.with_output_value(inv.export, DOCKER_XCOM_FILE)
+    command = runtime.command(templated_text(settings.python, ext))
     env = dict(inv.env)
     for name in inv.secrets:
         # Rendered from an Airflow Variable (any secrets backend) when the task starts.
@@ -226,13 +232,13 @@ def docker_task(
 
 
 def local_task(
-    options: TaskOptions, inv: Invocation, settings: AirflowSettings, imports: set[str]
+    options: TaskOptions, inv: StepCall, settings: AirflowSettings, imports: set[str]
 ) -> Created:
     """A PythonOperator running the step runtime as a subprocess of the worker."""
     imports.add("from airflow.providers.standard.operators.python import PythonOperator")
     op_kwargs: dict[str, Any] = {
         "python": templated_text(settings.python),
-        "argv": Argv(tuple(inv.argv)),
+        "argv": Argv(tuple(inv.runtime.argv())),
         "env": inv.env,
     }
     if inv.secrets:

@@ -21,15 +21,15 @@ compiler repeats both per task.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 from pipec.backends.common import k8s
+from pipec.backends.runtime.invocation import Invocation, SourceKind, module_args, source
 from pipec.ir import types
 from pipec.ir.model import Component, Port, Step
 
 JSON = dict[str, Any]
-SourceKind = Literal["text", "value", "artifact"]
 
 # Where a value output's directory goes inside the container: the value itself leaves the step
 # as a KFP output parameter, so its directory is scratch space.
@@ -57,8 +57,8 @@ def parameter_type(type_text: str) -> str:
 def source_kind(type_text: str) -> SourceKind:
     """How the runtime reads a value of this type from its KFP rendering."""
     if types.is_artifact(type_text):
-        return "artifact"
-    return "text" if types.parse(type_text).name == "str" else "value"
+        return SourceKind.ARTIFACT
+    return SourceKind.TEXT if types.parse(type_text).name == "str" else SourceKind.VALUE
 
 
 def carried_as_json_text(type_text: str) -> bool:
@@ -128,37 +128,31 @@ def _definitions(parameters: JSON, artifacts: JSON) -> JSON:
     return found
 
 
-def runtime_args(
+def runtime_invocation(
     component: Component, uses: list[InputUse], code_root: str, output_types: dict[str, str]
-) -> list[str]:
-    """The step runtime's arguments with KFP placeholders (see the runtime contract)."""
-    args = [
-        "--component",
-        f"{component.module}:{component.function}",
-        "--returns",
-        component.returns,
-        "--code-root",
-        code_root,
-    ]
+) -> Invocation[str]:
+    """The step runtime's invocation with KFP placeholders (see the runtime contract)."""
+    inputs: dict[str, str] = {}
     for use in uses:
         kind = source_kind(use.type)
-        if kind == "artifact":
-            source = f"artifact:{{{{$.inputs.artifacts['{use.name}'].path}}}}"
+        if kind is SourceKind.ARTIFACT:
+            placeholder = f"{{{{$.inputs.artifacts['{use.name}'].path}}}}"
         else:
-            source = f"{kind}:{{{{$.inputs.parameters['{use.name}']}}}}"
-        args += ["--input", f"{use.name}={source}"]
+            placeholder = f"{{{{$.inputs.parameters['{use.name}']}}}}"
+        inputs[use.name] = source(kind, placeholder)
+    outputs: dict[str, str] = {}
+    values: dict[str, str] = {}
+    texts: dict[str, str] = {}
     for name, type_text in output_types.items():
         if types.is_artifact(type_text):
-            args += ["--output", f"{name}={{{{$.outputs.artifacts['{name}'].path}}}}"]
+            outputs[name] = f"{{{{$.outputs.artifacts['{name}'].path}}}}"
             continue
-        flag = "--output-text" if types.parse(type_text).name == "str" else "--output-value"
-        args += [
-            "--output",
-            f"{name}={SCRATCH}/{name}",
-            flag,
-            f"{name}={{{{$.outputs.parameters['{name}'].output_file}}}}",
-        ]
-    return args
+        # The value leaves the step as a KFP output parameter; its directory is scratch space.
+        outputs[name] = f"{SCRATCH}/{name}"
+        carried = texts if types.parse(type_text).name == "str" else values
+        carried[name] = f"{{{{$.outputs.parameters['{name}'].output_file}}}}"
+    invocation: Invocation[str] = Invocation.of(component, code_root, inputs, outputs)
+    return replace(invocation, output_values=values, output_texts=texts)
 
 
 def container(
@@ -173,8 +167,8 @@ def container(
     outputs = {port.name: port.type for port in component.outputs}
     spec: JSON = {
         "image": image,
-        "command": [python, "-m", "pipec.backends.runtime"],
-        "args": runtime_args(component, uses, code_root, outputs),
+        "command": [python, *module_args()],
+        "args": runtime_invocation(component, uses, code_root, outputs).argv(),
     }
     if step.env:
         spec["env"] = [{"name": k, "value": k8s.env_value(v)} for k, v in sorted(step.env.items())]

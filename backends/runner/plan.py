@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, assert_never
 
+from pipec.backends.runtime.invocation import Invocation
 from pipec.backends.settings import TargetSettings
 from pipec.ir import graph
 from pipec.ir.model import Condition, Group, Loop, Node, Pipeline, Step
@@ -109,24 +110,16 @@ def _step(step: Step, component: Any) -> dict[str, Any]:
     outputs = {port.name: port.type for port in component.outputs}
     if component.returns == "none":
         outputs = {}
-    command = [
-        "{python}",
-        "-m",
-        "pipec.backends.runtime",
-        "--component",
-        f"{component.module}:{component.function}",
-        "--returns",
-        component.returns,
-        "--code-root",
+    invocation: Invocation[str] = Invocation.of(
+        component,
         "{project_root}",
-    ]
-    for name in sorted(step.args):
-        command += ["--input", f"{name}={{input:{name}}}"]
-    for name in sorted(outputs):
-        command += [
-            "--output",
-            f"{name}={{artifact_root}}/{{run_id}}/{step.id}{{iteration}}/{name}",
-        ]
+        inputs={name: f"{{input:{name}}}" for name in sorted(step.args)},
+        outputs={
+            name: f"{{artifact_root}}/{{run_id}}/{step.id}{{iteration}}/{name}"
+            for name in sorted(outputs)
+        },
+    )
+    command = invocation.command("{python}")
     data_deps = _producers(list(step.args.values()))
     return {
         "name": step.name,

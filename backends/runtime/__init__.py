@@ -1,4 +1,7 @@
-"""The step runtime: what runs inside every step on every engine (see `core` for the contract).
+"""The step runtime: what runs inside every step on every engine.
+
+`invocation` spells its command line (built by every target, parsed here), `core` runs one step,
+`store` and `materializers` read and write outputs.
 
 `python -m pipec.backends.runtime ARGS` runs one step; `main(argv)` is the same in-process. The
 package depends on the standard library only (fsspec is imported lazily for remote stores).
@@ -8,15 +11,13 @@ from pipec.backends.runtime.core import (
     EXIT_BAD_INVOCATION,
     EXIT_OK,
     EXIT_STEP_FAILED,
-    Invocation,
-    InvocationError,
     execute,
     load_function,
     load_input,
     main,
-    parse,
     split_result,
 )
+from pipec.backends.runtime.invocation import Invocation, InvocationError, parse
 
 __all__ = [
     "EXIT_BAD_INVOCATION",

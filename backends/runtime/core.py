@@ -1,11 +1,7 @@
 """The step runtime: load a step's inputs, call the user function, write its outputs.
 
 This is what runs inside every step on every engine (see "The step runtime contract" in
-docs/DESIGN.md):
-
-    python -m pipec.backends.runtime --component MODULE:FUNCTION --returns single|named|none
-        [--code-root DIR] [--input NAME=SOURCE ...] [--output NAME=DEST ...]
-        [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
+docs/DESIGN.md); its command line is `pipec.backends.runtime.invocation`.
 
 `main(argv)` is both the command line and the in-process entry point: the local runner's forked
 workers call it directly with the same arguments, so every engine goes through one code path.
@@ -15,91 +11,29 @@ wrong (bad arguments, an input that does not exist, an output the function did n
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from pipec.backends.runtime import materializers, store
+from pipec.backends.runtime.invocation import (
+    OUTPUT_TEXT,
+    OUTPUT_VALUE,
+    SINGLE_OUTPUT,
+    Invocation,
+    InvocationError,
+    SourceKind,
+    parse,
+    split_source,
+)
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_BAD_INVOCATION = 2
-RETURNS = ("single", "named", "none")
-SINGLE_OUTPUT = "output"
-
-
-class InvocationError(Exception):
-    """The runtime was called wrongly; nothing the user's step code did."""
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One parsed runtime command line."""
-
-    component: str
-    returns: str = "single"
-    code_root: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    output_values: dict[str, str] = field(default_factory=dict)
-    output_texts: dict[str, str] = field(default_factory=dict)
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise InvocationError(message)
-
-
-def _pairs(option: str, values: Sequence[str]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for item in values:
-        name, sep, rest = item.partition("=")
-        if not sep or not name:
-            raise InvocationError(f"{option} takes NAME=VALUE, got {item!r}")
-        if name in result:
-            raise InvocationError(f"{option} {name} given twice")
-        result[name] = rest
-    return result
-
-
-def parse(argv: Sequence[str]) -> Invocation:
-    """Parse runtime arguments; raise `InvocationError` when they are malformed."""
-    parser = _ArgumentParser(prog="python -m pipec.backends.runtime", add_help=False)
-    parser.add_argument("--component", required=True)
-    parser.add_argument("--returns", default="single", choices=RETURNS)
-    parser.add_argument("--code-root")
-    parser.add_argument("--input", action="append", default=[])
-    parser.add_argument("--output", action="append", default=[])
-    parser.add_argument("--output-value", action="append", default=[])
-    parser.add_argument("--output-text", action="append", default=[])
-    args = parser.parse_args(list(argv))
-    if ":" not in args.component:
-        raise InvocationError(f"--component takes MODULE:FUNCTION, got {args.component!r}")
-    invocation = Invocation(
-        component=args.component,
-        returns=args.returns,
-        code_root=args.code_root,
-        inputs=_pairs("--input", args.input),
-        outputs=_pairs("--output", args.output),
-        output_values=_pairs("--output-value", args.output_value),
-        output_texts=_pairs("--output-text", args.output_text),
-    )
-    if invocation.returns == "none" and invocation.outputs:
-        raise InvocationError("--returns none takes no --output")
-    for option, given in (
-        ("--output-value", invocation.output_values),
-        ("--output-text", invocation.output_texts),
-    ):
-        unknown = sorted(set(given) - set(invocation.outputs))
-        if unknown:
-            raise InvocationError(f"{option} {', '.join(unknown)} has no matching --output")
-    return invocation
 
 
 def load_function(component: str, code_root: str | None = None) -> Callable[..., Any]:
@@ -123,34 +57,29 @@ def load_function(component: str, code_root: str | None = None) -> Callable[...,
 
 
 def load_input(source: str) -> Any:
-    """The value of one `--input` SOURCE (see the contract for the kinds)."""
-    kind, sep, rest = source.partition(":")
-    if not sep:
-        raise InvocationError(f"input source {source!r} has no kind (value:, artifact:, ...)")
+    """The value of one `--input` SOURCE (see `SourceKind` for the kinds)."""
+    kind, rest = split_source(source)
     match kind:
-        case "value":
+        case SourceKind.VALUE:
             return _json(rest, "value:")
-        case "text":
+        case SourceKind.TEXT:
             # Engines that hand strings over raw (KFP's STRING parameters) pass them as is.
             return rest
-        case "value-file":
+        case SourceKind.VALUE_FILE:
             return _json(_read_text(rest), f"value-file:{rest}")
-        case "env":
+        case SourceKind.ENV:
             if rest not in os.environ:
                 raise InvocationError(f"input environment variable {rest!r} is not set")
             return _json(os.environ[rest], f"env:{rest}")
-        case "artifact":
+        case SourceKind.ARTIFACT:
             return _artifact(rest)
-        case "artifacts":
+        case SourceKind.ARTIFACTS:
             uris = _json(rest, "artifacts:")
             if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
                 raise InvocationError("artifacts: takes a JSON list of output directories")
             return [_artifact(uri) for uri in uris]
         case _:
-            raise InvocationError(
-                f"unknown input kind {kind!r}; use value:, text:, value-file:, env:, artifact: "
-                "or artifacts:"
-            )
+            assert_never(kind)
 
 
 def _json(text: str, what: str) -> Any:
@@ -196,7 +125,7 @@ def split_result(result: Any, returns: str) -> dict[str, Any]:
     )
 
 
-def execute(invocation: Invocation) -> dict[str, dict[str, Any]]:
+def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
     """Run one step in this process; return output name -> meta.json content. Raises on error."""
     function = load_function(invocation.component, invocation.code_root)
     kwargs = {name: load_input(source) for name, source in invocation.inputs.items()}
@@ -213,13 +142,13 @@ def execute(invocation: Invocation) -> dict[str, dict[str, Any]]:
         value = produced[name]
         if not materializers.is_json_value(value):
             raise InvocationError(
-                f"--output-value {name}: {type(value).__name__} is not a JSON value"
+                f"{OUTPUT_VALUE} {name}: {type(value).__name__} is not a JSON value"
             )
         _write_text(path, materializers.canonical_json(value))
     for name, path in invocation.output_texts.items():
         value = produced[name]
         if not isinstance(value, str):
-            raise InvocationError(f"--output-text {name}: {type(value).__name__} is not a str")
+            raise InvocationError(f"{OUTPUT_TEXT} {name}: {type(value).__name__} is not a str")
         _write_text(path, value)
     return metas
 

@@ -1,0 +1,179 @@
+"""The step runtime's command line, spelled once: what every target writes, what the runtime reads.
+
+    python -m pipec.backends.runtime --component MODULE:FUNCTION --returns single|named|none
+        [--code-root DIR] [--input NAME=SOURCE ...] [--output NAME=DEST ...]
+        [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
+
+`Invocation` is both directions: targets build one and write `argv()` with their own templating
+in the values (KFP placeholders, Airflow Jinja, GitHub expressions, local paths); the runtime
+gets one back from `parse(argv)`. A SOURCE is `KIND:REST` (see `SourceKind`, built with `source`).
+The contract itself is described in docs/DESIGN.md ("The step runtime contract").
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:  # the runtime itself never loads the IR
+    from pipec.ir.model import Component
+
+RUNTIME_MODULE = "pipec.backends.runtime"
+RETURNS = ("single", "named", "none")
+SINGLE_OUTPUT = "output"
+
+COMPONENT = "--component"
+RETURNS_FLAG = "--returns"
+CODE_ROOT = "--code-root"
+INPUT = "--input"
+OUTPUT = "--output"
+OUTPUT_VALUE = "--output-value"
+OUTPUT_TEXT = "--output-text"
+
+
+class SourceKind(StrEnum):
+    """Where an input's value comes from (the part of a SOURCE before the first `:`)."""
+
+    VALUE = "value"  # literal JSON text
+    TEXT = "text"  # the raw string itself (engines that hand str values over unquoted)
+    VALUE_FILE = "value-file"  # a file holding JSON text
+    ENV = "env"  # JSON text in an environment variable (never rendered into a command line)
+    ARTIFACT = "artifact"  # an output directory written by an earlier step
+    ARTIFACTS = "artifacts"  # a JSON list of output directories (fan-in)
+
+
+def source(kind: SourceKind, rest: str) -> str:
+    """One SOURCE: `kind:rest`."""
+    return f"{kind.value}:{rest}"
+
+
+class InvocationError(Exception):
+    """The runtime was called wrongly; nothing the user's step code did."""
+
+
+def split_source(text: str) -> tuple[SourceKind, str]:
+    """A SOURCE's kind and the rest; InvocationError when the kind is missing or unknown."""
+    kind, sep, rest = text.partition(":")
+    if not sep:
+        raise InvocationError(f"input source {text!r} has no kind (value:, artifact:, ...)")
+    try:
+        return SourceKind(kind), rest
+    except ValueError:
+        kinds = ", ".join(f"{k.value}:" for k in SourceKind)
+        raise InvocationError(f"unknown input kind {kind!r}; use one of {kinds}") from None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Invocation(Generic[T]):
+    """One runtime command line. Names are identifiers; SOURCE and DEST values are text holding
+    the target's own placeholders; the code root may be a target's templated object (`T`), which
+    the target renders itself."""
+
+    component: str
+    returns: str = "single"
+    code_root: str | T | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    output_values: dict[str, str] = field(default_factory=dict)
+    output_texts: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        component: Component,
+        code_root: str | T | None = None,
+        inputs: dict[str, str] | None = None,
+        outputs: dict[str, str] | None = None,
+    ) -> Invocation[T]:
+        """The invocation of `component` (SOURCE per input name, DEST per output name)."""
+        return cls(
+            f"{component.module}:{component.function}",
+            component.returns,
+            code_root,
+            inputs or {},
+            outputs or {},
+        )
+
+    def with_output_value(self, name: str, file: str) -> Invocation[T]:
+        """A copy that also writes output `name`'s JSON text to `file` (an engine's value)."""
+        return replace(self, output_values={**self.output_values, name: file})
+
+    def argv(self) -> list[str | T]:
+        """The arguments after `python -m pipec.backends.runtime`: the inputs, then each output
+        followed by where its value or text also goes."""
+        args: list[str | T] = [COMPONENT, self.component, RETURNS_FLAG, self.returns]
+        if self.code_root is not None:
+            args += [CODE_ROOT, self.code_root]
+        for name, value in self.inputs.items():
+            args += [INPUT, f"{name}={value}"]
+        also = ((OUTPUT_VALUE, self.output_values), (OUTPUT_TEXT, self.output_texts))
+        for name, value in self.outputs.items():
+            args += [OUTPUT, f"{name}={value}"]
+            for flag, extra in also:
+                if name in extra:
+                    args += [flag, f"{name}={extra[name]}"]
+        return args
+
+    def command(self, python: str | T) -> list[str | T]:
+        """The whole command: the interpreter, `-m pipec.backends.runtime`, then `argv()`."""
+        return [python, *module_args(), *self.argv()]
+
+
+def module_args() -> list[str]:
+    """`-m pipec.backends.runtime`: what follows the interpreter in every step's command."""
+    return ["-m", RUNTIME_MODULE]
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise InvocationError(message)
+
+
+def _pairs(option: str, values: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in values:
+        name, sep, rest = item.partition("=")
+        if not sep or not name:
+            raise InvocationError(f"{option} takes NAME=VALUE, got {item!r}")
+        if name in result:
+            raise InvocationError(f"{option} {name} given twice")
+        result[name] = rest
+    return result
+
+
+def parse(argv: Sequence[str]) -> Invocation[str]:
+    """Parse runtime arguments; raise `InvocationError` when they are malformed."""
+    parser = _ArgumentParser(prog=f"python -m {RUNTIME_MODULE}", add_help=False)
+    parser.add_argument(COMPONENT, required=True)
+    parser.add_argument(RETURNS_FLAG, default="single", choices=RETURNS)
+    parser.add_argument(CODE_ROOT)
+    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT):
+        parser.add_argument(flag, action="append", default=[])
+    args = parser.parse_args(list(argv))
+    if ":" not in args.component:
+        raise InvocationError(f"{COMPONENT} takes MODULE:FUNCTION, got {args.component!r}")
+    invocation: Invocation[str] = Invocation(
+        component=args.component,
+        returns=args.returns,
+        code_root=args.code_root,
+        inputs=_pairs(INPUT, args.input),
+        outputs=_pairs(OUTPUT, args.output),
+        output_values=_pairs(OUTPUT_VALUE, args.output_value),
+        output_texts=_pairs(OUTPUT_TEXT, args.output_text),
+    )
+    if invocation.returns == "none" and invocation.outputs:
+        raise InvocationError(f"{RETURNS_FLAG} none takes no {OUTPUT}")
+    for option, given in (
+        (OUTPUT_VALUE, invocation.output_values),
+        (OUTPUT_TEXT, invocation.output_texts),
+    ):
+        unknown = sorted(set(given) - set(invocation.outputs))
+        if unknown:
+            raise InvocationError(f"{option} {', '.join(unknown)} has no matching {OUTPUT}")
+    return invocation

@@ -127,6 +127,8 @@ class KubeflowBackend(KfpBackend[KubeflowSettings]):
 class KubeflowHooks:
     """Resources as Kubernetes requests; secrets, GPU placement and timeouts as platform config."""
 
+    target = "kubeflow"
+
     def __init__(self, settings: KubeflowSettings) -> None:
         self.settings = settings
 

@@ -107,6 +107,8 @@ class VertexBackend(KfpBackend[VertexSettings]):
 class VertexHooks:
     """Machine shapes and accelerator names as Vertex reads them; no platform config."""
 
+    target = "vertex"
+
     def __init__(self, settings: VertexSettings) -> None:
         self.settings = settings
 
@@ -118,9 +120,7 @@ class VertexHooks:
     def check(self, step: Step) -> list[str]:
         problems = []
         if step.resources.gpu and not step.resources.gpu_type:
-            problems.append(
-                f"target 'vertex' needs a gpu_type for the GPUs of {step.id!r} (e.g. nvidia-l4)"
-            )
+            problems.append("GPUs without a gpu_type (Vertex needs one, e.g. nvidia-l4)")
         return problems
 
     def resources(self, step: Step) -> JSON | None:

@@ -3,21 +3,21 @@ and loops iterate over lists."""
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from pipec.ir import graph, types
+from pipec.ir.graph import describe
 from pipec.ir.model import (
     And,
     Binding,
-    Collect,
     Compare,
     Condition,
     Const,
+    Group,
     Location,
     Loop,
-    LoopItem,
     Not,
     Or,
-    OutputRef,
-    ParamRef,
     Pipeline,
     Step,
 )
@@ -74,6 +74,10 @@ def typecheck(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
                         "pass a list literal, a list parameter, or a step output of type list[...]",
                         node.location,
                     )
+            case Group():
+                pass  # a group reads nothing itself: its steps are checked one by one
+            case _:
+                assert_never(node)
     return pipeline
 
 
@@ -162,19 +166,3 @@ def _check_compare(
             "compare values of the same type (a bool output with True/False, not 1/0)",
             location,
         )
-
-
-def describe(binding: Binding) -> str:
-    """A short phrase naming where a binding comes from, for diagnostics."""
-    match binding:
-        case Const():
-            return f"the constant {binding.value!r}"
-        case ParamRef():
-            return f"parameter {binding.param!r}"
-        case OutputRef():
-            return f"output {binding.output!r} of step {binding.step!r}"
-        case LoopItem():
-            return f"the item of loop {binding.loop!r}"
-        case Collect():
-            return f"collect(output {binding.output!r} of step {binding.step!r})"
-    raise AssertionError(binding)

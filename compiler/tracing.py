@@ -375,12 +375,14 @@ def describe_component(func: Callable[..., Any], root: Path, taken: set[str]) ->
             inputs.append(Port(name=param.name, type=type_, required=False, default=default))
     outputs, returns = _outputs(func)
     module = module_name(func, root)
+    analyzed = code.analyze(func, module, func.__qualname__)
     return Component(
         id=names.unique_id(func.__name__, taken, "component"),
         module=module,
         function=func.__qualname__,
         file=location.file,
-        code_hash=code.code_hash(func, module, func.__qualname__),
+        code_hash=analyzed.digest,
+        unhashed=analyzed.unhashed,
         inputs=tuple(inputs),
         outputs=outputs,
         returns=returns,

@@ -134,6 +134,15 @@ def _import_module(dotted: str, root: Path, path: Path | None = None) -> ModuleT
                 "pass a file path (path/to/file.py) or a module importable from the project root",
             )
         return _import_failed(dotted, exc, root)
+    except SystemExit as exc:  # sys.exit()/exit() at import: never a silent exit 0
+        failed = _import_failed(dotted, exc, root)
+        return failed.model_copy(
+            update={
+                "message": f"importing {dotted!r} exited (SystemExit: {exc.code!r}) instead of "
+                "defining the pipeline",
+                "hint": 'move the code that exits under `if __name__ == "__main__":`',
+            }
+        )
     except Exception as exc:
         return _import_failed(dotted, exc, root)
 

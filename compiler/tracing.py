@@ -505,7 +505,7 @@ def trace_pipeline(fn: PipelineFunction, root: Path) -> tuple[Pipeline | None, l
             )
         )
         return None, trace.diagnostics
-    except Exception as exc:  # the user's pipeline body raised: report it at their line
+    except (Exception, SystemExit) as exc:  # the user's pipeline body raised (or exited)
         trace.diagnostics.append(
             Diagnostic(
                 code="F016",

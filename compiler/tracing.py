@@ -238,6 +238,19 @@ class Trace:
         if key not in self.components:
             comp = describe_component(fn.func, self.root, self.component_ids)
             self.components[key] = comp
+            if "<locals>" in fn.func.__qualname__:
+                # Engines import a step by module and name: a function made inside another
+                # function exists only while that function runs.
+                outer = fn.func.__qualname__.split(".<locals>")[0]
+                self.diagnostics.append(
+                    Diagnostic(
+                        code="F018",
+                        message=f"step {fn.func.__name__!r} is defined inside {outer!r}; no "
+                        "engine can import it from there",
+                        hint="define the @step function at the top level of its module",
+                        location=def_location(fn.func, self.root),
+                    )
+                )
         return self.components[key]
 
     def call_step(

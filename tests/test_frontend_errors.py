@@ -48,3 +48,28 @@ def test_a_module_that_exits_at_import_is_a_diagnostic(
     assert "exited" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / ".pipec").exists()
+
+
+def test_a_step_defined_inside_a_function_is_a_diagnostic_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
+    (tmp_path / "flow.py").write_text(
+        """\
+from pipec import pipeline, step
+
+def make_step():
+    @step
+    def inner() -> int:
+        return 1
+    return inner
+
+@pipeline
+def p() -> None:
+    make_step()()
+""",
+        encoding="utf-8",
+    )
+    for command in (["validate"], ["compile", "--target", "kubeflow", "-o", "out"], ["run"]):
+        done = _pipec(tmp_path, command[0], "flow.py", *command[1:])
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "flow.py:5: error[F018]: step 'inner' is defined inside 'make_step'" in done.stderr
+    assert not (tmp_path / "out").exists()

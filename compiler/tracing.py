@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import linecache
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from pipec.ir.model import (
 
 if TYPE_CHECKING:
     from pipec.dsl import PipelineFunction, StepFunction
+    from pipec.step_options import Problem
 
 _CURRENT: contextvars.ContextVar[Trace | None] = contextvars.ContextVar("pipec_trace", default=None)
 
@@ -232,6 +233,16 @@ class Trace:
 
     # ---------------------------------------------------------------- steps
 
+    def report_problems(self, problems: Sequence[Problem]) -> None:
+        """Bad step options, each once however often the step is called."""
+        for problem in problems:
+            location = Location(file=relative_file(problem.file, self.root), line=problem.line)
+            diagnostic = Diagnostic(
+                code=problem.code, message=problem.message, hint=problem.hint, location=location
+            )
+            if diagnostic not in self.diagnostics:
+                self.diagnostics.append(diagnostic)
+
     def component(self, fn: StepFunction[Any, Any]) -> Component:
         """The component for a step function, built once per function."""
         key = id(fn.func)
@@ -259,6 +270,7 @@ class Trace:
         location = caller_location(self.root, 3)
         comp = self.component(fn)
         opts = fn.options
+        self.report_problems(opts.problems)
         display = opts.name or fn.func.__name__
         step_id = names.unique_id(display, self.ids, "step", self.next_suffix)
         if not opts.name and step_id != names.to_id(display):

@@ -73,3 +73,55 @@ def p() -> None:
         assert done.returncode == 2, done.stdout + done.stderr
         assert "flow.py:5: error[F018]: step 'inner' is defined inside 'make_step'" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+BAD_OPTIONS = """\
+from pipec import Resources, pipeline, step
+
+@step(resources=Resources(gpus=1))
+def one() -> int:
+    return 1
+
+@step(retries=-1, timeout="10 minutes", env={"A": 1})
+def two() -> int:
+    return 1
+
+@step(retrys=2, resources=Resources(cpu="500m"))
+def three() -> int:
+    return 1
+
+@pipeline
+def p() -> None:
+    one()
+    two()
+    three()
+    three()
+    three.with_options(timeout="soon")()
+"""
+
+
+def test_bad_step_options_are_r_codes_at_their_lines_all_at_once(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
+    (tmp_path / "flow.py").write_text(BAD_OPTIONS, encoding="utf-8")
+    done = _pipec(tmp_path, "validate", "flow.py")
+    assert done.returncode == 2
+    found = [line for line in done.stderr.splitlines() if ": error[" in line]
+    assert found == [
+        "flow.py:3: error[R006]: Resources has no field 'gpus' (did you mean 'gpu'?)",
+        "flow.py:7: error[R004]: retries must be a whole number >= 0, got -1",
+        "flow.py:7: error[R004]: timeout '10 minutes' is not a duration; write e.g. '45s', "
+        "'10m' or '1h30m'",
+        "flow.py:7: error[R007]: env must map names to strings, got {'A': 1}",
+        "flow.py:11: error[R006]: unknown step option 'retrys' (did you mean 'retries'?)",
+        "flow.py:21: error[R004]: timeout 'soon' is not a duration; write e.g. '45s', '10m' "
+        "or '1h30m'",
+    ]
+    assert "pydantic" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cpu_takes_a_kubernetes_quantity(tmp_path: Path) -> None:
+    from pipec import Resources
+
+    assert Resources(cpu="500m").ir.cpu == 0.5
+    assert Resources(cpu=2).ir.cpu == 2.0
+    assert Resources(memory=1024).ir.memory == "1024"

@@ -15,6 +15,7 @@ from pipec import tracing
 from pipec.errors import PipecUsageError, caller_location
 from pipec.handles import Handle, OutputHandle, to_expr
 from pipec.ir import types
+from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Collect, Const, LoopItem, OutputRef
 from pipec.step_options import Resources, StepOptions, step_options
 
@@ -173,13 +174,29 @@ def foreach(items: object, parallelism: int | None = None) -> Iterator[Handle]:
             )
         binding = Const(value=value)
         item_type = types.item_type(types.infer(value) or "any") or "any"
-    if parallelism is not None and (not isinstance(parallelism, int) or parallelism < 1):
-        raise PipecUsageError(
-            "F014",
-            f"parallelism must be a whole number >= 1, got {parallelism!r}",
-            "leave it out for no limit",
-            location,
+    if isinstance(parallelism, Handle):
+        # Engines fix a loop's parallelism when the pipeline is compiled, not per run.
+        trace.diagnostics.append(
+            Diagnostic(
+                code="F014",
+                message=f"parallelism must be a constant number, not {parallelism.label}",
+                hint="write a number (e.g. parallelism=4); to change it per run, compile again",
+                location=location,
+            )
         )
+        parallelism = None
+    elif parallelism is not None and (
+        isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1
+    ):
+        trace.diagnostics.append(
+            Diagnostic(
+                code="F014",
+                message=f"parallelism must be a whole number >= 1, got {parallelism!r}",
+                hint="leave it out for no limit",
+                location=location,
+            )
+        )
+        parallelism = None
     with trace.block("loop", {"items": binding, "parallelism": parallelism}, location) as loop:
         yield Handle(LoopItem(loop=loop.id), item_type, f"item of {loop.id!r}")
 

@@ -227,8 +227,10 @@ def _checked(key: str, value: Any) -> Any:
     """The option's value as StepOptions holds it; _BadOption when it cannot be."""
     match key:
         case "name" | "image":
-            if value is not None and not isinstance(value, str):
-                raise _BadOption("R007", f"{key} must be a string, got {value!r}", f"{key}='...'")
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise _BadOption(
+                    "R007", f"{key} must be a non-empty string, got {value!r}", f"{key}='...'"
+                )
             return value
         case "resources":
             if value is None:

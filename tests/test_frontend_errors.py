@@ -125,3 +125,29 @@ def test_cpu_takes_a_kubernetes_quantity(tmp_path: Path) -> None:
     assert Resources(cpu="500m").ir.cpu == 0.5
     assert Resources(cpu=2).ir.cpu == 2.0
     assert Resources(memory=1024).ir.memory == "1024"
+
+
+def test_parallelism_from_a_parameter_and_an_empty_image_are_diagnostics(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
+    (tmp_path / "flow.py").write_text(
+        """\
+from pipec import foreach, pipeline, step
+
+@step(image="")
+def one(x: int) -> int:
+    return x
+
+@pipeline
+def p(parallel: int = 2) -> None:
+    with foreach([1, 2], parallelism=parallel) as x:
+        one(x)
+""",
+        encoding="utf-8",
+    )
+    done = _pipec(tmp_path, "validate", "flow.py")
+    assert done.returncode == 2
+    assert "flow.py:3: error[R007]: image must be a non-empty string, got ''" in done.stderr
+    assert (
+        "flow.py:9: error[F014]: parallelism must be a constant number, not parameter 'parallel'"
+        in done.stderr
+    )

@@ -151,3 +151,30 @@ def p(parallel: int = 2) -> None:
         "flow.py:9: error[F014]: parallelism must be a constant number, not parameter 'parallel'"
         in done.stderr
     )
+
+
+def test_values_no_engine_can_carry_are_diagnostics(tmp_path: Path) -> None:
+    from tests.helpers import diagnose
+
+    found = diagnose(
+        tmp_path,
+        """
+        @step
+        def show(text: str) -> str:
+            return text
+
+        @pipeline
+        def p() -> None:
+            show.with_options(name="bad \\ud800 name")(text="x")
+            show.with_options(name="value")(text="lone \\udfff")
+            show.with_options(name="nul", env={"A": "a\\x00b"})(text="x")
+            show.with_options(name="huge", env={"B": "x" * 200_000})(text="x")
+            show.with_options(name="fine", env={"C": "carriage\\rreturn"})(text="ünï ✓")
+        """,
+    )
+    messages = [(d.code, d.message.split(",")[0]) for d in found]
+    assert [code for code, _ in messages] == ["R008"] * 4, messages
+    assert "lone surrogate" in found[0].message and "name" in found[0].message
+    assert "lone surrogate" in found[1].message and "args.text.value" in found[1].message
+    assert "NUL" in found[2].message
+    assert "200,002 bytes" in found[3].message

@@ -157,22 +157,45 @@ def compile_ref(ref: str, target: str, overrides: Sequence[str] = ()) -> Bundle:
     return prepare(ref, target, overrides).emit()
 
 
-def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """`my_pipeline()` called outside a trace: compile it and run it on the local target."""
+def run_function(
+    fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], as_script: bool = False
+) -> Any:
+    """`my_pipeline()` called outside a trace: compile it and run it on the local target.
+
+    Called from the top level of a script (`python file.py`), it behaves like `pipec run
+    file.py`: the run's summary, the failing step's log, the resume hint, and the process exits
+    with the run's exit code (2 for an invalid pipeline). Called from other code (a notebook, a
+    test), it returns the run's result or raises."""
     import inspect
 
     from pipec.backends.base import RunOptions
     from pipec.tracing import trace_pipeline
 
     root = loader.project_root(Path(inspect.getsourcefile(fn.func) or ".").parent)
-    pipeline, diagnostics = trace_pipeline(fn, root)
-    if pipeline is None or errors(diagnostics):
-        raise DiagnosticError(errors(diagnostics) or diagnostics)
-    compiled = compile_pipeline(pipeline, configure("local", root))
-    params = dict(inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments)
-    outcome = compiled.backend.run(compiled.pipeline, params, RunOptions(view="auto"))
+    try:
+        pipeline, diagnostics = trace_pipeline(fn, root)
+        if pipeline is None or errors(diagnostics):
+            raise DiagnosticError(errors(diagnostics) or diagnostics)
+        compiled = compile_pipeline(pipeline, configure("local", root))
+        params = dict(inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments)
+        outcome = compiled.backend.run(compiled.pipeline, params, RunOptions(view="auto"))
+    except (DiagnosticError, SettingsError) as exc:
+        if not as_script:
+            raise
+        import sys
+
+        shown = [d.render() for d in exc.diagnostics] if isinstance(exc, DiagnosticError) else []
+        print("\n".join(shown) or f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     result = outcome.result
     assert result is not None
+    if as_script:
+        from rich.console import Console
+
+        from pipec.cli_run import print_summary
+
+        print_summary(result, Console(stderr=True, highlight=False))
+        raise SystemExit(result.exit_code)
     if not result.ok:
         failed = [s.label for s in result.steps if s.status == "failed"]
         raise PipelineRunFailed(

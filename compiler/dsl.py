@@ -94,7 +94,7 @@ class PipelineFunction:
             return trace.call_pipeline(self, args, kwargs)
         from pipec import driver  # the driver imports backends; only needed for direct runs
 
-        return driver.run_function(self, args, kwargs)
+        return driver.run_function(self, args, kwargs, as_script=_called_from_script())
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name}>"
@@ -125,6 +125,19 @@ def pipeline(
         return PipelineFunction(f, name or f.__name__, schedule, doc)
 
     return decorate(func) if func is not None else decorate
+
+
+def _called_from_script() -> bool:
+    """Whether the caller is the top level of a script run as `python file.py` (not an
+    interactive session, which sets `sys.ps1`, and not a function or another module)."""
+    import sys
+
+    caller = sys._getframe(2)
+    return (
+        caller.f_globals.get("__name__") == "__main__"
+        and caller.f_code.co_name == "<module>"
+        and not hasattr(sys, "ps1")
+    )
 
 
 def _first_line(doc: str | None) -> str | None:

@@ -178,3 +178,43 @@ def test_values_no_engine_can_carry_are_diagnostics(tmp_path: Path) -> None:
     assert "lone surrogate" in found[1].message and "args.text.value" in found[1].message
     assert "NUL" in found[2].message
     assert "200,002 bytes" in found[3].message
+
+
+SCRIPT = """\
+from pipec import pipeline, step
+
+@step
+def one() -> int:
+    return 1
+
+@step
+def boom(x: int) -> int:
+    {body}
+
+@pipeline
+def p() -> None:
+    boom(one())
+
+if __name__ == "__main__":
+    p()
+"""
+
+
+def test_python_file_py_reports_like_pipec_run(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
+    script = tmp_path / "flow.py"
+    script.write_text(SCRIPT.format(body='raise ValueError("exploded")'), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "flow.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "step boom failed" in done.stderr
+    assert "ValueError: exploded" in done.stderr  # the step's own error, from its log
+    assert "resume with: pipec run --resume" in done.stderr
+    assert "dsl.py" not in done.stderr and "driver.py" not in done.stderr
+    script.write_text(SCRIPT.format(body="return x + 1"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "flow.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "succeeded" in done.stderr and "1 succeeded" in done.stderr

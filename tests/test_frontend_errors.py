@@ -218,3 +218,21 @@ def test_python_file_py_reports_like_pipec_run(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "succeeded" in done.stderr and "1 succeeded" in done.stderr
+
+
+def test_a_literal_list_is_checked_element_by_element(tmp_path: Path) -> None:
+    from tests.helpers import diagnose
+
+    found = diagnose(
+        tmp_path,
+        """
+        @step
+        def mean(xs: list[float]) -> float:
+            return sum(xs) / len(xs)
+
+        @pipeline
+        def p() -> None:
+            mean(xs=[0.1, "x"])
+        """,
+    )
+    assert [d.code for d in found] == ["T101"]

@@ -42,7 +42,13 @@ def typecheck(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
                     port = inputs.get(name)
                     if source is None or port is None:
                         continue
-                    if not types.assignable(source, port.type):
+                    if isinstance(binding, Const):
+                        # A literal is checked element by element: [0.1, "x"] is a list[any],
+                        # which would pass as a list[float] by type alone.
+                        fits = types.check_value(binding.value, port.type)
+                    else:
+                        fits = types.assignable(source, port.type)
+                    if not fits:
                         ctx.error(
                             "T101",
                             f"input {name!r} of step {node.id!r} expects {port.type} but gets "

@@ -172,14 +172,17 @@ def validate(ref: str, target: str | None) -> None:
 def compile_command(ref: str, target: str, out: Path | None, settings: tuple[str, ...]) -> None:
     """Compile a pipeline into the target's native files."""
     from pipec import driver
-    from pipec.backends.files import write_files
+    from pipec.backends.files import write_output
 
     compiled = driver.prepare(ref, target, settings)
     show_warnings(compiled.warnings)
     bundle = compiled.emit()
     folder = out or Path("out") / compiled.pipeline.id / target
-    for path in write_files(bundle, folder):
+    written, removed = write_output(bundle, folder)
+    for path in written:
         click.echo(str(path))
+    for path in removed:
+        click.echo(f"removed {path} (no longer part of the output)", err=True)
 
 
 @main.command()

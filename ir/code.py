@@ -86,6 +86,26 @@ def analyze(func: Callable[..., Any], module: str, function: str) -> CodeHash:
     return CodeHash("sha256:" + digest.hexdigest(), tuple(dict.fromkeys(walker.unhashed)))
 
 
+def recompute(module: str, function: str, code_root: str) -> CodeHash | None:
+    """The code hash of `module:function` as the code under `code_root` is now; None when it
+    cannot be imported (then nothing can be said about it)."""
+    import importlib
+    import sys
+
+    if code_root not in sys.path:
+        sys.path.insert(0, code_root)
+    try:
+        target: Any = importlib.import_module(module)
+        for part in function.split("."):
+            target = getattr(target, part)
+    except Exception:
+        return None
+    target = getattr(target, "func", target) if _is_step(target) else target
+    if not callable(target):
+        return None
+    return analyze(target, module, function)
+
+
 class _Walker:
     """One walk over what a function depends on in its module."""
 

@@ -236,3 +236,20 @@ def test_a_literal_list_is_checked_element_by_element(tmp_path: Path) -> None:
         """,
     )
     assert [d.code for d in found] == ["T101"]
+
+
+def test_an_ir_file_whose_code_changed_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
+    flow = tmp_path / "flow.py"
+    flow.write_text(SCRIPT.format(body="return x + 1"), encoding="utf-8")
+    done = _pipec(tmp_path, "ir", "flow.py", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "flow.json").write_text(done.stdout, encoding="utf-8")
+    assert _pipec(tmp_path, "run", "flow.json").returncode == 0
+    flow.write_text(SCRIPT.format(body="return x + 2"), encoding="utf-8")
+    done = _pipec(tmp_path, "run", "flow.json")
+    assert done.returncode == 2
+    assert "flow.json:1: error[F021]: the code of flow:boom changed since flow.json was" in (
+        done.stderr
+    )
+    assert "flow:one" not in done.stderr  # only what changed

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipec.ir import graph
+from pipec.ir.diagnostics import InvalidInput
 from pipec.ir.model import Pipeline
 
 
@@ -52,7 +53,7 @@ class KubernetesSettings(ContainerSettings):
     gpu_toleration: str | None = "nvidia.com/gpu"
 
 
-class SettingsError(Exception):
+class SettingsError(InvalidInput):
     """Target settings that do not validate; the message lists the known keys."""
 
 

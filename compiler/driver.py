@@ -131,15 +131,35 @@ def configure(
 ) -> Backend[Any]:
     """The target's backend, configured from `[tool.pipec.targets.<target>]` then `--set`."""
     backend_cls = backends.load(target)
-    raw: dict[str, Any] = {}
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        with pyproject.open("rb") as fh:
-            data = tomllib.load(fh)
-        raw.update(data.get("tool", {}).get("pipec", {}).get("targets", {}).get(target, {}))
+    raw = dict(project_settings(root, target))
     raw.update(overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
     settings = load_settings(backend_cls.settings_model, target, raw)
     return backend_cls(settings, root)
+
+
+def project_settings(root: Path, target: str) -> Mapping[str, Any]:
+    """`[tool.pipec.targets.<target>]` of the project's pyproject.toml (empty when absent);
+    a file that is not TOML, or tables of the wrong shape, are a SettingsError naming the file."""
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{pyproject} is not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{pyproject} is not valid TOML: {exc}") from None
+    section: Any = data
+    path = ("tool", "pipec", "targets", target)
+    for depth, key in enumerate(path, 1):
+        section = section.get(key, {})
+        if not isinstance(section, dict):
+            raise SettingsError(
+                f"{pyproject}: [{'.'.join(path[:depth])}] must be a table, not "
+                f"{type(section).__name__} {section!r}"
+            )
+    found: dict[str, Any] = section
+    return found
 
 
 def prepare(

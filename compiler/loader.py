@@ -65,6 +65,14 @@ def _load_ir(path: Path) -> tuple[Pipeline | None, list[Diagnostic], Path]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return None, [_ref_error(f"cannot read {path}: {exc.strerror}", "check the path")], root
+    except UnicodeDecodeError as exc:
+        problem = Diagnostic(
+            code="F020",
+            message=f"{path} is not valid pipec IR: not UTF-8 text (byte {exc.start})",
+            hint="regenerate it with `pipec ir REF`",
+            location=Location(file=path.as_posix(), line=1),
+        )
+        return None, [problem], root
     try:
         if path.suffix == ".json":
             from pipec.ir.serde import from_json

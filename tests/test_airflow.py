@@ -13,10 +13,11 @@ import pytest
 from pipec import driver
 from pipec.backends.airflow.pysource import py_str, templated_text
 from pipec.backends.airflow.settings import AirflowSettings
-from pipec.backends.common import k8s
+from pipec.backends.common import docker, k8s
 from pipec.backends.settings import SettingsError
 from pipec.ir import graph
 from pipec.ir.diagnostics import DiagnosticError
+from pipec.ir.model import Resources
 from tests.airflow_helpers import airflow_env, check, compile_to
 from tests.conftest import EXAMPLES, REPO
 from tests.helpers import prepared, write_pipeline
@@ -229,6 +230,17 @@ def test_the_old_secret_setting_name_points_at_the_new_one() -> None:
     ).values()
     assert 'Secret("env", "REGISTRY_TOKEN", "team-secrets", "REGISTRY_TOKEN")' in text
     assert "tolerations" not in text
+
+
+def test_docker_containers_follow_the_same_policy_in_dockers_terms() -> None:
+    needs = docker.container_needs(Resources(cpu=0.5, memory="1Gi", gpu=2), "/srv/artifacts")
+    # CPU as a weight (what the kubelet gives a request, and DockerOperator makes of `cpus`).
+    assert needs.cpu_shares == 512
+    assert docker.container_needs(Resources(cpu=0.0001), None).cpu_shares == 2
+    assert needs.memory_bytes == 2**30
+    assert needs.device_requests() == [{"Count": 2, "Capabilities": [["gpu"]]}]
+    assert needs.bind_mounts == ("/srv/artifacts",)
+    assert docker.container_needs(Resources(), "s3://bucket/x") == docker.ContainerNeeds()
 
 
 def test_docker_and_local_secrets_come_from_airflow_variables(tmp_path: Path) -> None:

@@ -15,9 +15,8 @@ from typing import Any
 
 from pipec.backends.airflow.pysource import INDENT, Argv, Call, Code, call, templated_text
 from pipec.backends.airflow.settings import AirflowSettings
-from pipec.backends.common import k8s
+from pipec.backends.common import docker, k8s
 from pipec.backends.runtime.invocation import OUTPUT_VALUE, Invocation, module_args
-from pipec.ir import quantity
 from pipec.ir.model import Resources
 
 K8S_XCOM_FILE = "/airflow/xcom/return.json"  # read by KubernetesPodOperator's XCom sidecar
@@ -227,19 +226,22 @@ def docker_task(
     kwargs["command"] = Argv(tuple(command))
     kwargs["environment"] = env or None
     kwargs["docker_url"] = templated_text(settings.docker_url, ext) if settings.docker_url else None
-    root = settings.artifact_root or ""
-    if root.startswith("/"):
+    needs = docker.container_needs(inv.resources, settings.artifact_root)
+    if needs.bind_mounts:
         imports.add("from docker.types import Mount")
         # The artifact root is a host folder: mount it where the step expects it.
-        kwargs["mounts"] = [call("Mount", target=root, source=root, type="bind")]
-    r = inv.resources
-    if r.cpu is not None:
-        kwargs["cpus"] = r.cpu
-    if r.memory is not None:
-        kwargs["mem_limit"] = quantity.to_bytes(r.memory)
-    if r.gpu:
+        kwargs["mounts"] = [
+            call("Mount", target=path, source=path, type="bind") for path in needs.bind_mounts
+        ]
+    # The operator turns `cpus` into the container's CPU shares, as `common.docker` decides.
+    kwargs["cpus"] = needs.cpus
+    kwargs["mem_limit"] = needs.memory_bytes
+    if needs.gpus:
         imports.add("from docker.types import DeviceRequest")
-        kwargs["device_requests"] = [call("DeviceRequest", count=r.gpu, capabilities=[["gpu"]])]
+        kwargs["device_requests"] = [
+            call("DeviceRequest", count=d["Count"], capabilities=d["Capabilities"])
+            for d in needs.device_requests()
+        ]
     kwargs["mount_tmp_dir"] = False
     kwargs["auto_remove"] = "success"
     if inv.export is not None:

@@ -40,13 +40,8 @@ INT, FLT, BOOL, STR, LST = (ParamRef(param=p) for p in "ifbsl")
         (cmp(">=", FLT, 1), f"{ref('f')} >= 1.0"),
         (cmp("==", INT, FLT), f"{ref('i')} == {ref('f')}"),
         (cmp("<", INT, INT), f"int({ref('i')}) < int({ref('i')})"),
-        # a bool compared with 1 is `== true`: the test must not be inverted
-        (cmp("==", BOOL, 1), f"{ref('b')} == true"),
-        (cmp("!=", BOOL, 0), f"{ref('b')} != false"),
-        (cmp("==", 1, BOOL), f"{ref('b')} == true"),
         (cmp("==", BOOL, True), f"{ref('b')} == true"),
-        (cmp(">", BOOL, 0), f"({ref('b')} ? 1 : 0) > 0"),
-        (cmp("==", BOOL, 2), f"({ref('b')} ? 1 : 0) == 2"),
+        (cmp("<", 2, INT), f"2 < int({ref('i')})"),
         (cmp("==", STR, "x"), f'{ref("s")} == "x"'),
         (BOOL, ref("b")),
         (INT, f"int({ref('i')}) != 0"),
@@ -66,7 +61,17 @@ def test_translation(expr: object, cel: str) -> None:
 
 @pytest.mark.parametrize(
     "expr",
-    [cmp("==", STR, 1), cmp("==", LST, 1), LST, cmp("==", INT, None), cmp("<", STR, BOOL)],
+    [
+        cmp("==", STR, 1),
+        cmp("==", LST, 1),
+        LST,
+        cmp("==", INT, None),
+        cmp("<", STR, BOOL),
+        # A bool against a number never reaches the printer (typecheck T106 rejects it first);
+        # should one get here, it is an error, never a guess.
+        cmp("==", BOOL, 1),
+        cmp(">", BOOL, 0),
+    ],
 )
 def test_comparisons_without_a_faithful_cel_form(expr: object) -> None:
     with pytest.raises(ExprError):

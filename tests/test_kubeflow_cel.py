@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipec.backends.common.conditions import ConditionError
 from pipec.backends.kubeflow import cel as kfp_expr
-from pipec.backends.kubeflow.cel import Channel, ExprError, string_literal, to_cel
+from pipec.backends.kubeflow.cel import Channel, string_literal, to_cel
 from pipec.ir.model import And, Compare, Const, LoopItem, Not, Or, OutputRef, ParamRef
 
 TYPES = {"i": "int", "f": "float", "b": "bool", "s": "str", "l": "list[int]"}
@@ -74,7 +75,7 @@ def test_translation(expr: object, cel: str) -> None:
     ],
 )
 def test_comparisons_without_a_faithful_cel_form(expr: object) -> None:
-    with pytest.raises(ExprError):
+    with pytest.raises(ConditionError):
         to_cel(expr, resolve)  # type: ignore[arg-type]
 
 
@@ -121,5 +122,5 @@ def test_string_literals_round_trip(text: str) -> None:
 
 
 def test_lone_surrogates_are_refused() -> None:
-    with pytest.raises(ExprError):
+    with pytest.raises(ConditionError):
         string_literal("\ud800")

@@ -30,8 +30,6 @@ from pipec.backends.common.conditions import (
 )
 from pipec.ir.model import Compare, Const, Expr
 
-ExprError = ConditionError  # the name this module's callers catch
-
 
 @dataclass(frozen=True)
 class Channel:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from pipec.backends.base import Bundle, Capabilities
-from pipec.backends.common import yaml_text
+from pipec.backends.common import k8s, yaml_text
 from pipec.backends.kubeflow import KFP_FEATURES, KfpBackend, KfpSettings
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import spec as ks
@@ -128,7 +128,7 @@ class VertexHooks:
         found: JSON = {}
         if r.cpu is not None:
             found["cpuLimit"] = float(r.cpu)
-            found["resourceCpuLimit"] = f"{r.cpu:g}"
+            found["resourceCpuLimit"] = k8s.cpu_quantity(r.cpu)
         if r.memory is not None:
             found["memoryLimit"] = memory_gb(r.memory)
             found["resourceMemoryLimit"] = r.memory

@@ -99,6 +99,12 @@ def _insert(table: str, columns: Sequence[str], verb: str = "INSERT") -> str:
     return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
+INSERT_RUN = _insert("runs", RUN_COLUMNS)
+SAVE_STEP = _insert("steps", STEP_COLUMNS, "INSERT OR REPLACE")
+INSERT_ARTIFACT = _insert("artifacts", ARTIFACT_COLUMNS)
+INSERT_CONSUMER = _insert("consumers", CONSUMER_COLUMNS)
+
+
 @dataclass
 class ArtifactRecord:
     """One output of one step execution."""
@@ -150,8 +156,9 @@ class StepRecord:
 
 @dataclass
 class RunRecord:
-    """One run of one pipeline. `plan` is its plan as stored (JSON; `runner.plan.load` reads
-    it), so a run recorded by another version of pipec can still be listed and shown."""
+    """One run of one pipeline. `plan` is the JSON text of its plan, kept as text (read only
+    when the run is resumed or shown, by `runner.plan.load`), so a run recorded by another
+    version of pipec can still be listed and shown."""
 
     run_id: str
     pipeline_id: str
@@ -160,7 +167,7 @@ class RunRecord:
     started_at: float
     ended_at: float | None
     params: dict[str, Any]
-    plan: dict[str, Any]
+    plan: str
     project_root: str
     artifact_root: str
     runner_pid: int | None
@@ -206,7 +213,7 @@ class MetadataStore:
     def create_run(self, run: RunRecord) -> None:
         """Record a new run."""
         self._db.execute(
-            _insert("runs", RUN_COLUMNS),
+            INSERT_RUN,
             (
                 run.run_id,
                 run.pipeline_id,
@@ -215,7 +222,7 @@ class MetadataStore:
                 run.started_at,
                 run.ended_at,
                 json.dumps(run.params, sort_keys=True),
-                json.dumps(run.plan, sort_keys=True),
+                run.plan,
                 run.project_root,
                 run.artifact_root,
                 run.runner_pid,
@@ -253,7 +260,7 @@ class MetadataStore:
         """Insert or replace one step instance with its artifacts and inputs (not committed)."""
         key = (step.run_id, step.step_id, step.iteration)
         self._db.execute(
-            _insert("steps", STEP_COLUMNS, "INSERT OR REPLACE"),
+            SAVE_STEP,
             (
                 *key,
                 step.name,
@@ -270,7 +277,7 @@ class MetadataStore:
         )
         self._db.execute("DELETE FROM artifacts WHERE run_id=? AND step_id=? AND iteration=?", key)
         self._db.executemany(
-            _insert("artifacts", ARTIFACT_COLUMNS),
+            INSERT_ARTIFACT,
             [
                 (*key, a.output, a.uri, a.hash, a.type, a.materializer, a.value_json)
                 for a in step.artifacts.values()
@@ -278,7 +285,7 @@ class MetadataStore:
         )
         self._db.execute("DELETE FROM consumers WHERE run_id=? AND step_id=? AND iteration=?", key)
         self._db.executemany(
-            _insert("consumers", CONSUMER_COLUMNS),
+            INSERT_CONSUMER,
             [(*key, name, uri) for name, uris in step.inputs.items() for uri in uris],
         )
 
@@ -351,7 +358,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         params=json.loads(row["params"]),
-        plan=json.loads(row["plan"]),
+        plan=row["plan"],
         project_root=row["project_root"],
         artifact_root=row["artifact_root"],
         runner_pid=row["runner_pid"],

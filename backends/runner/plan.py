@@ -21,9 +21,9 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Final, Literal, assert_never
+from typing import Annotated, Final, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -227,12 +227,21 @@ class PlanVersionError(PlanError):
     """A stored plan written by another version of pipec, in a shape this one does not read."""
 
 
-def load(data: Mapping[str, Any]) -> Plan:
-    """A plan stored with a run (its JSON form); PlanVersionError when another pipec wrote it."""
-    version = data.get("plan_version")
+def load(text: str) -> Plan:
+    """A plan from its JSON text (as stored with a run); PlanVersionError when another version
+    of pipec wrote it."""
+    data = json.loads(text)
+    version = data.get("plan_version") if isinstance(data, dict) else None
     if version != PLAN_VERSION:
         raise PlanVersionError(f"plan version {version!r}; this pipec reads {PLAN_VERSION}")
     return Plan.model_validate(data)
+
+
+def order_of(text: str) -> list[str]:
+    """The canonical step order of a stored plan of any version (for showing old runs)."""
+    data = json.loads(text)
+    order = data.get("order", []) if isinstance(data, dict) else []
+    return [str(step_id) for step_id in order]
 
 
 def build(pipeline: Pipeline, settings: TargetSettings) -> Plan:

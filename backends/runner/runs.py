@@ -66,7 +66,7 @@ def run_plan(
         started_at=time.time(),
         ended_at=None,
         params=values,
-        plan=plan.model_dump(mode="json"),
+        plan=plan.model_dump_json(),
         project_root=str(project_root),
         artifact_root=_artifact_root(plan.settings.artifact_root, project_root),
         runner_pid=os.getpid(),

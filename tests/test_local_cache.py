@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_local_support import by_label, make_project, run_json
+from tests.local_helpers import by_label, make_project, run_json
 
 SOURCE = """
 @step(cache=False)

@@ -83,6 +83,9 @@ class PlanComponent(PlanModel):
     function: str
     returns: Literal["single", "named", "none"]
     code_hash: str
+    unhashed: tuple[str, ...] = ()
+    """What the code hash could not cover (`ir.Component.unhashed`): such a step is never served
+    from the cache."""
 
     @property
     def target(self) -> str:
@@ -332,6 +335,7 @@ def _step(
             function=component.function,
             returns=component.returns,
             code_hash=component.code_hash,
+            unhashed=component.unhashed,
         ),
         inputs=dict(sorted(step.args.items())),
         outputs=dict(sorted(outputs.items())),

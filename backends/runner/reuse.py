@@ -117,6 +117,13 @@ class Reuse:
         if self.no_cache:
             record.reason = "not cached: --no-cache"
             return False
+        if step.component.unhashed:
+            # Its code hash cannot see a change in these, so a hit could be stale: run it.
+            record.reason = (
+                f"not cached: the step uses {', '.join(step.component.unhashed)}, which pipec "
+                "cannot hash by value"
+            )
+            return False
         hit = self.metadata.find_cached(step.id, record.cache_key)
         if hit is not None and all(store.exists(a.uri) for a in hit.artifacts.values()):
             record.status, record.cached_from = CACHED, hit.cached_from or hit.run_id

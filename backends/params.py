@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipec.ir import types
+from pipec.ir.diagnostics import InvalidInput
 from pipec.ir.model import Param, Pipeline
 
 
-class ParamError(ValueError):
+class ParamError(InvalidInput, ValueError):
     """A parameter value that is missing, unknown or of the wrong type."""
 
 
@@ -46,6 +47,8 @@ def parse_pairs(pairs: Sequence[str], declared: Mapping[str, Param]) -> dict[str
             values[name] = json.loads(text)
         except json.JSONDecodeError:
             values[name] = text  # reported below as a type mismatch, with the expected type
+        except (ValueError, RecursionError) as exc:  # 5,000 digits; JSON nested thousands deep
+            raise ParamError(f"--param {name}: the value cannot be read: {exc}") from None
     return values
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipec.backends.base import Backend, Bundle, Capabilities, RunOptions, RunOutcome
 from pipec.backends.runner import plan
 from pipec.backends.settings import TargetSettings
+from pipec.ir import quantity
 from pipec.ir.model import Pipeline
 
 if TYPE_CHECKING:
@@ -36,6 +37,13 @@ class LocalSettings(TargetSettings):
     cpus: float | None = Field(default=None, gt=0)
     memory: str | None = None
     image: str | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_is_a_quantity(cls, value: str | None) -> str | None:
+        if value is not None and not quantity.is_quantity(value):
+            raise ValueError(f"{value!r} is not a quantity (e.g. 8Gi, 512Mi)")
+        return value
 
 
 class LocalBackend(Backend[LocalSettings]):

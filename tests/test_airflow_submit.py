@@ -208,8 +208,9 @@ def test_the_token_goes_to_no_other_host(
     with http_faults.other_host() as other:
         redirect = http_faults.redirect(f"{other.url}/api/v2/importErrors?limit=1000")
         state.faults[("GET", "/api/v2/importErrors?limit=1000")] = redirect
-        assert _submit(url, tmp_path, True, AIRFLOW_API_TOKEN="tok-secret") == 2
-    assert other.requests == []
+        code = _submit(url, tmp_path, True, AIRFLOW_API_TOKEN="tok-secret")
+    assert [r["headers"].get("Authorization") for r in other.requests] == []
+    assert other.requests == [] and code == 2
     err = capsys.readouterr().err
     assert "(another host: nothing, and no credentials, was sent there)" in err
     assert "tok-secret" not in err

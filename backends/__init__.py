@@ -10,6 +10,8 @@ import importlib
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from pipec.ir.diagnostics import InvalidInput
+
 if TYPE_CHECKING:
     from pipec.backends.base import Backend
 
@@ -29,7 +31,7 @@ def available() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-class UnknownTarget(KeyError):
+class UnknownTarget(InvalidInput, KeyError):
     """A target name that is not registered."""
 
     def __init__(self, name: str) -> None:

@@ -18,12 +18,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, assert_never
 
 from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.settings import TargetSettings
 from pipec.ir import graph, types
-from pipec.ir.diagnostics import Diagnostic
+from pipec.ir.diagnostics import Diagnostic, InvalidInput
 from pipec.ir.model import (
     Collect,
     Condition,
@@ -112,7 +112,7 @@ class RunOutcome:
     result: RunResult | None = None
 
 
-class NoSubmitter(Exception):
+class NoSubmitter(InvalidInput):
     """`pipec run` on a target that only compiles."""
 
 
@@ -212,6 +212,8 @@ def features_used(pipeline: Pipeline) -> dict[str, list[tuple[str, Location]]]:
             case Step():
                 for feature in _step_features(node, env):
                     add(feature, node.id, node.location)
+            case _:
+                assert_never(node)
     return used
 
 

@@ -177,3 +177,20 @@ def step_dependencies(pipeline: Pipeline) -> dict[str, set[str]]:
                 needed.update(block_reads.get(scope.id, ()))
             deps[node.id] = needed
     return deps
+
+
+def describe(binding: Binding) -> str:
+    """A short phrase naming where a binding comes from, for diagnostics."""
+    match binding:
+        case Const():
+            return f"the constant {binding.value!r}"
+        case ParamRef():
+            return f"parameter {binding.param!r}"
+        case OutputRef():
+            return f"output {binding.output!r} of step {binding.step!r}"
+        case LoopItem():
+            return f"the item of loop {binding.loop!r}"
+        case Collect():
+            return f"collect(output {binding.output!r} of step {binding.step!r})"
+        case _:
+            assert_never(binding)

@@ -8,6 +8,10 @@ may share stdout):
         DagBag import: {"errors": {file: message}, "dags": {dag_id: {task_id: {...}}}}
     python airflow_check.py run DAG_FILE DAG_ID CONF_JSON
         `dag.test()` against SQLite: {"state": ..., "tasks": {task_id: [state per map index]}}
+    python airflow_check.py pods DAGS_FOLDER DAG_ID
+        the pod each KubernetesPodOperator task would create (its own builder, dry run), as
+        Kubernetes API dicts: {task_id: {"resources", "nodeSelector", "tolerations",
+        "secretEnv", "activeDeadlineSeconds"}}
 
 AIRFLOW_HOME must point at a scratch folder (the caller makes one per test).
 """
@@ -78,6 +82,36 @@ def run_dag(path: str, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
     return {"state": str(run.state), "run_id": run.run_id, "tasks": tasks}
 
 
+def pods(folder: str, dag_id: str) -> dict[str, Any]:
+    """What the provider puts into each task's pod (no cluster needed: a dry-run build)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from kubernetes.client import ApiClient
+
+    with contextlib.redirect_stdout(sys.stderr):
+        bag = DagBag(dag_folder=folder)
+    if bag.import_errors:
+        return {"errors": {k: str(v) for k, v in bag.import_errors.items()}}
+    found: dict[str, Any] = {}
+    api = ApiClient()
+    for task in bag.dags[dag_id].tasks:
+        if type(task).__name__ != "KubernetesPodOperator":
+            continue
+        with contextlib.redirect_stdout(sys.stderr):
+            pod = task.build_pod_request_obj(dry_run=True)
+        (container,) = [c for c in pod.spec.containers if c.name == "base"]
+        # Serialized part by part: a mapped task's plain env holds values known only at run time.
+        found[task.task_id] = {
+            "resources": api.sanitize_for_serialization(container.resources) or {},
+            "nodeSelector": pod.spec.node_selector or {},
+            "tolerations": api.sanitize_for_serialization(pod.spec.tolerations) or [],
+            "secretEnv": [
+                api.sanitize_for_serialization(e) for e in container.env or [] if e.value_from
+            ],
+            "activeDeadlineSeconds": pod.spec.active_deadline_seconds,
+        }
+    return {"errors": {}, "pods": found}
+
+
 def main(argv: list[str]) -> int:
     if "AIRFLOW_HOME" not in os.environ:
         print("AIRFLOW_HOME must be set to a scratch folder", file=sys.stderr)
@@ -87,6 +121,8 @@ def main(argv: list[str]) -> int:
         result = import_dags(rest[0])
     elif command == "run":
         result = run_dag(rest[0], rest[1], json.loads(rest[2]))
+    elif command == "pods":
+        result = pods(rest[0], rest[1])
     else:
         print(f"unknown command {command!r}", file=sys.stderr)
         return 2

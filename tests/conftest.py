@@ -18,7 +18,6 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p for p in (REPO / "examples").glob("*.py") if not p.name.startswith("_"))
 GOLDEN = REPO / "golden"
-CORPUS = REPO.parent / "shared" / "corpus"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -4,6 +4,7 @@ type-correct CEL, platform config only when needed, determinism, and no injectio
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,43 @@ def test_platform_spec_only_for_steps_that_need_it(tmp_path: Path) -> None:
     }
 
 
+def test_pods_are_spelled_as_the_kfp_sdk_spells_them() -> None:
+    """The training example's GPU, secret and timeout steps carry what KFP's own SDK and
+    kfp-kubernetes write for the same pod (tests/kfp_check.py sdk-pods), except the fields the
+    SDK adds for older KFP backends or repeats as a runtime constant, which the KFP driver only
+    reads when the ones pipec writes are absent."""
+    python = tool_python("kfp")
+    done = subprocess.run(
+        [str(python), str(CHECKER), "sdk-pods"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    sdk = json.loads(done.stdout)
+    for name in ("exec-train", "exec-deploy", "exec-split"):
+        resources = sdk[name]["resources"] or {}
+        for legacy in ("cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"):
+            resources.pop(legacy, None)
+        for legacy in ("type", "count"):
+            resources.get("accelerator", {}).pop(legacy, None)
+        for secret in (sdk[name]["platform"] or {}).get("secretAsEnv", []):
+            assert secret.pop("optional") is False  # the Kubernetes default
+            assert secret.pop("secretNameParameter") == {
+                "runtimeValue": {"constant": secret["secretName"]}
+            }
+        sdk[name]["resources"] = resources or None
+
+    bundle = driver.compile_ref("examples/training.py", "kubeflow")
+    spec, platform = yaml.safe_load_all(bundle["pipeline.yaml"])
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    ours = {
+        name: {
+            "resources": spec["deploymentSpec"]["executors"][name]["container"].get("resources"),
+            "platform": executors.get(name),
+        }
+        for name in sdk
+    }
+    assert ours == sdk
+
+
 def test_hostile_values_stay_data(tmp_path: Path) -> None:
     hostile = "a'b\"c\\n}}{{$.inputs.parameters['x']}}\n---\n- key: value # not yaml"
     result = _kubeflow(
@@ -292,7 +330,6 @@ def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
 def test_vertex_states_only_its_differences(tmp_path: Path) -> None:
     bundle = driver.compile_ref("examples/iris.py", "vertex")
     assert sorted(bundle) == ["pipeline.yaml", "pipeline_job.json"]
-    import json
 
     job = json.loads(bundle["pipeline_job.json"])
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://acme-ml-pipelines/pipec-examples"
@@ -337,7 +374,6 @@ def test_vertex_machine_shapes_and_schedule(tmp_path: Path) -> None:
     assert resources["memoryLimit"] == 17.179869184
     assert resources["accelerator"]["type"] == "NVIDIA_L4"
     assert resources["accelerator"]["count"] == "2"
-    import json
 
     job = json.loads(bundle["pipeline_job.json"])
     assert job["encryptionSpec"]["kmsKeyName"].endswith("cryptoKeys/c")

@@ -24,7 +24,6 @@ keywords and of the file's own imports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, assert_never
 
@@ -37,6 +36,7 @@ from pipec.backends.airflow.pysource import (
     Code,
     assign,
     call,
+    py_str,
     render,
     templated_text,
 )
@@ -67,12 +67,12 @@ ITEMS_SUFFIX = "-items"
 _HELPERS: dict[str, str] = {
     "json_text": '''def _json_text(item):
     """One foreach item as JSON text: how an iteration's task receives it."""
-    return json.dumps(item).replace("$", "\\\\u0024")
-''',
+    return json.dumps(item).replace("$", JSON_DOLLAR)
+'''.replace("JSON_DOLLAR", py_str(k8s.JSON_DOLLAR)),
     "param_items": '''def _param_items(name, params):
     """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item).replace("$", "\\\\u0024") for item in params[name]]
-''',
+    return [json.dumps(item).replace("$", JSON_DOLLAR) for item in params[name]]
+'''.replace("JSON_DOLLAR", py_str(k8s.JSON_DOLLAR)),
     "output_dirs": '''def _output_dirs(run_id, step, output, items):
     """JSON list of one output's folders over every iteration of a foreach (for collect)."""
     count = items if isinstance(items, int) else len(items)
@@ -86,25 +86,10 @@ def render_dag(pipeline: Pipeline, settings: AirflowSettings) -> str:
     return _DagWriter(pipeline, settings).write()
 
 
-def json_text(value: Any) -> str:
-    """Canonical JSON text of a literal: what `env:VAR` and `value:` sources read back.
-
-    `$` is written as `\\u0024` (the same JSON value): Kubernetes expands `$(NAME)` and `$$` in
-    container environment values, so JSON text handed over in the environment holds no `$`.
-    """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate cannot be an environment variable as is
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return text.replace("$", JSON_DOLLAR)
-
-
-JSON_DOLLAR = "\\u0024"
-K8S_PARAM_FILTER = '| replace("$", "\\\\u0024")'
-"""Jinja: the same for a parameter rendered with `tojson` (Jinja unescapes its string literals
-once, so the template holds two backslashes)."""
-
+K8S_PARAM_FILTER = '| replace("$", "' + k8s.JSON_DOLLAR.replace("\\", "\\\\") + '")'
+"""`k8s.json_env_text`'s `$` rule for a parameter rendered with `tojson`, as a Jinja filter (Jinja
+unescapes its string literals once, so the template doubles the backslash). Values reach a step as
+JSON text with no `$` in every mode, so one DAG reads the same whatever runs it."""
 
 
 def param_schema(type_text: str) -> dict[str, Any]:
@@ -268,7 +253,8 @@ class _DagWriter:
             variable = f"PIPEC_INPUT_{name}"
             match binding:
                 case Const():
-                    env[variable] = templated_text(json_text(binding.value), self.mode.template_ext)
+                    text = k8s.json_env_text(binding.value)
+                    env[variable] = templated_text(text, self.mode.template_ext)
                     inputs[name] = source(SourceKind.ENV, variable)
                 case ParamRef():
                     param = binding.param
@@ -385,7 +371,7 @@ class _DagWriter:
             case Const():
                 assert isinstance(loop.items.value, list)
                 # Expanded values reach the tasks resolved, never rendered by Jinja.
-                items = [json_text(v) for v in loop.items.value]
+                items = [k8s.json_env_text(v) for v in loop.items.value]
             case ParamRef():
                 self.helpers.add("param_items")
                 self.imports.add(

@@ -2,7 +2,9 @@
 
 The DAG emitter builds expressions as small objects (`Code`, `Call`, plain JSON-like values) and
 this module prints them. Every literal goes through `repr` (or `ast.unparse` for condition tests),
-never through string pasting, so the file is valid Python whatever the names and values are.
+so the file is valid Python whatever the values are. Identifiers are pasted into names
+(`<id>_task`) and Jinja snippets as they are: that is safe only because IR ids, parameter and
+output names are checked to be `[a-z][a-z0-9_]*` / ASCII identifiers by the naming pass.
 Short expressions stay on one line; longer ones break one item per line, like a formatter would.
 
 It also knows the one Airflow hazard of literal text: strings given to templated operator fields

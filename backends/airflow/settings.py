@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipec.backends.settings import ContainerSettings
+from pipec.backends.settings import KubernetesSettings
 
 
-class AirflowSettings(ContainerSettings):
+class AirflowSettings(KubernetesSettings):
     """`[tool.pipec.targets.airflow]` settings (also `--set key=value`).
 
     Attributes:
@@ -25,13 +25,13 @@ class AirflowSettings(ContainerSettings):
             working directory instead, so there it defaults to none.
         start_date: the DAG's fixed `start_date` (a schedule never back-fills: `catchup=False`).
         namespace: Kubernetes namespace of the step pods (default: the connection's).
-        kubernetes_secret: the Kubernetes Secret whose keys (named like the step's secrets) become
+        secret_name: the Kubernetes Secret whose keys (named like the step's secrets) become
             the step's secret environment variables in `kubernetes` mode. In `docker` and `local`
             mode secrets come from Airflow Variables of the same names (any secrets backend).
-        gpu_resource: the extended resource a GPU request asks for.
-        gpu_node_label: the node label a GPU type is matched against (`kubernetes` mode; the
-            same setting and default as the kubeflow target, so one pipeline lands on the same
-            nodes).
+        gpu_resource, gpu_node_label, gpu_toleration: how a GPU step's pod asks for GPUs and
+            lands on GPU nodes in `kubernetes` mode. These and `secret_name` are the settings of
+            every Kubernetes target (`KubernetesSettings`), with the same names and defaults, so
+            one pipeline's pods look the same under kubeflow and airflow (`common.k8s`).
         docker_url: the Docker daemon the `docker` operator talks to (default: Airflow's).
         dags_folder: where `pipec run --target airflow` places the DAG file.
         api_url: the Airflow API server `pipec run` triggers runs through (`/api/v2`).
@@ -41,13 +41,8 @@ class AirflowSettings(ContainerSettings):
     """
 
     operator: Literal["kubernetes", "docker", "local"] = "kubernetes"
-    python: str = Field(default="python3", min_length=1)
-    code_root: str | None = None
     start_date: datetime.date = datetime.date(2024, 1, 1)
     namespace: str | None = None
-    kubernetes_secret: str = "pipec-secrets"
-    gpu_resource: str = "nvidia.com/gpu"
-    gpu_node_label: str = "cloud.google.com/gke-accelerator"
     docker_url: str | None = None
     dags_folder: str | None = None
     api_url: str = "http://127.0.0.1:8080"

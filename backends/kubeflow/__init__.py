@@ -4,8 +4,9 @@
 a second YAML document (as KFP does) when a step needs one — secrets as environment variables from
 a Kubernetes Secret, a node selector and toleration for GPU steps, and timeouts as the pod's active
 deadline. The spec is built in `spec` / `dag` / `components`; this module holds the KFP family's
-base (`KfpBackend`, shared with `vertex`), the target's settings and its Kubernetes choices (the
-hooks). The submitter (`submit`) speaks KFP's REST API directly; nothing here imports the kfp SDK.
+base (`KfpBackend`, shared with `vertex`), the target's settings, and the hooks that spell the pod
+`common.k8s` renders (the policy every pod target shares) the KFP way. The submitter (`submit`)
+speaks KFP's REST API directly; nothing here imports the kfp SDK.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import Field
 
 from pipec.backends.base import Backend, Bundle, Capabilities
-from pipec.backends.common import yaml_text
+from pipec.backends.common import k8s, yaml_text
 from pipec.backends.kubeflow import spec as ks
-from pipec.backends.settings import ContainerSettings, TargetSettings, require_images
+from pipec.backends.settings import (
+    ContainerSettings,
+    KubernetesSettings,
+    TargetSettings,
+    require_images,
+)
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -51,13 +57,12 @@ class KfpSettings(ContainerSettings):
     """Settings every KFP-family target shares.
 
     `image` is the default step image (it must hold pipec and the project's code); `code_root` is
-    where the project's code lives inside it; `python` the interpreter that runs the step runtime.
-    `pipec run --wait` polls the run every `poll_interval` seconds and gives up watching after
-    `run_timeout` seconds (exit 1; the run goes on).
+    where the project's code lives inside it (`/app` unless set); `python` the interpreter that
+    runs the step runtime. `pipec run --wait` polls the run every `poll_interval` seconds and
+    gives up watching after `run_timeout` seconds (exit 1; the run goes on).
     """
 
     code_root: str = "/app"
-    python: str = "python3"
     poll_interval: float = Field(default=5.0, gt=0)
     run_timeout: float = Field(default=86400.0, gt=0)
 
@@ -86,20 +91,16 @@ class KfpBackend(Backend[K], Generic[K]):
         """The target's own decisions (resources, platform config, extra checks)."""
 
 
-class KubeflowSettings(KfpSettings):
+class KubeflowSettings(KfpSettings, KubernetesSettings):
     """`[tool.pipec.targets.kubeflow]`.
 
-    `artifact_root` becomes the spec's default pipeline root. `secret_name` is the Kubernetes
-    Secret whose keys (named like the step's secrets) become the step's environment variables.
-    `gpu_resource`, `gpu_node_label` and `gpu_toleration` say how GPU steps are scheduled.
-    `host` is the KFP API endpoint for `pipec run`, `experiment_id` the experiment runs go to, and
-    `token_env` the environment variable holding a bearer token for the API (if it needs one).
+    `artifact_root` becomes the spec's default pipeline root. `secret_name`, `gpu_resource`,
+    `gpu_node_label` and `gpu_toleration` are the Kubernetes settings every pod target shares
+    (`KubernetesSettings`). `host` is the KFP API endpoint for `pipec run`, `experiment_id` the
+    experiment runs go to, and `token_env` the environment variable holding a bearer token for the
+    API (if it needs one).
     """
 
-    secret_name: str = "pipec-secrets"
-    gpu_resource: str = "nvidia.com/gpu"
-    gpu_node_label: str = "cloud.google.com/gke-accelerator"
-    gpu_toleration: str | None = "nvidia.com/gpu"
     host: str | None = None
     experiment_id: str | None = None
     token_env: str = "KFP_TOKEN"
@@ -128,7 +129,11 @@ class KubeflowBackend(KfpBackend[KubeflowSettings]):
 
 
 class KubeflowHooks:
-    """Resources as Kubernetes requests; secrets, GPU placement and timeouts as platform config."""
+    """The pod a step needs (`common.k8s`), spelled the KFP way: requests, limits and the
+    accelerator in the container's `resources`; secrets, GPU placement and the deadline in the
+    kfp-kubernetes platform config."""
+
+    target = "kubeflow"
 
     def __init__(self, settings: KubeflowSettings) -> None:
         self.settings = settings
@@ -139,46 +144,64 @@ class KubeflowHooks:
         return image
 
     def check(self, step: Step) -> list[str]:
-        # Disk requests are not among KFP_FEATURES: the shared capability check reports them.
+        # Disk requests are not among KFP_FEATURES, so the shared capability check reports them
+        # first; this keeps a direct emit from reaching `kfp_resources` with one.
+        if step.resources.disk is not None:
+            return ["disk requests (a PipelineSpec has no ephemeral-storage field)"]
         return []
 
+    def _pod(self, step: Step) -> k8s.PodNeeds:
+        return k8s.pod_needs(step.resources, step.secrets, step.timeout, self.settings)
+
     def resources(self, step: Step) -> JSON | None:
-        r = step.resources
-        found: JSON = {}
-        if r.cpu is not None:
-            found["resourceCpuRequest"] = f"{r.cpu:g}"
-        if r.memory is not None:
-            found["resourceMemoryRequest"] = r.memory
-        if r.gpu:
-            found["accelerator"] = {
-                "resourceType": self.settings.gpu_resource,
-                "resourceCount": str(r.gpu),
-            }
-        return found or None
+        return kfp_resources(self._pod(step).resources, self.settings.gpu_resource)
 
     def platform(self, step: Step) -> JSON | None:
-        found: JSON = {}
-        if step.secrets:
-            found["secretAsEnv"] = [
-                {
-                    "secretName": self.settings.secret_name,
-                    "keyToEnv": [{"secretKey": s, "envVar": s} for s in step.secrets],
-                }
-            ]
-        if step.resources.gpu:
-            if step.resources.gpu_type:
-                found["nodeSelector"] = {
-                    "labels": {self.settings.gpu_node_label: step.resources.gpu_type}
-                }
-            if self.settings.gpu_toleration:
-                found["tolerations"] = [
-                    {
-                        "key": self.settings.gpu_toleration,
-                        "operator": "Exists",
-                        "effect": "NoSchedule",
-                    }
-                ]
-        if step.timeout is not None:
-            # Kubernetes deadlines are whole seconds; round up so a step never gets less time.
-            found["activeDeadlineSeconds"] = str(-int(-step.timeout // 1))
-        return found or None
+        return kfp_platform(self._pod(step))
+
+
+# The PipelineSpec's ResourceSpec fields for Kubernetes resource names. KFP's driver copies the
+# `resource*` string fields into the pod as they are; the deprecated number fields (`cpuLimit`,
+# `memoryLimit`, ...) that the KFP SDK also writes are only read when these are empty.
+_RESOURCE_FIELDS = {
+    ("requests", "cpu"): "resourceCpuRequest",
+    ("limits", "cpu"): "resourceCpuLimit",
+    ("requests", "memory"): "resourceMemoryRequest",
+    ("limits", "memory"): "resourceMemoryLimit",
+}
+
+
+def kfp_resources(requirements: JSON, gpu_resource: str) -> JSON | None:
+    """A Kubernetes ResourceRequirements as a PipelineSpec container's `resources`."""
+    found: JSON = {}
+    for kind, amounts in requirements.items():
+        for name, amount in amounts.items():
+            if (kind, name) in _RESOURCE_FIELDS:
+                found[_RESOURCE_FIELDS[kind, name]] = amount
+            elif (kind, name) == ("limits", gpu_resource):
+                found["accelerator"] = {"resourceType": name, "resourceCount": amount}
+            else:  # ephemeral-storage: `check` reports disk requests before this runs
+                raise AssertionError(f"no PipelineSpec field for {kind} of {name}")
+    return found or None
+
+
+def kfp_platform(pod: k8s.PodNeeds) -> JSON | None:
+    """A step's pod needs as a kfp-kubernetes KubernetesExecutorConfig."""
+    found: JSON = {}
+    by_secret: dict[str, list[JSON]] = {}
+    for env in pod.secret_env:
+        ref = env["valueFrom"]["secretKeyRef"]
+        key_to_env = {"secretKey": ref["key"], "envVar": env["name"]}
+        by_secret.setdefault(ref["name"], []).append(key_to_env)
+    if by_secret:
+        found["secretAsEnv"] = [
+            {"secretName": name, "keyToEnv": keys} for name, keys in by_secret.items()
+        ]
+    if pod.node_selector:
+        found["nodeSelector"] = {"labels": dict(pod.node_selector)}
+    if pod.tolerations:
+        found["tolerations"] = [dict(t) for t in pod.tolerations]
+    if pod.active_deadline_seconds is not None:
+        # An int64 in the proto: its JSON form is a string.
+        found["activeDeadlineSeconds"] = str(pod.active_deadline_seconds)
+    return found or None

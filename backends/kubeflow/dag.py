@@ -18,11 +18,13 @@ DAG) that contains its producer, for data, `.after()` and the inputs of enclosin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
-from pipec.backends.kubeflow import cel as kfp_expr
+from pipec.backends.common.conditions import ConditionError
+from pipec.backends.diagnostics import unsupported_feature
+from pipec.backends.kubeflow import cel
 from pipec.backends.kubeflow import components as kx
 from pipec.ir import graph, names, types
 from pipec.ir.diagnostics import Diagnostic
@@ -32,9 +34,9 @@ from pipec.ir.model import (
     Condition,
     Const,
     Group,
-    Location,
     Loop,
     LoopItem,
+    Node,
     OutputRef,
     ParamRef,
     Pipeline,
@@ -46,8 +48,13 @@ Path = tuple[str, ...]
 PREFIX = "pipelinechannel--"
 
 
-class BuildError(Exception):
-    """Something in the pipeline that has no KFP form; becomes a U001 diagnostic."""
+class NoKfpForm(Exception):
+    """Something in the pipeline that has no KFP form; becomes a U001 diagnostic on the node
+    being built. `what` completes "target T cannot express ..."."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
 @dataclass
@@ -127,8 +134,9 @@ StepTask = Callable[[Step, dict[str, Source]], JSON]
 class DagBuilder:
     """Walks one pipeline and fills the DAGs; `step_task` turns a step into its task spec."""
 
-    def __init__(self, pipeline: Pipeline, step_task: StepTask) -> None:
+    def __init__(self, pipeline: Pipeline, step_task: StepTask, target: str) -> None:
         self.pipeline = pipeline
+        self.target = target
         self.step_task = step_task
         self.env = graph.TypeEnv(pipeline)
         self.node_paths = {
@@ -163,7 +171,7 @@ class DagBuilder:
         self._body(self.pipeline.body, ())
         return list(self.dags.values())
 
-    def _body(self, body: tuple[Any, ...], path: Path) -> None:
+    def _body(self, body: Sequence[Node], path: Path) -> None:
         for node in body:
             try:
                 match node:
@@ -177,20 +185,12 @@ class DagBuilder:
                         dag = self._sub_dag(path, node.id, self.task_of(node.id))
                         self.dags[path].tasks[dag.task] = self._dag_task(dag, node.id)
                         self._body(node.body, dag.path)
-            except BuildError as exc:
-                self.report(str(exc), node.location)
-                continue
-
-    def report(self, message: str, location: Location) -> None:
-        self.diagnostics.append(
-            Diagnostic(
-                code="U001",
-                message=message,
-                hint="change the pipeline, or compile for a target that supports it "
-                "(see `pipec targets`)",
-                location=location,
-            )
-        )
+                    case _:
+                        assert_never(node)
+            except NoKfpForm as exc:
+                self.diagnostics.append(
+                    unsupported_feature(self.target, node.id, node.location, exc.what)
+                )
 
     def _sub_dag(self, parent: Path, key: str, task: str) -> Dag:
         dag = Dag((*parent, key), task=task)
@@ -223,17 +223,17 @@ class DagBuilder:
         branch_tasks: list[str] = []
         channels: dict[str, Source] = {}
 
-        def resolve(operand: ParamRef | OutputRef | LoopItem) -> kfp_expr.Channel:
+        def resolve(operand: ParamRef | OutputRef | LoopItem) -> cel.Channel:
             source = self.source(operand, path)
             channels[source.channel] = source
-            return kfp_expr.Channel(source.channel, source.type)
+            return cel.Channel(source.channel, source.type)
 
         try:
-            test = kfp_expr.to_cel(node.test, resolve)
-        except kfp_expr.ExprError as exc:
-            raise BuildError(f"condition {node.id!r}: {exc}") from None
+            test = cel.to_cel(node.test, resolve)
+        except ConditionError as exc:
+            raise NoKfpForm(f"this condition in CEL: {exc}") from None
         task_name = self.task_of(node.id)
-        for branch, body, cel in (
+        for branch, body, condition in (
             ("then", node.then, test),
             ("otherwise", node.otherwise, f"!({test})"),
         ):
@@ -245,7 +245,7 @@ class DagBuilder:
             dag = self._sub_dag(path, f"{node.id}.{branch}", name)
             dag.branch = branch
             task = self._dag_task(dag, f"{node.id}.{branch}")
-            task["triggerPolicy"] = {"condition": cel}
+            task["triggerPolicy"] = {"condition": condition}
             for channel, source in channels.items():
                 task["inputs"]["parameters"][channel] = source.ref
                 dag.inputs["parameters"][channel] = {
@@ -265,7 +265,7 @@ class DagBuilder:
     def _loop(self, node: Loop, path: Path) -> None:
         item_type = self.env.of(LoopItem(loop=node.id)) or "any"
         if types.is_artifact(item_type):
-            raise BuildError(f"foreach {node.id!r} over artifacts has no KFP parameter iterator")
+            raise NoKfpForm("a foreach over artifacts (KFP iterates over parameters only)")
         task_name = self.task_of(node.id)
         dag = self._sub_dag(path, node.id, task_name)
         dag.loop = node.id
@@ -315,6 +315,8 @@ class DagBuilder:
                 origin, source = self._surface(binding, at, type_text)
             case Const():
                 raise AssertionError("constants are not channels")
+            case _:
+                assert_never(binding)
         return self._pass_down(origin, at, source)
 
     def _surface(
@@ -332,24 +334,24 @@ class DagBuilder:
             dag = self.dags[producer_path[:depth]]
             if dag.loop:
                 if not isinstance(binding, Collect) or binding.loop != dag.loop or collected:
-                    raise BuildError(
-                        f"{binding.step!r}.{binding.output} is read outside foreach "
+                    raise NoKfpForm(
+                        f"reading {binding.step!r}.{binding.output} outside foreach "
                         f"{dag.loop!r} without collect over it"
                     )
                 if is_artifact:
-                    raise BuildError(
-                        f"collect of the artifact output {binding.step!r}.{binding.output} "
-                        "(fan-in of artifacts) has no KFP form the step runtime can read"
+                    raise NoKfpForm(
+                        f"a collect of the artifact output {binding.step!r}.{binding.output} "
+                        "(fan-in of artifacts: no KFP form the step runtime can read yet)"
                     )
                 if kx.carried_as_json_text(item_type):
-                    raise BuildError(
-                        f"collect of {binding.step!r}.{binding.output} of type {item_type} "
-                        "(carried as JSON text) has no faithful KFP form"
+                    raise NoKfpForm(
+                        f"a collect of {binding.step!r}.{binding.output} of type {item_type} "
+                        "(carried as JSON text, which KFP cannot gather faithfully)"
                     )
                 collected = True
             elif dag.branch:
-                raise BuildError(
-                    f"{binding.step!r}.{binding.output} is read outside the when/otherwise "
+                raise NoKfpForm(
+                    f"reading {binding.step!r}.{binding.output} outside the when/otherwise "
                     "branch that produces it"
                 )
             kind = "artifacts" if is_artifact else "parameters"

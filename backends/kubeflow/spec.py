@@ -26,6 +26,9 @@ SDK_VERSION = "pipec-0.1.0"
 class TargetHooks(Protocol):
     """What a KFP-family target decides for itself."""
 
+    target: str
+    """The target's name (for diagnostics)."""
+
     def image(self, step: Step) -> str:
         """The image a step runs in."""
 
@@ -36,7 +39,8 @@ class TargetHooks(Protocol):
         """The kfp-kubernetes executor config of the step, or None."""
 
     def check(self, step: Step) -> list[str]:
-        """Problems with the step that this target cannot express (one message each)."""
+        """What this target cannot express about the step (each completes "target T cannot
+        express ...")."""
 
 
 @dataclass
@@ -63,13 +67,13 @@ class SpecAssembler:
         self._executor_keys: dict[str, str] = {}
         self._component_keys: dict[str, str] = {}
         self._executor_names: set[str] = set()
-        self.builder = kd.DagBuilder(pipeline, self.step_task)
+        self.builder = kd.DagBuilder(pipeline, self.step_task, hooks.target)
 
     def step_task(self, step: Step, sources: dict[str, kd.Source]) -> JSON:
         """The task of one step, registering its component and executor."""
         problems = self.hooks.check(step)
         if problems:
-            raise kd.BuildError("; ".join(problems))
+            raise kd.NoKfpForm("; ".join(problems))
         component = self.components_by_id[step.component]
         uses = [kx.InputUse(name, source.type) for name, source in sources.items()]
         executor: JSON = {

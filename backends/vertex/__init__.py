@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from pipec.backends.base import Bundle, Capabilities
-from pipec.backends.common import yaml_text
+from pipec.backends.common import k8s, yaml_text
 from pipec.backends.kubeflow import KFP_FEATURES, KfpBackend, KfpSettings
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import spec as ks
@@ -107,6 +107,8 @@ class VertexBackend(KfpBackend[VertexSettings]):
 class VertexHooks:
     """Machine shapes and accelerator names as Vertex reads them; no platform config."""
 
+    target = "vertex"
+
     def __init__(self, settings: VertexSettings) -> None:
         self.settings = settings
 
@@ -118,9 +120,7 @@ class VertexHooks:
     def check(self, step: Step) -> list[str]:
         problems = []
         if step.resources.gpu and not step.resources.gpu_type:
-            problems.append(
-                f"target 'vertex' needs a gpu_type for the GPUs of {step.id!r} (e.g. nvidia-l4)"
-            )
+            problems.append("GPUs without a gpu_type (Vertex needs one, e.g. nvidia-l4)")
         return problems
 
     def resources(self, step: Step) -> JSON | None:
@@ -128,7 +128,7 @@ class VertexHooks:
         found: JSON = {}
         if r.cpu is not None:
             found["cpuLimit"] = float(r.cpu)
-            found["resourceCpuLimit"] = f"{r.cpu:g}"
+            found["resourceCpuLimit"] = k8s.cpu_quantity(r.cpu)
         if r.memory is not None:
             found["memoryLimit"] = memory_gb(r.memory)
             found["resourceMemoryLimit"] = r.memory

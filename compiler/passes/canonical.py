@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from pipec.ir.model import Condition, Group, Loop, Node, Pipeline, Step
 from pipec.ir.passes import PassContext
 
@@ -39,6 +41,8 @@ def _node(node: Node) -> Node:
             )
         case Loop() | Group():
             return node.model_copy(update={"body": _body(node.body)})
+        case _:
+            assert_never(node)
 
 
 def _is_canonical(step: Step) -> bool:

@@ -4,10 +4,9 @@ after `collect()` for loops. Loop items are used inside their own loop."""
 from __future__ import annotations
 
 from pipec.ir import graph
-from pipec.ir.graph import Scope
+from pipec.ir.graph import Scope, describe
 from pipec.ir.model import Binding, Collect, Location, LoopItem, OutputRef, Pipeline
 from pipec.passes.context import PassContext
-from pipec.passes.typecheck import describe
 
 
 def _visible(scopes: tuple[Scope, ...]) -> list[str]:

@@ -82,6 +82,7 @@ with DAG(
             "--output", "train=s3://pipec-artifacts/examples/{{ run_id }}/split/train",
             "--output", "test=s3://pipec-artifacts/examples/{{ run_id }}/split/test",
         ],
+        active_deadline_seconds=600,
     )
     load_task >> split_task
 
@@ -104,6 +105,9 @@ with DAG(
             limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
         ),
         node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+        tolerations=[
+            k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
+        ],
     )
     split_task >> train_task
 
@@ -191,6 +195,9 @@ with DAG(
                 limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
             ),
             node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+            tolerations=[
+                k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
+            ],
         )
         split_task >> train_2_task
 

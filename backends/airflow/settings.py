@@ -35,7 +35,9 @@ class AirflowSettings(KubernetesSettings):
         docker_url: the Docker daemon the `docker` operator talks to (default: Airflow's).
         dags_folder: where `pipec run --target airflow` places the DAG file.
         api_url: the Airflow API server `pipec run` triggers runs through (`/api/v2`).
-        run_timeout: seconds `pipec run --wait` waits for the DAG to appear and the run to end.
+        run_timeout: seconds `pipec run` waits for the DAG to appear and (`--wait`) the run to
+            end; then it gives up watching (exit 1; a triggered run goes on).
+        poll_interval: seconds between two looks at the API while waiting.
     """
 
     operator: Literal["kubernetes", "docker", "local"] = "kubernetes"
@@ -45,6 +47,7 @@ class AirflowSettings(KubernetesSettings):
     dags_folder: str | None = None
     api_url: str = "http://127.0.0.1:8080"
     run_timeout: float = Field(default=3600.0, gt=0)
+    poll_interval: float = Field(default=2.0, gt=0)
 
     @field_validator("artifact_root")
     @classmethod

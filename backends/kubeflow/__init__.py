@@ -58,11 +58,13 @@ class KfpSettings(ContainerSettings):
 
     `image` is the default step image (it must hold pipec and the project's code); `code_root` is
     where the project's code lives inside it (`/app` unless set); `python` the interpreter that
-    runs the step runtime.
+    runs the step runtime. `pipec run --wait` polls the run every `poll_interval` seconds and
+    gives up watching after `run_timeout` seconds (exit 1; the run goes on).
     """
 
     code_root: str = "/app"
     poll_interval: float = Field(default=5.0, gt=0)
+    run_timeout: float = Field(default=86400.0, gt=0)
 
 
 K = TypeVar("K", bound=KfpSettings)

@@ -41,7 +41,8 @@ def _kubeflow(source: str, tmp_path: Path, **settings: Any) -> dict[str, Any]:
     values = {"image": "img:1", **settings}
     bundle = KubeflowBackend(KubeflowSettings(**values)).emit(pipeline)
     documents = list(yaml.safe_load_all(bundle["pipeline.yaml"]))
-    return {"spec": documents[0], "platform": documents[1] if len(documents) > 1 else None}
+    platform = documents[1] if len(documents) > 1 else None
+    return {"spec": documents[0], "platform": platform, "text": bundle["pipeline.yaml"]}
 
 
 @pytest.fixture(autouse=True)
@@ -234,7 +235,7 @@ def test_hostile_values_stay_data(tmp_path: Path) -> None:
         def f(text: str) -> str:
             return text
 
-        @step
+        @step(env={{"CR": {CARRIAGE!r}}})
         def g(text: str) -> None:
             pass
 
@@ -260,6 +261,15 @@ def test_hostile_values_stay_data(tmp_path: Path) -> None:
     # no placeholder text reaches a command line: values travel as task inputs
     for executor in spec["deploymentSpec"]["executors"].values():
         assert hostile not in " ".join(executor["container"]["args"])
+    # carriage returns survive the YAML (the kubelet only turns `$$` into `$`)
+    (env,) = spec["deploymentSpec"]["executors"]["exec-g"]["container"]["env"]
+    assert env == {"name": "CR", "value": CARRIAGE.replace("$", "$$")}
+    emitted = tmp_path / "pipeline.yaml"
+    emitted.write_text(result["text"], encoding="utf-8")
+    _checker("spec", str(emitted))
+
+
+CARRIAGE = "a\rb\r\nc\r$HOME\r"
 
 
 def test_output_is_deterministic() -> None:

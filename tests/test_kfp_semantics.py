@@ -158,9 +158,22 @@ def labels() -> dict[str, int]:
 def title() -> str:
     return "x"
 
+@step
+def score(rows: list[list[float]], x: int) -> float:
+    return 0.0
+
+@step
+def best(scores: list[float], tables: list[list[list[float]]]) -> float:
+    return 0.0
+
 @pipeline
 def big(n: int = 10) -> None:
-    fit(features(n), labels(), title(), 1.0)
+    rows = features(n)
+    fit(rows, labels(), title(), 1.0)
+    with foreach([1, 2]) as x:
+        s = score(rows, x)
+        t = features(x)
+    best(collect(s), collect(t))
 """
 
 
@@ -170,11 +183,19 @@ def test_list_and_dict_values_between_steps_warn_about_the_command_line(
 ) -> None:
     path = _module(tmp_path / "a", LARGE)
     _, warnings = _compiled(path, target)
-    found = sorted((w.code, w.message) for w in warnings if w.code == "W002")
-    assert len(found) == 2, found
-    assert "input 'labels' of step 'fit'" in found[0][1]
-    assert "input 'rows' of step 'fit'" in found[1][1]
-    assert all("128 KiB" in message for _, message in found)
+    found = sorted(w.message for w in warnings if w.code == "W002")
+    # One per value, naming every step that reads it; not for str values, nor for a collect of
+    # numbers (as long as its loop), but for a collect of lists.
+    assert len(found) == 3, found
+    assert found[0].startswith(
+        "output 'output' of step 'features' (list[list[float]]) reaches 'fit', 'score' on the "
+        f"command line ({target} passes values as arguments)"
+    )
+    assert found[1].startswith(
+        "output 'output' of step 'features_2' (list[list[float]]) reaches 'best'"
+    )
+    assert found[2].startswith("output 'output' of step 'labels' (dict[str, int]) reaches 'fit'")
+    assert all("128 KiB" in message for message in found)
     hints = [w.hint for w in warnings if w.code == "W002"]
     assert all("artifact" in hint for hint in hints)
 

@@ -34,7 +34,10 @@ def check(pipeline: Pipeline, target: str) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     components = graph.components(pipeline)
     env = graph.TypeEnv(pipeline)
-    for step in graph.steps(pipeline):
+    steps = {step.id: step for step in graph.steps(pipeline)}
+    # (producer, output) -> its type and the steps that read it as a parameter: one W002 each.
+    growing: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    for step in steps.values():
         unhashed = components[step.component].unhashed
         if step.cache and unhashed:
             found.append(_uncached(step, unhashed, target))
@@ -45,9 +48,14 @@ def check(pipeline: Pipeline, target: str) -> list[Diagnostic]:
                 if problem is not None:
                     found.append(problem)
             elif isinstance(binding, OutputRef | Collect):
-                type_text = env.of(binding) or "any"
+                # A collect is as long as its loop; it is only warned about when its items can
+                # grow themselves (a list of a few thousand numbers still fits).
+                type_text = env.outputs.get((binding.step, binding.output), "any")
                 if can_grow(type_text):
-                    found.append(_growing_value(step, name, type_text, target))
+                    entry = growing.setdefault((binding.step, binding.output), (type_text, []))
+                    entry[1].append(step.id)
+    for (producer, output), (type_text, readers) in growing.items():
+        found.append(_growing_value(steps[producer], output, type_text, readers, target))
     return found
 
 
@@ -103,18 +111,21 @@ def _long_constant(step: Step, name: str, value: object, target: str) -> Diagnos
     )
 
 
-def _growing_value(step: Step, name: str, type_text: str, target: str) -> Diagnostic:
+def _growing_value(
+    producer: Step, output: str, type_text: str, readers: list[str], target: str
+) -> Diagnostic:
+    shown = ", ".join(repr(r) for r in dict.fromkeys(readers))
     return Diagnostic(
         code="W002",
         message=(
-            f"input {name!r} of step {step.id!r} ({type_text}) is handed over by {target} on the "
-            "step's command line: a value over 128 KiB there fails the step with \"Argument list "
-            'too long" before it starts'
+            f"output {output!r} of step {producer.id!r} ({type_text}) reaches {shown} on the "
+            f"command line ({target} passes values as arguments): a value over 128 KiB there "
+            'fails the step with "Argument list too long" before it starts'
         ),
         hint=(
             "if it can grow that large, return an artifact type instead (pandas.DataFrame, "
             "numpy.ndarray, bytes, ...), which travels as a file"
         ),
-        location=step.location,
+        location=producer.location,
         severity="warning",
     )

@@ -84,7 +84,11 @@ def input_text(value: Any, type_text: str) -> str:
 
 
 def command(
-    act: str, file: Path, settings: GithubSettings, pipeline: Pipeline, params: dict[str, Any],
+    act: str,
+    file: Path,
+    settings: GithubSettings,
+    pipeline: Pipeline,
+    params: dict[str, Any],
     run_id: str,
 ) -> list[str]:
     """The act command line (parameters as inputs, secrets by name only)."""
@@ -195,8 +199,9 @@ def summary(
         ran = sorted(key for key in jobs if key[0] == step.id and key[1])
         iterations = [key[1] for key in ran] if layout.loop_of[step.id] else [()]
         for iteration in iterations:
-            steps.append(_step_result(step.id, step.name, iteration, jobs, layout, settings,
-                                      run_id, log_dir))
+            steps.append(
+                _step_result(step.id, step.name, iteration, jobs, layout, settings, run_id, log_dir)
+            )
     failed = any(s.status == "failed" for s in steps) or any(
         j.result == "failure" for j in jobs.values()
     )

@@ -78,18 +78,18 @@ def _loop(loop: Loop, in_loop: bool) -> list[Diagnostic]:
                 "loop over a literal, a parameter, or the output of a step",
             )
         )
-    if isinstance(loop.items, Const) and isinstance(loop.items.value, list):
-        if len(loop.items.value) > MATRIX_LIMIT:
-            found.append(
-                unsupported_feature(
-                    TARGET,
-                    loop.id,
-                    loop.location,
-                    f"a foreach over {len(loop.items.value)} items (a GitHub matrix expands at "
-                    f"most {MATRIX_LIMIT} jobs)",
-                    "split the list into several foreach blocks, or use another target",
-                )
+    items = loop.items.value if isinstance(loop.items, Const) else None
+    if isinstance(items, list) and len(items) > MATRIX_LIMIT:
+        found.append(
+            unsupported_feature(
+                TARGET,
+                loop.id,
+                loop.location,
+                f"a foreach over {len(items)} items (a GitHub matrix expands at "
+                f"most {MATRIX_LIMIT} jobs)",
+                "split the list into several foreach blocks, or use another target",
             )
+        )
     return found
 
 
@@ -103,7 +103,7 @@ def _step(step: Step, settings: GithubSettings, in_loop: bool, read: set[str]) -
                 step.id,
                 step.location,
                 "a GPU request with no GPU runner (it would run on a CPU-only runner)",
-                f"map GPU steps to runner labels: runners = {{ {key} = \"<label>\" }} in "
+                f'map GPU steps to runner labels: runners = {{ {key} = "<label>" }} in '
                 "[tool.pipec.targets.github] (or `gpu` for every GPU step)",
             )
         )

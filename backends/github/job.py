@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,7 @@ def decide(args: argparse.Namespace) -> int:
 
     operands = {key: _json_env(var) for key, var in _pairs(args.operand, "--operand")}
 
-    def value_of(operand: dict[str, Any]) -> Any:
+    def value_of(operand: Mapping[str, Any]) -> Any:
         if operand["kind"] == "const":
             return operand["value"]
         return operands[operand_key(operand)]
@@ -223,7 +223,7 @@ def decide(args: argparse.Namespace) -> int:
     return 0
 
 
-def operand_key(operand: dict[str, Any]) -> str:
+def operand_key(operand: Mapping[str, Any]) -> str:
     """How `decide` names an operand (IR JSON form): `params.P`, `steps.S.O`, `loops.L`."""
     kind = operand["kind"]
     if kind == "param":

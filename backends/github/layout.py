@@ -68,9 +68,7 @@ def build(pipeline: Pipeline) -> Layout:
     env = graph.TypeEnv(pipeline)
     for node, scopes in graph.walk(pipeline.body):
         loops = [s for s in scopes if s.kind == "loop"]
-        branches = tuple(
-            Branch(s.id, s.branch == "then") for s in scopes if s.kind == "condition"
-        )
+        branches = tuple(Branch(s.id, s.branch == "then") for s in scopes if s.kind == "condition")
         if isinstance(node, Step):
             layout.steps[node.id] = node
             layout.loop_of[node.id] = layout.loops[loops[-1].id] if loops else None

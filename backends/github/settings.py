@@ -50,7 +50,7 @@ class GithubSettings(ContainerSettings):
     checkout: bool = True
     containers: bool = True
     setup: str | None = None
-    runners: dict[str, str | list[str]] = {}
+    runners: dict[str, str | list[str]] = Field(default_factory=dict)
     artifacts: Literal["store", "github"] = "store"
     repository: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     ref: str = "main"

@@ -69,8 +69,14 @@ class GithubBackend(Backend[GithubSettings]):
         return checks.check(pipeline, self.settings)
 
     def emit(self, pipeline: Pipeline) -> Bundle:
-        """`.github/workflows/<pipeline>.yml`, deterministic for a pipeline and settings."""
-        return {workflow.path(pipeline): workflow.render(pipeline, self.settings)}
+        """`.github/workflows/<pipeline>.yml`, deterministic for a pipeline and settings (with
+        `via=act`: the workflow act runs on this machine, see `act_run.act_settings`)."""
+        settings = self.settings
+        if settings.via == "act":
+            from pipec.backends.github.act_run import act_settings
+
+            settings = act_settings(settings, self.project_root)
+        return {workflow.path(pipeline): workflow.render(pipeline, settings)}
 
     def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
         """`via=act`: run here with act; otherwise dispatch on GitHub (see the module doc)."""

@@ -122,7 +122,7 @@ def run(
     settings = act_settings(backend.settings, backend.project_root)
     act = find_act(settings)
     run_id = new_run_id()
-    text = workflow.render(pipeline, settings)
+    (text,) = backend.emit(pipeline).values()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="pipec-act-") as tmp:
         folder = Path(tmp)

@@ -24,7 +24,8 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def check(pipeline: Pipeline, settings: GithubSettings) -> list[Diagnostic]:
     """Every problem of `pipeline` on this target; SettingsError for missing settings."""
-    if settings.artifacts == "store" and settings.artifact_root is None:
+    # via=act defaults the root to the project's .pipec/ folder (act_run.act_settings).
+    if settings.artifacts == "store" and settings.artifact_root is None and settings.via is None:
         raise SettingsError(
             "target 'github' needs the setting artifact_root (a folder every runner reaches, or "
             "an fsspec URL), or artifacts=github: set it in [tool.pipec.targets.github] or with "

@@ -20,7 +20,8 @@ like on every engine) and adds:
 
 `params` turns the workflow's inputs (`$PIPEC_INPUTS`, `toJSON(inputs)`) into every parameter's
 checked JSON value, one job output each (defaults for inputs a trigger did not give, e.g. a
-schedule), with `<name>-indices` for list parameters a foreach runs over (`$PIPEC_LOOPED`).
+schedule; an empty input whose default GitHub could not be given, `$PIPEC_EMPTY_IS_DEFAULT`),
+with `<name>-indices` for list parameters a foreach runs over (`$PIPEC_LOOPED`).
 
 `decide` evaluates a condition (`$PIPEC_TEST`, the IR's JSON form) in Python, the local target's
 meaning, for tests GitHub's expressions cannot say the same way, and writes `holds=true|false`.
@@ -175,9 +176,14 @@ def params() -> int:
         packed = given_raw.get(os.environ["PIPEC_PACKED"]) or "{}"
         given_raw = json.loads(packed) if isinstance(packed, str) else packed
     given: dict[str, Any] = {}
+    empty_is_default = (
+        set(_json_env("PIPEC_EMPTY_IS_DEFAULT")) if "PIPEC_EMPTY_IS_DEFAULT" in os.environ else set()
+    )
     for name, value in given_raw.items():
         if name not in declared or value is None:
             continue
+        if value == "" and (name in empty_is_default or declared[name]["type"] != "str"):
+            continue  # not given: the default applies
         given[name] = _input_value(value, declared[name]["type"], name)
     try:
         values = resolve_params(declared, given)

@@ -293,7 +293,9 @@ class JobWriter:
         job["outputs"] = {"holds": expr("steps.run.outputs.holds")}
         return job
 
-    def params_job(self, declared: dict[str, Any], packed: str | None) -> dict[str, Any]:
+    def params_job(
+        self, declared: dict[str, Any], packed: str | None, unwritten: list[str]
+    ) -> dict[str, Any]:
         """The job that checks every parameter once and hands each on as a job output."""
         job = self._frame(lay.PARAMS_JOB, self.settings.runner_for(None, None) or "ubuntu-latest")
         env = {"PIPEC_INPUTS": expr("toJSON(inputs)"), "PIPEC_DECLARED": json_env_text(declared)}
@@ -301,6 +303,8 @@ class JobWriter:
             env["PIPEC_LOOPED"] = json_env_text(self.layout.looped_params)
         if packed:
             env["PIPEC_PACKED"] = packed
+        if unwritten:
+            env["PIPEC_EMPTY_IS_DEFAULT"] = json_env_text(unwritten)
         argv = [self.settings.python, "-m", JOB_MODULE, "params"]
         job["steps"] = [*self._prelude(), {"id": "run", "env": env, "run": shell.command(argv)}]
         outputs = {name: expr(f"steps.run.outputs.{name}") for name in sorted(declared)}

@@ -4,6 +4,8 @@
   `number`, `boolean` or `string`; lists, dicts, optionals and `any` are JSON text in a string
   input, checked by the `params` job. More parameters than GitHub takes (`MAX_INPUTS`) become one
   string input `params` holding a JSON object of the values to change.
+* A default GitHub would read as an expression (it holds `${{`) is not written; the `params` job
+  applies it when the input arrives empty (so such a parameter cannot be set to "" by dispatch).
 * `on.schedule` from the pipeline's schedule (a scheduled run has no inputs: defaults apply).
 * `permissions: contents: read` (checkout only), a `concurrency` group that queues runs of one
   pipeline on one ref instead of cancelling them, and `bash` for every `run:`.
@@ -25,6 +27,7 @@ from pipec.backends.github.settings import GithubSettings
 from pipec.backends.params import declared_params
 from pipec.ir.model import Param, Pipeline
 
+EXPRESSION = "${{"  # GitHub reads an expression wherever this appears, even in a name
 MAX_INPUTS = 25  # workflow_dispatch takes at most 25 inputs
 PACKED_INPUT = "params"
 NUMBER_TYPES = ("int", "float")
@@ -48,9 +51,11 @@ def render(pipeline: Pipeline, settings: GithubSettings) -> str:
     packed = len(pipeline.params) > MAX_INPUTS
     if pipeline.params:
         declared = declared_params(pipeline)
-        jobs[lay.PARAMS_JOB] = writer.params_job(declared, PACKED_INPUT if packed else None)
+        jobs[lay.PARAMS_JOB] = writer.params_job(
+            declared, PACKED_INPUT if packed else None, unwritten_defaults(pipeline)
+        )
     workflow: dict[str, Any] = {
-        "name": pipeline.name,
+        "name": pipeline.name if EXPRESSION not in pipeline.name else pipeline.id,
         "on": _triggers(pipeline, packed),
         "permissions": {"contents": "read"},
         "concurrency": {"group": settings.concurrency, "cancel-in-progress": False},
@@ -94,9 +99,24 @@ def _input(param: Param) -> dict[str, Any]:
         default = param.default
         if spec["type"] == "string" and param.type != "str":
             default = types_json(default)
-        if default is not None:
+        if isinstance(default, str) and EXPRESSION in default:
+            # GitHub would evaluate it: the params job applies this default instead.
+            spec["description"] += " (default applied by pipec when empty)"
+        elif default is not None:
             spec["default"] = default
     return spec
+
+
+def unwritten_defaults(pipeline: Pipeline) -> list[str]:
+    """Parameters whose default cannot be written as an input's default (see `_input`)."""
+    found = []
+    for param in pipeline.params:
+        default = param.default
+        if param.type not in ("str", "bool", *NUMBER_TYPES) and not param.required:
+            default = types_json(default)
+        if isinstance(default, str) and EXPRESSION in default and not param.required:
+            found.append(param.name)
+    return found
 
 
 def types_json(value: Any) -> str:

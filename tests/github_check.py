@@ -39,8 +39,15 @@ def problems(workflow: Path, runner_labels: tuple[str, ...] = ()) -> list[str]:
     if lint.returncode != 0:
         found.append(f"actionlint: {lint.stdout}{lint.stderr}")
     audit = subprocess.run(
-        [tool("zizmor"), "--offline", "--format", "json", "--min-severity", "medium",
-         str(workflow)],
+        [
+            tool("zizmor"),
+            "--offline",
+            "--format",
+            "json",
+            "--min-severity",
+            "medium",
+            str(workflow),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -50,8 +57,11 @@ def problems(workflow: Path, runner_labels: tuple[str, ...] = ()) -> list[str]:
     except json.JSONDecodeError:
         findings = [f"zizmor did not answer JSON: {audit.stdout}{audit.stderr}"]
     for finding in findings:
-        severity = finding.get("determinations", {}).get("severity", "?").lower() if isinstance(
-            finding, dict) else "?"
+        severity = (
+            finding.get("determinations", {}).get("severity", "?").lower()
+            if isinstance(finding, dict)
+            else "?"
+        )
         if severity in SEVERE or not isinstance(finding, dict):
             found.append(f"zizmor: {json.dumps(finding)[:2000]}")
     schema = subprocess.run(

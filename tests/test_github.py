@@ -198,9 +198,19 @@ def test_settings_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"must not contain '\$\{\{'"):
         load_settings(GithubSettings, "github", {"artifact_root": "/x/${{ github.token }}"})
     done = subprocess.run(
-        [str(REPO / ".venv/bin/pipec"), "compile", "examples/hello.py", "--target", "github",
-         "--set", "runnerz={}"],
-        cwd=REPO, capture_output=True, text=True, check=False,
+        [
+            str(REPO / ".venv/bin/pipec"),
+            "compile",
+            "examples/hello.py",
+            "--target",
+            "github",
+            "--set",
+            "runnerz={}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 2 and "did you mean runners?" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -249,7 +259,9 @@ def test_shell_words_expand_only_the_workflows_variables() -> None:
     done = subprocess.run(
         ["bash", "-c", f"printf %s {shell.word(word)}"],
         env={"PIPEC_ARTIFACT_ROOT": "/r oot", "PIPEC_INDEX": "3", "x": "no"},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert done.stdout == "artifact:/r oot/it's $(x)/3"
     with pytest.raises(ValueError):

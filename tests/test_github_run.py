@@ -32,7 +32,11 @@ PIPEC = str(REPO / ".venv" / "bin" / "pipec")
 def run_json(ref: str, cwd: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
         [PIPEC, "run", ref, "--json", "--view", "quiet", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.stdout.strip(), done.stderr[-4000:]
     return done.returncode, json.loads(done.stdout)
@@ -46,7 +50,10 @@ def comparable(summary: dict[str, Any]) -> dict[tuple[str, tuple[int, ...]], Any
         hashes = {n: (store.read_meta(u) or {}).get("hash") for n, u in step["artifacts"].items()}
         ran = step["status"] in ("succeeded", "failed")
         found[(step["id"], tuple(step["iteration"]))] = (
-            step["status"], step["attempts"] if ran else None, step["outputs"], hashes,
+            step["status"],
+            step["attempts"] if ran else None,
+            step["outputs"],
+            hashes,
         )
     return found
 
@@ -54,8 +61,18 @@ def comparable(summary: dict[str, Any]) -> dict[tuple[str, tuple[int, ...]], Any
 def both(ref: str, cwd: Path, env: dict[str, str], *args: str) -> tuple[Any, Any]:
     """The local run and the act run of REF, in the same environment."""
     code_local, local = run_json(ref, cwd, env, "--no-cache", *args)
-    code_act, act = run_json(ref, cwd, env, "--target", "github", "--set", "via=act",
-                             "--set", f"act={tool('act')}", *args)
+    code_act, act = run_json(
+        ref,
+        cwd,
+        env,
+        "--target",
+        "github",
+        "--set",
+        "via=act",
+        "--set",
+        f"act={tool('act')}",
+        *args,
+    )
     assert code_local == code_act
     return comparable(local), comparable(act)
 
@@ -75,7 +92,7 @@ def test_every_example_under_act_equals_the_local_target(
     assert any(status == "succeeded" for status, *_ in act.values())
 
 
-PIPELINE = '''
+PIPELINE = """
 import os
 from pathlib import Path
 
@@ -119,7 +136,7 @@ def mixed(text: str = "plain", n: int = 3, mode: str = "Full") -> None:
         echo(text="big and full")
     with otherwise():
         echo(text="otherwise")
-'''
+"""
 HOSTILE = "${{ secrets.PIPEC_TEST_SECRET }} $(touch pwned) `id` 'q\" \\ \n\u2028 é ✓ }}"
 
 
@@ -132,13 +149,24 @@ def test_retries_secrets_hostile_values_and_fan_out_equal_the_local_target(
     flaky_dir = tmp_path / "flaky"
     env = {**env, "FLAKY_DIR": str(flaky_dir), "PIPEC_TEST_SECRET": "s3cret-value"}
     results = []
-    for target_args in ([], ["--target", "github", "--set", "via=act",
-                             "--set", f"act={tool('act')}", "--set",
-                             f"artifact_root={tmp_path / 'store'}"]):
+    for target_args in (
+        [],
+        [
+            "--target",
+            "github",
+            "--set",
+            "via=act",
+            "--set",
+            f"act={tool('act')}",
+            "--set",
+            f"artifact_root={tmp_path / 'store'}",
+        ],
+    ):
         shutil.rmtree(flaky_dir, ignore_errors=True)
         flaky_dir.mkdir()
-        code, summary = run_json(str(source), tmp_path, env, "--param", f"text={HOSTILE}",
-                                 "--param", "n=4", *target_args)
+        code, summary = run_json(
+            str(source), tmp_path, env, "--param", f"text={HOSTILE}", "--param", "n=4", *target_args
+        )
         assert code == 0
         results.append(comparable(summary))
     local, act = results
@@ -170,8 +198,17 @@ def test_a_fan_out_over_more_than_256_items_fails_clearly(
                 one(x=x)
         """,
     )
-    code, summary = run_json(str(source), tmp_path, env, "--target", "github",
-                             "--set", "via=act", "--set", f"act={tool('act')}")
+    code, summary = run_json(
+        str(source),
+        tmp_path,
+        env,
+        "--target",
+        "github",
+        "--set",
+        "via=act",
+        "--set",
+        f"act={tool('act')}",
+    )
     assert code == 1
     failed = {s["id"]: s for s in summary["steps"]}["many"]
     assert failed["status"] == "failed"

@@ -82,8 +82,12 @@ class FakeGithub:
                 return 422, {"message": f"Unexpected inputs provided: {name}"}
         run_id = 1000 + len(self.runs)
         self.runs.append(
-            {"id": run_id, "created_at": "2026-01-01T00:00:00Z", "status": "queued",
-             "html_url": f"https://github.com/{REPO_NAME}/actions/runs/{run_id}"}
+            {
+                "id": run_id,
+                "created_at": "2026-01-01T00:00:00Z",
+                "status": "queued",
+                "html_url": f"https://github.com/{REPO_NAME}/actions/runs/{run_id}",
+            }
         )
         return 204, None
 
@@ -132,8 +136,15 @@ def test_dispatch_finds_the_run_and_follows_it(github: tuple[FakeGithub, str]) -
     fake, url = github
     pipeline, settings, bundle = setup(url)
     fake.committed = bundle[FILE]
-    code = submit.dispatch(pipeline, settings, bundle, {"name": "Ada $(x)"}, True,
-                           environ={"GITHUB_TOKEN": TOKEN}, sleep=lambda _: None)
+    code = submit.dispatch(
+        pipeline,
+        settings,
+        bundle,
+        {"name": "Ada $(x)"},
+        True,
+        environ={"GITHUB_TOKEN": TOKEN},
+        sleep=lambda _: None,
+    )
     assert code == 0
     posts = [body for method, _, body in fake.seen if method == "POST"]
     assert posts == [{"ref": "main", "inputs": {"name": "Ada $(x)"}}]
@@ -144,8 +155,18 @@ def test_a_failed_run_is_exit_1(github: tuple[FakeGithub, str]) -> None:
     fake, url = github
     pipeline, settings, bundle = setup(url)
     fake.committed, fake.conclusion = bundle[FILE], "failure"
-    assert submit.dispatch(pipeline, settings, bundle, {}, True,
-                           environ={"GITHUB_TOKEN": TOKEN}, sleep=lambda _: None) == 1
+    assert (
+        submit.dispatch(
+            pipeline,
+            settings,
+            bundle,
+            {},
+            True,
+            environ={"GITHUB_TOKEN": TOKEN},
+            sleep=lambda _: None,
+        )
+        == 1
+    )
 
 
 def test_without_wait_it_returns_once_the_run_exists(
@@ -154,8 +175,18 @@ def test_without_wait_it_returns_once_the_run_exists(
     fake, url = github
     pipeline, settings, bundle = setup(url)
     fake.committed = bundle[FILE]
-    assert submit.dispatch(pipeline, settings, bundle, {}, False,
-                           environ={"GITHUB_TOKEN": TOKEN}, sleep=lambda _: None) == 0
+    assert (
+        submit.dispatch(
+            pipeline,
+            settings,
+            bundle,
+            {},
+            False,
+            environ={"GITHUB_TOKEN": TOKEN},
+            sleep=lambda _: None,
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == f"https://github.com/{REPO_NAME}/actions/runs/1000"
     assert fake.polls == 0
 
@@ -167,8 +198,9 @@ def test_a_missing_or_stale_workflow_is_refused_before_dispatch(
     fake, url = github
     pipeline, settings, bundle = setup(url)
     fake.committed = committed
-    code = submit.dispatch(pipeline, settings, bundle, {}, True,
-                           environ={"GITHUB_TOKEN": TOKEN}, sleep=lambda _: None)
+    code = submit.dispatch(
+        pipeline, settings, bundle, {}, True, environ={"GITHUB_TOKEN": TOKEN}, sleep=lambda _: None
+    )
     assert code == 2
     assert not [s for s in fake.seen if s[0] == "POST"]
     assert "commit and push it" in capsys.readouterr().err
@@ -177,10 +209,17 @@ def test_a_missing_or_stale_workflow_is_refused_before_dispatch(
 def test_a_wrong_token_is_one_line_exit_2(
     github: tuple[FakeGithub, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake, url = github
+    _fake, url = github
     pipeline, settings, bundle = setup(url)
-    code = submit.dispatch(pipeline, settings, bundle, {}, False,
-                           environ={"GITHUB_TOKEN": "wrong"}, sleep=lambda _: None)
+    code = submit.dispatch(
+        pipeline,
+        settings,
+        bundle,
+        {},
+        False,
+        environ={"GITHUB_TOKEN": "wrong"},
+        sleep=lambda _: None,
+    )
     assert code == 2
     assert capsys.readouterr().err.strip().endswith("HTTP 401: Bad credentials")
 
@@ -205,10 +244,27 @@ def test_pipec_run_dispatches_through_the_cli(github: tuple[FakeGithub, str]) ->
     _, _, bundle = setup(url)
     fake.committed = bundle[FILE]
     done = subprocess.run(
-        [str(REPO / ".venv/bin/pipec"), "run", "examples/hello.py", "--target", "github",
-         "--set", f"repository={REPO_NAME}", "--set", f"api_url={url}", "--param", "name=Bo"],
-        cwd=REPO, env={**os.environ, "GITHUB_TOKEN": TOKEN},
-        capture_output=True, text=True, check=False, timeout=120,
+        [
+            str(REPO / ".venv/bin/pipec"),
+            "run",
+            "examples/hello.py",
+            "--target",
+            "github",
+            "--set",
+            f"repository={REPO_NAME}",
+            "--set",
+            f"api_url={url}",
+            "--param",
+            "name=Bo",
+        ],
+        cwd=REPO,
+        env={**os.environ, "GITHUB_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert [b for m, _, b in fake.seen if m == "POST"] == [{"ref": "main", "inputs": {"name": "Bo"}}]
+    assert [b for m, _, b in fake.seen if m == "POST"] == [
+        {"ref": "main", "inputs": {"name": "Bo"}}
+    ]

@@ -176,9 +176,8 @@ def params() -> int:
         packed = given_raw.get(os.environ["PIPEC_PACKED"]) or "{}"
         given_raw = json.loads(packed) if isinstance(packed, str) else packed
     given: dict[str, Any] = {}
-    empty_is_default = (
-        set(_json_env("PIPEC_EMPTY_IS_DEFAULT")) if "PIPEC_EMPTY_IS_DEFAULT" in os.environ else set()
-    )
+    unwritten = "PIPEC_EMPTY_IS_DEFAULT"
+    empty_is_default = set(_json_env(unwritten)) if unwritten in os.environ else set()
     for name, value in given_raw.items():
         if name not in declared or value is None:
             continue

@@ -81,7 +81,7 @@ def main() -> None:
             local.append(_wall(local_cmd, root))
             under_act.append(_wall(act_cmd, root))
     ratios = [a / b for a, b in zip(under_act, local, strict=True)]
-    table = Table(title=f"{args.steps}-step chain, {args.repeat} runs each (median [min-max])")
+    table = Table(title=f"{args.steps}-step chain, {args.repeat} runs each (median \\[min-max])")
     for column in ("command", "wall seconds", "per step"):
         table.add_column(column)
     for name, times in (("local", local), ("github via act", under_act)):

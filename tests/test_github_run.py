@@ -214,3 +214,34 @@ def test_a_fan_out_over_more_than_256_items_fails_clearly(
     assert failed["status"] == "failed"
     log = Path(failed["log"]).read_text(encoding="utf-8")
     assert "has 300 items; a GitHub matrix expands at most 256 jobs" in log
+
+
+def test_a_missing_secret_is_one_line_before_anything_runs(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    source = write_pipeline(tmp_path, PIPELINE)
+    env = {k: v for k, v in env.items() if k != "PIPEC_TEST_SECRET"}
+    done = subprocess.run(
+        [
+            PIPEC,
+            "run",
+            str(source),
+            "--target",
+            "github",
+            "--set",
+            "via=act",
+            "--set",
+            f"act={tool('act')}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: secret PIPEC_TEST_SECRET not set: export it or add to {tmp_path / '.env'}"
+    ]

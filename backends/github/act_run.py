@@ -9,10 +9,11 @@ pipec's own interpreter, and the project's `.pipec/` folder as the artifact root
 set. On a real runner the same workflow checks the repository out and runs `setup` instead.
 
 The run gets its own id (`GITHUB_RUN_ID`, the store's run folder); parameters go in as
-`workflow_dispatch` inputs, secrets as act secrets read from this environment (`-s NAME`, never
-on the command line). Each job's result comes from act's JSON log, each output from the store,
-and the summary is the local target's (`RunResult`), `--json` included. Job logs are kept under
-`.pipec/logs/<run_id>/`.
+`workflow_dispatch` inputs, secrets found as the local target finds them (the environment, then
+the project's `.env`; a missing one is an error before anything runs) and handed to act by name
+(`-s NAME`, act reads the value from its environment: never on a command line). Each job's
+result comes from act's JSON log, each output from the store, and the summary is the local
+target's (`RunResult`), `--json` included. Job logs are kept under `.pipec/logs/<run_id>/`.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def run(
     act = find_act(settings)
     run_id = new_run_id()
     (text,) = backend.emit(pipeline).values()
+    env = {**os.environ, **_secrets(pipeline, backend.project_root)}
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="pipec-act-") as tmp:
         folder = Path(tmp)
@@ -134,6 +136,8 @@ def run(
         done = subprocess.run(
             command(act, file, settings, pipeline, params, run_id),
             cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             check=False,
@@ -145,6 +149,18 @@ def run(
         result.errors.append(f"act exited {done.returncode}: {done.stderr.strip()[-2000:]}")
         result.status = "failed"
     return RunOutcome(result.exit_code, result)
+
+
+def _secrets(pipeline: Pipeline, project_root: Path) -> dict[str, str]:
+    """The pipeline's secrets as the local target finds them (environment, then `.env`), for
+    act's environment: act reads `-s NAME` from there (and would prompt for a missing one)."""
+    from pipec.backends.runner.secrets import MissingSecret, resolve
+
+    names = sorted({s for step in graph.steps(pipeline) for s in step.secrets})
+    try:
+        return resolve(names, project_root)
+    except MissingSecret as exc:
+        raise SettingsError(str(exc)) from None
 
 
 class JobRun:

@@ -213,7 +213,7 @@ def summary(
     steps: list[StepResult] = []
     for step in graph.steps(pipeline):
         ran = sorted(key for key in jobs if key[0] == step.id and key[1])
-        iterations = [key[1] for key in ran] if layout.loop_of[step.id] else [()]
+        iterations = ([key[1] for key in ran] or [()]) if layout.loop_of[step.id] else [()]
         for iteration in iterations:
             steps.append(
                 _step_result(step.id, step.name, iteration, jobs, layout, settings, run_id, log_dir)

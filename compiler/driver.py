@@ -123,6 +123,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
             result[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             result[key.strip()] = value
+        except (ValueError, RecursionError) as exc:  # 5,000 digits; JSON nested thousands deep
+            raise SettingsError(f"--set {key.strip()}: the value cannot be read: {exc}") from None
     return result
 
 

@@ -169,8 +169,9 @@ def _attempts(
 def params() -> int:
     """Every parameter's JSON value from the workflow's inputs (see the module docstring)."""
     from pipec.backends.params import ParamError, resolve_params
+    from pipec.ir.model import Param
 
-    declared: dict[str, dict[str, Any]] = _json_env("PIPEC_DECLARED")
+    declared = {p.name: p for p in map(Param.model_validate, _json_env("PIPEC_DECLARED"))}
     given_raw: dict[str, Any] = _json_env("PIPEC_INPUTS") or {}
     if "PIPEC_PACKED" in os.environ:  # more parameters than inputs: one JSON input holds them
         packed = given_raw.get(os.environ["PIPEC_PACKED"]) or "{}"
@@ -181,9 +182,9 @@ def params() -> int:
     for name, value in given_raw.items():
         if name not in declared or value is None:
             continue
-        if value == "" and (name in empty_is_default or declared[name]["type"] != "str"):
+        if value == "" and (name in empty_is_default or declared[name].type != "str"):
             continue  # not given: the default applies
-        given[name] = _input_value(value, declared[name]["type"], name)
+        given[name] = _input_value(value, declared[name].type, name)
     try:
         values = resolve_params(declared, given)
     except ParamError as exc:
@@ -212,17 +213,19 @@ def _input_value(value: Any, type_text: str, name: str) -> Any:
 
 
 def decide(args: argparse.Namespace) -> int:
-    """Evaluate `$PIPEC_TEST` over the operands' JSON values; write `holds`."""
-    from pipec.backends.runner.expansion import evaluate
+    """Evaluate `$PIPEC_TEST` over the operands' JSON values (`pipec.ir.evaluate`, what the
+    local target decides with); write `holds`."""
+    from pydantic import TypeAdapter
+
+    from pipec.ir import evaluate
+    from pipec.ir.model import Expr
 
     operands = {key: _json_env(var) for key, var in _pairs(args.operand, "--operand")}
-
-    def value_of(operand: Mapping[str, Any]) -> Any:
-        if operand["kind"] == "const":
-            return operand["value"]
-        return operands[operand_key(operand)]
-
-    holds = bool(evaluate(_json_env("PIPEC_TEST"), value_of))
+    test: Expr = TypeAdapter(Expr).validate_python(_json_env("PIPEC_TEST"))
+    try:
+        holds = evaluate.holds(test, lambda ref: operands[operand_key(ref.model_dump())])
+    except evaluate.EvaluationError as exc:
+        raise JobError(f"the condition cannot be decided: {exc}") from None
     print(f"pipec: the test is {'true' if holds else 'false'}", file=sys.stderr)
     write_output("holds", "true" if holds else "false")
     return 0

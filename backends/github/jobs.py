@@ -294,7 +294,7 @@ class JobWriter:
         return job
 
     def params_job(
-        self, declared: dict[str, Any], packed: str | None, unwritten: list[str]
+        self, declared: list[dict[str, Any]], packed: str | None, unwritten: list[str]
     ) -> dict[str, Any]:
         """The job that checks every parameter once and hands each on as a job output."""
         job = self._frame(lay.PARAMS_JOB, self.settings.runner_for(None, None) or "ubuntu-latest")
@@ -307,7 +307,8 @@ class JobWriter:
             env["PIPEC_EMPTY_IS_DEFAULT"] = json_env_text(unwritten)
         argv = [self.settings.python, "-m", JOB_MODULE, "params"]
         job["steps"] = [*self._prelude(), {"id": "run", "env": env, "run": shell.command(argv)}]
-        outputs = {name: expr(f"steps.run.outputs.{name}") for name in sorted(declared)}
+        names = sorted(str(p["name"]) for p in declared)
+        outputs = {name: expr(f"steps.run.outputs.{name}") for name in names}
         for name in self.layout.looped_params:
             outputs[f"{name}-indices"] = expr(f"steps.run.outputs.{name}-indices")
         job["outputs"] = outputs

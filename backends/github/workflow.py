@@ -24,7 +24,6 @@ from pipec.backends.github import layout as lay
 from pipec.backends.github import pins
 from pipec.backends.github.jobs import JobWriter
 from pipec.backends.github.settings import GithubSettings
-from pipec.backends.params import declared_params
 from pipec.ir.model import Param, Pipeline
 
 EXPRESSION = "${{"  # GitHub reads an expression wherever this appears, even in a name
@@ -50,7 +49,7 @@ def render(pipeline: Pipeline, settings: GithubSettings) -> str:
             jobs[lay.test_job(condition.id)] = writer.test_job(condition)
     packed = len(pipeline.params) > MAX_INPUTS
     if pipeline.params:
-        declared = declared_params(pipeline)
+        declared = [p.model_dump(mode="json") for p in pipeline.params]
         jobs[lay.PARAMS_JOB] = writer.params_job(
             declared, PACKED_INPUT if packed else None, unwritten_defaults(pipeline)
         )

@@ -10,26 +10,30 @@ find the run it started, and with `--wait` follow it to its conclusion.
 3. `--wait`: `GET .../actions/runs/<id>` until `completed`; `success` is exit 0, any other
    conclusion exit 1.
 
-The token comes from `GITHUB_TOKEN` (never from settings files). HTTP goes through the small
-`Http` interface below (standard library only); it is meant to move onto the shared submit path
-(`common/http.py`, `common/submit.py`) once that lands.
+The token comes from `GITHUB_TOKEN` (never from settings files). Requests, exit codes, output
+lines and the poll loop are the shared submit path's (`common/http.py`, `common/submit.py`).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pipec.backends.base import Bundle
+from pipec.backends.common.http import JSON, ApiError, JsonApi, bearer, check_url
+from pipec.backends.common.submit import (
+    Deadline,
+    ExitCode,
+    Submission,
+    SubmitError,
+    follow,
+    submitting,
+)
 from pipec.backends.github import workflow
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.settings import SettingsError
@@ -38,67 +42,46 @@ from pipec.ir.model import Pipeline
 if TYPE_CHECKING:
     from pipec.backends.github import GithubBackend
 
-EXIT_OK = 0
-EXIT_RUN_FAILED = 1
-EXIT_REFUSED = 2
-POLL_SECONDS = 5.0
 API_VERSION = "2022-11-28"
-
-
-class ApiError(Exception):
-    """GitHub refused a request or could not be reached (one line)."""
-
-
-class Http(Protocol):
-    """One JSON request: (HTTP status, decoded body or None). Raises ApiError when unreachable."""
-
-    def __call__(self, method: str, url: str, body: Any, headers: Mapping[str, str]) -> Any: ...
-
-
-def urllib_http(method: str, url: str, body: Any, headers: Mapping[str, str]) -> Any:
-    """`Http` over urllib: the body of a 2xx answer; ApiError with GitHub's message otherwise."""
-    data = None if body is None else json.dumps(body, sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(url, data=data, headers=dict(headers), method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read().decode("utf-8")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")
-        with contextlib.suppress(json.JSONDecodeError, AttributeError):
-            detail = str(json.loads(detail).get("message", detail))
-        raise ApiError(
-            f"{method} {urllib.parse.urlsplit(url).path}: HTTP {exc.code}: {detail[:500]}"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise ApiError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}") from None
-    return json.loads(text) if text.strip() else None
+POLL_SECONDS = 5.0
+# Every conclusion GitHub gives a completed run; only `success` is a success.
+CONCLUSIONS = (
+    "success",
+    "failure",
+    "neutral",
+    "cancelled",
+    "skipped",
+    "timed_out",
+    "action_required",
+    "stale",
+    "startup_failure",
+)
 
 
 class GithubApi:
     """The few endpoints the submitter uses, for one repository."""
 
-    def __init__(self, settings: GithubSettings, token: str, http: Http = urllib_http) -> None:
+    def __init__(self, settings: GithubSettings, token: str) -> None:
         assert settings.repository is not None
-        self.base = f"{settings.api_url.rstrip('/')}/repos/{settings.repository}"
-        self.headers = {
+        base = check_url(settings.api_url, "api_url", "github").rstrip("/")
+        headers = {
+            **bearer(token, "GITHUB_TOKEN"),
             "Accept": "application/vnd.github+json",
-            "Authorization": f"Bearer {token}",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": "pipec",
         }
-        self.http = http
+        self.api = JsonApi(f"{base}/repos/{settings.repository}", headers)
 
-    def call(self, method: str, path: str, body: Any = None, **query: str) -> Any:
-        url = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        headers = {**self.headers, **({"Content-Type": "application/json"} if body else {})}
-        return self.http(method, url, body, headers)
+    def call(self, method: str, path: str, body: Any = None, **query: str) -> JSON:
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return self.api.request(method, path + suffix, body)
 
     def workflow_text(self, file: str, ref: str) -> str | None:
         """The committed text of a workflow file at `ref`, None when there is none."""
         try:
             found = self.call("GET", f"/contents/{urllib.parse.quote(file)}", ref=ref)
         except ApiError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 return None
             raise
         return base64.b64decode(str(found["content"])).decode("utf-8")
@@ -135,7 +118,6 @@ def dispatch(
     params: dict[str, Any],
     wait: bool,
     environ: Mapping[str, str] | None = None,
-    http: Http = urllib_http,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Check the committed workflow, dispatch, find the run, and (with `wait`) follow it."""
@@ -151,34 +133,63 @@ def dispatch(
             "set GITHUB_TOKEN to a token that may run workflows in "
             f"{settings.repository} (actions: write)"
         )
-    api = GithubApi(settings, token, http)
+    check_url(settings.api_url, "api_url", "github")
+
+    def work(submission: Submission) -> ExitCode:
+        api = GithubApi(settings, token)  # a malformed token is an error line, not a traceback
+        return _dispatch(api, pipeline, settings, bundle, params, wait, submission, sleep)
+
+    return submitting("github", work)
+
+
+def _dispatch(
+    api: GithubApi,
+    pipeline: Pipeline,
+    settings: GithubSettings,
+    bundle: Bundle,
+    params: dict[str, Any],
+    wait: bool,
+    submission: Submission,
+    sleep: Callable[[float], None],
+) -> ExitCode:
     file = workflow.path(pipeline)
     name = file.rsplit("/", 1)[1]
-    deadline = time.monotonic() + settings.run_timeout
-    try:
-        committed = api.workflow_text(file, settings.ref)
-        if committed != bundle[file]:
-            what = "is not" if committed is None else "differs from this compile"
-            _say(
-                f"error: {file} {what} in {settings.repository}@{settings.ref}: run `pipec "
-                f"compile REF --target github -o .`, commit and push it, then run again"
-            )
-            return EXIT_REFUSED
-        before = {run["id"] for run in api.runs(name, settings.ref)}
-        body = {"ref": settings.ref, "inputs": inputs_of(pipeline, params)}
-        api.call("POST", f"/actions/workflows/{name}/dispatches", body)
-        run = _find_run(api, name, settings.ref, before, deadline, sleep)
-        if run is None:
-            _say("error: the dispatched run did not appear before run_timeout")
-            return EXIT_RUN_FAILED
-        print(run["html_url"])
-        _say(f"dispatched run {run['id']} of {name} on {settings.ref}")
-        if not wait:
-            return EXIT_OK
-        return _follow(api, int(run["id"]), deadline, sleep)
-    except ApiError as exc:
-        _say(f"error: {exc}")
-        return EXIT_REFUSED
+    deadline = Deadline(settings.run_timeout)
+    committed = api.workflow_text(file, settings.ref)
+    if committed != bundle[file]:
+        what = "is not" if committed is None else "differs from this compile"
+        raise SubmitError(
+            f"{file} {what} in {settings.repository}@{settings.ref}: run `pipec compile REF "
+            "--target github -o .`, commit and push it, then run again"
+        )
+    before = {run["id"] for run in api.runs(name, settings.ref)}
+    body = {"ref": settings.ref, "inputs": inputs_of(pipeline, params)}
+    api.call("POST", f"/actions/workflows/{name}/dispatches", body)
+    run = _find_run(api, name, settings.ref, before, deadline, sleep)
+    if run is None:
+        # Dispatched, but the run cannot be named: say so, without claiming nothing was sent.
+        submission.made.append(f"a dispatch of {name}")
+        raise SubmitError("the dispatched run did not appear before run_timeout")
+    submission.created("run", str(run["id"]), str(run.get("html_url", "")))
+    if not wait:
+        return ExitCode.OK
+
+    def poll() -> JSON:
+        answer = api.call("GET", f"/actions/runs/{run['id']}")
+        done = answer.get("status") == "completed"
+        return {**answer, "state": answer.get("conclusion") if done else answer.get("status")}
+
+    terminal = {c: ExitCode.OK if c == "success" else ExitCode.RUN_FAILED for c in CONCLUSIONS}
+    code, _ = follow(
+        poll,
+        terminal,
+        label=f"run {run['id']}",
+        poll_interval=POLL_SECONDS,
+        deadline=deadline,
+        say=submission.say,
+        sleep=sleep,
+    )
+    return code
 
 
 def _find_run(
@@ -186,7 +197,7 @@ def _find_run(
     name: str,
     ref: str,
     before: set[Any],
-    deadline: float,
+    deadline: Deadline,
     sleep: Callable[[float], None],
 ) -> dict[str, Any] | None:
     """The run the dispatch started: GitHub answers a dispatch with no id, so it is the newest
@@ -195,23 +206,6 @@ def _find_run(
         fresh = [run for run in api.runs(name, ref) if run["id"] not in before]
         if fresh:
             return max(fresh, key=lambda run: (str(run.get("created_at", "")), run["id"]))
-        if time.monotonic() >= deadline:
+        if deadline.passed():
             return None
-        sleep(POLL_SECONDS)
-
-
-def _follow(api: GithubApi, run_id: int, deadline: float, sleep: Callable[[float], None]) -> int:
-    while True:
-        run = api.call("GET", f"/actions/runs/{run_id}")
-        if run.get("status") == "completed":
-            conclusion = run.get("conclusion")
-            _say(f"run {run_id}: {conclusion}")
-            return EXIT_OK if conclusion == "success" else EXIT_RUN_FAILED
-        if time.monotonic() >= deadline:
-            _say(f"error: run {run_id} is still {run.get('status')} after run_timeout")
-            return EXIT_RUN_FAILED
-        sleep(POLL_SECONDS)
-
-
-def _say(message: str) -> None:
-    print(f"pipec github: {message}", file=sys.stderr, flush=True)
+        sleep(min(POLL_SECONDS, deadline.remaining()))

@@ -1,21 +1,20 @@
-"""The fork executor: each step attempt runs in a forked warm worker, in its own process group.
+"""The fork executor: each step attempt runs in a forked warm worker under its own supervisor.
 
-Each step runs in a child forked from the runner, which has already imported pipec and the
+Each step runs in a process forked from the runner, which has already imported pipec and the
 pipeline's modules (`prepare` preloads them), so a step costs a fork instead of a fresh
-interpreter. The child calls the shared runtime (`pipec.backends.runtime.main`) with the same
+interpreter. The worker calls the shared runtime (`pipec.backends.runtime.main`) with the same
 arguments a remote engine would pass, so inputs and outputs go through the artifact store exactly
-as elsewhere. The child leads its own process group: a timeout (or the end of the step) kills the
-group, grandchildren included, and the child dies with the runner (Linux parent-death signal) so a
-killed runner leaves no orphans.
+as elsewhere. Between the runner and the worker sits a supervisor (`local.supervisor`): when the
+step ends, runs out of time, is stopped, or the runner dies (even by SIGKILL), it kills every
+process the step started, including those in sessions of their own, and reaps them.
 
 Secret values are masked at the file-descriptor level: the step's stdout and stderr (and those of
-anything it spawns) go through a pipe that a thread in the child filters before the log file.
+anything it spawns) go through a pipe that a thread in the worker filters before the log file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import io
 import os
@@ -29,22 +28,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipec.backends.local.supervisor import descendants, supervise
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
+from pipec.backends.runner.results import RunError
 from pipec.backends.runner.secrets import MASK
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(eq=False)
 class StepProcess:
-    """A running step process (the leader of its own process group)."""
+    """A running step attempt: the pid of its supervisor (see `local.supervisor`)."""
 
     pid: int
     deadline: float | None
     timeout: float | None
     pidfd: int | None = None
     timed_out: bool = False
+    stopping: bool = False
+    reaped: bool = False
 
 
 class ForkExecutor:
@@ -52,24 +53,34 @@ class ForkExecutor:
 
     def prepare(self, plan: Plan, project_root: Path) -> None:
         """Import the components' modules before forking, so each step starts warm. A module
-        that fails to import here fails in its step, with the traceback in the step's log."""
+        that is not there at all stops the run before it starts; one that fails to import
+        (an error in it, a dependency it lacks) fails in its step, with the traceback in the
+        step's log."""
         root = str(project_root)
         if root not in sys.path:
             sys.path.insert(0, root)
         for module in sorted({step.component.module for step in plan.steps.values()}):
             try:
                 importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name == module or module.startswith(f"{exc.name}."):
+                    raise RunError(
+                        f"the steps' module {module!r} cannot be imported from {root}: {exc}"
+                    ) from None
             except Exception:
                 continue
 
     def start(self, launch: Launch) -> StepProcess:
-        """Fork a child that runs the step; return at once."""
+        """Fork the step's supervisor (which forks the worker); return at once."""
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, reported through its exit code
-            os._exit(_child(launch))
+            try:
+                supervise(lambda: _child(launch))
+            finally:
+                os._exit(1)
         pidfd: int | None = None
         if hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
@@ -82,7 +93,7 @@ class ForkExecutor:
         self, handles: Sequence[StepProcess], timeout: float
     ) -> list[tuple[StepProcess, Exit]]:
         """Wait up to `timeout` seconds (less when a deadline comes first) for any of `handles`
-        to exit; kill the process groups that ran out of time (reported on a later call)."""
+        to exit; stop the attempts that ran out of time (reported on a later call)."""
         now = time.monotonic()
         deadlines = [p.deadline for p in handles if p.deadline is not None and not p.timed_out]
         until = min([now + max(0.0, timeout), *deadlines])
@@ -98,14 +109,21 @@ class ForkExecutor:
         ]
 
     def kill(self, handle: StepProcess) -> None:
-        """SIGKILL the step's whole process group (the step and everything it started)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(handle.pid, signal.SIGKILL)
+        """Stop an attempt: its supervisor kills the step and everything it started, then exits.
+        Asked again before it exited, SIGKILL the supervisor and everything below it from here.
+        Nothing to do once the attempt was reaped: the supervisor ended the tree before."""
+        if handle.reaped:
+            return
+        victims = [*descendants(handle.pid), handle.pid] if handle.stopping else [handle.pid]
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL if handle.stopping else signal.SIGTERM)
+        handle.stopping = True
 
     def describe_exit(self, exit: Exit) -> str:
         """Human words for an exit."""
         if exit.timed_out_after is not None:
-            return f"timed out after {exit.timed_out_after:g}s (process group killed)"
+            return f"timed out after {exit.timed_out_after:g}s (its processes were killed)"
         if exit.code >= 0:
             return f"exit code {exit.code}"
         try:
@@ -118,11 +136,9 @@ class ForkExecutor:
         """Nothing to release: every child was reaped by `wait`."""
 
 
-def _child(launch: Launch) -> int:  # pragma: no cover - runs in the forked child
+def _child(launch: Launch) -> int:  # pragma: no cover - runs in the forked worker
     masker: threading.Thread | None = None
     try:
-        os.setsid()
-        _die_with_parent()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(signum, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
@@ -150,17 +166,6 @@ def _child(launch: Launch) -> int:  # pragma: no cover - runs in the forked chil
         os.close(2)
         masker.join(timeout=5)
     return code
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Ask Linux to SIGKILL this process when the runner dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the runner died before prctl took effect
-            os._exit(137)
 
 
 def _redirect_output(log_fd: int, secrets: list[bytes]) -> threading.Thread | None:
@@ -232,6 +237,7 @@ def _reap(processes: Sequence[StepProcess]) -> list[tuple[StepProcess, int]]:
             pid, status = process.pid, 255 << 8
         if pid == 0:
             continue
+        process.reaped = True
         if process.pidfd is not None:
             os.close(process.pidfd)
             process.pidfd = None

@@ -157,6 +157,47 @@ def test_timeout_kills_grandchildren_in_other_sessions(tmp_path: Path) -> None:
     wait_for(lambda: not alive(grandchild), "the setsid grandchild to die at the timeout")
 
 
+def test_a_step_ending_does_not_kill_what_a_running_step_started(tmp_path: Path) -> None:
+    """Each attempt's processes are its own: a detached process of a step that still runs
+    survives another step's end, and goes when its own step ends."""
+    daemon = tmp_path / "daemon.pid"
+    ref = make_project(
+        tmp_path,
+        f"""
+        @step
+        def quick() -> int:
+            while not Path({str(daemon)!r}).exists():
+                time.sleep(0.02)
+            return 1
+
+        @step
+        def patient() -> bool:
+            # The shell exits at once: its `setsid sleep` is orphaned while this step runs.
+            subprocess.run(
+                ["sh", "-c", "setsid sleep 300 & echo $! > {daemon}"], check=True
+            )
+            while not Path({str(tmp_path / "quick.done")!r}).exists():
+                time.sleep(0.02)
+            os.kill(int(Path({str(daemon)!r}).read_text()), 0)  # raises if it was killed
+            return True
+
+        @step
+        def mark(x: int) -> None:
+            Path({str(tmp_path / "quick.done")!r}).write_text("")
+
+        @pipeline
+        def side_by_side() -> None:
+            mark(quick())
+            patient()
+        """,
+    )
+    result = run_here(tmp_path, ref, parallelism=3)
+    assert result.ok, [(s.label, s.reason) for s in result.steps]
+    assert result.output("patient") is True
+    pid = int(daemon.read_text())
+    wait_for(lambda: not alive(pid), "the detached process to end with its step")
+
+
 def test_a_kill_during_an_output_write_leaves_no_staging_folder(tmp_path: Path) -> None:
     writing = tmp_path / "writing"
     ref = make_project(

@@ -1,149 +1,257 @@
-"""A small supervisor per step attempt that ends the attempt's whole process tree.
+"""The run's supervisor: one process that starts every step attempt and ends each one's whole tree.
 
 A process group is not enough to stop what a step started: anything that calls `setsid` (the
 `setsid` command, `start_new_session=True`, a daemon's double fork) leaves the group, and a
-runner killed with SIGKILL cannot kill anything at all. So each attempt runs under a supervisor,
-forked by the runner, which
+runner killed with SIGKILL cannot kill anything at all. So the fork executor forks, once per run
+(after the steps' modules are imported), a supervisor that
 
-* makes itself the *child subreaper* of its subtree (Linux `PR_SET_CHILD_SUBREAPER`): a process
-  of the step whose parent dies is re-parented to the supervisor, not to init, so every process
-  the step started stays a descendant of the supervisor, whatever session or group it is in;
-* forks the worker that runs the step, and waits for it;
-* when the worker ends, when the runner asks (SIGTERM: a timeout, an interrupt), or when the
-  runner dies (the parent-death signal, SIGTERM), sends SIGKILL to every descendant (found
-  through /proc) and reaps them until it has no child left; then it ends the way the worker
-  ended (its exit code, or the same signal), which is what the runner reports.
+* is the *child subreaper* (Linux `PR_SET_CHILD_SUBREAPER`) of everything below it, so no process
+  of a step is ever re-parented to init, whatever session or group it moved to;
+* forks one worker per attempt on the runner's request (a fork of a warm process, as before).
+  Each worker is itself a subreaper: while it lives, every process its step started stays below
+  it, so a tree belongs to exactly one attempt. When the step returns, the worker ends its own
+  tree (`end_tree`) before it exits;
+* on a stop request (a timeout, an interrupt) freezes the attempt's tree with SIGSTOP until no
+  new process appears, then SIGKILLs it (`sweep`): nothing can fork its way out;
+* treats any child that is not a live worker as left behind by a worker that died without
+  ending its tree (SIGKILL, `os._exit`, a crash) and sweeps it;
+* when the runner goes away (end of file on its request pipe, or the parent-death signal: also
+  after `kill -9` of the runner) sweeps everything below it and exits.
 
-Elsewhere (no subreaper, no /proc) the supervisor kills the worker's process group: a step's
-processes that leave the group are not stopped there, which `docs/guarantees.md` says.
+It reports each worker's end (its exit code, or minus the signal) on the event pipe. Messages are
+length-prefixed pickles: `("start", token, Launch)` and `("stop", token)` in, `("exit", token,
+code)` out. Where there is no subreaper or /proc (not Linux), a stop kills the worker's process
+group only; processes that left the group are not reached there (`docs/guarantees.md`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
-import resource
+import pickle
+import select
 import signal
+import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
-_STOP = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
-_WATCHED = {*_STOP, signal.SIGCHLD}
+_HEADER = struct.Struct("!I")
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
-def supervise(run_worker: Callable[[], int]) -> NoReturn:  # pragma: no cover - forked child
-    """Run `run_worker()` in a child and end the whole tree with it (see the module docstring).
-    Called in the process the runner forked; never returns."""
+def frame(message: Any) -> bytes:
+    """One message as written on a pipe."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+def unframe(buffer: bytearray) -> list[Any]:
+    """The whole messages at the start of `buffer` (removed from it)."""
+    found = []
+    while len(buffer) >= _HEADER.size:
+        (size,) = _HEADER.unpack_from(buffer)
+        if len(buffer) < _HEADER.size + size:
+            break
+        found.append(pickle.loads(bytes(buffer[_HEADER.size : _HEADER.size + size])))
+        del buffer[: _HEADER.size + size]
+    return found
+
+
+def serve(requests: int, events: int, work: Callable[[Any], int]) -> NoReturn:  # pragma: no cover
+    """The supervisor's loop (in the process the runner forked; never returns). `work(launch)`
+    runs one attempt in a worker and returns its exit code."""
     runner = os.getppid()
     os.setsid()  # a terminal's Ctrl-C reaches the runner only, which then stops the steps
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    with contextlib.suppress(ValueError):
-        signal.set_wakeup_fd(-1)
-    for signum in _WATCHED:
-        signal.signal(signum, signal.SIG_DFL)
-    original = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
+    prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != runner:  # the runner died before the parent-death signal was set
-        os._exit(128 + signal.SIGKILL)
-    me = os.getpid()
-    worker = os.fork()
-    if worker == 0:
-        code = 1
+        os._exit(0)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    stopping: list[int] = []
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a runner gone is a BrokenPipeError
+    live: dict[int, int] = {}  # worker pid -> token
+    pending = bytearray()
+    while not stopping:
         try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, original)
-            os.setpgid(0, 0)
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != me:
-                os._exit(128 + signal.SIGKILL)
-            code = run_worker()
-        finally:
-            os._exit(code)
-    status = _wait_for(worker)
-    _end_tree(worker)
-    _end_like(status)
-
-
-def _wait_for(worker: int) -> int | None:  # pragma: no cover - forked child
-    """The worker's wait status, or None when the supervisor was told to stop first."""
-    while True:
-        received = signal.sigwaitinfo(_WATCHED)
-        if received.si_signo in _STOP:
-            return None
-        with contextlib.suppress(ChildProcessError):
-            while True:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-                if pid == 0:
-                    break
-                if pid == worker:
-                    return status
-
-
-def _end_tree(worker: int) -> None:  # pragma: no cover - forked child
-    """SIGKILL the worker's group and every descendant, and reap until no child is left. Killed
-    processes' children come to this process (the subreaper), so each round finds the rest."""
-    with contextlib.suppress(OSError):
-        os.killpg(worker, signal.SIGKILL)
-    me = os.getpid()
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return  # no child, so no descendant: every one would be below a child
-        if pid:
+            readable, _, _ = select.select([requests, wake_read], [], [])
+        except InterruptedError:
             continue
-        for victim in descendants(me):
-            with contextlib.suppress(OSError):
-                os.kill(victim, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
+        if wake_read in readable:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_read, 4096)
+            if not _reap(live, events):
+                break  # the runner is gone
+        if requests not in readable:
+            continue
+        data = os.read(requests, 1 << 16)
+        if not data:
+            break  # the runner is gone
+        pending += data
+        for message in unframe(pending):
+            match message:
+                case ("start", token, launch):
+                    me = os.getpid()
+                    pid = os.fork()
+                    if pid == 0:
+                        _worker(me, [requests, events, wake_read, wake_write], launch, work)
+                    live[pid] = token
+                case ("stop", token):
+                    for pid, owner in list(live.items()):
+                        if owner == token:
+                            sweep(pid)
+    sweep_below(os.getpid())
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.waitpid(-1, 0)
+    os._exit(0)
+
+
+def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supervisor
+    """Report the workers that ended; sweep what a worker left behind without ending it.
+    False when the runner no longer reads the reports."""
+    ended = []
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            token = live.pop(pid, None)
+            if token is not None:
+                ended.append(("exit", token, os.waitstatus_to_exitcode(status)))
+    if ended:
+        for child in children(os.getpid()):
+            if child not in live:
+                sweep(child)
+    try:
+        for report in ended:
+            os.write(events, frame(report))
+    except BrokenPipeError:
+        return False
+    return True
+
+
+def _worker(
+    supervisor: int, inherited: list[int], launch: Any, work: Callable[[Any], int]
+) -> NoReturn:  # pragma: no cover - runs in the forked worker
+    """Run one attempt, end what it left running, exit with its code."""
+    code = 1
+    try:
+        for fd in inherited:
+            os.close(fd)
+        signal.set_wakeup_fd(-1)
+        for signum in (*_STOP_SIGNALS, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        os.setpgid(0, 0)
+        prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != supervisor:
+            os._exit(128 + signal.SIGKILL)
+        code = work(launch)
+        end_tree()
+    finally:
+        os._exit(code)
+
+
+def end_tree() -> None:
+    """In a process whose step has returned: kill everything still below it and reap it all."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] != 0:
+            continue  # ended children (orphans re-parented here among them)
+    except ChildProcessError:
+        return  # no child, so nothing below: the common case costs one system call
+    sweep_below(os.getpid())
+    with contextlib.suppress(ChildProcessError):
+        while True:
             os.waitpid(-1, 0)
 
 
-def _end_like(status: int | None) -> NoReturn:  # pragma: no cover - forked child
-    """Exit as the worker did: its exit code, or killed by its signal (SIGKILL when stopped)."""
-    if status is not None and os.WIFEXITED(status):
-        os._exit(os.WEXITSTATUS(status))
-    signum = os.WTERMSIG(status) if status is not None else signal.SIGKILL
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the worker's core is enough
-    with contextlib.suppress(OSError, ValueError):
-        signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
-        os.kill(os.getpid(), signum)
-    os._exit(128 + signum)
+def sweep(root: int) -> None:
+    """Kill `root` and every process below it, so that none can escape by forking meanwhile."""
+    with contextlib.suppress(OSError):
+        os.kill(root, signal.SIGSTOP)
+    _freeze_and_kill(root, [root])
+    with contextlib.suppress(OSError):
+        os.killpg(root, signal.SIGKILL)  # where /proc cannot show what is below `root`
+
+
+def sweep_below(root: int) -> None:
+    """Kill every process below `root` (not `root` itself)."""
+    _freeze_and_kill(root, [])
+
+
+def _freeze_and_kill(root: int, frozen: list[int]) -> None:
+    """SIGSTOP what is below `root` until a pass finds nothing new (a stopped process cannot
+    fork), then SIGKILL every process stopped, `frozen` included."""
+    seen = set(frozen)
+    while True:
+        fresh = [pid for pid in descendants(root) if pid not in seen]
+        if not fresh:
+            break
+        for pid in fresh:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+            seen.add(pid)
+            frozen.append(pid)
+    for pid in frozen:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def children(pid: int) -> list[int]:
+    """The children of a single-threaded process (Linux's task `children` list when the kernel
+    has it, else a walk of /proc)."""
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(child) for child in listing.read_text(encoding="ascii").split()]
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EACCES):
+            raise
+    return [child for child, parent in _parents().items() if parent == pid]
 
 
 def descendants(root: int) -> list[int]:
-    """Every process below `root` (by parent pid, through /proc); empty without /proc."""
-    children: dict[int, list[int]] = {}
-    proc = Path("/proc")
-    with contextlib.suppress(OSError):
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                text = (entry / "stat").read_text(encoding="utf-8", errors="replace")
-                parent = int(text.rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # ended meanwhile
-            children.setdefault(parent, []).append(int(entry.name))
+    """Every process below `root`, by parent pid through /proc (empty without /proc)."""
+    below: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        below.setdefault(parent, []).append(child)
     found: list[int] = []
     pending = [root]
     while pending:
-        for child in children.get(pending.pop(), []):
+        for child in below.get(pending.pop(), []):
             found.append(child)
             pending.append(child)
     return found
 
 
-def _prctl(option: int, value: int) -> None:  # pragma: no cover - forked child
-    """Linux prctl(2); a no-op elsewhere (the supervisor then only kills the worker's group)."""
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process /proc shows."""
+    parents: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = (entry / "stat").read_text(encoding="utf-8", errors="replace")
+                parents[int(entry.name)] = int(text.rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # ended meanwhile
+    return parents
+
+
+def prctl(option: int, value: int) -> None:
+    """Linux prctl(2); a no-op elsewhere."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(option, value, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)

@@ -67,7 +67,6 @@ def run_plan(
     values = resolve_params(plan.declared_params, params)
     artifact_root = _artifact_root(plan.settings.artifact_root, project_root)
     check_artifact_root(artifact_root)
-    executor.prepare(plan, project_root)
     metadata = open_metadata(project_root)
     me = owners.current("run")
     run = RunRecord(
@@ -84,17 +83,22 @@ def run_plan(
         owner=me,
         options={"no_cache": no_cache, "parallelism": parallelism},
     )
-    metadata.create_run(run)
-    runner = Runner(
-        run,
-        plan,
-        metadata,
-        executor,
-        state_dir(project_root),
-        no_cache=no_cache,
-        parallelism=parallelism,
-        view=view,
-    )
+    executor.prepare(plan, project_root)
+    try:
+        metadata.create_run(run)
+        runner = Runner(
+            run,
+            plan,
+            metadata,
+            executor,
+            state_dir(project_root),
+            no_cache=no_cache,
+            parallelism=parallelism,
+            view=view,
+        )
+    except BaseException:
+        executor.close()
+        raise
     return runner.execute()
 
 
@@ -118,9 +122,11 @@ def resume_run(
     holder = metadata.claim_run(run_id, me)
     if holder is not None:
         raise RunBusy(_busy(run_id, holder))
+    prepared = False
     try:
         plan = _resumable_plan(run, project_root)
         executor.prepare(plan, project_root)
+        prepared = True
         options = {
             "no_cache": no_cache or bool(run.options.get("no_cache")),
             "parallelism": parallelism or run.options.get("parallelism"),
@@ -130,21 +136,23 @@ def resume_run(
         if not store.is_remote(run.artifact_root):
             store.remove_staging(store.local_path(run.artifact_root) / run_id, recursive=True)
         metadata.reopen_run(run_id, options)
+        run.owner, run.options = me, options
+        runner = Runner(
+            run,
+            plan,
+            metadata,
+            executor,
+            state_dir(project_root),
+            no_cache=bool(options["no_cache"]),
+            parallelism=options["parallelism"],
+            view=view,
+            previous=previous,
+        )
     except BaseException:
+        if prepared:
+            executor.close()
         metadata.release_run(run_id, me)
         raise
-    run.owner, run.options = me, options
-    runner = Runner(
-        run,
-        plan,
-        metadata,
-        executor,
-        state_dir(project_root),
-        no_cache=bool(options["no_cache"]),
-        parallelism=options["parallelism"],
-        view=view,
-        previous=previous,
-    )
     return runner.execute()
 
 

@@ -35,7 +35,7 @@ from pipec.backends.runner.results import (
     log_tail,
     stored_result,
 )
-from pipec.backends.runner.runs import open_metadata
+from pipec.backends.runner.runs import open_metadata, unlock_run
 from pipec.backends.runner.view import STATUS_STYLE
 from pipec.backends.settings import SettingsError
 from pipec.cli import show_warnings
@@ -230,6 +230,17 @@ def runs_show(run_id: str, as_json: bool) -> None:
         click.echo(json.dumps(data, sort_keys=True))
         return
     print_summary(result, Console(highlight=False))
+
+
+@runs.command("unlock")
+@click.argument("run_id")
+def runs_unlock(run_id: str) -> None:
+    """Release RUN_ID from a process that is gone (one on another host cannot be checked)."""
+    try:
+        holder = unlock_run(run_id, loader.project_root(Path.cwd()))
+    except RunError as exc:
+        _invalid(f"error: {exc}")
+    click.echo(f"run {run_id} released (it was held by pid {holder.pid} on {holder.host})")
 
 
 @click.command("logs")

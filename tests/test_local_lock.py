@@ -193,3 +193,50 @@ def test_claims_at_the_same_instant_have_one_winner(tmp_path: Path) -> None:
     winners = [pid for pid, holder in found if holder is None]
     assert len(winners) == 1, found
     assert all(holder == winners[0] for _, holder in found if holder is not None), found
+
+
+def test_a_run_held_on_another_host_is_refused_until_unlocked(tmp_path: Path) -> None:
+    """pipec cannot tell whether a process on another host still runs: the run stays held until
+    someone who knows it is gone says so with `pipec runs unlock`."""
+    run_id = _failed_run(tmp_path)
+    db = sqlite3.connect(tmp_path / ".pipec" / "metadata.db")
+    with db:
+        db.execute(
+            "UPDATE runs SET runner_pid=4242, runner_host='elsewhere', runner_start='b:1', "
+            "runner_role='resume' WHERE run_id=?",
+            (run_id,),
+        )
+    (tmp_path / "gate").write_text("open")
+    done = pipec(tmp_path, "run", "--resume", run_id)
+    assert done.returncode == 2, done.stderr
+    assert f"run {run_id} is being resumed by pid 4242 on host elsewhere" in done.stderr
+    assert f"pipec runs unlock {run_id}" in done.stderr
+    unlocked = pipec(tmp_path, "runs", "unlock", run_id)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "held by pid 4242 on elsewhere" in unlocked.stdout
+    again = pipec(tmp_path, "runs", "unlock", run_id)
+    assert again.returncode == 2 and "not held" in again.stderr
+    code, summary = run_json(tmp_path, "--resume", run_id)
+    assert code == 0, summary
+    assert _count(tmp_path / "gated.count") == 2
+
+
+def test_unlock_refuses_a_holder_that_is_alive(tmp_path: Path) -> None:
+    ref = _gated_project(tmp_path)
+    runner = subprocess.Popen(
+        [str(PIPEC), "run", ref, "--view", "quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: _count(tmp_path / "gated.count") == 1, "gated to start")
+        (run_id,) = sqlite3.connect(tmp_path / ".pipec" / "metadata.db").execute(
+            "SELECT run_id FROM runs"
+        ).fetchone()
+        done = pipec(tmp_path, "runs", "unlock", run_id)
+        assert done.returncode == 2
+        assert f"is being run by pid {runner.pid}" in done.stderr
+    finally:
+        (tmp_path / "gate").write_text("open")
+        assert runner.wait(timeout=120) == 0

@@ -145,6 +145,18 @@ class MetadataStore:
         )
         self.commit()
 
+    def unlock_run(self, run_id: str, holder: Owner) -> bool:
+        """Take the lock of a holder known to be gone from the run (False: the run's holder is
+        no longer `holder`)."""
+        changed = self._db.execute(
+            "UPDATE runs SET runner_pid=NULL, runner_host=NULL, runner_start=NULL, "
+            "runner_role=NULL WHERE run_id=? AND runner_pid=? AND runner_host IS ? "
+            "AND runner_start IS ? AND runner_role IS ?",
+            (run_id, holder.pid, holder.host, holder.start, holder.role),
+        ).rowcount
+        self.commit()
+        return changed == 1
+
     def reopen_run(self, run_id: str, options: dict[str, object]) -> None:
         """A resumed run runs again, with these options."""
         self._db.execute(

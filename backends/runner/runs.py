@@ -170,11 +170,33 @@ def _resumable_plan(run: RunRecord, project_root: Path) -> plans.Plan:
 
 def _busy(run_id: str, holder: Owner) -> str:
     doing = "resumed" if holder.role == "resume" else "run"
-    where = "" if owners.alive(holder) is not None else f" on host {holder.host}"
+    if owners.alive(holder) is None:
+        return (
+            f"run {run_id} is being {doing} by pid {holder.pid} on host {holder.host}, which "
+            f"pipec cannot check from here; if that process is gone, `pipec runs unlock "
+            f"{run_id}` releases the run"
+        )
     return (
-        f"run {run_id} is being {doing} by pid {holder.pid}{where}; wait for it to end (or stop "
-        "that process), then resume it"
+        f"run {run_id} is being {doing} by pid {holder.pid}; wait for it to end (or stop that "
+        "process), then resume it"
     )
+
+
+def unlock_run(run_id: str, project_root: Path) -> Owner:
+    """Release a run whose holder is gone (or on another host, where pipec cannot check);
+    return the holder released. A holder alive on this host is never released."""
+    metadata = open_metadata(project_root)
+    run = metadata.get_run(run_id)
+    if run is None:
+        raise RunError(f"no run {run_id!r} in {metadata.path}")
+    holder = run.owner
+    if holder is None:
+        raise RunError(f"run {run_id} is not held by any process")
+    if owners.alive(holder):
+        raise RunBusy(_busy(run_id, holder))
+    if not metadata.unlock_run(run_id, holder):
+        raise RunError(f"run {run_id} changed hands meanwhile; look again")
+    return holder
 
 
 def _artifact_root(configured: str | None, project_root: Path) -> str:

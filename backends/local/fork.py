@@ -97,13 +97,13 @@ class _Supervisor:
             self.inbox += chunk
 
     def close(self) -> None:
-        """End of file for the supervisor (it ends what is left and exits); reap it."""
-        with contextlib.suppress(OSError):
-            os.close(self.requests)
+        """Close both pipes (the supervisor sees the end of its requests, or a broken pipe if it
+        was reporting, ends what is left and exits); reap it."""
+        for fd in (self.events, self.requests):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-        with contextlib.suppress(OSError):
-            os.close(self.events)
 
 
 class ForkExecutor:

@@ -64,14 +64,26 @@ def unframe(buffer: bytearray) -> list[Any]:
 
 
 def serve(requests: int, events: int, work: Callable[[Any], int]) -> NoReturn:  # pragma: no cover
-    """The supervisor's loop (in the process the runner forked; never returns). `work(launch)`
-    runs one attempt in a worker and returns its exit code."""
+    """The supervisor (in the process the runner forked; never returns). `work(launch)` runs
+    one attempt in a worker and returns its exit code. However it ends, it kills everything
+    below it first."""
     runner = os.getppid()
     os.setsid()  # a terminal's Ctrl-C reaches the runner only, which then stops the steps
     prctl(_PR_SET_CHILD_SUBREAPER, 1)
     prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != runner:  # the runner died before the parent-death signal was set
+    try:
+        if os.getppid() == runner:  # else the runner died before the parent-death signal was set
+            _loop(requests, events, work)
+    finally:
+        sweep_below(os.getpid())
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                os.waitpid(-1, 0)
         os._exit(0)
+
+
+def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pragma: no cover
+    """Serve the runner's requests and report the workers' ends until the runner is gone."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -80,6 +92,7 @@ def serve(requests: int, events: int, work: Callable[[Any], int]) -> NoReturn:  
         signal.signal(signum, lambda signum, frame: stopping.append(signum))
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a runner gone is a BrokenPipeError
+    inherited = [requests, events, wake_read, wake_write]
     live: dict[int, int] = {}  # worker pid -> token
     pending = bytearray()
     while not stopping:
@@ -91,36 +104,48 @@ def serve(requests: int, events: int, work: Callable[[Any], int]) -> NoReturn:  
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_read, 4096)
             if not _reap(live, events):
-                break  # the runner is gone
+                return  # the runner is gone
         if requests not in readable:
             continue
         data = os.read(requests, 1 << 16)
         if not data:
-            break  # the runner is gone
+            return  # the runner is gone
         pending += data
         for message in unframe(pending):
             match message:
                 case ("start", token, launch):
-                    me = os.getpid()
-                    pid = os.fork()
-                    if pid == 0:
-                        _worker(me, [requests, events, wake_read, wake_write], launch, work)
-                    live[pid] = token
+                    pid = _fork_worker(inherited, launch, work)
+                    if pid is None:
+                        if not _report(events, [("exit", token, 1)]):
+                            return
+                    else:
+                        live[pid] = token
                 case ("stop", token):
                     for pid, owner in list(live.items()):
                         if owner == token:
                             sweep(pid)
-    sweep_below(os.getpid())
-    with contextlib.suppress(ChildProcessError):
-        while True:
-            os.waitpid(-1, 0)
-    os._exit(0)
+
+
+def _fork_worker(
+    inherited: list[int], launch: Any, work: Callable[[Any], int]
+) -> int | None:  # pragma: no cover - supervisor
+    """Fork the worker of one attempt; None when the system cannot (said in the step's log)."""
+    me = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        with contextlib.suppress(OSError), open(launch.log_path, "a", encoding="utf-8") as log:
+            log.write(f"pipec: the step could not be started: {exc}\n")
+        return None
+    if pid == 0:
+        _worker(me, inherited, launch, work)
+    return pid
 
 
 def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supervisor
     """Report the workers that ended; sweep what a worker left behind without ending it.
     False when the runner no longer reads the reports."""
-    ended = []
+    ended: list[tuple[str, int, int]] = []
     with contextlib.suppress(ChildProcessError):
         while True:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -133,8 +158,13 @@ def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supe
         for child in children(os.getpid()):
             if child not in live:
                 sweep(child)
+    return _report(events, ended)
+
+
+def _report(events: int, reports: list[tuple[str, int, int]]) -> bool:  # pragma: no cover
+    """Write reports to the runner; False when it no longer reads them."""
     try:
-        for report in ended:
+        for report in reports:
             os.write(events, frame(report))
     except BrokenPipeError:
         return False

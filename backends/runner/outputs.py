@@ -68,9 +68,12 @@ def _value_text(uri: str) -> str | None:
     more than that from the store)."""
     if not store.is_remote(uri):
         path = store.local_path(uri) / VALUE_FILE
-        if path.stat().st_size > MAX_RECORDED_VALUE:
+        try:
+            if path.stat().st_size > MAX_RECORDED_VALUE:
+                return None
+            return path.read_text(encoding="utf-8")
+        except OSError:  # not there: the value is read (and the problem said) where it is used
             return None
-        return path.read_text(encoding="utf-8")
     fsspec = importlib.import_module("fsspec")
     with fsspec.open(f"{uri.rstrip('/')}/{VALUE_FILE}", "rb") as handle:
         data: bytes = handle.read(MAX_RECORDED_VALUE + 1)

@@ -22,7 +22,7 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticUndefined, to_jsonable_python
@@ -37,6 +37,10 @@ class TargetSettings(BaseModel):
 
     # Each field's description is the docstring written under it (`describe`, `pipec targets`).
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    required_settings: ClassVar[frozenset[str]] = frozenset()
+    """Settings with no default that the target's compile cannot do without (checked by the
+    target itself, so that it can name every missing one at once)."""
 
 
 class ContainerSettings(TargetSettings):
@@ -114,7 +118,7 @@ def describe(model: type[TargetSettings]) -> list[SettingInfo]:
                 name=name,
                 type=type_name(field.annotation),
                 default=to_jsonable_python(default),
-                required=field.is_required(),
+                required=field.is_required() or name in model.required_settings,
                 description=" ".join(description.split()),
             )
         )

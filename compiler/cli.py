@@ -91,8 +91,8 @@ class _Commands(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of short errors.")
 @click.version_option(package_name="pipec")
 def main(debug: bool) -> None:
-    """pipec compiles Python pipelines for the targets `pipec targets` lists (today: local,
-    Kubeflow Pipelines, Vertex AI Pipelines, Airflow 3).
+    """pipec compiles Python pipelines for the targets `pipec targets` lists (local, Kubeflow
+    Pipelines, Vertex AI Pipelines, Airflow 3, GitHub Actions, and more).
 
     REF is path/to/file.py[:pipeline], package.module:pipeline, or an IR file (.json or .pir).
     """

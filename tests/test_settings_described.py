@@ -71,3 +71,42 @@ def test_an_unknown_pyproject_section_is_an_error(tmp_path: Path, toml: str, exp
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
     assert not out.exists()  # nothing half-written
+
+
+def test_settings_a_target_cannot_do_without_are_marked_required() -> None:
+    result = CliRunner().invoke(main, ["targets", "vertex", "--json"])
+    settings = json.loads(result.output)["vertex"]["settings"]
+    assert {n for n, s in settings.items() if s["required"]} == {
+        "pipeline_root",
+        "project",
+        "region",
+    }
+
+
+def test_a_vertex_root_must_be_cloud_storage() -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "compile",
+            str(EXAMPLES / "hello.py"),
+            "--target",
+            "vertex",
+            *("--set", "project=p", "--set", "region=r", "--set", "pipeline_root=/tmp/x"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "'/tmp/x' is not a gs:// URL" in result.output
+
+
+def test_gpu_and_disk_on_airflow_local_mode_are_warned_about_never_dropped_silently() -> None:
+    from pipec import driver
+
+    compiled = driver.prepare(
+        str(EXAMPLES / "training.py"), "airflow", ["operator=local", "artifact_root=/data"]
+    )
+    w004 = [w for w in compiled.warnings if w.code == "W004"]
+    assert w004 and all("operator=local does not reserve" in w.message for w in w004)
+    kubernetes = driver.prepare(
+        str(EXAMPLES / "training.py"), "airflow", ["image=i", "artifact_root=/data"]
+    )
+    assert not [w for w in kubernetes.warnings if w.code == "W004"]

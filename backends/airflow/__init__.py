@@ -35,7 +35,8 @@ class AirflowBackend(Backend[AirflowSettings]):
     notes: ClassVar[dict[str, str]] = {
         "cache": "Airflow runs every task each time; cache=False holds, nothing is reused",
         "loop_parallelism": "caps running instances of each task in the loop, not iterations",
-        "disk": "kubernetes operator only",
+        "disk": "reserved with operator=kubernetes; docker: U001; local: warning W004",
+        "gpu": "a GPU type needs operator=kubernetes; local: not reserved (warning W004)",
         "resources": "not enforced with operator=local",
     }
     settings_model: ClassVar[type[TargetSettings]] = AirflowSettings

@@ -146,4 +146,25 @@ def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
                     "use operator=kubernetes, or drop gpu_type",
                 )
             )
+    if settings.operator == "local":
+        asked = [
+            what for what, given in (("GPUs", bool(r.gpu)), ("disk", r.disk is not None)) if given
+        ]
+        if asked:
+            found.append(_not_reserved(step, asked))
     return found
+
+
+def _not_reserved(step: Step, asked: list[str]) -> Diagnostic:
+    # A warning, not an error: the step can still run on the worker, but nothing reserves what
+    # it asked for, and that must never pass in silence.
+    return Diagnostic(
+        code="W004",
+        message=(
+            f"step {step.id!r} asks for {' and '.join(asked)}, which operator=local does not "
+            "reserve: the task runs as a process on the Airflow worker, with whatever it has"
+        ),
+        hint="use operator=kubernetes (or docker for GPUs) to have them reserved",
+        location=step.location,
+        severity="warning",
+    )

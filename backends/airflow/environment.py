@@ -1,11 +1,12 @@
 """Values the airflow target hands to steps in their environment, checked against Linux's limit.
 
-Every value input reaches a step as an environment variable `PIPEC_INPUT_<name>` holding JSON text
-(`values`), and Linux refuses to start a process with one environment string (`NAME=value`)
-longer than 128 KiB (`MAX_ARG_STRLEN`), in every operator mode. Constants and the items of a
-foreach over a literal list are known now: one too long is a U001 error naming the step (or the
-foreach) and the input. Parameter values are only known when a run starts; the README states the
-limit for them.
+Every constant, parameter and foreach item reaches a step as an environment variable
+`PIPEC_INPUT_<name>` holding JSON text (`values`; a value from another step is read from the
+artifact store instead), and Linux refuses to start a process with one environment string
+(`NAME=value`) longer than 128 KiB (`MAX_ARG_STRLEN`), in every operator mode. Constants and the
+items of a foreach over a literal list are known now: one too long is a U001 error naming the
+step (or the foreach) and the input. Parameter values are only known when a run starts;
+docs/engines.md states the limit for them.
 """
 
 from __future__ import annotations

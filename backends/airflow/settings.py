@@ -16,6 +16,8 @@ class AirflowSettings(KubernetesSettings):
     """`[tool.pipec.targets.airflow]` settings (also `--set key=value`); each setting's docstring
     is what `pipec targets airflow` shows."""
 
+    required_settings = frozenset({"artifact_root"})
+
     operator: Literal["kubernetes", "docker", "local"] = "kubernetes"
     """How steps run: `kubernetes` (KubernetesPodOperator), `docker` (DockerOperator) or `local`
     (a process on the worker, through the python interpreter given by `python`)."""

@@ -75,6 +75,11 @@ class KfpBackend(Backend[K], Generic[K]):
     """What every KFP-family target does the same way: one PipelineSpec built by `spec`, with the
     target's own decisions supplied through `hooks`."""
 
+    notes: ClassVar[dict[str, str]] = {
+        "collect": "of int, float, str or bool outputs; of artifacts or JSON-text values: U001",
+        "loop_output": "over a list of values; a foreach over artifacts is U001",
+    }
+
     def assemble(self, pipeline: Pipeline) -> ks.Assembly:
         """The spec as dicts (the submitters reuse it)."""
         require_images(pipeline, self.settings.image, self.name)

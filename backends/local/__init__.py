@@ -69,6 +69,7 @@ class LocalBackend(Backend[LocalSettings]):
         "gpu": "not reserved: steps see this machine's GPUs, if any",
         "disk": "not reserved: steps share this machine's disk",
         "image": "part of the cache key only: steps run in pipec's own Python environment",
+        "schedule": "kept in the IR only: `pipec run` runs once, now (use cron or an engine)",
     }
     settings_model: ClassVar[type[TargetSettings]] = LocalSettings
 

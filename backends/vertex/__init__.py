@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipec.backends.base import Bundle, Capabilities
 from pipec.backends.common import k8s, yaml_text
@@ -32,8 +32,11 @@ from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
 
+
 class VertexSettings(KfpSettings):
     """`[tool.pipec.targets.vertex]`."""
+
+    required_settings = frozenset({"project", "region", "pipeline_root"})
 
     artifact_root: str | None = None
     """Another name for `pipeline_root`."""
@@ -53,6 +56,14 @@ class VertexSettings(KfpSettings):
     """A Cloud KMS key name for customer-managed encryption of the job's resources."""
     api_endpoint: str | None = None
     """The Vertex AI REST API (unset: `https://<region>-aiplatform.googleapis.com`)."""
+
+    @field_validator("pipeline_root", "artifact_root")
+    @classmethod
+    def _on_cloud_storage(cls, value: str | None) -> str | None:
+        # Vertex writes artifacts to Cloud Storage only; another scheme fails when the job runs.
+        if value is not None and not value.startswith("gs://"):
+            raise ValueError(f"{value!r} is not a gs:// URL (Vertex writes to Cloud Storage)")
+        return value
 
     def root(self) -> str | None:
         """The pipeline root, whichever name it was given under."""

@@ -240,6 +240,59 @@ def targets(as_json: bool) -> None:
         console.print(note, markup=False)
 
 
+@main.command("graph")
+@click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg", "png"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid and DOT text need nothing; SVG and PNG need Graphviz (`pipec[graph]` + dot).",
+)
+@click.option(
+    "--output", "-o", "out", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the picture to FILE (default: stdout; PNG needs a file or a pipe).",
+)
+@click.option("--target", "-t", help="Draw the pipeline as compiled for this target.")
+def graph_command(ref: str, fmt: str, out: Path | None, target: str | None) -> None:
+    """Draw the pipeline: steps, parameters, artifacts, conditions and loops."""
+    from pipec import driver
+    from pipec.graph import outline, picture
+
+    if target is not None:
+        compiled = driver.prepare(ref, target, optimize=False)
+        show_warnings(compiled.warnings)
+        pipeline = compiled.pipeline
+    else:
+        pipeline, _ = driver.load_checked(ref)
+    write_picture(picture(outline.of_pipeline(pipeline), fmt), fmt, out)
+
+
+def write_picture(data: bytes, fmt: str, out: Path | None) -> None:
+    """A picture to FILE (atomically) or stdout; PNG is not written to a terminal."""
+    if out is not None:
+        import os
+        import tempfile
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)  # a viewer watching FILE never sees half a picture
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        click.echo(str(out), err=True)
+        return
+    if fmt == "png" and sys.stdout.isatty():
+        fail("--format png writes binary data: give -o FILE or redirect stdout")
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the IR."""

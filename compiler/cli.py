@@ -1,4 +1,4 @@
-"""The `pipec` command line: ir, validate, compile, targets, schema (and run, runs, logs).
+"""The `pipec` command line: ir, validate, compile, graph, targets, schema (run, runs, ...: lazy).
 
 Exit codes: 0 ok, 1 the pipeline ran and failed, 2 the input is invalid (diagnostics on stderr,
 never a traceback unless --debug), 3 pipec itself failed.
@@ -6,11 +6,12 @@ never a traceback unless --debug), 3 pipec itself failed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -64,11 +65,14 @@ def report_errors(invoke: Callable[[], Any], debug: bool) -> Any:
 
 
 class _Commands(click.Group):
-    """The `pipec` group. `run`, `runs` and `logs` live in `pipec.cli_run`, which pulls in the
-    local runner, SQLite and rich; it is imported only when one of them is used, so `validate`
-    and `compile` start faster."""
+    """The `pipec` group. `run`, `logs` (`pipec.cli_run`), `runs`, `artifacts`
+    (`pipec.cli_runs`) and `ui` (`pipec.ui`) pull in the local runner, SQLite, rich or a web
+    server; a module is imported only when one of its commands is used, so `validate` and
+    `compile` start faster."""
 
-    lazy = ("logs", "run", "runs")
+    lazy: ClassVar[dict[str, str]] = {
+        "logs": "cli_run", "run": "cli_run", "runs": "cli_runs", "artifacts": "cli_runs",
+    }
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -79,9 +83,8 @@ class _Commands(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
-            from pipec import cli_run
-
-            command = getattr(cli_run, cmd_name)
+            module = importlib.import_module(f"pipec.{self.lazy[cmd_name]}")
+            command = getattr(module, cmd_name)
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)

@@ -51,6 +51,11 @@ INSERT_RUN = _insert("runs", RUN_COLUMNS)
 SAVE_STEP = _insert("steps", STEP_COLUMNS, "INSERT OR REPLACE")
 INSERT_ARTIFACT = _insert("artifacts", ARTIFACT_COLUMNS)
 INSERT_CONSUMER = _insert("consumers", CONSUMER_COLUMNS)
+STOPPED_AT = (
+    "COALESCE(ended_at, (SELECT MAX(COALESCE(s.ended_at, s.started_at)) FROM steps s "
+    "WHERE s.run_id = runs.run_id), started_at)"
+)
+"""When a run stopped: its end, or for a runner that died, the last thing it recorded."""
 RECORD_DURATION = (
     "INSERT INTO step_durations (pipeline_id, step_id, mean, count) VALUES (?, ?, ?, 1) "
     "ON CONFLICT (pipeline_id, step_id) DO UPDATE SET "
@@ -158,10 +163,13 @@ class MetadataStore:
         return changed == 1
 
     def reopen_run(self, run_id: str, options: dict[str, object]) -> None:
-        """A resumed run runs again, with these options."""
+        """A resumed run runs again, with these options. The time since it stopped (its end, or
+        for a runner that died, the last step it recorded) is added to `paused`, so its
+        duration counts running time only."""
         self._db.execute(
-            "UPDATE runs SET status='running', ended_at=NULL, options=? WHERE run_id=?",
-            (json.dumps(options, sort_keys=True), run_id),
+            "UPDATE runs SET status='running', ended_at=NULL, options=?, "
+            f"paused = COALESCE(paused, 0) + MAX(0, ? - {STOPPED_AT}) WHERE run_id=?",
+            (json.dumps(options, sort_keys=True), time.time(), run_id),
         )
         self.commit()
 
@@ -290,6 +298,90 @@ class MetadataStore:
         )
         return {row["step_id"]: float(row["mean"]) for row in rows}
 
+    # ------------------------------------------------ history (read-only: runs, lineage, gc)
+
+    def find_runs(
+        self, pipeline: str | None = None, statuses: Sequence[str] = (), limit: int | None = None
+    ) -> list[RunRecord]:
+        """Runs newest first; `pipeline` matches a pipeline's name or id, `statuses` the stored
+        status (a run whose runner died is stored as `running`)."""
+        where: list[str] = []
+        args: list[object] = []
+        if pipeline is not None:
+            where.append("(pipeline_name=? OR pipeline_id=?)")
+            args += [pipeline, pipeline]
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            args += list(statuses)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY started_at DESC, run_id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_run(row) for row in self._db.execute(sql, args)]
+
+    def producers_of(self, uri: str) -> list[tuple[StepRecord, str]]:
+        """Every step instance recorded with an output at `uri` (the one that wrote it, and
+        those that reused it from the cache), with the output's name; oldest first."""
+        rows = self._db.execute(
+            "SELECT s.*, a.output AS artifact_output FROM artifacts a JOIN steps s "
+            "ON s.run_id=a.run_id AND s.step_id=a.step_id AND s.iteration=a.iteration "
+            "WHERE a.uri=? ORDER BY COALESCE(s.ended_at, s.started_at), s.run_id",
+            (uri,),
+        ).fetchall()
+        return [(_step(row), row["artifact_output"]) for row in rows]
+
+    def consumers_of(self, uri: str) -> list[tuple[StepRecord, str]]:
+        """Every step instance that read the output at `uri`, with the input it read it as."""
+        rows = self._db.execute(
+            "SELECT s.*, c.input AS consumer_input FROM consumers c JOIN steps s "
+            "ON s.run_id=c.run_id AND s.step_id=c.step_id AND s.iteration=c.iteration "
+            "WHERE c.uri=? ORDER BY COALESCE(s.started_at, s.ended_at), s.run_id, s.step_id",
+            (uri,),
+        ).fetchall()
+        return [(_step(row), row["consumer_input"]) for row in rows]
+
+    def artifact(self, run_id: str, step_id: str, iteration: str, output: str) -> ArtifactRecord:
+        """One recorded output (KeyError when there is none)."""
+        row = self._db.execute(
+            "SELECT * FROM artifacts WHERE run_id=? AND step_id=? AND iteration=? AND output=?",
+            (run_id, step_id, iteration, output),
+        ).fetchone()
+        if row is None:
+            raise KeyError(output)
+        return _artifact(row)
+
+    def uris_used_by(self, run_ids: Sequence[str]) -> set[str]:
+        """Every output location the runs recorded: what their steps wrote or reused from the
+        cache, and what they read."""
+        found: set[str] = set()
+        for start in range(0, len(run_ids), 500):  # SQLite's limit on bound parameters
+            chunk = list(run_ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            for table in ("artifacts", "consumers"):
+                rows = self._db.execute(
+                    f"SELECT DISTINCT uri FROM {table} WHERE run_id IN ({marks})", chunk
+                )
+                found.update(row["uri"] for row in rows)
+        return found
+
+    def pipeline_names(self) -> list[str]:
+        """The names of every pipeline with a recorded run, sorted."""
+        rows = self._db.execute("SELECT DISTINCT pipeline_name FROM runs ORDER BY pipeline_name")
+        return [row["pipeline_name"] for row in rows]
+
+    def all_run_ids(self) -> list[str]:
+        """Every recorded run id."""
+        return [row["run_id"] for row in self._db.execute("SELECT run_id FROM runs")]
+
+    def delete_runs(self, run_ids: Sequence[str]) -> None:
+        """Forget these runs: their rows, step instances, outputs and lineage, in one
+        transaction (their files are the caller's business; measured durations stay)."""
+        with self._immediate():
+            for run_id in run_ids:
+                for table in ("consumers", "artifacts", "steps", "runs"):
+                    self._db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+
 
 def _owner_columns(holder: Owner | None) -> tuple[object, ...]:
     if holder is None:
@@ -325,6 +417,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
         artifact_root=row["artifact_root"],
         owner=_owner(row),
         options=json.loads(options) if options else {},
+        paused=row["paused"] or 0.0,
     )
 
 

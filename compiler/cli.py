@@ -72,6 +72,7 @@ class _Commands(click.Group):
 
     lazy: ClassVar[dict[str, str]] = {
         "logs": "cli_run", "run": "cli_run", "runs": "cli_runs", "artifacts": "cli_runs",
+        "ui": "ui",
     }
 
     def invoke(self, ctx: click.Context) -> Any:

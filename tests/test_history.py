@@ -202,3 +202,59 @@ def test_a_store_of_the_previous_schema_is_migrated(tmp_path: Path) -> None:
     assert "paused" in columns
     indexes = {row[1] for row in db.execute("PRAGMA index_list(artifacts)")}
     assert "artifacts_by_uri" in indexes
+
+
+MANY_FAIL = """
+@step
+def items() -> list:
+    return [1, 2, 3, 4, 5]
+
+@step
+def check(x: int) -> int:
+    print("checking", x)
+    if x > 1:
+        raise ValueError(f"x={x} is too big")
+    return x
+
+@pipeline
+def many() -> None:
+    with foreach(items()) as x:
+        check(x)
+"""
+
+
+def test_iterations_failing_alike_show_one_log_tail_and_the_exception(tmp_path: Path) -> None:
+    ref = make_project(tmp_path, MANY_FAIL)
+    done = pipec(tmp_path, "run", ref, "--view", "quiet", env={"COLUMNS": "200"})
+    assert done.returncode == 1, done.stderr
+    out = done.stdout + done.stderr
+    assert out.count("--- last lines of") == 1, out
+    assert "step check[1] failed: ValueError: x=2 is too big" in out
+    assert "(and 3 more like it: check[2], check[3], check[4])" in out
+    run = history_api.latest("many", project=tmp_path)
+    assert run.step("check[4]").why == "ValueError: x=5 is too big"
+
+
+def test_a_resumed_runs_time_leaves_out_the_pause(tmp_path: Path) -> None:
+    pid, gate = tmp_path / "step.pid", tmp_path / "gate"
+    ref = make_project(tmp_path, GATED.format(pid=str(pid), gate=str(gate)))
+    runner = subprocess.Popen(
+        [str(PIPEC), "run", ref, "--view", "plain"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for(pid.exists, "the step to start")
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    (run,) = history_api.find(project=tmp_path)
+    db = sqlite3.connect(tmp_path / ".pipec" / "metadata.db")
+    # Pretend the crash was an hour ago: the run started then, and its step too.
+    db.execute("UPDATE runs SET started_at = started_at - 3600")
+    db.execute("UPDATE steps SET started_at = started_at - 3600")
+    db.commit()
+    db.close()
+    gate.touch()
+    code, resumed = run_json(tmp_path, "--resume", run.id)
+    assert code == 0, resumed
+    again = history_api.get(run.id, project=tmp_path)
+    assert again.duration is not None and again.duration < 3600, again.duration
+    assert again.record.paused >= 3600

@@ -94,6 +94,8 @@ def test_pages_escape_what_runs_recorded(client: Any, project: dict[str, Any]) -
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     log = client.get(f"/runs/{project['done']}/steps/make").text
     assert "<script>alert" not in log and "&lt;script&gt;alert(&#x27;log&#x27;)" in log
+    page = client.get(f"/runs/{project['failed']}/steps/boom").text
+    assert "x=1 is not welcome &lt;b&gt;here&lt;/b&gt;" in page  # the log's traceback
     failed = client.get(f"/runs/{project['failed']}").text
     assert "ValueError: x=1 is not welcome &lt;b&gt;here&lt;/b&gt;" in failed
 
@@ -108,6 +110,34 @@ def test_only_files_inside_an_output_are_served(client: Any, project: dict[str, 
         assert client.get(base + sneaky).status_code == 404, sneaky
     assert client.get("/runs/nope").status_code == 404
     assert client.get(f"/runs/{project['done']}/steps/nope").status_code == 404
+
+
+CHAIN = """
+@step
+def first() -> int:
+    return 20
+
+@step
+def second(y: int) -> int:
+    return y + 1
+
+@pipeline
+def chain() -> None:
+    second(first())
+"""
+
+
+def test_step_pages_show_lineage_both_ways(tmp_path: Path) -> None:
+    testclient = pytest.importorskip("starlette.testclient")
+    code, done = run_json(tmp_path, make_project(tmp_path, CHAIN))
+    assert code == 0, done
+    client = testclient.TestClient(load_app_module().create_app(tmp_path), "http://127.0.0.1")
+    run = done["run_id"]
+    second = client.get(f"/runs/{run}/steps/second").text
+    assert f'from <a class="writer" href="/runs/{run}/steps/first">first</a>' in second
+    first = client.get(f"/runs/{run}/steps/first").text
+    assert "<h2>read by</h2>" in first and f'href="/runs/{run}/steps/second">second</a>' in first
+    assert "<h2>read by</h2>" not in second  # nothing read second's output
 
 
 def test_another_host_name_is_refused(client: Any) -> None:

@@ -105,12 +105,17 @@ def create_app(project_root: Path, host: str = "127.0.0.1") -> Starlette:
         outputs = [previews.output_html(run.id, step.label, o) for o in step.outputs.values()]
         metadata = open_metadata(project_root)
         uses = [
-            (name, reader.run_id, label_of(reader.step_id, parse_iteration(reader.iteration)),
-             reader.name)
+            (name, reader.run_id, _label(reader), reader.name)
             for name, output in step.outputs.items()
             for reader in _readers(metadata, output.uri)
         ]
-        return HTMLResponse(pages.step_page(run, step, outputs, pages.readers_of(uses)))
+        writers: dict[str, tuple[str, str]] = {}
+        for uri in {u for uris in step.inputs.values() for u in uris}:
+            writer = lineage(metadata, uri, up=False, down=False).produced_by
+            if writer is not None:
+                writers[uri] = (writer.run_id, _label(writer))
+        page = pages.step_page(run, step, outputs, pages.readers_of(uses), writers)
+        return HTMLResponse(page)
 
     def output_file(request: Request) -> Response:
         run = run_of(request)
@@ -167,6 +172,10 @@ def _picture(run: history.Run) -> tuple[str, str]:
 
 def _readers(metadata: MetadataStore, uri: str) -> list[Use]:
     return lineage(metadata, uri, up=False, down=False).read_by
+
+
+def _label(use: Use) -> str:
+    return label_of(use.step_id, parse_iteration(use.iteration))
 
 
 def _pipeline_names(metadata: MetadataStore) -> list[str]:

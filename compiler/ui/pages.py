@@ -138,8 +138,12 @@ def run_page(run: Any, picture: str, note: str) -> str:
                   refresh=run.status == "running")
 
 
-def step_page(run: Any, step: Any, outputs: Sequence[str], readers: str) -> str:
-    """A step instance: its state, its outputs (previews already rendered), its log."""
+def step_page(
+    run: Any, step: Any, outputs: Sequence[str], readers: str,
+    writers: dict[str, tuple[str, str]],
+) -> str:
+    """A step instance: its state, its inputs (with the run and step that wrote each: `writers`
+    maps a location to them), its outputs (previews already rendered), who read them, its log."""
     facts = table(["", ""], [
         ["status", status(step.status)],
         ["time", esc(seconds(step.duration))],
@@ -147,7 +151,7 @@ def step_page(run: Any, step: Any, outputs: Sequence[str], readers: str) -> str:
         ["why", esc(step.why)],
         ["cached from", _run_link(step.cached_from) if step.cached_from else ""],
         ["inputs", "<br>".join(
-            f"{esc(name)}: <code>{esc(uri)}</code>"
+            f"{esc(name)}: <code>{esc(uri)}</code>{_written_by(writers.get(uri))}"
             for name, uris in step.inputs.items() for uri in uris
         )],
     ], "facts")
@@ -164,6 +168,14 @@ def step_page(run: Any, step: Any, outputs: Sequence[str], readers: str) -> str:
     body = back + facts + "<h2>outputs</h2>" + ("".join(outputs) or "<p>none</p>")
     body += readers + "<h2>log</h2>" + shown
     return layout(f"{step.label} in {run.id}", body, refresh=run.status == "running")
+
+
+def _written_by(writer: tuple[str, str] | None) -> str:
+    if writer is None:
+        return ""
+    run_id, label = writer
+    link = url("runs", run_id, "steps", label)
+    return f' from <a class="writer" href="{link}">{esc(label)}</a> of {_run_link(run_id)}'
 
 
 def _run_link(run_id: str) -> str:

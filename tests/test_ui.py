@@ -20,6 +20,10 @@ from tests.conftest import REPO, tool_python
 from tests.local_helpers import PIPEC, make_project, run_json, wait_for
 
 HOSTILE = "<img src=x onerror=alert(1)>"
+PNG_1X1 = (  # a 1x1 PNG, to see the step page show an image output
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082"
+)
 
 DONE = f"""
 @step
@@ -32,7 +36,7 @@ def picture() -> Path:
     folder = Path("out_dir")
     folder.mkdir(exist_ok=True)
     (folder / "notes.txt").write_text("hello from a step")
-    (folder / "dot.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    (folder / "dot.png").write_bytes(bytes.fromhex({PNG_1X1!r}))
     return folder
 
 @pipeline
@@ -221,6 +225,7 @@ def test_in_a_real_browser(project: dict[str, Any], tmp_path: Path) -> None:
     assert "<script>alert('log')</script>" in seen["log"]
     assert seen["value"] == "[0,1,2]"
     assert seen["download"] == {"name": "notes.txt", "text": "hello from a step"}
+    assert seen["images"] == [1]  # the PNG output, loaded and shown
     assert seen["live_before"] == {"step-wait": "node step running"}
     assert seen["live_refreshes"] == 1
     assert seen["live_after"] == {"step-wait": "node step succeeded"}
@@ -232,3 +237,26 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+ARRAYS = """
+import numpy
+
+@step
+def grid() -> numpy.ndarray:
+    return numpy.arange(6).reshape(2, 3)
+
+@pipeline
+def arrays() -> None:
+    grid()
+"""
+
+
+def test_an_array_output_shows_its_shape_and_values(tmp_path: Path) -> None:
+    testclient = pytest.importorskip("starlette.testclient")
+    pytest.importorskip("numpy")
+    code, done = run_json(tmp_path, make_project(tmp_path, ARRAYS))
+    assert code == 0, done
+    client = testclient.TestClient(load_app_module().create_app(tmp_path), "http://127.0.0.1")
+    page = client.get(f"/runs/{done['run_id']}/steps/grid").text
+    assert "shape (2, 3)" in page and "[3, 4, 5]]" in page

@@ -109,6 +109,10 @@ def test_artifacts_prints_a_value_and_copies_files(two_runs: tuple[Path, str, st
 
 def test_gc_keeps_what_the_kept_run_needs(two_runs: tuple[Path, str, str, str]) -> None:
     root, _, first, second = two_runs
+    young = pipec(root, "runs", "gc", "--older-than", "30d")
+    assert young.returncode == 0 and "deleted 0 runs" in young.stdout
+    bad = pipec(root, "runs", "gc", "--older-than", "soon")
+    assert bad.returncode == 2 and "30d, 12h" in bad.stderr
     dry = pipec(root, "runs", "gc", "--keep", "1", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would delete 1 run" in dry.stdout and first in dry.stdout

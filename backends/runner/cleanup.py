@@ -50,8 +50,9 @@ def select_for_gc(
     seen: dict[str, int] = {}
     chosen: list[RunRecord] = []
     for run in metadata.find_runs():  # newest first
-        seen[run.pipeline_id] = seen.get(run.pipeline_id, 0) + 1
-        if keep is not None and seen[run.pipeline_id] <= keep:
+        # By name: a pipeline whose code changed (a new pipeline id) is the same one to people.
+        seen[run.pipeline_name] = seen.get(run.pipeline_name, 0) + 1
+        if keep is not None and seen[run.pipeline_name] <= keep:
             continue
         if older_than is not None and run.started_at > now - older_than:
             continue

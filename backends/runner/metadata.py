@@ -23,7 +23,9 @@ from pathlib import Path
 
 from pipec.backends.runner import owner as owners
 from pipec.backends.runner import schema
-from pipec.backends.runner.records import ArtifactRecord, Owner, RunRecord, StepRecord
+from pipec.backends.runner.metadata_history import HistoryQueries
+from pipec.backends.runner.records import Owner, RunRecord, StepRecord
+from pipec.backends.runner.rows import artifact_of, owner_of, run_of, step_of
 
 # Column lists for the INSERTs (rows are read back by name).
 RUN_COLUMNS = (
@@ -64,7 +66,7 @@ RECORD_DURATION = (
 )
 
 
-class MetadataStore:
+class MetadataStore(HistoryQueries):
     """A connection to one project's metadata database."""
 
     def __init__(self, path: Path) -> None:
@@ -130,7 +132,7 @@ class MetadataStore:
         now belongs to another process) no longer holds the run."""
         with self._immediate():
             row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            holder = _owner(row) if row else None
+            holder = owner_of(row) if row else None
             if holder is not None and holder != me and owners.alive(holder) is not False:
                 return holder
             self._db.execute(
@@ -185,14 +187,14 @@ class MetadataStore:
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run, or None when the id is unknown."""
         row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        return _run(row) if row else None
+        return run_of(row) if row else None
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """The most recent runs, newest first."""
         rows = self._db.execute(
             "SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [_run(row) for row in rows]
+        return [run_of(row) for row in rows]
 
     # --------------------------------------------------------------------------------- steps
 
@@ -236,11 +238,11 @@ class MetadataStore:
             "iteration",
             (run_id,),
         ).fetchall()
-        records = {(r["step_id"], r["iteration"]): _step(r) for r in rows}
+        records = {(r["step_id"], r["iteration"]): step_of(r) for r in rows}
         for row in self._db.execute("SELECT * FROM artifacts WHERE run_id=?", (run_id,)):
             record = records.get((row["step_id"], row["iteration"]))
             if record is not None:
-                record.artifacts[row["output"]] = _artifact(row)
+                record.artifacts[row["output"]] = artifact_of(row)
         for row in self._db.execute("SELECT * FROM consumers WHERE run_id=?", (run_id,)):
             record = records.get((row["step_id"], row["iteration"]))
             if record is not None:
@@ -265,12 +267,12 @@ class MetadataStore:
         ).fetchone()
         if row is None:
             return None
-        record = _step(row)
+        record = step_of(row)
         for art in self._db.execute(
             "SELECT * FROM artifacts WHERE run_id=? AND step_id=? AND iteration=?",
             (record.run_id, record.step_id, record.iteration),
         ):
-            record.artifacts[art["output"]] = _artifact(art)
+            record.artifacts[art["output"]] = artifact_of(art)
         return record
 
     def previous_execution(
@@ -285,7 +287,7 @@ class MetadataStore:
             "ORDER BY s.ended_at DESC LIMIT 1",
             (step_id, iteration, pipeline_id, before_run),
         ).fetchone()
-        return _step(row) if row else None
+        return step_of(row) if row else None
 
     def record_duration(self, pipeline_id: str, step_id: str, seconds: float) -> None:
         """Fold one measured execution of a step into its running mean (not committed)."""
@@ -298,154 +300,8 @@ class MetadataStore:
         )
         return {row["step_id"]: float(row["mean"]) for row in rows}
 
-    # ------------------------------------------------ history (read-only: runs, lineage, gc)
-
-    def find_runs(
-        self, pipeline: str | None = None, statuses: Sequence[str] = (), limit: int | None = None
-    ) -> list[RunRecord]:
-        """Runs newest first; `pipeline` matches a pipeline's name or id, `statuses` the stored
-        status (a run whose runner died is stored as `running`)."""
-        where: list[str] = []
-        args: list[object] = []
-        if pipeline is not None:
-            where.append("(pipeline_name=? OR pipeline_id=?)")
-            args += [pipeline, pipeline]
-        if statuses:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            args += list(statuses)
-        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY started_at DESC, run_id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [_run(row) for row in self._db.execute(sql, args)]
-
-    def producers_of(self, uri: str) -> list[tuple[StepRecord, str]]:
-        """Every step instance recorded with an output at `uri` (the one that wrote it, and
-        those that reused it from the cache), with the output's name; oldest first."""
-        rows = self._db.execute(
-            "SELECT s.*, a.output AS artifact_output FROM artifacts a JOIN steps s "
-            "ON s.run_id=a.run_id AND s.step_id=a.step_id AND s.iteration=a.iteration "
-            "WHERE a.uri=? ORDER BY COALESCE(s.ended_at, s.started_at), s.run_id",
-            (uri,),
-        ).fetchall()
-        return [(_step(row), row["artifact_output"]) for row in rows]
-
-    def consumers_of(self, uri: str) -> list[tuple[StepRecord, str]]:
-        """Every step instance that read the output at `uri`, with the input it read it as."""
-        rows = self._db.execute(
-            "SELECT s.*, c.input AS consumer_input FROM consumers c JOIN steps s "
-            "ON s.run_id=c.run_id AND s.step_id=c.step_id AND s.iteration=c.iteration "
-            "WHERE c.uri=? ORDER BY COALESCE(s.started_at, s.ended_at), s.run_id, s.step_id",
-            (uri,),
-        ).fetchall()
-        return [(_step(row), row["consumer_input"]) for row in rows]
-
-    def artifact(self, run_id: str, step_id: str, iteration: str, output: str) -> ArtifactRecord:
-        """One recorded output (KeyError when there is none)."""
-        row = self._db.execute(
-            "SELECT * FROM artifacts WHERE run_id=? AND step_id=? AND iteration=? AND output=?",
-            (run_id, step_id, iteration, output),
-        ).fetchone()
-        if row is None:
-            raise KeyError(output)
-        return _artifact(row)
-
-    def uris_used_by(self, run_ids: Sequence[str]) -> set[str]:
-        """Every output location the runs recorded: what their steps wrote or reused from the
-        cache, and what they read."""
-        found: set[str] = set()
-        for start in range(0, len(run_ids), 500):  # SQLite's limit on bound parameters
-            chunk = list(run_ids[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            for table in ("artifacts", "consumers"):
-                rows = self._db.execute(
-                    f"SELECT DISTINCT uri FROM {table} WHERE run_id IN ({marks})", chunk
-                )
-                found.update(row["uri"] for row in rows)
-        return found
-
-    def pipeline_names(self) -> list[str]:
-        """The names of every pipeline with a recorded run, sorted."""
-        rows = self._db.execute("SELECT DISTINCT pipeline_name FROM runs ORDER BY pipeline_name")
-        return [row["pipeline_name"] for row in rows]
-
-    def all_run_ids(self) -> list[str]:
-        """Every recorded run id."""
-        return [row["run_id"] for row in self._db.execute("SELECT run_id FROM runs")]
-
-    def delete_runs(self, run_ids: Sequence[str]) -> None:
-        """Forget these runs: their rows, step instances, outputs and lineage, in one
-        transaction (their files are the caller's business; measured durations stay)."""
-        with self._immediate():
-            for run_id in run_ids:
-                for table in ("consumers", "artifacts", "steps", "runs"):
-                    self._db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
-
 
 def _owner_columns(holder: Owner | None) -> tuple[object, ...]:
     if holder is None:
         return (None, None, None, None)
     return (holder.pid, holder.host, holder.start, holder.role)
-
-
-def _owner(row: sqlite3.Row) -> Owner | None:
-    """The holder of a run row; a row without a role was written before owners were recorded
-    (its pid is that of a runner long gone, or of one that does not take locks)."""
-    if row["runner_pid"] is None or row["runner_role"] is None:
-        return None
-    return Owner(
-        pid=row["runner_pid"],
-        host=row["runner_host"] or "",
-        start=row["runner_start"],
-        role=row["runner_role"],
-    )
-
-
-def _run(row: sqlite3.Row) -> RunRecord:
-    options = row["options"]
-    return RunRecord(
-        run_id=row["run_id"],
-        pipeline_id=row["pipeline_id"],
-        pipeline_name=row["pipeline_name"],
-        status=row["status"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        params=json.loads(row["params"]),
-        plan=row["plan"],
-        project_root=row["project_root"],
-        artifact_root=row["artifact_root"],
-        owner=_owner(row),
-        options=json.loads(options) if options else {},
-        paused=row["paused"] or 0.0,
-    )
-
-
-def _step(row: sqlite3.Row) -> StepRecord:
-    parts = row["cache_parts"]
-    return StepRecord(
-        run_id=row["run_id"],
-        step_id=row["step_id"],
-        iteration=row["iteration"],
-        name=row["name"],
-        status=row["status"],
-        reason=row["reason"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        attempts=row["attempts"],
-        cached_from=row["cached_from"],
-        cache_key=row["cache_key"],
-        cache_parts=json.loads(parts) if parts else None,
-        log_path=row["log_path"],
-    )
-
-
-def _artifact(row: sqlite3.Row) -> ArtifactRecord:
-    return ArtifactRecord(
-        output=row["output"],
-        uri=row["uri"],
-        hash=row["hash"],
-        type=row["type"],
-        materializer=row["materializer"],
-        value_json=row["value"],
-    )

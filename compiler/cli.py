@@ -1,4 +1,4 @@
-"""The `pipec` command line: ir, validate, compile, targets, schema (and run, runs, logs).
+"""The `pipec` command line: ir, validate, compile, graph, targets, schema (run, runs, ...: lazy).
 
 Exit codes: 0 ok, 1 the pipeline ran and failed, 2 the input is invalid (diagnostics on stderr,
 never a traceback unless --debug), 3 pipec itself failed.
@@ -6,11 +6,12 @@ never a traceback unless --debug), 3 pipec itself failed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -64,11 +65,15 @@ def report_errors(invoke: Callable[[], Any], debug: bool) -> Any:
 
 
 class _Commands(click.Group):
-    """The `pipec` group. `run`, `runs` and `logs` live in `pipec.cli_run`, which pulls in the
-    local runner, SQLite and rich; it is imported only when one of them is used, so `validate`
-    and `compile` start faster."""
+    """The `pipec` group. `run`, `logs` (`pipec.cli_run`), `runs`, `artifacts`
+    (`pipec.cli_runs`) and `ui` (`pipec.ui`) pull in the local runner, SQLite, rich or a web
+    server; a module is imported only when one of its commands is used, so `validate` and
+    `compile` start faster."""
 
-    lazy = ("logs", "run", "runs")
+    lazy: ClassVar[dict[str, str]] = {
+        "logs": "cli_run", "run": "cli_run", "runs": "cli_runs", "artifacts": "cli_runs",
+        "ui": "ui",
+    }
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -79,9 +84,8 @@ class _Commands(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
-            from pipec import cli_run
-
-            command = getattr(cli_run, cmd_name)
+            module = importlib.import_module(f"pipec.{self.lazy[cmd_name]}")
+            command = getattr(module, cmd_name)
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
@@ -260,6 +264,59 @@ def targets(name: str | None, as_json: bool) -> None:
     for note in notes:
         console.print(note, markup=False)
     console.print("`pipec targets NAME` describes a target's settings.", markup=False)
+
+
+@main.command("graph")
+@click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg", "png"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid and DOT text need nothing; SVG and PNG need Graphviz (`pipec[graph]` + dot).",
+)
+@click.option(
+    "--output", "-o", "out", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the picture to FILE (default: stdout; PNG needs a file or a pipe).",
+)
+@click.option("--target", "-t", help="Draw the pipeline as compiled for this target.")
+def graph_command(ref: str, fmt: str, out: Path | None, target: str | None) -> None:
+    """Draw the pipeline: steps, parameters, artifacts, conditions and loops."""
+    from pipec import driver
+    from pipec.graph import outline, picture
+
+    if target is not None:
+        compiled = driver.prepare(ref, target, optimize=False)
+        show_warnings(compiled.warnings)
+        pipeline = compiled.pipeline
+    else:
+        pipeline, _ = driver.load_checked(ref)
+    write_picture(picture(outline.of_pipeline(pipeline), fmt), fmt, out)
+
+
+def write_picture(data: bytes, fmt: str, out: Path | None) -> None:
+    """A picture to FILE (atomically) or stdout; PNG is not written to a terminal."""
+    if out is not None:
+        import os
+        import tempfile
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)  # a viewer watching FILE never sees half a picture
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        click.echo(str(out), err=True)
+        return
+    if fmt == "png" and sys.stdout.isatty():
+        fail("--format png writes binary data: give -o FILE or redirect stdout")
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""The run-side commands: `pipec run`, `pipec runs list|show`, `pipec logs`.
+"""The run-side commands: `pipec run` and `pipec logs` (`pipec runs ...`: `pipec.cli_runs`).
 
 `run` compiles REF for the target through the driver and hands it to that target's backend: a
 target pipec drives itself (local) runs it here, the others submit it to their engine. Exit codes
@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -27,15 +26,17 @@ from pipec.backends import UnknownTarget
 from pipec.backends.base import NoSubmitter, RunOptions
 from pipec.backends.params import ParamError, declared_params, parse_pairs, resolve_params
 from pipec.backends.runner.plan import PlanError
-from pipec.backends.runner.records import RunRecord, iteration_key
+from pipec.backends.runner.records import iteration_key
 from pipec.backends.runner.results import (
     RunError,
     RunResult,
     StepResult,
+    failure_groups,
     log_tail,
     stored_result,
+    why_failed,
 )
-from pipec.backends.runner.runs import open_metadata, unlock_run
+from pipec.backends.runner.runs import open_metadata
 from pipec.backends.runner.view import STATUS_STYLE
 from pipec.backends.settings import SettingsError
 from pipec.cli import show_warnings
@@ -133,6 +134,11 @@ def run(
     sys.exit(outcome.exit_code)
 
 
+def _labels(steps: Sequence[StepResult], shown: int = 5) -> str:
+    labels = ", ".join(s.label for s in steps[:shown])
+    return labels + (", ..." if len(steps) > shown else "")
+
+
 def print_summary(result: RunResult, console: Console) -> None:
     """Steps with status, time and why (cached or not); failures with the tail of their log."""
     table = Table(title=f"run {result.run_id} ({result.pipeline})", title_justify="left")
@@ -146,7 +152,7 @@ def print_summary(result: RunResult, console: Console) -> None:
             Text(step.status, style=STATUS_STYLE.get(step.status, "")),
             "" if step.duration is None else f"{step.duration:.2f}s",
             str(step.attempts or ""),
-            step.reason,
+            why_failed(step),
         )
     if shown:
         console.print(table)
@@ -158,89 +164,20 @@ def print_summary(result: RunResult, console: Console) -> None:
     console.print(f"run {result.run_id} {result.status}{took}: {tally}", markup=False)
     for error in result.errors:
         console.print(f"error: {error}", markup=False, style="red")
-    for step in result.steps:
-        if step.status == "failed":
-            console.print(
-                f"step {step.label} failed: {step.reason}", style="bold red", markup=False
-            )
-            tail = log_tail(step.log_path)
-            if tail:
-                console.print(f"--- last lines of {step.log_path} ---", markup=False)
-                console.print(tail, markup=False, highlight=False)
+    # Many iterations failing the same way show one log tail, with how many failed so.
+    for group in failure_groups(result.steps):
+        first = group.first
+        more = len(group.steps) - 1
+        others = f" (and {more} more like it: {_labels(group.steps[1:])})" if more else ""
+        console.print(
+            f"step {first.label} failed: {group.why}{others}", style="bold red", markup=False
+        )
+        tail = log_tail(first.log_path)
+        if tail:
+            console.print(f"--- last lines of {first.log_path} ---", markup=False)
+            console.print(tail, markup=False, highlight=False)
     if result.status != "succeeded":
         console.print(f"resume with: pipec run --resume {result.run_id}", markup=False)
-
-
-@click.group("runs")
-def runs() -> None:
-    """Inspect recorded runs of this project."""
-
-
-@runs.command("list")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def runs_list(limit: int, as_json: bool) -> None:
-    """The most recent runs, newest first."""
-    metadata = open_metadata(loader.project_root(Path.cwd()))
-    found = metadata.list_runs(limit)
-    if as_json:
-        click.echo(json.dumps([_run_row(r) for r in found], sort_keys=True))
-        return
-    table = Table()
-    for column in ("run", "pipeline", "status", "started", "time"):
-        # Run ids are copied into `logs` and `--resume`: never wrap or cut them.
-        table.add_column(column, no_wrap=column == "run", min_width=22 if column == "run" else None)
-    for record in found:
-        row = _run_row(record)
-        table.add_row(
-            row["run_id"],
-            row["pipeline"],
-            Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started_at)),
-            "" if row["duration"] is None else f"{row['duration']:.2f}s",
-        )
-    Console().print(table)
-
-
-def _run_row(record: RunRecord) -> dict[str, Any]:
-    duration = record.ended_at - record.started_at if record.ended_at else None
-    return {
-        "run_id": record.run_id,
-        "pipeline": record.pipeline_name,
-        "status": record.status,
-        "started_at": record.started_at,
-        "duration": duration,
-    }
-
-
-@runs.command("show")
-@click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (with every JSON output value).")
-def runs_show(run_id: str, as_json: bool) -> None:
-    """One run: its steps, statuses, timings and outputs."""
-    metadata = open_metadata(loader.project_root(Path.cwd()))
-    try:
-        result = stored_result(metadata, run_id)
-    except RunError as exc:
-        _invalid(f"error: {exc}")
-    record = metadata.get_run(run_id)
-    if as_json:
-        data = result.to_json()
-        data["params"] = record.params if record else {}
-        click.echo(json.dumps(data, sort_keys=True))
-        return
-    print_summary(result, Console(highlight=False))
-
-
-@runs.command("unlock")
-@click.argument("run_id")
-def runs_unlock(run_id: str) -> None:
-    """Release RUN_ID from a process that is gone (one on another host cannot be checked)."""
-    try:
-        holder = unlock_run(run_id, loader.project_root(Path.cwd()))
-    except RunError as exc:
-        _invalid(f"error: {exc}")
-    click.echo(f"run {run_id} released (it was held by pid {holder.pid} on {holder.host})")
 
 
 @click.command("logs")

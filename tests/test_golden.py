@@ -88,3 +88,22 @@ def test_no_stale_goldens() -> None:
         for sub in folder.iterdir():
             if sub.is_dir():
                 assert sub.name in TARGETS, f"{sub} is not a registered target"
+
+
+GRAPH_FILES = {"graph.mmd": "mermaid", "graph.dot": "dot"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_graph_golden(example: Path, update_goldens: bool) -> None:
+    """`pipec graph` text (Mermaid and DOT) beside the example's IR."""
+    from pipec.graph import outline, picture
+
+    pipeline, _ = driver.load_checked(_ref(example))
+    drawn = outline.of_pipeline(pipeline)
+    bundle = {name: picture(drawn, fmt).decode("utf-8") for name, fmt in GRAPH_FILES.items()}
+    folder = GOLDEN / example.stem
+    if update_goldens:
+        write_files(bundle, folder)
+        return
+    for name, text in bundle.items():
+        assert (folder / name).read_text(encoding="utf-8") == text, f"{folder / name} differs"

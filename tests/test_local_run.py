@@ -337,8 +337,11 @@ def test_json_output_shape(tmp_path: Path) -> None:
     done = pipec(tmp_path, "run", ref, "--param", "n=3", "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)  # the whole of stdout is one JSON document
-    assert set(summary) == {"run_id", "pipeline", "status", "duration", "errors", "steps"}
+    assert set(summary) == {
+        "run_id", "pipeline", "status", "duration", "errors", "params", "steps"
+    }
     assert summary["status"] == "succeeded" and summary["pipeline"] == "fan"
+    assert summary["params"] == {"n": 3}  # as `runs show --json` prints them
     for step in summary["steps"]:
         assert {"id", "iteration", "status", "outputs", "attempts", "reason"} <= set(step)
     steps = by_label(summary)

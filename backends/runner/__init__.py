@@ -4,7 +4,8 @@
 `inputs` (what bindings read), `outputs` (what an ended attempt produced), `reuse` (resume and the
 cache), `executor` (the seam to whatever runs a step), `runs` (starting and resuming, the run's
 owner), `preflight` (checks before the first step), `signals`, `capacity`, `metadata` (the SQLite
-store, with `records`, `schema` and `owner`), `results`, `secrets`, `view`. docs/DESIGN.md ("The
-local target") describes how they fit and how an executor plugs in; docs/guarantees.md what they
-promise when things go wrong.
+store, with `records`, `rows`, `schema`, `owner` and `metadata_history`), `results`, `secrets`,
+`view`; after the fact: `history` (lineage walks) and `cleanup` (`runs delete`/`gc`).
+docs/DESIGN.md ("The local target") describes how they fit and how an executor plugs in;
+docs/guarantees.md what they promise when things go wrong.
 """

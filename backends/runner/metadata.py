@@ -23,7 +23,9 @@ from pathlib import Path
 
 from pipec.backends.runner import owner as owners
 from pipec.backends.runner import schema
-from pipec.backends.runner.records import ArtifactRecord, Owner, RunRecord, StepRecord
+from pipec.backends.runner.metadata_history import HistoryQueries
+from pipec.backends.runner.records import Owner, RunRecord, StepRecord
+from pipec.backends.runner.rows import artifact_of, owner_of, run_of, step_of
 
 # Column lists for the INSERTs (rows are read back by name).
 RUN_COLUMNS = (
@@ -51,6 +53,11 @@ INSERT_RUN = _insert("runs", RUN_COLUMNS)
 SAVE_STEP = _insert("steps", STEP_COLUMNS, "INSERT OR REPLACE")
 INSERT_ARTIFACT = _insert("artifacts", ARTIFACT_COLUMNS)
 INSERT_CONSUMER = _insert("consumers", CONSUMER_COLUMNS)
+STOPPED_AT = (
+    "COALESCE(ended_at, (SELECT MAX(COALESCE(s.ended_at, s.started_at)) FROM steps s "
+    "WHERE s.run_id = runs.run_id), started_at)"
+)
+"""When a run stopped: its end, or for a runner that died, the last thing it recorded."""
 RECORD_DURATION = (
     "INSERT INTO step_durations (pipeline_id, step_id, mean, count) VALUES (?, ?, ?, 1) "
     "ON CONFLICT (pipeline_id, step_id) DO UPDATE SET "
@@ -59,7 +66,7 @@ RECORD_DURATION = (
 )
 
 
-class MetadataStore:
+class MetadataStore(HistoryQueries):
     """A connection to one project's metadata database."""
 
     def __init__(self, path: Path) -> None:
@@ -125,7 +132,7 @@ class MetadataStore:
         now belongs to another process) no longer holds the run."""
         with self._immediate():
             row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            holder = _owner(row) if row else None
+            holder = owner_of(row) if row else None
             if holder is not None and holder != me and owners.alive(holder) is not False:
                 return holder
             self._db.execute(
@@ -158,10 +165,13 @@ class MetadataStore:
         return changed == 1
 
     def reopen_run(self, run_id: str, options: dict[str, object]) -> None:
-        """A resumed run runs again, with these options."""
+        """A resumed run runs again, with these options. The time since it stopped (its end, or
+        for a runner that died, the last step it recorded) is added to `paused`, so its
+        duration counts running time only."""
         self._db.execute(
-            "UPDATE runs SET status='running', ended_at=NULL, options=? WHERE run_id=?",
-            (json.dumps(options, sort_keys=True), run_id),
+            "UPDATE runs SET status='running', ended_at=NULL, options=?, "
+            f"paused = COALESCE(paused, 0) + MAX(0, ? - {STOPPED_AT}) WHERE run_id=?",
+            (json.dumps(options, sort_keys=True), time.time(), run_id),
         )
         self.commit()
 
@@ -177,14 +187,14 @@ class MetadataStore:
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run, or None when the id is unknown."""
         row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        return _run(row) if row else None
+        return run_of(row) if row else None
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """The most recent runs, newest first."""
         rows = self._db.execute(
             "SELECT * FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [_run(row) for row in rows]
+        return [run_of(row) for row in rows]
 
     # --------------------------------------------------------------------------------- steps
 
@@ -228,11 +238,11 @@ class MetadataStore:
             "iteration",
             (run_id,),
         ).fetchall()
-        records = {(r["step_id"], r["iteration"]): _step(r) for r in rows}
+        records = {(r["step_id"], r["iteration"]): step_of(r) for r in rows}
         for row in self._db.execute("SELECT * FROM artifacts WHERE run_id=?", (run_id,)):
             record = records.get((row["step_id"], row["iteration"]))
             if record is not None:
-                record.artifacts[row["output"]] = _artifact(row)
+                record.artifacts[row["output"]] = artifact_of(row)
         for row in self._db.execute("SELECT * FROM consumers WHERE run_id=?", (run_id,)):
             record = records.get((row["step_id"], row["iteration"]))
             if record is not None:
@@ -257,12 +267,12 @@ class MetadataStore:
         ).fetchone()
         if row is None:
             return None
-        record = _step(row)
+        record = step_of(row)
         for art in self._db.execute(
             "SELECT * FROM artifacts WHERE run_id=? AND step_id=? AND iteration=?",
             (record.run_id, record.step_id, record.iteration),
         ):
-            record.artifacts[art["output"]] = _artifact(art)
+            record.artifacts[art["output"]] = artifact_of(art)
         return record
 
     def previous_execution(
@@ -277,7 +287,7 @@ class MetadataStore:
             "ORDER BY s.ended_at DESC LIMIT 1",
             (step_id, iteration, pipeline_id, before_run),
         ).fetchone()
-        return _step(row) if row else None
+        return step_of(row) if row else None
 
     def record_duration(self, pipeline_id: str, step_id: str, seconds: float) -> None:
         """Fold one measured execution of a step into its running mean (not committed)."""
@@ -295,64 +305,3 @@ def _owner_columns(holder: Owner | None) -> tuple[object, ...]:
     if holder is None:
         return (None, None, None, None)
     return (holder.pid, holder.host, holder.start, holder.role)
-
-
-def _owner(row: sqlite3.Row) -> Owner | None:
-    """The holder of a run row; a row without a role was written before owners were recorded
-    (its pid is that of a runner long gone, or of one that does not take locks)."""
-    if row["runner_pid"] is None or row["runner_role"] is None:
-        return None
-    return Owner(
-        pid=row["runner_pid"],
-        host=row["runner_host"] or "",
-        start=row["runner_start"],
-        role=row["runner_role"],
-    )
-
-
-def _run(row: sqlite3.Row) -> RunRecord:
-    options = row["options"]
-    return RunRecord(
-        run_id=row["run_id"],
-        pipeline_id=row["pipeline_id"],
-        pipeline_name=row["pipeline_name"],
-        status=row["status"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        params=json.loads(row["params"]),
-        plan=row["plan"],
-        project_root=row["project_root"],
-        artifact_root=row["artifact_root"],
-        owner=_owner(row),
-        options=json.loads(options) if options else {},
-    )
-
-
-def _step(row: sqlite3.Row) -> StepRecord:
-    parts = row["cache_parts"]
-    return StepRecord(
-        run_id=row["run_id"],
-        step_id=row["step_id"],
-        iteration=row["iteration"],
-        name=row["name"],
-        status=row["status"],
-        reason=row["reason"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        attempts=row["attempts"],
-        cached_from=row["cached_from"],
-        cache_key=row["cache_key"],
-        cache_parts=json.loads(parts) if parts else None,
-        log_path=row["log_path"],
-    )
-
-
-def _artifact(row: sqlite3.Row) -> ArtifactRecord:
-    return ArtifactRecord(
-        output=row["output"],
-        uri=row["uri"],
-        hash=row["hash"],
-        type=row["type"],
-        materializer=row["materializer"],
-        value_json=row["value"],
-    )

@@ -106,6 +106,14 @@ class RunRecord:
     artifact_root: str
     owner: Owner | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    paused: float = 0.0
+    """Seconds the run spent stopped between an end (or a crash) and a resume."""
+
+    def running_time(self, now: float) -> float:
+        """Seconds the run has been running: its start to its end (or `now` while it runs),
+        less the time it spent stopped before resumes."""
+        end = self.ended_at if self.ended_at is not None else now
+        return max(0.0, end - self.started_at - self.paused)
 
 
 def iteration_key(iteration: Sequence[int]) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipec.backends.runner import owner as owners
 from pipec.backends.runner.expansion import SUCCEEDED
 from pipec.backends.runner.metadata import MetadataStore
 from pipec.backends.runner.plan import order_of
-from pipec.backends.runner.records import StepRecord, iteration_key, parse_iteration
+from pipec.backends.runner.records import RunRecord, StepRecord, iteration_key, parse_iteration
 from pipec.backends.runtime import store
 
 LOG_TAIL_LINES = 20
@@ -21,6 +23,8 @@ LOG_TAIL_BYTES = 64 * 1024
 LOG_LINE_CHARS = 2000
 """A longer line in a tail shows its start and its end, and says how much was cut."""
 EXIT_INTERRUPTED = 130
+DIED = "interrupted"
+DIED_REASON = "the runner was killed before recording an end; resume the run"
 
 
 class RunError(Exception):
@@ -75,6 +79,8 @@ class RunResult:
     steps: list[StepResult]
     errors: list[str] = field(default_factory=list)
     duration: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    """The parameter values the run used (defaults filled in)."""
 
     @property
     def ok(self) -> bool:
@@ -110,6 +116,7 @@ class RunResult:
             "status": self.status,
             "duration": None if self.duration is None else round(self.duration, 6),
             "errors": self.errors,
+            "params": self.params,
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -167,14 +174,30 @@ def stored_result(metadata: MetadataStore, run_id: str) -> RunResult:
         metadata.steps_of(run_id),
         key=lambda r: (position.get(r.step_id, 0), parse_iteration(r.iteration)),
     )
-    duration = run.ended_at - run.started_at if run.ended_at else None
+    status = status_of(run)
+    steps = [step_result(r) for r in records]
+    if status == DIED:
+        # Its runner was killed: what it had recorded as running is not running any more.
+        for step in steps:
+            if step.status in ("running", "retrying"):
+                step.status, step.reason = DIED, DIED_REASON
     return RunResult(
         run_id=run.run_id,
         pipeline=run.pipeline_name,
-        status=run.status,
-        steps=[step_result(r) for r in records],
-        duration=duration,
+        status=status,
+        steps=steps,
+        duration=None if run.ended_at is None else run.running_time(run.ended_at),
+        params=dict(run.params),
     )
+
+
+def status_of(run: RunRecord) -> str:
+    """The run's status now. A runner killed with `kill -9` records nothing more, so its run
+    stays `running` in the store: such a run, whose owner (pid, host, process start) is gone,
+    is `interrupted`. A run held on another host cannot be checked and keeps its status."""
+    if run.status == "running" and run.owner is not None and owners.alive(run.owner) is False:
+        return DIED
+    return run.status
 
 
 def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:
@@ -205,3 +228,66 @@ def _cut(line: str) -> str:
     half = LOG_LINE_CHARS // 2
     left_out = len(line) - 2 * half
     return f"{line[:half]} [... {left_out:,} characters cut ...] {line[-half:]}"
+
+
+# ---------------------------------------------------------------------- failures, grouped
+
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def exception_of(log_path: str | None) -> tuple[str, str] | None:
+    """The exception a step's log ends with, as (type, message): the last line of the last
+    traceback the runtime printed (`ValueError: bad x`). None when the log has none."""
+    lines = log_tail(log_path, lines=80).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if not starts:
+        return None
+    after = [line for line in lines[starts[-1] + 1 :] if line and not line[0].isspace()]
+    for line in reversed(after):
+        found = _EXCEPTION_LINE.match(line)
+        if found and not line.startswith("During handling"):
+            return found.group(1), (found.group(2) or "").strip()
+    return None
+
+
+def why_failed(step: StepResult) -> str:
+    """The "why" of a failed step: the exception it raised (type and message) when its log
+    shows one, else the runner's reason (a timeout, a signal, a missing secret)."""
+    found = exception_of(step.log_path) if step.status == "failed" else None
+    if found is None:
+        return step.reason
+    kind, message = found
+    text = f"{kind}: {message}" if message else kind
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return text if step.reason.startswith("exit code") else f"{text} ({step.reason})"
+
+
+@dataclass
+class FailureGroup:
+    """Failed step instances that failed the same way (the same step, and the same error once
+    numbers are set aside: `x=3 is negative` and `x=7 is negative` are one error)."""
+
+    why: str
+    steps: list[StepResult]
+
+    @property
+    def first(self) -> StepResult:
+        """The instance whose log tail is shown."""
+        return self.steps[0]
+
+
+def failure_groups(steps: Sequence[StepResult]) -> list[FailureGroup]:
+    """The failed instances grouped by step and distinct error, in the order they appear."""
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    for step in steps:
+        if step.status != "failed":
+            continue
+        why = why_failed(step)
+        key = (step.step_id, _NUMBER.sub("#", why))
+        if key in groups:
+            groups[key].steps.append(step)
+        else:
+            groups[key] = FailureGroup(why, [step])
+    return list(groups.values())

@@ -399,4 +399,5 @@ class Runner(Generic[H]):
             steps=[step_result(r) for r in records],
             errors=list(self.expansion.errors),
             duration=duration,
+            params=dict(self.run.params),
         )

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """`PRAGMA user_version` of a store this pipec has brought up to date (0: a new store, or one
-written by a pipec before run owners, run options and the duration table; 1 was never used)."""
+written by a pipec before run owners, run options and the duration table; 1 was never used; 3
+adds the time a resumed run spent stopped, and the indexes lineage and `runs list --pipeline`
+read)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     runner_host TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline_name, started_at);
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
     step_id TEXT NOT NULL,
@@ -63,6 +66,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     value TEXT,
     PRIMARY KEY (run_id, step_id, iteration, output)
 );
+CREATE INDEX IF NOT EXISTS artifacts_by_uri ON artifacts (uri);
 CREATE TABLE IF NOT EXISTS consumers (
     run_id TEXT NOT NULL,
     step_id TEXT NOT NULL,
@@ -82,7 +86,14 @@ CREATE TABLE IF NOT EXISTS step_durations (
 """
 
 # Columns added to `runs` after its first version (ALTER TABLE on an older store).
-ADDED_RUN_COLUMNS = {"runner_start": "TEXT", "runner_role": "TEXT", "options": "TEXT"}
+ADDED_RUN_COLUMNS = {
+    "runner_start": "TEXT",
+    "runner_role": "TEXT",
+    "options": "TEXT",
+    # Seconds between the end (or the last recorded step) of a run and its resumes: what its
+    # duration leaves out.
+    "paused": "REAL",
+}
 
 DURATION_WEIGHT = 20
 """A step's mean duration weighs its latest execution at least 1/20: the mean follows the

@@ -212,7 +212,8 @@ class LocalDockerBackend(LocalBackend):
         wanting = sorted(s.id for s in plan.steps.values() if s.resources.gpu)
         if wanting and not self._engine().has_gpu_runtime():
             raise EngineError(
-                f"step{'s' if len(wanting) > 1 else ''} {', '.join(wanting)} ask for GPUs, but "
+                f"step{'s' if len(wanting) > 1 else ''} {', '.join(wanting)} "
+                f"{'ask' if len(wanting) > 1 else 'asks'} for GPUs, but "
                 "this Docker engine has no GPU runtime: install the NVIDIA Container Toolkit "
                 "(nvidia-ctk runtime configure --runtime=docker) and restart the engine"
             )

@@ -143,7 +143,8 @@ class Recipe:
             "",
             f"{DEPS_REPOSITORY}:<hash>: deps.Dockerfile, FROM the base image {self.base_image}",
             "  deps.Dockerfile",
-            "  requirements.txt      " + self.requirements_origin,
+            "  requirements.txt      pipec's dependencies, then the project's requirements",
+            f"                        ({self.requirements_origin})",
             "  site/                 pip install --target site -r requirements.txt, run here for",
             "                        the base image's Python and platform (wheels only)",
             f"{STEP_REPOSITORY}:<hash>: step.Dockerfile, FROM {DEPS_REPOSITORY}:<hash>",
@@ -193,9 +194,11 @@ def recipe(
     project, origin = _project_requirements(requirements, project_root)
     text = "# pipec's own dependencies\n" + "".join(f"{r}\n" for r in own)
     extra = [r for r in project if r not in own]
-    text += f"# the project's requirements ({origin})\n" + "".join(f"{r}\n" for r in extra)
+    # Where the project's requirements came from stays out of the file (and so out of the tag):
+    # the same requirements give the same image whichever way they were given.
+    text += "# the project's requirements\n" + "".join(f"{r}\n" for r in extra)
     code = _code_files(project_root, bake_modules) if bake_modules is not None else ()
-    return Recipe(base_image, python, text, f"the project's requirements: {origin}", code)
+    return Recipe(base_image, python, text, origin, code)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import re
 import signal
 import threading
 import time
@@ -298,8 +299,11 @@ class DockerExecutor:
     def _exit_of(self, handle: StepContainer) -> Exit:
         api = self.engine.api
         try:
-            code = int(api.wait(handle.id)["StatusCode"])
             state = api.inspect_container(handle.id)["State"]
+            if state.get("Running"):  # the output ended a moment before the process did
+                api.wait(handle.id)
+                state = api.inspect_container(handle.id)["State"]
+            code = int(state["ExitCode"])
         except self.engine.sdk.errors.APIError as exc:
             return DockerExit(ENGINE_ERROR, engine_error=str(exc.explanation or exc))
         if state.get("OOMKilled"):
@@ -336,29 +340,44 @@ class DockerExecutor:
 
 
 class Masker:
-    """Replaces secret values in a byte stream, also when one is split across chunks."""
+    """Replaces secret values in a byte stream, whatever the chunks: the output is the same as
+    for the whole stream at once (at every position the longest secret that starts there is
+    masked), and no secret is left whole in it."""
 
     def __init__(self, secrets: Sequence[str]) -> None:
-        values = {s.encode() for s in secrets if s}
-        self.secrets = sorted(values, key=len, reverse=True)
-        self.keep = max((len(s) for s in self.secrets), default=1) - 1
+        values = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
+        # Alternatives are tried in order at each position: the longest secret there wins.
+        self.pattern = re.compile(b"|".join(re.escape(v) for v in values)) if values else None
+        self.keep = max((len(v) for v in values), default=1) - 1
         self.pending = b""
 
     def feed(self, data: bytes) -> bytes:
         """What can be written of `data` now (a tail that may start a secret is held back)."""
-        if not self.secrets:
+        if self.pattern is None:
             return data
         self.pending += data
-        for secret in self.secrets:
-            self.pending = self.pending.replace(secret, MASK.encode())
-        cut = max(0, len(self.pending) - self.keep)
-        ready, self.pending = self.pending[:cut], self.pending[cut:]
-        return ready
+        return self._scan(len(self.pending) - self.keep)
 
     def finish(self) -> bytes:
-        """The held-back tail, at the end of the stream."""
-        ready, self.pending = self.pending, b""
-        return ready
+        """The rest, at the end of the stream."""
+        return self._scan(len(self.pending)) if self.pattern is not None else b""
+
+    def _scan(self, stop: int) -> bytes:
+        """Mask and emit the pending bytes before `stop`; a secret that starts before it is
+        whole in `pending` (it holds `keep` bytes more), and is masked whole."""
+        assert self.pattern is not None
+        out = bytearray()
+        position = 0
+        for found in self.pattern.finditer(self.pending):
+            if found.start() >= stop:
+                break
+            out += self.pending[position : found.start()] + MASK.encode()
+            position = found.end()
+        if position < stop:
+            out += self.pending[position:stop]
+            position = stop
+        self.pending = self.pending[position:]
+        return bytes(out)
 
 
 def _request(launch: Launch, options: ContainerOptions) -> bytes:

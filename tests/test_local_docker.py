@@ -351,6 +351,15 @@ def test_an_image_with_an_old_python_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
+def test_an_unknown_network_is_one_line(tmp_path: Path) -> None:
+    engine_ready()
+    ref = make_project(tmp_path, ONE_STEP)
+    done = pipec(tmp_path, "run", ref, *ON_BASE, "--set", "network=no-such-net", *QUIET)
+    one_line_exit_2(done, "network 'no-such-net'", "docker network create")
+    assert runs_recorded(tmp_path) == 0
+
+
+@pytest.mark.docker
 def test_gpus_without_a_gpu_runtime_are_one_line(tmp_path: Path) -> None:
     engine = engine_ready()
     if engine.has_gpu_runtime():

@@ -137,6 +137,7 @@ class LocalDockerBackend(LocalBackend):
         engine = self._engine()
         plan = plans.build(pipeline, self.settings)
         images.needs_build(plan, self._image_settings())
+        engine.check_network(self.settings.network)
         self._check_gpus(plan)
         say = _say(options)
         ready, used = images.prepare(plan, self._image_settings(), engine, self.project_root, say)

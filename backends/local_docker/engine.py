@@ -163,6 +163,19 @@ class Engine:
                 if exc.status_code != 409:  # 409: its removal is already under way
                     raise
 
+    def check_network(self, network: str | None) -> None:
+        """EngineError when the `network` setting names a network this engine does not have."""
+        if network is None or network.startswith("container:"):
+            return
+        try:
+            self.api.inspect_network(network)
+        except self.sdk.errors.NotFound:
+            raise EngineError(
+                f"network {network!r} (the network setting) is not on this Docker engine: "
+                f"create it (`docker network create {network}`) or use one `docker network ls` "
+                "lists (`none` cuts steps off)"
+            ) from None
+
     # ---------------------------------------------------------------------------------- facts
 
     def info(self) -> dict[str, Any]:

@@ -224,7 +224,7 @@ class _Probes:
 
     def _probe(self, name: str) -> dict[str, Any]:
         python = self.settings.python
-        code, output = self.engine.run_once(name, [python, "-c", PROBE], self.settings.network)
+        code, output = self.engine.run_once(name, [python, "-c", PROBE], "none")
         for line in output.splitlines():
             if line.startswith("PIPEC-PROBE "):
                 found: dict[str, Any] = json.loads(line.removeprefix("PIPEC-PROBE "))

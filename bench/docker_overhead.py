@@ -6,6 +6,10 @@ Side by side in one run, on the local Docker engine and the debootstrap image `.
 1. Warm: a 20-step chain of trivial steps, `pipec run --target local_docker` end to end (CLI
    start, tracing, image check, 20 containers), against 20 sequential bare
    `docker run --rm <the same image> python3 -c pass`. Alternating pairs; medians. Goal: <= 1.2x.
+   A third row splits the difference: the same run with the step runtime replaced by
+   `python3 -c pass` (an interpreter stand-in in a copy of the image, through the `python`
+   setting; the steps return nothing, so there is nothing to write), i.e. what the runner and
+   its executor cost apart from the Python work inside each step.
 2. Cold: the first run of a project whose image does not exist yet (pipec builds it), then a
    second run after editing a step's code (pipec reuses the image: code is mounted), against a
    ZenML-style flow that rebuilds the same image before every run (measured: the images are
@@ -49,6 +53,27 @@ def chain() -> None:
     for _ in range({steps} - 1):
         x = inc(x)
 """
+TICKS = """\
+from pipec import pipeline, step
+
+
+@step
+def tick() -> None:
+    pass
+
+
+@pipeline
+def ticks() -> None:
+    t = tick()
+    for _ in range({steps} - 1):
+        t = tick().after(t)
+"""
+NOOP_PYTHON = """\
+#!/bin/sh
+# bench stand-in: the step runtime (`-m pipec.backends.runtime ...`) becomes an empty run
+if [ "$1" = "-m" ]; then exec python3 -c pass; fi
+exec python3 "$@"
+"""
 # The same packages as pipec's own requirements, spelled so that the recipe (and so the image
 # tags) differ from every other project's: the cold runs really build.
 COLD_REQUIREMENTS = '["fsspec>=2024.2.0"]'
@@ -66,8 +91,8 @@ def _project(root: Path, steps: int, delta: int = 1) -> None:
     (root / "chain.py").write_text(CHAIN.format(steps=steps, delta=delta), encoding="utf-8")
 
 
-def _run(root: Path, *settings: str) -> tuple[float, dict[str, Any]]:
-    command = [str(PIPEC), "run", "chain.py", "--target", "local_docker", "--no-cache", "--json"]
+def _run(root: Path, *settings: str, ref: str = "chain.py") -> tuple[float, dict[str, Any]]:
+    command = [str(PIPEC), "run", ref, "--target", "local_docker", "--no-cache", "--json"]
     command += ["--view", "quiet", "--set", f"base_image={BASE}", "--set", "network=none"]
     for setting in settings:
         command += ["--set", setting]
@@ -78,25 +103,47 @@ def _run(root: Path, *settings: str) -> tuple[float, dict[str, Any]]:
     return seconds, summary
 
 
-def warm(steps: int, pairs: int) -> tuple[list[float], list[float], str]:
-    """Alternating pairs: (pipec run seconds, bare docker run seconds), and the image."""
+def _noop_image(image: str, folder: Path) -> str:
+    """A copy of `image` with the interpreter stand-in `pipec-noop-python`."""
+    folder.mkdir()
+    (folder / "pipec-noop-python").write_text(NOOP_PYTHON, encoding="utf-8")
+    (folder / "pipec-noop-python").chmod(0o755)
+    (folder / "Dockerfile").write_text(
+        f"FROM {image}\nCOPY pipec-noop-python /usr/local/bin/pipec-noop-python\n",
+        encoding="utf-8",
+    )
+    tag = "pipec-bench-noop:" + image.rsplit(":", 1)[-1]
+    build = ["docker", "build", "-q", "--network", "none", "-t", tag, str(folder)]
+    subprocess.run(build, check=True, capture_output=True)
+    return tag
+
+
+def warm(steps: int, pairs: int) -> tuple[dict[str, list[float]], str]:
+    """Alternating rounds of the three measurements (seconds each), and the image."""
     with tempfile.TemporaryDirectory(prefix="pipec-bench-") as tmp:
         root = Path(tmp)
         _project(root, steps)
+        (root / "ticks.py").write_text(TICKS.format(steps=steps), encoding="utf-8")
         _, summary = _run(root)  # builds or reuses the image; not timed
         image = summary["images"][0]["image"]
-        ours: list[float] = []
-        bare: list[float] = []
+        noop = _noop_image(image, root / "noop")
+        stand_in = ("image=" + noop, "python=pipec-noop-python")
+        _run(root, *stand_in, ref="ticks.py")  # probes the copy once; not timed
+        found: dict[str, list[float]] = {"ours": [], "bare": [], "runner": []}
         for _ in range(pairs):
             seconds, summary = _run(root)
             assert summary["steps"][-1]["outputs"] == {"output": steps}, summary
-            ours.append(seconds)
+            found["ours"].append(seconds)
             start = time.perf_counter()
             for _ in range(steps):
                 command = ["docker", "run", "--rm", "--network", "none", image, "python3", "-c"]
                 subprocess.run([*command, "pass"], check=True, capture_output=True)
-            bare.append(time.perf_counter() - start)
-    return ours, bare, image
+            found["bare"].append(time.perf_counter() - start)
+            seconds, summary = _run(root, *stand_in, ref="ticks.py")
+            assert [s["status"] for s in summary["steps"]] == ["succeeded"] * steps, summary
+            found["runner"].append(seconds)
+        subprocess.run(["docker", "rmi", noop], capture_output=True, check=False)
+    return found, image
 
 
 def _remove_images(tags: list[str]) -> None:
@@ -158,23 +205,25 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="skip the image-build part")
     args = parser.parse_args()
     console = Console()
-    ours, bare, image = warm(args.steps, args.pairs)
-    table = Table(title=f"{args.steps}-step chain, {args.pairs} alternating pairs (medians)")
-    for column in ("what", "seconds", "per step", "all pairs"):
+    found, image = warm(args.steps, args.pairs)
+    ours, bare, runner = found["ours"], found["bare"], found["runner"]
+    table = Table(title=f"{args.steps}-step chain, {args.pairs} alternating rounds (medians)")
+    for column in ("what", "seconds", "per step", "every round"):
         table.add_column(column, justify="left" if column == "what" else "right")
     for label, values in (
         ("pipec run --target local_docker, end to end", ours),
         (f"docker run --rm {image} python3 -c pass x{args.steps}", bare),
+        ("  the runner alone (step runtime replaced by python3 -c pass)", runner),
     ):
         median = statistics.median(values)
         shown = " ".join(f"{v:.2f}" for v in values)
         table.add_row(label, f"{median:.2f}", f"{1000 * median / args.steps:.0f} ms", shown)
     console.print(table)
     ratio = statistics.median(ours) / statistics.median(bare)
-    console.print(
-        f"ratio pipec / bare docker run: {ratio:.2f}x (goal <= 1.2x: "
-        f"{'met' if ratio <= 1.2 else 'NOT met'})"
-    )
+    alone = statistics.median(runner) / statistics.median(bare)
+    verdict = "met" if ratio <= 1.2 else "NOT met"
+    console.print(f"ratio pipec / bare docker run: {ratio:.2f}x (goal <= 1.2x: {verdict})")
+    console.print(f"ratio runner alone / bare docker run: {alone:.2f}x")
     if args.no_cold:
         return
     rows = cold(args.steps)

@@ -132,7 +132,8 @@ def use() -> str:
     while not Path({gate!r}).exists():
         time.sleep(0.05)
     in_first_process = os.environ["PIPEC_TEST_TOKEN"] in Path("/proc/1/environ").read_text()
-    return f"{{os.environ['STAGE']}}|{{os.environ['EMPTY']}}|{{in_first_process}}"
+    dotenv = Path(".env").read_text()
+    return f"{{os.environ['STAGE']}}|{{os.environ['EMPTY']}}|{{in_first_process}}|{{dotenv!r}}"
 
 @pipeline
 def secretive() -> None:
@@ -142,16 +143,18 @@ def secretive() -> None:
 
 def test_secrets_reach_the_step_only(engine: Engine, tmp_path: Path) -> None:
     """The value is in the step's environment and nowhere else: not in the container's
-    configuration or labels, not in its first process, not in the log, not in the metadata."""
+    configuration or labels, not in its first process, not in the log, not in the metadata; the
+    project's `.env` (where this one comes from) is hidden from steps."""
     gate = tmp_path / "gate"
     ref = make_project(tmp_path, SECRETS.format(gate=str(gate)))
+    (tmp_path / ".env").write_text(f"PIPEC_TEST_TOKEN={TOKEN}\nOTHER=kept-away\n")
     runner = subprocess.Popen(
         [str(PIPEC), "run", ref, *DOCKER, "--json", *QUIET],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**CLEAN_ENV, "PIPEC_TEST_TOKEN": TOKEN},
+        env=CLEAN_ENV,
     )
     db = tmp_path / ".pipec" / "metadata.db"
 
@@ -170,7 +173,7 @@ def test_secrets_reach_the_step_only(engine: Engine, tmp_path: Path) -> None:
     out, err = runner.communicate(timeout=300)
     assert runner.returncode == 0, err
     summary = json.loads(out)
-    assert by_label(summary)["use"]["outputs"] == {"output": "a$HOME b||False"}
+    assert by_label(summary)["use"]["outputs"] == {"output": "a$HOME b||False|''"}
     log = Path(by_label(summary)["use"]["log"]).read_text(encoding="utf-8")
     assert "token ***" in log and TOKEN not in log
     assert TOKEN.encode() not in (tmp_path / ".pipec" / "metadata.db").read_bytes()

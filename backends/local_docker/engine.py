@@ -23,6 +23,8 @@ LABEL_ATTEMPT = "pipec.attempt"
 LABEL_INPUTS = "pipec.inputs"
 """On images pipec built: the content hash of everything that went into them."""
 
+BUILD_TIMEOUT = 3600
+"""Seconds a build may go without a word (installing big wheels says nothing for a while)."""
 START_ENGINE = (
     "start one (`sudo systemctl start docker`, `sudo dockerd &`, or Docker Desktop) or point "
     "DOCKER_HOST at one"
@@ -53,20 +55,27 @@ def connect() -> Engine:
     """The engine DOCKER_HOST (or the default socket) points at; EngineError when none answers."""
     docker = _sdk()
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    options = docker.utils.kwargs_from_env()
     try:
-        api = docker.APIClient(version="auto", **docker.utils.kwargs_from_env())
+        api = docker.APIClient(version="auto", **options)
     except docker.errors.DockerException:
         raise EngineError(f"no Docker engine answers at {where}: {START_ENGINE}") from None
-    return Engine(api, docker)
+    return Engine(api, docker, {**options, "version": api.api_version})
 
 
 class Engine:
     """One connection to the engine (see the module docstring)."""
 
-    def __init__(self, api: Any, sdk: Any) -> None:
+    def __init__(self, api: Any, sdk: Any, options: Mapping[str, Any] | None = None) -> None:
         self.api = api
         self.sdk = sdk
+        self.options = dict(options or {})
         self._info: dict[str, Any] | None = None
+
+    def client(self) -> Any:
+        """Another client of the same engine, for a thread of its own (the SDK's client is not
+        made to be shared between threads)."""
+        return self.sdk.APIClient(**self.options)
 
     # ---------------------------------------------------------------------------------- images
 
@@ -101,6 +110,7 @@ class Engine:
                 buildargs=dict(buildargs),
                 labels=dict(labels),
                 network_mode="none",
+                timeout=BUILD_TIMEOUT,
                 rm=True,
                 forcerm=True,
                 pull=False,

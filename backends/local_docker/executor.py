@@ -285,6 +285,7 @@ class DockerExecutor:
     def _pump(self, handle: StepContainer, log_path: Path) -> None:
         """Copy the container's output into the log (masked) until it ends; report the end."""
         masker = Masker(handle.masks)
+        exit: Exit = DockerExit(ENGINE_ERROR, engine_error="the container's end was not seen")
         try:
             with log_path.open("ab", buffering=0) as log:
                 for data in _frames(handle.stream):
@@ -294,10 +295,13 @@ class DockerExecutor:
             pass  # the stream broke: the container's own end is what counts
         finally:
             self._close_stream(handle)
-            self.ended.put((handle, self._exit_of(handle)))
+            try:
+                exit = self._exit_of(handle)
+            finally:
+                self.ended.put((handle, exit))
 
     def _exit_of(self, handle: StepContainer) -> Exit:
-        api = self.engine.api
+        api = self.engine.client()  # this runs in the container's own thread
         try:
             state = api.inspect_container(handle.id)["State"]
             if state.get("Running"):  # the output ended a moment before the process did
@@ -306,6 +310,8 @@ class DockerExecutor:
             code = int(state["ExitCode"])
         except self.engine.sdk.errors.APIError as exc:
             return DockerExit(ENGINE_ERROR, engine_error=str(exc.explanation or exc))
+        finally:
+            api.close()
         if state.get("OOMKilled"):
             return DockerExit(-signal.SIGKILL, oom_killed=True, memory=handle.memory)
         if code > 128 and (code - 128) in {s.value for s in signal.Signals}:
@@ -331,12 +337,14 @@ class DockerExecutor:
                 handle.stream.close()
 
     def _remove_in_background(self) -> None:
+        engine = Engine(self.engine.client(), self.engine.sdk)
         while True:
             container = self.removals.get()
             if container is None:
+                engine.close()
                 return
             with contextlib.suppress(Exception):  # close() sweeps by label anyway
-                self.engine.remove(container)
+                engine.remove(container)
 
 
 class Masker:

@@ -51,12 +51,12 @@ LAUNCHER_SOURCE = Path(launcher.__file__).read_text(encoding="utf-8")
 
 @dataclass(frozen=True)
 class DockerExit(Exit):
-    """An attempt's end with what only a container can say: killed by the OOM killer, or never
-    started because the engine refused."""
+    """An attempt's end with what only a container can say: killed by the OOM killer, or a
+    `problem` with the engine (it refused to start the container, or never said how it ended)."""
 
     oom_killed: bool = False
     memory: str | None = None
-    engine_error: str | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,11 @@ class ContainerOptions:
 
 @dataclass(eq=False)
 class StepContainer:
-    """One running (or ended) step container."""
+    """One running (or ended) step container. Its timeout counts from the container's start."""
 
-    label: str
     memory: str | None
-    deadline: float | None
     timeout: float | None
+    deadline: float | None = None
     id: str | None = None
     stream: Any = None
     timed_out: bool = False
@@ -96,7 +95,6 @@ class DockerExecutor:
         self.options = options
         self.run_id: str | None = None
         self.mounts: list[dict[str, Any]] = []
-        self.artifact_root: str | None = None
         self.live: set[StepContainer] = set()
         self.ended: queue.SimpleQueue[tuple[StepContainer, Exit]] = queue.SimpleQueue()
         self.finished: dict[StepContainer, Exit] = {}
@@ -108,7 +106,6 @@ class DockerExecutor:
     def prepare(self, plan: Plan, project_root: Path) -> None:
         """Decide the mounts every container of the run gets; start the background remover."""
         root = _artifact_root(plan.settings.artifact_root, project_root)
-        self.artifact_root = root
         self.mounts = []
         if self.options.mount_code:
             self.mounts.append(_bind(str(project_root), read_only=True))
@@ -125,11 +122,7 @@ class DockerExecutor:
         """Create, attach and start the step's container; send the launcher its request."""
         timeout = launch.timeout
         handle = StepContainer(
-            label=launch.label,
-            memory=launch.step.resources.memory,
-            deadline=time.monotonic() + timeout if timeout else None,
-            timeout=timeout,
-            masks=tuple(launch.masks),
+            memory=launch.step.resources.memory, timeout=timeout, masks=tuple(launch.masks)
         )
         self.run_id = launch.env.get("PIPEC_RUN_ID", self.run_id)
         self.live.add(handle)
@@ -140,14 +133,16 @@ class DockerExecutor:
             )
             _raw(handle.stream).settimeout(None)  # the stream stays open as long as the step
             self.engine.api.start(handle.id)
-            _raw(handle.stream).sendall(_request(launch, self.options) + b"\n")
-        except self.engine.sdk.errors.APIError as exc:
-            message = str(exc.explanation or exc)
-            _append(
-                launch.log_path, f"pipec: the engine could not start the container: {message}\n"
+            handle.deadline = time.monotonic() + timeout if timeout else None
+            _raw(handle.stream).sendall(
+                _request(launch, self.options.python, self._workdir(launch))
             )
+        except (self.engine.sdk.errors.APIError, OSError) as exc:
+            explained = getattr(exc, "explanation", None) or exc
+            problem = f"the engine could not start the container: {explained}"
+            _append(launch.log_path, f"pipec: {problem}\n")
             self._close_stream(handle)
-            self.ended.put((handle, DockerExit(ENGINE_ERROR, engine_error=message)))
+            self.ended.put((handle, DockerExit(ENGINE_ERROR, problem=problem)))
             return handle
         handle.pump = threading.Thread(
             target=self._pump, args=(handle, launch.log_path), daemon=True
@@ -207,8 +202,8 @@ class DockerExecutor:
         if isinstance(exit, DockerExit) and exit.oom_killed:
             limit = f" (memory limit {exit.memory})" if exit.memory else ""
             return f"killed by the OOM killer{limit}"
-        if isinstance(exit, DockerExit) and exit.engine_error is not None:
-            return f"the engine could not start the container: {exit.engine_error}"
+        if isinstance(exit, DockerExit) and exit.problem is not None:
+            return exit.problem
         if exit.code >= 0:
             return f"exit code {exit.code}"
         try:
@@ -285,7 +280,9 @@ class DockerExecutor:
     def _pump(self, handle: StepContainer, log_path: Path) -> None:
         """Copy the container's output into the log (masked) until it ends; report the end."""
         masker = Masker(handle.masks)
-        exit: Exit = DockerExit(ENGINE_ERROR, engine_error="the container's end was not seen")
+        exit: Exit = DockerExit(
+            ENGINE_ERROR, problem="the engine never said how the container ended"
+        )
         try:
             with log_path.open("ab", buffering=0) as log:
                 for data in _frames(handle.stream):
@@ -309,7 +306,8 @@ class DockerExecutor:
                 state = api.inspect_container(handle.id)["State"]
             code = int(state["ExitCode"])
         except self.engine.sdk.errors.APIError as exc:
-            return DockerExit(ENGINE_ERROR, engine_error=str(exc.explanation or exc))
+            problem = f"the engine could not say how the container ended: {exc.explanation or exc}"
+            return DockerExit(ENGINE_ERROR, problem=problem)
         finally:
             api.close()
         if state.get("OOMKilled"):
@@ -388,11 +386,11 @@ class Masker:
         return bytes(out)
 
 
-def _request(launch: Launch, options: ContainerOptions) -> bytes:
-    """The launcher's request: the whole command, the step's environment, the directory."""
-    command = [options.python, *module_args(), *launch.argv]
-    workdir = str(launch.cwd) if options.mount_code or options.workdir is None else options.workdir
-    return json.dumps({"argv": command, "env": dict(launch.env), "cwd": workdir}).encode()
+def _request(launch: Launch, python: str, workdir: str) -> bytes:
+    """The launcher's request line: the whole command, the step's environment, the directory."""
+    command = [python, *module_args(), *launch.argv]
+    request = {"argv": command, "env": dict(launch.env), "cwd": workdir}
+    return json.dumps(request).encode() + b"\n"
 
 
 def _frames(stream: Any) -> Any:

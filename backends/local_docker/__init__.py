@@ -116,8 +116,8 @@ class LocalDockerBackend(LocalBackend):
             bundle.update(recipe.files())
         return bundle
 
-    def make_executor(self) -> Executor[Any]:
-        """A Docker executor on this target's engine."""
+    def make_executor(self, resuming: str | None = None) -> Executor[Any]:
+        """A Docker executor on this target's engine (for run `resuming`, when continuing one)."""
         from pipec.backends.local_docker.executor import ContainerOptions, DockerExecutor
 
         bake = self.settings.code == "bake"
@@ -127,7 +127,7 @@ class LocalDockerBackend(LocalBackend):
             mount_code=not bake,
             workdir=None if not bake else self.settings.code_root or _baked_code(),
         )
-        return DockerExecutor(self._engine(), options)
+        return DockerExecutor(self._engine(), options, resuming)
 
     def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
         """Check the engine, make every image ready, then run like the local target."""
@@ -155,28 +155,15 @@ class LocalDockerBackend(LocalBackend):
         return RunOutcome(result.exit_code, _with_images(result, [u.to_json() for u in used]))
 
     def resume(self, run_id: str, options: RunOptions) -> RunOutcome:
-        """Remove what a killed runner left of run `run_id`, check its images, and continue."""
-        from pipec.backends.local_docker.engine import EngineError
+        """Continue run `run_id`: once the run is ours, its executor removes what a killed
+        runner left of it and checks its images are still there."""
         from pipec.backends.runner import runs
 
-        engine = self._engine()
-        engine.remove_run_containers(run_id)
-        record = runs.open_metadata(self.project_root).get_run(run_id)
-        if record is not None:
-            try:
-                plan = plans.load(record.plan)
-            except (plans.PlanVersionError, ValueError):
-                plan = None  # resume_run says why it cannot go on
-            for image in sorted({s.image for s in plan.steps.values() if s.image} if plan else ()):
-                if engine.image_id(image) is None:
-                    raise EngineError(
-                        f"image {image} of run {run_id} is no longer on this Docker engine: "
-                        "start a new run (unchanged steps come from the cache)"
-                    )
         result = runs.resume_run(
             run_id,
             self.project_root,
-            self.make_executor(),
+            self.make_executor(resuming=run_id),
+            no_cache=options.no_cache,
             parallelism=options.parallelism,
             view=options.view,
         )

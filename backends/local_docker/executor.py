@@ -40,6 +40,7 @@ from pipec.backends.local_docker.engine import (
 )
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
+from pipec.backends.runner.results import RunError
 from pipec.backends.runner.runs import _artifact_root
 from pipec.backends.runner.secrets import MASK
 from pipec.backends.runtime.invocation import module_args
@@ -90,10 +91,14 @@ class StepContainer:
 class DockerExecutor:
     """Runs each step attempt in its own container (see the module docstring)."""
 
-    def __init__(self, engine: Engine, options: ContainerOptions) -> None:
+    def __init__(
+        self, engine: Engine, options: ContainerOptions, resuming: str | None = None
+    ) -> None:
+        """`resuming` is the id of the run this executor continues (None: a new run)."""
         self.engine = engine
         self.options = options
-        self.run_id: str | None = None
+        self.resuming = resuming
+        self.run_id: str | None = resuming
         self.mounts: list[dict[str, Any]] = []
         self.live: set[StepContainer] = set()
         self.ended: queue.SimpleQueue[tuple[StepContainer, Exit]] = queue.SimpleQueue()
@@ -104,7 +109,17 @@ class DockerExecutor:
     # --------------------------------------------------------------------------- the protocol
 
     def prepare(self, plan: Plan, project_root: Path) -> None:
-        """Decide the mounts every container of the run gets; start the background remover."""
+        """Check that every image of the plan is on the engine (RunError: no step could run),
+        remove what a killed runner left of a resumed run (the run is ours by now), decide the
+        mounts every container gets, and start the background remover."""
+        for image in sorted({step.image for step in plan.steps.values() if step.image}):
+            if self.engine.image_id(image) is None:
+                raise RunError(
+                    f"image {image} of this run is no longer on this Docker engine: start a new "
+                    "run (unchanged steps come from the cache)"
+                )
+        if self.resuming is not None:
+            self.engine.remove_run_containers(self.resuming)
         root = _artifact_root(plan.settings.artifact_root, project_root)
         self.mounts = []
         if self.options.mount_code:

@@ -35,7 +35,7 @@ from pipec.backends.runner.results import (
     log_tail,
     stored_result,
 )
-from pipec.backends.runner.runs import open_metadata, unlock_run
+from pipec.backends.runner.runs import open_metadata, resume_command, run_target, unlock_run
 from pipec.backends.runner.view import STATUS_STYLE
 from pipec.backends.settings import SettingsError
 from pipec.cli import show_warnings
@@ -127,14 +127,15 @@ def run(
     if result is not None:
         console = Console(stderr=as_json, highlight=False)
         if view != "quiet" or not as_json:
-            print_summary(result, console)
+            print_summary(result, console, target)
         if as_json:
             click.echo(json.dumps(result.to_json(), sort_keys=True))
     sys.exit(outcome.exit_code)
 
 
-def print_summary(result: RunResult, console: Console) -> None:
-    """Steps with status, time and why (cached or not); failures with the tail of their log."""
+def print_summary(result: RunResult, console: Console, target: str = "local") -> None:
+    """Steps with status, time and why (cached or not); failures with the tail of their log;
+    for a run that did not succeed, how to resume it (on `target`, the run's own)."""
     table = Table(title=f"run {result.run_id} ({result.pipeline})", title_justify="left")
     for column in ("step", "status", "time", "tries", "why"):
         table.add_column(column)
@@ -168,7 +169,7 @@ def print_summary(result: RunResult, console: Console) -> None:
                 console.print(f"--- last lines of {step.log_path} ---", markup=False)
                 console.print(tail, markup=False, highlight=False)
     if result.status != "succeeded":
-        console.print(f"resume with: pipec run --resume {result.run_id}", markup=False)
+        console.print(f"resume with: {resume_command(result.run_id, target)}", markup=False)
 
 
 @click.group("runs")
@@ -229,7 +230,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
         data["params"] = record.params if record else {}
         click.echo(json.dumps(data, sort_keys=True))
         return
-    print_summary(result, Console(highlight=False))
+    print_summary(result, Console(highlight=False), run_target(record) if record else "local")
 
 
 @runs.command("unlock")

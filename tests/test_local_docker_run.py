@@ -24,7 +24,15 @@ import pytest
 from pipec.backends.local_docker.engine import Engine
 from tests.conftest import EXAMPLES, REPO
 from tests.local_helpers import PIPEC, by_label, make_project, wait_for
-from tests.test_local_docker import BASE, QUIET, engine_ready, run_containers
+from tests.test_local_docker import (
+    BASE,
+    ONE_STEP,
+    QUIET,
+    build_image,
+    engine_ready,
+    one_line_exit_2,
+    run_containers,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -159,7 +167,10 @@ def test_secrets_reach_the_step_only(engine: Engine, tmp_path: Path) -> None:
     db = tmp_path / ".pipec" / "metadata.db"
 
     def running_step() -> list[str]:
-        row = sqlite3.connect(db).execute("SELECT run_id FROM runs").fetchone()
+        try:
+            row = sqlite3.connect(db).execute("SELECT run_id FROM runs").fetchone()
+        except sqlite3.OperationalError:  # the runner has created the file, not its tables yet
+            return []
         if row is None:
             return []
         return run_containers(engine, row[0], running_only=True)
@@ -221,6 +232,9 @@ def test_retries_timeouts_and_the_oom_killer(engine: Engine, tmp_path: Path) -> 
     assert steps["hog"]["status"] == "failed"
     assert steps["hog"]["reason"] == "killed by the OOM killer (memory limit 64Mi)"
     assert run_containers(engine, summary["run_id"]) == []
+    shown = _pipec(tmp_path, "runs", "show", summary["run_id"])
+    hint = f"resume with: pipec run --resume {summary['run_id']} --target local_docker"
+    assert hint in shown.stdout, shown.stdout
 
 
 GATED = """
@@ -260,11 +274,11 @@ def _marks(root: Path) -> dict[str, int]:
     return {p.name: len(p.read_text()) for p in folder.iterdir()} if folder.is_dir() else {}
 
 
-def _start_gated(tmp_path: Path, engine: Engine) -> tuple[subprocess.Popen[str], str]:
+def _start_gated(tmp_path: Path, engine: Engine, *more: str) -> tuple[subprocess.Popen[str], str]:
     gate = tmp_path / "gate"
     ref = make_project(tmp_path, GATED.format(gate=str(gate)))
     runner = subprocess.Popen(
-        [str(PIPEC), "run", ref, *DOCKER, "--view", "plain"],
+        [str(PIPEC), "run", ref, *DOCKER, *more, "--view", "plain"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -294,11 +308,40 @@ def test_kill_9_stops_the_containers_and_resume_finishes(engine: Engine, tmp_pat
     # The step's stdin was the runner's: with the runner gone, the launcher ends the step.
     wait_for(lambda: not run_containers(engine, run_id, running_only=True), "no container to run")
     (tmp_path / "gate").write_text("open")
+    # The local target's executor never continues it: its steps would run outside containers.
+    done = _pipec(tmp_path, "run", "--resume", run_id, *QUIET)
+    one_line_exit_2(done, "runs on target local_docker, not local", "--target local_docker`")
     code, summary, err = _json(tmp_path, "--resume", run_id, "--target", "local_docker")
     assert code == 0, err
     assert by_label(summary)["slow"]["outputs"] == {"output": 2}
     assert _marks(tmp_path) == {"first": 1, "side": 1, "slow": 2}
     assert run_containers(engine, run_id) == []  # what the killed runner left is gone too
+
+
+def test_resume_without_the_runs_image_is_one_line_and_keeps_the_run(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The image a killed run used was removed meanwhile: resuming says so in one line, before
+    any container starts, and leaves the run to be resumed (or started anew) later."""
+    warm = tmp_path / "warm"
+    code, summary, err = _json(warm, make_project(warm, ONE_STEP), *DOCKER)
+    assert code == 0, err
+    built = summary["images"][0]["image"]
+    # An image of this test's own (its own id), so removing it touches no other run.
+    own = f"pipec-test-gone:{tmp_path.name.lower()}"
+    build_image(engine, own, f"FROM {built}\nLABEL pipec.test={tmp_path.name}\n", {})
+    project = tmp_path / "project"
+    runner, run_id = _start_gated(project, engine, "--set", f"image={own}")
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=30)
+    wait_for(lambda: not run_containers(engine, run_id, running_only=True), "no container to run")
+    left = run_containers(engine, run_id)
+    engine.api.remove_image(own, force=True)
+    for _ in range(2):  # the first refusal released the run: the second says the same
+        done = _pipec(project, "run", "--resume", run_id, "--target", "local_docker", *QUIET)
+        one_line_exit_2(done, "of this run is no longer on this Docker engine", "new run")
+    assert run_containers(engine, run_id) == left  # nothing started, nothing swept
+    engine.remove_run_containers(run_id)
 
 
 def test_ctrl_c_leaves_no_container(engine: Engine, tmp_path: Path) -> None:

@@ -151,14 +151,17 @@ class LocalDockerBackend(LocalBackend):
             no_cache=options.no_cache,
             parallelism=options.parallelism,
             view=options.view,
+            target=self.name,
         )
         return RunOutcome(result.exit_code, _with_images(result, [u.to_json() for u in used]))
 
     def resume(self, run_id: str, options: RunOptions) -> RunOutcome:
-        """Continue run `run_id`: once the run is ours, its executor removes what a killed
-        runner left of it and checks its images are still there."""
+        """Continue run `run_id` (a run of this target: checked before the engine is asked):
+        once the run is ours, its executor checks the run's images are still there and removes
+        what a killed runner left of it."""
         from pipec.backends.runner import runs
 
+        runs.resumable_on(self.name, run_id, runs.open_metadata(self.project_root))
         result = runs.resume_run(
             run_id,
             self.project_root,
@@ -166,6 +169,7 @@ class LocalDockerBackend(LocalBackend):
             no_cache=options.no_cache,
             parallelism=options.parallelism,
             view=options.view,
+            target=self.name,
         )
         return RunOutcome(result.exit_code, result)
 

@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,44 @@ CLEAN_ENV = {
 DOCKER = ("--target", "local_docker", "--set", f"base_image={BASE}", "--set", "network=none")
 
 
+STARTED: list[subprocess.Popen[str]] = []
+"""Runners a test started in the background (see `_stop_leftover_runners`)."""
+
+
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return engine_ready()
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_runners() -> Iterator[None]:
+    """A test that fails while its runner waits at a gate leaves no runner (nor container)
+    behind: Ctrl-C stops the run and removes its containers."""
+    yield
+    while STARTED:
+        runner = STARTED.pop()
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGINT)
+            try:
+                runner.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+                runner.wait()
+
+
+def _background(root: Path, *args: str, output: bool) -> subprocess.Popen[str]:
+    """`pipec ARGS` in `root`, not waited for (stdout and stderr kept when `output`)."""
+    kept = subprocess.PIPE if output else subprocess.DEVNULL
+    runner = subprocess.Popen(
+        [str(PIPEC), *args],
+        cwd=root,
+        stdout=kept,
+        stderr=kept,
+        text=True,
+        env=CLEAN_ENV,
+    )
+    STARTED.append(runner)
+    return runner
 
 
 def _pipec(
@@ -156,14 +192,7 @@ def test_secrets_reach_the_step_only(engine: Engine, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     ref = make_project(tmp_path, SECRETS.format(gate=str(gate)))
     (tmp_path / ".env").write_text(f"PIPEC_TEST_TOKEN={TOKEN}\nOTHER=kept-away\n")
-    runner = subprocess.Popen(
-        [str(PIPEC), "run", ref, *DOCKER, "--json", *QUIET],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=CLEAN_ENV,
-    )
+    runner = _background(tmp_path, "run", ref, *DOCKER, "--json", *QUIET, output=True)
     db = tmp_path / ".pipec" / "metadata.db"
 
     def running_step() -> list[str]:
@@ -277,13 +306,7 @@ def _marks(root: Path) -> dict[str, int]:
 def _start_gated(tmp_path: Path, engine: Engine, *more: str) -> tuple[subprocess.Popen[str], str]:
     gate = tmp_path / "gate"
     ref = make_project(tmp_path, GATED.format(gate=str(gate)))
-    runner = subprocess.Popen(
-        [str(PIPEC), "run", ref, *DOCKER, *more, "--view", "plain"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=CLEAN_ENV,
-    )
+    runner = _background(tmp_path, "run", ref, *DOCKER, *more, "--view", "plain", output=False)
     wait_for(lambda: _marks(tmp_path).get("slow") == 1, "slow to start", limit=300)
     wait_for(lambda: _marks(tmp_path).get("side") == 1, "side to run", limit=300)
     db = tmp_path / ".pipec" / "metadata.db"

@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "github": "pipec.backends.github:GithubBackend",
     "kubeflow": "pipec.backends.kubeflow:KubeflowBackend",
     "local": "pipec.backends.local:LocalBackend",
+    "local_docker": "pipec.backends.local_docker:LocalDockerBackend",
     "vertex": "pipec.backends.vertex:VertexBackend",
 }
 

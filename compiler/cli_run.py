@@ -36,7 +36,7 @@ from pipec.backends.runner.results import (
     stored_result,
     why_failed,
 )
-from pipec.backends.runner.runs import open_metadata
+from pipec.backends.runner.runs import open_metadata, resume_command
 from pipec.backends.runner.view import STATUS_STYLE
 from pipec.backends.settings import SettingsError
 from pipec.cli import show_warnings
@@ -128,7 +128,7 @@ def run(
     if result is not None:
         console = Console(stderr=as_json, highlight=False)
         if view != "quiet" or not as_json:
-            print_summary(result, console)
+            print_summary(result, console, target)
         if as_json:
             click.echo(json.dumps(result.to_json(), sort_keys=True))
     sys.exit(outcome.exit_code)
@@ -139,8 +139,9 @@ def _labels(steps: Sequence[StepResult], shown: int = 5) -> str:
     return labels + (", ..." if len(steps) > shown else "")
 
 
-def print_summary(result: RunResult, console: Console) -> None:
-    """Steps with status, time and why (cached or not); failures with the tail of their log."""
+def print_summary(result: RunResult, console: Console, target: str = "local") -> None:
+    """Steps with status, time and why (cached or not); failures with the tail of their log;
+    for a run that did not succeed, how to resume it (on `target`, the run's own)."""
     table = Table(title=f"run {result.run_id} ({result.pipeline})", title_justify="left")
     for column in ("step", "status", "time", "tries", "why"):
         table.add_column(column)
@@ -177,7 +178,7 @@ def print_summary(result: RunResult, console: Console) -> None:
             console.print(f"--- last lines of {first.log_path} ---", markup=False)
             console.print(tail, markup=False, highlight=False)
     if result.status != "succeeded":
-        console.print(f"resume with: pipec run --resume {result.run_id}", markup=False)
+        console.print(f"resume with: {resume_command(result.run_id, target)}", markup=False)
 
 
 @click.command("logs")

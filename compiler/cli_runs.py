@@ -25,7 +25,7 @@ from pipec import runs as history_api
 from pipec.backends.runner import cleanup
 from pipec.backends.runner.history import Lineage, lineage, resolve_output
 from pipec.backends.runner.results import RunError
-from pipec.backends.runner.runs import open_metadata, unlock_run
+from pipec.backends.runner.runs import open_metadata, run_target, unlock_run
 from pipec.backends.runner.view import STATUS_STYLE
 from pipec.backends.runtime import store
 from pipec.cli import write_picture
@@ -118,7 +118,7 @@ def runs_show(run_id: str, as_json: bool, graph: bool, fmt: str, out: Path | Non
         click.echo(json.dumps(run.to_json(), sort_keys=True))
         return
     console = Console(highlight=False)
-    print_summary(run.result, console)
+    print_summary(run.result, console, run_target(run.record))
     _print_outputs(run, console)
 
 

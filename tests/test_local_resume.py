@@ -108,6 +108,13 @@ def test_resume_of_a_finished_run_keeps_its_results(tmp_path: Path) -> None:
     code, again = run_json(tmp_path, "--resume", summary["run_id"])
     assert code == 0
     assert by_label(again)["one"]["outputs"] == {"output": 1}
+    # Another target's executor never continues it (nor asks its engine anything first).
+    done = pipec(tmp_path, "run", "--resume", summary["run_id"], "--target", "local_docker")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"error: run {summary['run_id']} runs on target local, not local_docker: resume it "
+        f"with `pipec run --resume {summary['run_id']}`"
+    )
 
 
 def test_two_runs_at_the_same_time_do_not_corrupt_each_other(tmp_path: Path) -> None:

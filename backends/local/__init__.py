@@ -95,6 +95,7 @@ class LocalBackend(Backend[LocalSettings]):
             no_cache=options.no_cache,
             parallelism=options.parallelism,
             view=options.view,
+            target=self.name,
         )
         return RunOutcome(result.exit_code, result)
 
@@ -110,5 +111,6 @@ class LocalBackend(Backend[LocalSettings]):
             no_cache=options.no_cache,
             parallelism=options.parallelism,
             view=options.view,
+            target=self.name,
         )
         return RunOutcome(result.exit_code, result)

@@ -90,9 +90,9 @@ class RunRecord:
     """One run of one pipeline. `plan` is the JSON text of its plan, kept as text (read only
     when the run is resumed or shown, by `runner.plan.load`), so a run recorded by another
     version of pipec can still be listed and shown. `options` are the run's options that decide
-    what runs (`no_cache`, `parallelism`): a resume applies them again. `owner` is the process
-    that holds the run while it runs (None once it ended, or for runs recorded before owners
-    were)."""
+    what runs (`no_cache`, `parallelism`; `target`, whose executor runs it): a resume applies
+    them again. `owner` is the process that holds the run while it runs (None once it ended, or
+    for runs recorded before owners were)."""
 
     run_id: str
     pipeline_id: str

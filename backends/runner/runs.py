@@ -62,8 +62,10 @@ def run_plan(
     no_cache: bool = False,
     parallelism: int | None = None,
     view: str = "auto",
+    target: str = "local",
 ) -> RunResult:
-    """Run a plan with parameter values (defaults filled in here) and wait for the end."""
+    """Run a plan with parameter values (defaults filled in here) and wait for the end. The
+    run records `target`, the target whose executor runs it, so that it is resumed by it."""
     values = resolve_params(plan.declared_params, params)
     artifact_root = _artifact_root(plan.settings.artifact_root, project_root)
     check_artifact_root(artifact_root)
@@ -81,7 +83,7 @@ def run_plan(
         project_root=str(project_root),
         artifact_root=artifact_root,
         owner=me,
-        options={"no_cache": no_cache, "parallelism": parallelism},
+        options={"no_cache": no_cache, "parallelism": parallelism, "target": target},
     )
     executor.prepare(plan, project_root)
     try:
@@ -110,13 +112,13 @@ def resume_run(
     no_cache: bool = False,
     parallelism: int | None = None,
     view: str = "auto",
+    target: str = "local",
 ) -> RunResult:
     """Continue a run: steps that finished are kept, everything else runs (again), with the
-    run's own options (`no_cache` given here adds to them; `parallelism` given here wins)."""
+    run's own options (`no_cache` given here adds to them; `parallelism` given here wins).
+    `target` must be the run's own: a run started in containers never goes on in processes."""
     metadata = open_metadata(project_root)
-    run = metadata.get_run(run_id)
-    if run is None:
-        raise RunError(f"no run {run_id!r} in {metadata.path}")
+    run = resumable_on(target, run_id, metadata)
     check_artifact_root(run.artifact_root)
     me = owners.current("resume")
     holder = metadata.claim_run(run_id, me)
@@ -127,9 +129,10 @@ def resume_run(
         plan = _resumable_plan(run, project_root)
         executor.prepare(plan, project_root)
         prepared = True
-        options = {
+        options: dict[str, Any] = {
             "no_cache": no_cache or bool(run.options.get("no_cache")),
             "parallelism": parallelism or run.options.get("parallelism"),
+            "target": target,
         }
         previous = {(r.step_id, r.iteration): r for r in metadata.steps_of(run_id)}
         # No step of this run runs now (the run is ours): what a killed one was writing goes.
@@ -154,6 +157,31 @@ def resume_run(
         metadata.release_run(run_id, me)
         raise
     return runner.execute()
+
+
+def resumable_on(target: str, run_id: str, metadata: MetadataStore) -> RunRecord:
+    """Run `run_id`, when `target` is the one that runs it (RunError otherwise). A target
+    checks this before it prepares anything (say, connects to its engine)."""
+    run = metadata.get_run(run_id)
+    if run is None:
+        raise RunError(f"no run {run_id!r} in {metadata.path}")
+    started_on = run_target(run)
+    if started_on != target:
+        raise RunError(
+            f"run {run_id} runs on target {started_on}, not {target}: resume it with "
+            f"`{resume_command(run_id, started_on)}`"
+        )
+    return run
+
+
+def run_target(run: RunRecord) -> str:
+    """The target whose executor runs `run` (runs recorded before targets were: `local`)."""
+    return str(run.options.get("target") or "local")
+
+
+def resume_command(run_id: str, target: str) -> str:
+    """The command that continues run `run_id` of `target`."""
+    return f"pipec run --resume {run_id}" + (f" --target {target}" if target != "local" else "")
 
 
 def _resumable_plan(run: RunRecord, project_root: Path) -> plans.Plan:

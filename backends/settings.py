@@ -28,9 +28,16 @@ from pipec.ir.model import Pipeline
 
 
 class TargetSettings(BaseModel):
-    """Base of a target's settings (`[tool.pipec.targets.<name>]` and `--set key=value`)."""
+    """Base of a target's settings (`[tool.pipec.targets.<name>]` and `--set key=value`).
+
+    `fuse` is every target's: run chains of compatible steps as one task (`pipec.backends
+    .lowerings.fuse`); None leaves it to the target (`Backend.fuse_by_default`: on where a task is
+    expensive to start).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fuse: bool | None = None
 
 
 class ContainerSettings(TargetSettings):

@@ -187,9 +187,12 @@ def step_ids_in(body: Sequence[Node]) -> list[str]:
     return [n.id for n, _ in graph.walk(body) if isinstance(n, Step)]
 
 
-def rename(body: Sequence[Node], ids: Mapping[str, str], suffix: str = "") -> tuple[Node, ...]:
-    """A copy of `body` with node ids changed by `ids` (steps, conditions, loops, groups) and
-    every reference to them inside it changed too; `suffix` is added to steps' display names."""
+def rename(
+    body: Sequence[Node], ids: Mapping[str, str], names: Mapping[str, str]
+) -> tuple[Node, ...]:
+    """A copy of `body` with node ids changed by `ids` (steps, conditions, loops, groups), every
+    reference to them inside it changed too, and steps' display names changed by `names` (keyed
+    by the old id)."""
 
     def change(binding: Binding) -> Binding:
         match binding:
@@ -211,7 +214,7 @@ def rename(body: Sequence[Node], ids: Mapping[str, str], suffix: str = "") -> tu
         update: dict[str, object] = {"id": ids.get(n.id, n.id)}
         if isinstance(n, Step):
             update["after"] = tuple(ids.get(s, s) for s in n.after)
-            update["name"] = n.name + suffix
+            update["name"] = names.get(n.id, n.name)
         return [n.model_copy(update=update)]
 
     return map_body(map_body_bindings(body, change), node)

@@ -45,6 +45,7 @@ class _Splitter:
             b.loop for n, _ in walked for b in graph.node_bindings(n) if isinstance(b, Collect)
         }
         self.ids = {n.id for n, _ in walked}
+        self.names = {n.name for n, _ in walked if isinstance(n, Step)}
         self.parts_of: dict[str, list[str]] = {}  # step in a split loop -> it and its copies
 
     def run(self) -> Pipeline:
@@ -102,13 +103,22 @@ class _Splitter:
         part = loop.model_copy(update={"items": Const(value=items)})
         if index == 0:
             return part
-        inner = [m.id for m, _ in graph.walk(loop.body)]
-        ids = {old: self._new_id(old, index) for old in (loop.id, *inner)}
-        renamed = rewrite.rename([part], ids, f" (part {index + 1})")[0]
+        inner = [m for m, _ in graph.walk(loop.body)]
+        ids = {old: self._new_id(old, index) for old in (loop.id, *(m.id for m in inner))}
+        names = {m.id: self._new_name(m.name, index) for m in inner if isinstance(m, Step)}
+        renamed = rewrite.rename([part], ids, names)[0]
         assert isinstance(renamed, Loop)
         for old, new in ids.items():
             self.parts_of.setdefault(old, [old]).append(new)
         return renamed
+
+    def _new_name(self, old: str, index: int) -> str:
+        wanted = candidate = f"{old} (part {index + 1})"
+        n = 2
+        while candidate in self.names:
+            candidate, n = f"{wanted} {n}", n + 1
+        self.names.add(candidate)
+        return candidate
 
     def _new_id(self, old: str, index: int) -> str:
         wanted = f"{old}_p{index + 1}"

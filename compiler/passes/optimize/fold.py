@@ -64,6 +64,8 @@ def fold(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
         return [n]
 
     folded = rewrite.map_nodes(pipeline, node)
+    if not dropped:
+        return folded
     return rewrite.drop_unused_components(rewrite.remove_steps(folded, dropped))
 
 

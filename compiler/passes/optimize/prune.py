@@ -30,11 +30,12 @@ from pipec.ir.passes import PassContext
 
 def prune(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
     """Drop loops over `[]` and empty blocks, until nothing changes."""
+    changed = False
     while True:
         pruned = _prune_once(pipeline, ctx)
         if pruned is pipeline:
-            return rewrite.drop_unused_components(pipeline)
-        pipeline = pruned
+            return rewrite.drop_unused_components(pipeline) if changed else pipeline
+        pipeline, changed = pruned, True
 
 
 def _prune_once(pipeline: Pipeline, ctx: PassContext) -> Pipeline:

@@ -18,6 +18,7 @@ counts them) and the median wall time of the whole `pipec run` command, then fus
 A target that cannot run is listed with the reason. `--targets` picks some.
 
     .venv/bin/python bench/optimize.py [--repeat 3] [--targets local,github,kubernetes]
+        [--chain 100] [--width 20]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ PIPEC = Path(sys.executable).with_name("pipec")
 REPO = Path(__file__).resolve().parent.parent
 
 PIPELINES = {
-    "chain100": """\
+    "chain": """\
 from pipec import pipeline, step
 
 
@@ -51,12 +52,12 @@ def inc(x: int) -> int:
 
 
 @pipeline
-def chain100() -> None:
+def chain() -> None:
     x = inc(0)
-    for _ in range(99):
+    for _ in range({chain} - 1):
         x = inc(x)
 """,
-    "sweep20": """\
+    "sweep": """\
 from pipec import collect, foreach, pipeline, step
 
 
@@ -76,8 +77,8 @@ def total(values: list[float]) -> float:
 
 
 @pipeline
-def sweep20(factor: float = 2.0) -> None:
-    with foreach([float(i) for i in range(20)]) as x:
+def sweep(factor: float = 2.0) -> None:
+    with foreach([float(i) for i in range({width})]) as x:
         m = square(x=scale(x=x, factor=factor))
     total(values=collect(m))
 """,
@@ -170,12 +171,13 @@ def _wall(command: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 @contextlib.contextmanager
-def _project() -> Iterator[Path]:
+def _project(chain: int, width: int) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="pipec-bench-") as tmp:
         root = Path(tmp)
         (root / "pyproject.toml").write_text('[project]\nname = "bench"\n', encoding="utf-8")
         for name, source in PIPELINES.items():
-            (root / f"{name}.py").write_text(source, encoding="utf-8")
+            text = source.replace("{chain}", str(chain)).replace("{width}", str(width))
+            (root / f"{name}.py").write_text(text, encoding="utf-8")
         yield root
 
 
@@ -183,6 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--targets", default=",".join(SETUPS))
+    parser.add_argument("--chain", type=int, default=100, help="steps in the chain")
+    parser.add_argument("--width", type=int, default=20, help="items in the sweep")
     args = parser.parse_args()
     from pipec import backends
 
@@ -192,7 +196,7 @@ def main() -> None:
     for column in ("target", "pipeline", "tasks", "fuse=false", "tasks", "fuse=true", "ratio"):
         table.add_column(column)
     skipped: list[str] = []
-    with _project() as root, contextlib.ExitStack() as stack:
+    with _project(args.chain, args.width) as root, contextlib.ExitStack() as stack:
         for name in args.targets.split(","):
             if name not in registered:
                 skipped.append(f"{name}: not a registered target in this install")
@@ -202,13 +206,14 @@ def main() -> None:
                 skipped.append(f"{name}: {target}")
                 continue
             for pipeline in PIPELINES:
-                table.add_row(*_measure(root, pipeline, target, args.repeat))
+                label = f"{pipeline} {args.chain if pipeline == 'chain' else args.width}"
+                table.add_row(*_measure(root, pipeline, target, args.repeat, label))
     console.print(table)
     for line in skipped:
         console.print(f"skipped {line}", markup=False)
 
 
-def _measure(root: Path, pipeline: str, target: Target, repeat: int) -> list[str]:
+def _measure(root: Path, pipeline: str, target: Target, repeat: int, label: str) -> list[str]:
     base = [str(PIPEC), "run", f"{pipeline}.py", "--json", "--view", "quiet", *target.args]
     if target.cache:
         base.append("--no-cache")
@@ -219,7 +224,7 @@ def _measure(root: Path, pipeline: str, target: Target, repeat: int) -> list[str
     for _ in range(repeat):
         for fuse, command in commands.items():
             times[fuse].append(_wall(command, root, target.env))
-    cells = [target.name, pipeline]
+    cells = [target.name, label]
     for fuse in (False, True):
         median = statistics.median(times[fuse])
         cells += [

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, str] = {
     "airflow": "pipec.backends.airflow:AirflowBackend",
+    "github": "pipec.backends.github:GithubBackend",
     "kubeflow": "pipec.backends.kubeflow:KubeflowBackend",
     "local": "pipec.backends.local:LocalBackend",
     "vertex": "pipec.backends.vertex:VertexBackend",

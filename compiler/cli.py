@@ -253,8 +253,11 @@ def compile_command(
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def targets(as_json: bool) -> None:
-    """List the targets and what each can express."""
+    """List the targets, what each can express, and what the optimizer does on each."""
+    import dataclasses
+
     from pipec.backends.base import FEATURES
+    from pipec.passes.optimize import RULE_NAMES
 
     rows = []
     for name in backends.available():
@@ -268,6 +271,11 @@ def targets(as_json: bool) -> None:
                 "features": {f: f in b.capabilities.supported for f in FEATURES},
                 "notes": dict(sorted(b.notes.items())),
                 "settings": sorted(b.settings_model.model_fields),
+                "optimizer": {
+                    "rules": list(RULE_NAMES),
+                    "fuse_by_default": b.fuse_by_default,
+                    "limits": dataclasses.asdict(b.limits),
+                },
             }
             for name, b in rows
         }
@@ -307,6 +315,22 @@ def targets(as_json: bool) -> None:
     console.print(features)
     for note in notes:
         console.print(note, markup=False)
+    optimizer = Table(title="optimizer (pipec explain REF --target T shows what it does)")
+    for column in ("target", "rules", "fuse (default)", "limits"):
+        optimizer.add_column(column)
+    for name, b in rows:
+        fuse = "on; off with fuse=false" if b.fuse_by_default else "off; on with fuse=true"
+        limits = ", ".join(
+            f"{key} {value:,}" for key, value in dataclasses.asdict(b.limits).items() if value
+        )
+        optimizer.add_row(name, ", ".join(RULE_NAMES), fuse, limits or "-")
+    console.print(optimizer)
+    console.print(
+        "Every rule runs by default in compile and run; --no-optimize turns the rules and fusion "
+        "off. The fuse setting (--set fuse=true|false, or [tool.pipec.targets.<target>]) "
+        "switches fusion either way; splitting to the limits always runs.",
+        markup=False,
+    )
 
 
 @main.command()

@@ -183,6 +183,19 @@ def test_explain_and_ir_optimized_on_the_command_line(project: tuple[Path, str])
     fused = pipec(root, "explain", ref, "--target", "local", "--set", "fuse=true")
     assert fused.returncode == 0, fused.stderr
     assert "fuse " in fused.stdout and "into one task" in fused.stdout
+    # Deterministic: the same text whatever order sets and dicts iterate in.
+    for seed in ("1", "2"):
+        again = pipec(
+            root,
+            "explain",
+            ref,
+            "--target",
+            "local",
+            "--set",
+            "fuse=true",
+            env={"PYTHONHASHSEED": seed},
+        )
+        assert again.stdout == fused.stdout
     text = pipec(root, "ir", ref, "--optimized")
     assert text.returncode == 0 and "load_2" not in text.stdout
     as_json = pipec(root, "ir", ref, "--optimized", "--target", "local", "--format", "json")

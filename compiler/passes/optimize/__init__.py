@@ -22,5 +22,7 @@ from pipec.passes.optimize.fold import fold
 from pipec.passes.optimize.prune import prune
 
 RULES: tuple[Pass, ...] = (fold, prune, cse, prune)
+RULE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(rule.__name__ for rule in RULES))
+"""Each rule once, in order (what `pipec targets` lists)."""
 
-__all__ = ["RULES"]
+__all__ = ["RULES", "RULE_NAMES"]

@@ -93,6 +93,21 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one engine cannot hold, as the engine documents it; None = no known limit.
+
+    `loop_items`: iterations of one `foreach` (GitHub: 256 jobs per matrix; Airflow: the
+    `max_map_length` of a mapped task, 1024 by default). `spec_bytes`: the size of one emitted
+    file the engine keeps whole in one object (a Kubernetes object is at most 1.5 MiB, etcd's
+    default request size, which bounds KFP's and Argo's workflow specs). The lowering
+    `pipec.backends.lowerings.limits` splits what it can and reports the rest with the numbers.
+    """
+
+    loop_items: int | None = None
+    spec_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How `pipec run` was asked to run. The options after `wait` apply to targets whose steps
     pipec drives itself; a target that hands its files to an engine refuses them."""
@@ -131,12 +146,23 @@ class Backend(ABC, Generic[S]):
     """IR -> IR rewrites this target needs before `emit` (see `pipec.backends.lowerings`)."""
     submitter: ClassVar[str | None] = None
     """`module:function` that hands emitted files to the engine (see `submit`)."""
+    fuse_by_default: ClassVar[bool] = False
+    """Whether chains of steps run as one task when the `fuse` setting is not given: on where
+    starting a task is expensive (a CI job, a pod), off where the UI shows one task per step."""
+    limits: ClassVar[Limits] = Limits()
+    """What the engine cannot hold (none known by default)."""
 
     def __init__(self, settings: S, project_root: Path | None = None) -> None:
         """`project_root` is the folder the pipeline's files are relative to (the driver passes
         the one it found); targets that run the user's code in place need it."""
         self.settings = settings
         self.project_root = (project_root or Path.cwd()).resolve()
+
+    @property
+    def fuses(self) -> bool:
+        """Whether this compile fuses chains: the `fuse` setting, else the target's default."""
+        chosen: bool | None = self.settings.fuse
+        return self.fuse_by_default if chosen is None else chosen
 
     def check(self, pipeline: Pipeline) -> list[Diagnostic]:
         """What this target cannot express beyond whole features (shapes, option combinations,

@@ -33,7 +33,12 @@ from pipec.ir.model import Pipeline
 
 
 class TargetSettings(BaseModel):
-    """Base of a target's settings (`[tool.pipec.targets.<name>]` and `--set key=value`)."""
+    """Base of a target's settings (`[tool.pipec.targets.<name>]` and `--set key=value`).
+
+    `fuse` is every target's: run chains of compatible steps as one task (`pipec.backends
+    .lowerings.fuse`); None leaves it to the target (`Backend.fuse_by_default`: on where a task is
+    expensive to start).
+    """
 
     # Each field's description is the docstring written under it (`describe`, `pipec targets`).
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -41,6 +46,10 @@ class TargetSettings(BaseModel):
     required_settings: ClassVar[frozenset[str]] = frozenset()
     """Settings with no default that the target's compile cannot do without (checked by the
     target itself, so that it can name every missing one at once)."""
+
+    fuse: bool | None = None
+    """Run chains of steps as one task (unset: the target's default; `pipec targets` shows it,
+    `pipec explain` what it fuses)."""
 
 
 class ContainerSettings(TargetSettings):

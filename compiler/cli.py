@@ -113,15 +113,46 @@ def main(debug: bool) -> None:
     help="The text form (.pir) for people, or canonical JSON.",
 )
 @click.option("--no-check", is_flag=True, help="Print the traced IR without running the passes.")
-def ir_command(ref: str, fmt: str, no_check: bool) -> None:
+@click.option(
+    "--optimized",
+    is_flag=True,
+    help="Print the IR after the optimizer (and, with --target, the target's fusion and "
+    "lowerings).",
+)
+@click.option("--target", "-t", help="With --optimized: the target whose lowerings apply.")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --target: override a target setting (e.g. fuse=true).",
+)
+def ir_command(
+    ref: str,
+    fmt: str,
+    no_check: bool,
+    optimized: bool,
+    target: str | None,
+    settings: tuple[str, ...],
+) -> None:
     """Print the IR of a pipeline."""
     from pipec import driver, loader
     from pipec.ir.diagnostics import errors
 
+    if (target or settings) and not optimized:
+        raise click.UsageError("--target and --set go with --optimized")
+    if no_check and optimized:
+        raise click.UsageError("--no-check and --optimized exclude each other")
     if no_check:
         pipeline, diagnostics, _ = loader.load(ref)
         if pipeline is None or errors(diagnostics):
             raise DiagnosticError(errors(diagnostics) or diagnostics)
+    elif target is not None:
+        compiled = driver.prepare(ref, target, settings)
+        show_warnings(compiled.warnings)
+        pipeline = compiled.pipeline
+    elif optimized:
+        pipeline, _ = driver.optimized(driver.load_checked(ref)[0])
     else:
         pipeline, _ = driver.load_checked(ref)
     if fmt == "json":
@@ -150,6 +181,41 @@ def validate(ref: str, target: str | None) -> None:
     click.echo(f"ok: pipeline {pipeline.name!r} is valid{suffix} ({n} step{'s' if n != 1 else ''})")
 
 
+@main.command()
+@click.argument("ref")
+@click.option(
+    "--target",
+    "-t",
+    help="Also apply the target's fusion and lowerings (without: the target-neutral rules).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --target: override a target setting (e.g. fuse=true).",
+)
+def explain(ref: str, target: str | None, settings: tuple[str, ...]) -> None:
+    """Say what the optimizer changes in a pipeline and why, with step and task counts."""
+    from pipec import driver
+    from pipec.explain import render
+
+    if settings and target is None:
+        raise click.UsageError("--set goes with --target")
+    if target is None:
+        validated, _ = driver.load_checked(ref)
+        pipeline, rewrites = driver.optimized(validated)
+    else:
+        compiled = driver.prepare(ref, target, settings)
+        show_warnings(compiled.warnings)
+        assert compiled.validated is not None
+        validated, pipeline, rewrites = compiled.validated, compiled.pipeline, compiled.rewrites
+    click.echo(render(validated, pipeline, rewrites, target), nl=False)
+
+
+NO_OPTIMIZE_HELP = "Compile the pipeline as written: no optimizer rules, no fusion."
+
+
 @main.command("compile")
 @click.argument("ref")
 @click.option(
@@ -169,12 +235,15 @@ def validate(ref: str, target: str | None) -> None:
     metavar="KEY=VALUE",
     help="Override a target setting from [tool.pipec.targets.<target>].",
 )
-def compile_command(ref: str, target: str, out: Path | None, settings: tuple[str, ...]) -> None:
+@click.option("--no-optimize", is_flag=True, help=NO_OPTIMIZE_HELP)
+def compile_command(
+    ref: str, target: str, out: Path | None, settings: tuple[str, ...], no_optimize: bool
+) -> None:
     """Compile a pipeline into the target's native files."""
     from pipec import driver
     from pipec.backends.files import write_output
 
-    compiled = driver.prepare(ref, target, settings)
+    compiled = driver.prepare(ref, target, settings, optimize=not no_optimize)
     show_warnings(compiled.warnings)
     bundle = compiled.emit()
     folder = out or Path("out") / compiled.pipeline.id / target
@@ -189,10 +258,13 @@ def compile_command(ref: str, target: str, out: Path | None, settings: tuple[str
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def targets(name: str | None, as_json: bool) -> None:
-    """List the targets and what each can express; with NAME, that target's settings (type,
-    default, description)."""
+    """List the targets, what each can express, and what the optimizer does on each; with NAME,
+    that target's settings (type, default, description)."""
+    import dataclasses
+
     from pipec.backends.base import FEATURES
     from pipec.backends.settings import describe
+    from pipec.passes.optimize import RULE_NAMES
 
     names = [name] if name is not None else list(backends.available())
     rows = [(n, backends.load(n)) for n in names]  # an unknown NAME is one line, exit 2
@@ -211,6 +283,11 @@ def targets(name: str | None, as_json: bool) -> None:
                         "description": info.description,
                     }
                     for info in describe(b.settings_model)
+                },
+                "optimizer": {
+                    "rules": list(RULE_NAMES),
+                    "fuse_by_default": b.fuse_by_default,
+                    "limits": dataclasses.asdict(b.limits),
                 },
             }
             for n, b in rows
@@ -263,6 +340,22 @@ def targets(name: str | None, as_json: bool) -> None:
     console.print(features)
     for note in notes:
         console.print(note, markup=False)
+    optimizer = Table(title="optimizer (pipec explain REF --target T shows what it does)")
+    for column in ("target", "rules", "fuse (default)", "limits"):
+        optimizer.add_column(column)
+    for n, b in rows:
+        fuse = "on; off with fuse=false" if b.fuse_by_default else "off; on with fuse=true"
+        limits = ", ".join(
+            f"{key} {value:,}" for key, value in dataclasses.asdict(b.limits).items() if value
+        )
+        optimizer.add_row(n, ", ".join(RULE_NAMES), fuse, limits or "-")
+    console.print(optimizer)
+    console.print(
+        "Every rule runs by default in compile and run; --no-optimize turns the rules and fusion "
+        "off. The fuse setting (--set fuse=true|false, or [tool.pipec.targets.<target>]) "
+        "switches fusion either way; splitting to the limits always runs.",
+        markup=False,
+    )
     console.print("`pipec targets NAME` describes a target's settings.", markup=False)
 
 

@@ -82,6 +82,7 @@ def project_root_of(ref: str | None) -> Path:
     show_default=True,
     help="Progress display on stderr.",
 )
+@click.option("--no-optimize", is_flag=True, help="Run the pipeline as written (no optimizer).")
 def run(
     ref: str | None,
     target: str,
@@ -93,6 +94,7 @@ def run(
     as_json: bool,
     wait: bool,
     view: str,
+    no_optimize: bool,
 ) -> None:
     """Run the pipeline REF (or continue run RUN_ID with --resume).
 
@@ -111,7 +113,7 @@ def run(
         else:
             if not ref:
                 _invalid("error: missing REF (a pipeline file, module:name or IR file)")
-            compiled = driver.prepare(ref, target, settings)
+            compiled = driver.prepare(ref, target, settings, optimize=not no_optimize)
             show_warnings(compiled.warnings)
             declared = declared_params(compiled.pipeline)
             given = parse_pairs(params, declared)

@@ -18,24 +18,52 @@ from typing import Any
 
 from pipec import backends, loader
 from pipec.backends.base import Backend, Bundle, unsupported
+from pipec.backends.lowerings.fuse import fuse
+from pipec.backends.lowerings.limits import check_bundle, split_loops
 from pipec.backends.settings import SettingsError, load_settings
 from pipec.ir.diagnostics import Diagnostic, DiagnosticError, errors
 from pipec.ir.model import Pipeline
+from pipec.ir.passes import Pass, Rewrite
 from pipec.passes import CANONICAL, OPTIMIZE, VALIDATE, PassContext, run
 
 
 @dataclass
 class Compiled:
-    """A pipeline ready for one target's `emit` or `run`: lowered IR, the configured backend, and
-    the warnings found on the way."""
+    """A pipeline ready for one target's `emit` or `run`: lowered IR, the configured backend, the
+    warnings found on the way, the rewrites made (`pipec explain`) and the validated pipeline
+    they started from."""
 
     pipeline: Pipeline
     backend: Backend[Any]
     warnings: list[Diagnostic] = field(default_factory=list)
+    rewrites: list[Rewrite] = field(default_factory=list)
+    validated: Pipeline | None = None
 
     def emit(self) -> Bundle:
-        """The target's files."""
-        return self.backend.emit(self.pipeline)
+        """The target's files; DiagnosticError when one is larger than the engine holds."""
+        bundle = self.backend.emit(self.pipeline)
+        limit = self.backend.limits.spec_bytes
+        too_big = check_bundle(bundle, limit, self.backend.name, self.pipeline.location)
+        if too_big:
+            raise DiagnosticError(too_big)
+        return bundle
+
+
+def target_lowerings(backend: Backend[Any], optimize: bool = True) -> tuple[Pass, ...]:
+    """What runs after `OPTIMIZE` for `backend`: fusion (when optimizing and the target fuses),
+    the target's own lowerings, and splitting what exceeds the target's limits."""
+    fusing: tuple[Pass, ...] = (fuse,) if optimize and backend.fuses else ()
+    return (*fusing, *backend.lowerings, split_loops(backend.limits.loop_items, backend.name))
+
+
+def optimized(pipeline: Pipeline) -> tuple[Pipeline, list[Rewrite]]:
+    """A validated pipeline through the target-neutral `OPTIMIZE` rules, in canonical order
+    (`pipec ir --optimized` without a target)."""
+    ctx = PassContext()
+    result = run(CANONICAL, run(OPTIMIZE, pipeline, ctx), ctx)
+    if ctx.failed:
+        raise DiagnosticError(errors(ctx.diagnostics))
+    return result, ctx.rewrites
 
 
 def check(pipeline: Pipeline, target: str | None = None) -> tuple[Pipeline, list[Diagnostic]]:
@@ -81,15 +109,17 @@ def compile_pipeline(
         lambda p: run(VALIDATE, p, ctx),
         lambda p: _target_checks(p, backend, ctx),
         lambda p: run(OPTIMIZE, p, ctx) if optimize else p,
-        lambda p: run(backend.lowerings, p, ctx),
+        lambda p: run(target_lowerings(backend, optimize), p, ctx),
         lambda p: run(CANONICAL, p, ctx),
     )
+    validated: Pipeline | None = None
     for stage in stages:
         pipeline = stage(pipeline)
         if ctx.failed or front:
             raise DiagnosticError(merge(list(front), errors(ctx.diagnostics)))
+        validated = validated or pipeline
     warnings = [d for d in ctx.diagnostics if d.severity == "warning"]
-    return Compiled(pipeline, backend, warnings)
+    return Compiled(pipeline, backend, warnings, ctx.rewrites, validated)
 
 
 def _target_checks(pipeline: Pipeline, backend: Backend[Any], ctx: PassContext) -> Pipeline:

@@ -184,12 +184,18 @@ def test_targets_lists_registered_targets() -> None:
     data = json.loads(result.output)
     assert "local" in data
     assert data["local"]["features"]["condition"] is True
+    # Which optimizer rules run and whether chains fuse when the `fuse` setting is not given.
+    assert data["local"]["optimizer"]["rules"] == ["fold", "prune", "cse"]
+    fusing = {name for name, target in data.items() if target["optimizer"]["fuse_by_default"]}
+    assert fusing == {"github"}
+    assert data["github"]["optimizer"]["limits"]["loop_items"] == 256
 
 
 def test_targets_table_names_the_extra_to_install() -> None:
     result = CliRunner().invoke(main, ["targets"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "pip install 'pipec[vertex]'" in result.output
+    assert "on; off with fuse=false" in result.output and "--no-optimize" in result.output
 
 
 @pytest.mark.parametrize(

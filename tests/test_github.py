@@ -168,19 +168,6 @@ def test_a_gpu_step_without_a_gpu_runner_is_a_diagnostic(tmp_path: Path) -> None
             """,
             "when() inside a foreach",
         ),
-        (
-            """
-            @step
-            def one(x: int) -> int:
-                return x
-
-            @pipeline
-            def wide() -> None:
-                with foreach(list(range(300))) as a:
-                    one(x=a)
-            """,
-            "300 items",
-        ),
     ],
 )
 def test_shapes_github_cannot_run_are_diagnostics(tmp_path: Path, body: str, words: str) -> None:
@@ -190,6 +177,74 @@ def test_shapes_github_cannot_run_are_diagnostics(tmp_path: Path, body: str, wor
     (found,) = caught.value.diagnostics
     assert found.code == "U001" and words in found.message
     assert found.location is not None and found.location.line > 1
+
+
+def test_a_literal_foreach_longer_than_a_matrix_is_split_or_refused(tmp_path: Path) -> None:
+    source = write_pipeline(
+        tmp_path,
+        """
+        @step
+        def one(x: int) -> int:
+            return x
+
+        @pipeline
+        def wide() -> None:
+            with foreach(list(range(300))) as a:
+                one(x=a)
+        """,
+    )
+    path = compile_to(str(source), tmp_path / "out", *SETTINGS)
+    assert problems(path, ()) == []
+    jobs = yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"]
+    sizes = sorted(len(j["strategy"]["matrix"]["index"]) for j in jobs.values() if "strategy" in j)
+    assert sizes == [44, 256]
+    collected = write_pipeline(
+        tmp_path,
+        """
+        @step
+        def one(x: int) -> int:
+            return x
+
+        @step
+        def total(xs: list[int]) -> int:
+            return sum(xs)
+
+        @pipeline
+        def wide() -> None:
+            with foreach(list(range(300))) as a:
+                y = one(x=a)
+            total(xs=collect(y))
+        """,
+    )
+    with pytest.raises(DiagnosticError) as caught:
+        driver.compile_ref(str(collected), "github", SETTINGS)
+    (found,) = caught.value.diagnostics
+    assert found.code == "L001" and "300 literal items" in found.message
+    assert "at most 256 iterations" in found.message
+
+
+def test_a_chain_is_one_job_unless_fuse_is_off(tmp_path: Path) -> None:
+    source = write_pipeline(
+        tmp_path,
+        """
+        @step
+        def inc(x: int) -> int:
+            return x + 1
+
+        @pipeline
+        def chain() -> None:
+            x = inc(x=0)
+            for _ in range(9):
+                x = inc(x=x)
+        """,
+    )
+    fused = compile_to(str(source), tmp_path / "fused", *SETTINGS)
+    unfused = compile_to(str(source), tmp_path / "unfused", *SETTINGS, "fuse=false")
+    for path in (fused, unfused):
+        assert problems(path, ()) == []
+    jobs = [yaml.safe_load(p.read_text(encoding="utf-8"))["jobs"] for p in (fused, unfused)]
+    steps = [[name for name in j if name != "params"] for j in jobs]
+    assert (len(steps[0]), len(steps[1])) == (1, 10), steps
 
 
 def test_settings_errors_are_one_line(tmp_path: Path) -> None:
@@ -244,7 +299,8 @@ def test_every_action_is_pinned_to_a_commit_with_its_version(tmp_path: Path) -> 
             use(blob=make())
         """,
     )
-    path = compile_to(str(source), tmp_path / "out", "artifacts=github")
+    # Unfused: the artifact crosses jobs, so the workflow uploads and downloads it.
+    path = compile_to(str(source), tmp_path / "out", "artifacts=github", "fuse=false")
     assert problems(path) == []
     text = path.read_text(encoding="utf-8")
     uses = re.findall(r"uses: \"?([^\"\s]+)\"?(.*)", text)

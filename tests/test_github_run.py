@@ -3,10 +3,11 @@ mode, offline) against the local target, both started in the SAME environment (O
 variables change floats), compared step by step: status, attempts, JSON outputs and the content
 hash of every stored artifact.
 
-Covered: every example (conditions decided by `if:` and by a `-test` job, fan-out over a step
-output, fan-in, a GPU step on a mapped runner label, a secret), retries done by the job wrapper,
-a secret from the environment act is given, a hostile parameter that arrives verbatim, and a
-fan-out over more items than a GitHub matrix takes (a clear runtime error).
+Covered: every example, with chains fused (github's default) and not (conditions decided by
+`if:` and by a `-test` job, fan-out over a step output, fan-in, a GPU step on a mapped runner
+label, a secret), retries done by the job wrapper, a secret from the environment act is given, a
+hostile parameter that arrives verbatim, and a fan-out over more items than a GitHub matrix takes
+(a clear runtime error).
 """
 
 from __future__ import annotations
@@ -58,9 +59,14 @@ def comparable(summary: dict[str, Any]) -> dict[tuple[str, tuple[int, ...]], Any
     return found
 
 
-def both(ref: str, cwd: Path, env: dict[str, str], *args: str) -> tuple[Any, Any]:
-    """The local run and the act run of REF, in the same environment."""
-    code_local, local = run_json(ref, cwd, env, "--no-cache", *args)
+def both(
+    ref: str, cwd: Path, env: dict[str, str], *args: str, fuse: bool = True
+) -> tuple[Any, Any]:
+    """The local run and the act run of REF, in the same environment, both fusing chains or
+    neither (github fuses by default, local not; tests/passes/test_local_runs.py shows that
+    fused and unfused local runs store the same outputs)."""
+    fusing = ["--set", f"fuse={str(fuse).lower()}"]
+    code_local, local = run_json(ref, cwd, env, "--no-cache", *fusing, *args)
     code_act, act = run_json(
         ref,
         cwd,
@@ -71,6 +77,7 @@ def both(ref: str, cwd: Path, env: dict[str, str], *args: str) -> tuple[Any, Any
         "via=act",
         "--set",
         f"act={tool('act')}",
+        *fusing,
         *args,
     )
     assert code_local == code_act
@@ -83,11 +90,12 @@ def env() -> dict[str, str]:
     return {**os.environ, "REGISTRY_TOKEN": "token-for-the-example"}
 
 
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_under_act_equals_the_local_target(
-    example: Path, env: dict[str, str]
+    example: Path, fuse: bool, env: dict[str, str]
 ) -> None:
-    local, act = both(example.relative_to(REPO).as_posix(), REPO, env)
+    local, act = both(example.relative_to(REPO).as_posix(), REPO, env, fuse=fuse)
     assert act == local
     assert any(status == "succeeded" for status, *_ in act.values())
 

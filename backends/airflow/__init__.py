@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from pipec.backends.airflow import checks, dag
 from pipec.backends.airflow.settings import AirflowSettings
-from pipec.backends.base import Backend, Bundle, Capabilities
+from pipec.backends.base import Backend, Bundle, Capabilities, Limits
 from pipec.backends.settings import TargetSettings
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Pipeline
@@ -41,6 +41,9 @@ class AirflowBackend(Backend[AirflowSettings]):
     }
     settings_model: ClassVar[type[TargetSettings]] = AirflowSettings
     submitter: ClassVar[str | None] = "pipec.backends.airflow.submit:submit"
+    # A foreach is a mapped task group; Airflow maps at most `[core] max_map_length` items
+    # (1024 unless the deployment raises it).
+    limits: ClassVar[Limits] = Limits(loop_items=1024)
 
     def check(self, pipeline: Pipeline) -> list[Diagnostic]:
         """What this target (in the chosen operator mode) cannot express."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pipec.backends.base import Backend, Bundle, Capabilities, RunOptions, RunOutcome
+from pipec.backends.base import Backend, Bundle, Capabilities, Limits, RunOptions, RunOutcome
 from pipec.backends.github import checks, workflow
+from pipec.backends.github.job import MATRIX_LIMIT
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.settings import TargetSettings
 from pipec.ir.diagnostics import Diagnostic
@@ -63,6 +64,11 @@ class GithubBackend(Backend[GithubSettings]):
         "image": "as the job's container:, not with via=act",
     }
     settings_model: ClassVar[type[TargetSettings]] = GithubSettings
+    # A job costs a runner, a checkout and an interpreter start (tens of seconds on GitHub):
+    # chains of small steps run as one job unless `fuse=false`.
+    fuse_by_default: ClassVar[bool] = True
+    # One matrix expands at most 256 jobs: longer literal foreach lists are split into parts.
+    limits: ClassVar[Limits] = Limits(loop_items=MATRIX_LIMIT)
 
     def check(self, pipeline: Pipeline) -> list[Diagnostic]:
         """What GitHub Actions cannot express (see `checks`)."""

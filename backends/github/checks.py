@@ -2,8 +2,9 @@
 
 The shared capability check covers whole features; these are the shapes GitHub Actions jobs
 cannot carry: matrices do not nest and are decided before a job starts (so no `when` inside a
-`foreach`), a literal foreach over more items than one matrix expands, a GPU step with no GPU
-runner, names GitHub cannot take, and artifacts inside a foreach with `artifacts = "github"`.
+`foreach`), a GPU step with no GPU runner, names GitHub cannot take, and artifacts inside a
+foreach with `artifacts = "github"`. A literal foreach longer than one matrix expands (256 jobs)
+is the limits lowering's (`Backend.limits`): split into parts, or L001 when it is collected.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import re
 
 from pipec.backends.diagnostics import unsupported_feature
-from pipec.backends.github.job import MATRIX_LIMIT
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.settings import SettingsError
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
-from pipec.ir.model import Collect, Condition, Const, Loop, LoopItem, Pipeline, Step
+from pipec.ir.model import Collect, Condition, Loop, LoopItem, Pipeline, Step
 
 TARGET = "github"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -77,18 +77,6 @@ def _loop(loop: Loop, in_loop: bool) -> list[Diagnostic]:
                 loop.location,
                 "a foreach over a loop item or a collect()",
                 "loop over a literal, a parameter, or the output of a step",
-            )
-        )
-    items = loop.items.value if isinstance(loop.items, Const) else None
-    if isinstance(items, list) and len(items) > MATRIX_LIMIT:
-        found.append(
-            unsupported_feature(
-                TARGET,
-                loop.id,
-                loop.location,
-                f"a foreach over {len(items)} items (a GitHub matrix expands at "
-                f"most {MATRIX_LIMIT} jobs)",
-                "split the list into several foreach blocks, or use another target",
             )
         )
     return found

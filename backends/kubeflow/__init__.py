@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field
 
-from pipec.backends.base import Backend, Bundle, Capabilities
+from pipec.backends.base import Backend, Bundle, Capabilities, Limits
 from pipec.backends.common import k8s, yaml_text
 from pipec.backends.kubeflow import checks
 from pipec.backends.kubeflow import spec as ks
@@ -125,6 +125,9 @@ class KubeflowBackend(KfpBackend[KubeflowSettings]):
     capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
     settings_model: ClassVar[type[TargetSettings]] = KubeflowSettings
     submitter: ClassVar[str | None] = "pipec.backends.kubeflow.submit:submit"
+    # KFP keeps a run's compiled spec in an Argo Workflow, one Kubernetes object: at most
+    # etcd's default request size (1.5 MiB).
+    limits: ClassVar[Limits] = Limits(spec_bytes=1536 * 1024)
 
     def emit(self, pipeline: Pipeline) -> Bundle:
         """`pipeline.yaml`: the PipelineSpec (+ the platform spec document when needed)."""

@@ -36,28 +36,28 @@ if TYPE_CHECKING:
 
 
 class LocalDockerSettings(LocalSettings, ContainerSettings):
-    """`[tool.pipec.targets.local_docker]` settings (also `--set key=value`).
+    """`[tool.pipec.targets.local_docker]` settings (also `--set key=value`); `artifact_root`,
+    `parallelism`, `cpus` and `memory` are the local target's (a local artifact root is mounted
+    read-write at its own path)."""
 
-    Attributes:
-        image: the image of steps without their own; none: pipec builds one from `base_image`.
-        base_image: a local image with Python >= 3.11 that pipec builds the step image from
-            (adding its step runtime and the requirements; no network inside the build).
-        requirements: what the built image installs besides pipec: a requirements file
-            (relative to the project root), a list of requirements, or none for the
-            project's own `[project] dependencies`.
-        code: `mount` (the project, read-only, at its own path: editing code never rebuilds)
-            or `bake` (the project's code copied into the built image, for images to push).
-        network: the containers' network (`none` to cut them off); default: the engine's.
-        python: the interpreter in the images; code_root: where step modules are imported
-            from in the container (default: the mounted project, or the baked code).
-        artifact_root, parallelism, cpus, memory: as for the local target; a local artifact
-            root is mounted read-write at its own path.
-    """
-
+    image: str | None = None
+    """The image of steps without their own (unset: pipec builds one from `base_image`)."""
+    code_root: str | None = None
+    """Where step modules are imported from in the container (unset: the mounted project, or
+    the baked code)."""
+    python: str = Field(default="python3", min_length=1)
+    """The interpreter in the images."""
     base_image: str | None = None
+    """A local image with Python >= 3.11 that pipec builds the step image from (adding its step
+    runtime and the requirements; no network inside the build)."""
     requirements: str | list[str] | None = None
+    """What the built image installs besides pipec: a requirements file (relative to the
+    project root), a list of requirements, or unset for the project's `[project] dependencies`."""
     code: Literal["mount", "bake"] = "mount"
+    """`mount` (the project, read-only, at its own path: editing code never rebuilds) or `bake`
+    (the code copied into the built image, for images to push)."""
     network: str | None = Field(default=None, min_length=1)
+    """The containers' network (`none` cuts them off; unset: the engine's default)."""
 
 
 @dataclass

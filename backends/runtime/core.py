@@ -35,6 +35,7 @@ from pipec.backends.runtime.returns import OutputTypeError
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_BAD_INVOCATION = 2
+CHAIN_MODULE = "pipec.backends.runtime.chain"
 
 
 def load_function(component: str, code_root: str | None = None) -> Callable[..., Any]:
@@ -134,6 +135,11 @@ def split_result(
 
 def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
     """Run one step in this process; return output name -> meta.json content. Raises on error."""
+    if invocation.component.startswith(f"{CHAIN_MODULE}:"):
+        # A fused chain (`runtime.chain`) runs its members through this function itself.
+        chain = importlib.import_module(CHAIN_MODULE)
+        metas: dict[str, dict[str, Any]] = chain.run_chain(invocation)
+        return metas
     function = load_function(invocation.component, invocation.code_root)
     kwargs = {name: load_input(source) for name, source in invocation.inputs.items()}
     result = function(**kwargs)

@@ -137,6 +137,14 @@ def _print_outputs(run: history_api.Run, console: Console) -> None:
             table.add_row(step.label, output.name, output.type, shown)
     if table.row_count:
         console.print(table)
+    logged = Table(title="logged by the steps (pipec.context())", title_justify="left")
+    for column in ("step", "name", "value"):
+        logged.add_column(column, overflow="fold")
+    for step in run.steps:
+        for name, value in {**step.metrics(), **step.metadata()}.items():
+            logged.add_row(step.label, name, json.dumps(value, sort_keys=True))
+    if logged.row_count:
+        console.print(logged)
 
 
 @runs.command("lineage")

@@ -16,6 +16,7 @@ the steps that read them do. The CLI (`pipec runs`, `pipec artifacts`) and the w
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from pipec.backends.runner.results import (
     why_failed,
 )
 from pipec.backends.runner.runs import open_metadata
+from pipec.backends.runner.scheduler import metrics_path
 from pipec.backends.runtime import store
 from pipec.graph.diagram import StepState
 
@@ -103,6 +105,34 @@ class Step:
         if not self.log_path or not Path(self.log_path).is_file():
             return ""
         return Path(self.log_path).read_text(encoding="utf-8", errors="replace")
+
+    def metrics(self) -> dict[str, float]:
+        """The numbers the step logged with `pipec.context().log_metric` (each one's last value,
+        across its attempts)."""
+        return self._logged()[0]
+
+    def metadata(self) -> dict[str, Any]:
+        """What the step logged with `pipec.context().log_metadata` (a later key wins)."""
+        return self._logged()[1]
+
+    def _logged(self) -> tuple[dict[str, float], dict[str, Any]]:
+        metrics: dict[str, float] = {}
+        metadata: dict[str, Any] = {}
+        path = metrics_path(Path(self.log_path)) if self.log_path else None
+        if path is None or not path.is_file():
+            return metrics, metadata
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill: the earlier ones still count
+            if isinstance(entry, dict) and "metric" in entry:
+                value = entry.get("value")
+                if isinstance(value, int | float):
+                    metrics[str(entry["metric"])] = value
+            elif isinstance(entry, dict) and isinstance(entry.get("metadata"), dict):
+                metadata.update(entry["metadata"])
+        return metrics, metadata
 
 
 class Run:

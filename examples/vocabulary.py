@@ -6,6 +6,9 @@
 code forever); `VocabularyLines` stores it as a plain text file any tool can read. pipec picks it
 from the step's annotation (`-> Vocabulary`), records its name in the output's meta.json, and the
 consuming step, wherever it runs, loads the value with the same materializer.
+
+`pipec.context()` is what a running step knows about itself: its run, step, iteration and
+attempt, a folder of its own for files (`path`), and `log_metric` / `log_metadata`.
 """
 
 from __future__ import annotations
@@ -44,12 +47,24 @@ def build(text: str) -> Vocabulary:
 @step
 def size(vocabulary: Vocabulary) -> int:
     assert isinstance(vocabulary, Vocabulary), type(vocabulary)
+    # Shown by `pipec runs show` (local targets) or in the step's log (engines).
+    pipec.context().log_metric("words", len(vocabulary.words))
     return len(vocabulary.words)
+
+
+@step
+def export(vocabulary: Vocabulary) -> Path:
+    # A file in the step's own folder: returned, it is moved into the store, not copied.
+    table = pipec.context().path("words.csv")
+    table.write_text("".join(f"{i},{w}\n" for i, w in enumerate(vocabulary.words)))
+    return table
 
 
 @pipeline
 def vocabulary(text: str = "the quick brown fox jumps over the lazy dog") -> None:
-    size(build(text))
+    words = build(text)
+    size(words)
+    export(words)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,21 @@ class _DagWriter:
         ]
         self._body(group.body, indent + 1)
 
+    def _context_env(self, step: Step, in_loop: bool, kubernetes: bool) -> dict[str, Any]:
+        """The step context (`pipec.context()`, runtime/context.py), rendered by Airflow when the
+        task starts. A run id is the triggering user's text: on Kubernetes every `$` is doubled
+        so the kubelet expands nothing in it (`common.k8s.env_value`'s rule)."""
+        dollar = ' | replace("$", "$$")' if kubernetes else ""
+        found: dict[str, Any] = {
+            "PIPEC_RUN_ID": "{{ run_id" + dollar + " }}",
+            "PIPEC_PIPELINE": templated_text(self.pipeline.name, self.mode.template_ext),
+            "PIPEC_STEP_ID": step.id,
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        }
+        if in_loop:
+            found["PIPEC_ITERATION"] = "{{ ti.map_index }}"
+        return found
+
     def _step(self, step: Step, indent: int) -> None:
         loop = self.order.loop_of(step.id)
         component = self.components[step.component]
@@ -197,6 +212,7 @@ class _DagWriter:
             name: templated_text(k8s.env_value(v) if kubernetes else v, self.mode.template_ext)
             for name, v in step.env.items()
         }
+        env.update(self._context_env(step, loop is not None, kubernetes))
         for name, binding in step.args.items():
             variable = values.input_variable(name)
             match binding:

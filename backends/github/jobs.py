@@ -213,12 +213,18 @@ class JobWriter:
         return env, options, inputs
 
     def _run_env(self, step: Step, in_loop: bool) -> dict[str, str]:
+        # The step context (`pipec.context()`, runtime/context.py): names are identifiers and
+        # the expressions GitHub's own numbers, so nothing here can inject into the run line.
         env = {
             "PIPEC_ARTIFACT_ROOT": self._root(),
             "PIPEC_RUN_ID": expr("github.run_id"),
+            "PIPEC_PIPELINE": self.layout.pipeline.name,
+            "PIPEC_STEP_ID": step.id,
+            "PIPEC_ATTEMPT": expr("github.run_attempt"),
         }
         if in_loop:
             env["PIPEC_INDEX"] = expr("matrix.index")
+            env["PIPEC_ITERATION"] = expr("matrix.index")
         if step.env:
             env["PIPEC_ENV"] = json_env_text(step.env)
         for name in step.secrets:

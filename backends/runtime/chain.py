@@ -24,6 +24,7 @@ standard library and the runtime only, like the rest of the runtime.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -58,11 +59,19 @@ def run_chain(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
         own = _invocation(invocation, member, produced)
         _section(f"--- pipec: step {step_id} ({position}/{len(members)}) at {at} ---")
         started = time.monotonic()
+        # Each member's `pipec.context()` names the member, as it would in a task of its own.
+        fused_id = os.environ.get("PIPEC_STEP_ID")
+        os.environ["PIPEC_STEP_ID"] = step_id
         try:
             written = core.execute(own)
         except BaseException:
             _section(f"--- pipec: step {step_id} failed (written at {at}) ---", sys.stderr)
             raise
+        finally:
+            if fused_id is None:
+                os.environ.pop("PIPEC_STEP_ID", None)
+            else:
+                os.environ["PIPEC_STEP_ID"] = fused_id
         _section(f"--- pipec: step {step_id} succeeded in {time.monotonic() - started:.2f}s ---")
         for output, port in _outputs(member).items():
             produced[(step_id, output)] = port

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
-from pipec.backends.runtime import materializers, returns, store
+from pipec.backends.runtime import context, materializers, returns, store
 from pipec.backends.runtime.invocation import (
     OUTPUT_TEXT,
     OUTPUT_VALUE,
@@ -142,6 +142,25 @@ def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
         return metas
     function = load_function(invocation.component, invocation.code_root)
     kwargs = {name: load_input(source) for name, source in invocation.inputs.items()}
+    outer = context.replace(context.from_environment(_scratch_parent(invocation)))
+    try:
+        return _call(function, kwargs, invocation)
+    finally:
+        context.restore(outer)  # also removes the step's own folder, whatever happened
+
+
+def _scratch_parent(invocation: Invocation[str]) -> str | None:
+    """Where `context().path()` puts its folder: beside the step's first local output, so that
+    a Path output inside it is moved into the store by a rename, not copied (None: a temp dir)."""
+    for dest in invocation.outputs.values():
+        if not store.is_remote(dest):
+            return str(store.local_path(dest).parent)
+    return None
+
+
+def _call(
+    function: Callable[..., Any], kwargs: dict[str, Any], invocation: Invocation[str]
+) -> dict[str, dict[str, Any]]:
     result = function(**kwargs)
     where = f"step {invocation.component}"
     declared = returns.declared_outputs(function, invocation.returns)

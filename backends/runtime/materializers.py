@@ -129,7 +129,10 @@ class PathMaterializer(Materializer):
             )
         target = directory / "data" / (source.name or "root")
         target.parent.mkdir()
-        if source.is_dir():
+        if _owned_by_the_step(source):
+            # Made in `pipec.context().path()`: the runtime removes it anyway, so move it.
+            shutil.move(str(source), str(target))
+        elif source.is_dir():
             shutil.copytree(source, target, symlinks=False)
         else:
             shutil.copyfile(source, target)
@@ -137,6 +140,13 @@ class PathMaterializer(Materializer):
 
     def load(self, directory: Path, meta: dict[str, Any]) -> Any:
         return directory / "data" / str(meta["path_name"])
+
+
+def _owned_by_the_step(path: Path) -> bool:
+    from pipec.backends.runtime import context
+
+    running = context._CURRENT
+    return running is not None and running.in_scratch(path)
 
 
 class NumpyMaterializer(Materializer):

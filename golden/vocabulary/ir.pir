@@ -1,5 +1,5 @@
 pir 1
-pipeline vocabulary at "examples/vocabulary.py":51
+pipeline vocabulary at "examples/vocabulary.py":64
 
 param text: str = "the quick brown fox jumps over the lazy dog"
 
@@ -9,11 +9,18 @@ component build = examples.vocabulary:build
   input text: str
   output output: artifact[examples.vocabulary.Vocabulary]
 
+component export = examples.vocabulary:export
+  file "examples/vocabulary.py"
+  code "sha256:4eaf9ce56aec9fc512537e0de78b25734037d67eaa8658eda49b85e188b16b4c"
+  input vocabulary: artifact[examples.vocabulary.Vocabulary]
+  output output: artifact[pathlib.Path]
+
 component size = examples.vocabulary:size
   file "examples/vocabulary.py"
-  code "sha256:c0504b73120bb9518213eb3a18f6dac45c158d29becfe1235cf264f41fcc497e"
+  code "sha256:20c34b796ef82625db73c9d240cce6ef4ef1d5a31b4d19ad69756bceeb03da10"
   input vocabulary: artifact[examples.vocabulary.Vocabulary]
   output output: int
 
-step build = build(text=params.text) at 52
-step size = size(vocabulary=steps.build.output) at 52
+step build = build(text=params.text) at 65
+step size = size(vocabulary=steps.build.output) at 66
+step export = export(vocabulary=steps.build.output) at 67

@@ -47,7 +47,13 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/hello/{{ pipec_run_folder(run_id) }}/greet/output",
         ],
-        env_vars={"PIPEC_INPUT_name": '{{ params["name"] | tojson | replace("$", "\\\\u0024") }}'},
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "hello",
+            "PIPEC_STEP_ID": "greet",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_INPUT_name": '{{ params["name"] | tojson | replace("$", "\\\\u0024") }}',
+        },
     )
 
     shout_task = KubernetesPodOperator(
@@ -64,5 +70,11 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/hello/{{ pipec_run_folder(run_id) }}/shout/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "hello",
+            "PIPEC_STEP_ID": "shout",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     greet_task >> shout_task

@@ -73,6 +73,12 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/load_iris/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "iris",
+            "PIPEC_STEP_ID": "load_iris",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
 
     split_task = KubernetesPodOperator(
@@ -95,6 +101,12 @@ with DAG(
             "--output",
             "y_test=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/y_test",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "iris",
+            "PIPEC_STEP_ID": "split",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     load_iris_task >> split_task
 
@@ -123,7 +135,14 @@ with DAG(
                 "--output",
                 "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/train/{{ ti.map_index }}/output",
             ],
-            env_vars={"PIPEC_INPUT_c": item},
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "iris",
+                "PIPEC_STEP_ID": "train",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "{{ ti.map_index }}",
+                "PIPEC_INPUT_c": item,
+            },
         )
         split_task >> train_task
 
@@ -146,7 +165,14 @@ with DAG(
                 "--output",
                 "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/evaluate/{{ ti.map_index }}/output",
             ],
-            env_vars={"PIPEC_INPUT_c": item},
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "iris",
+                "PIPEC_STEP_ID": "evaluate",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "{{ ti.map_index }}",
+                "PIPEC_INPUT_c": item,
+            },
         )
         [train_task, split_task] >> evaluate_task
 
@@ -170,6 +196,12 @@ with DAG(
             "accuracy=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/accuracy",
             "--output-value", "accuracy=/airflow/xcom/return.json",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "iris",
+            "PIPEC_STEP_ID": "pick_best",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
         do_xcom_push=True,
     )
     loop_1_group >> pick_best_task
@@ -197,6 +229,12 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/register/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "iris",
+            "PIPEC_STEP_ID": "register",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     [pick_best_task, condition_1_branch] >> register_task
 
@@ -212,5 +250,11 @@ with DAG(
             "--input",
             "accuracy=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/accuracy",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "iris",
+            "PIPEC_STEP_ID": "reject",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     [pick_best_task, condition_1_branch] >> reject_task

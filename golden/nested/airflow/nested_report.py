@@ -90,6 +90,10 @@ with DAG(
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
             env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "nested-report",
+                "PIPEC_STEP_ID": "make_shards",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
                 "PIPEC_INPUT_shards": '{{ params["shards"] | tojson | replace("$", "\\\\u0024") }}',
             },
             do_xcom_push=True,
@@ -110,7 +114,14 @@ with DAG(
                     "--output",
                     "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/count_words/{{ ti.map_index }}/output",
                 ],
-                env_vars={"PIPEC_INPUT_shard": item},
+                env_vars={
+                    "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                    "PIPEC_PIPELINE": "nested-report",
+                    "PIPEC_STEP_ID": "count_words",
+                    "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                    "PIPEC_ITERATION": "{{ ti.map_index }}",
+                    "PIPEC_INPUT_shard": item,
+                },
             )
 
         loop_1_group = loop_1_body.expand(item=make_shards_task.output.map(_json_text))
@@ -131,6 +142,12 @@ with DAG(
                 "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "nested-report",
+                "PIPEC_STEP_ID": "total",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            },
             do_xcom_push=True,
         )
         loop_1_group >> total_task
@@ -154,7 +171,13 @@ with DAG(
                 "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/make_shards_2/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
-            env_vars={"PIPEC_INPUT_shards": "2"},
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "nested-report",
+                "PIPEC_STEP_ID": "make_shards_2",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_INPUT_shards": "2",
+            },
             do_xcom_push=True,
         )
 
@@ -173,7 +196,14 @@ with DAG(
                     "--output",
                     "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/count_words_2/{{ ti.map_index }}/output",
                 ],
-                env_vars={"PIPEC_INPUT_shard": item},
+                env_vars={
+                    "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                    "PIPEC_PIPELINE": "nested-report",
+                    "PIPEC_STEP_ID": "count_words_2",
+                    "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                    "PIPEC_ITERATION": "{{ ti.map_index }}",
+                    "PIPEC_INPUT_shard": item,
+                },
             )
 
         loop_2_group = loop_2_body.expand(item=make_shards_2_task.output.map(_json_text))
@@ -194,6 +224,12 @@ with DAG(
                 "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total_2/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "nested-report",
+                "PIPEC_STEP_ID": "total_2",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            },
             do_xcom_push=True,
         )
         loop_2_group >> total_2_task
@@ -220,7 +256,13 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label/output",
         ],
-        env_vars={"PIPEC_INPUT_kind": '"big"'},
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "nested-report",
+            "PIPEC_STEP_ID": "label",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_INPUT_kind": '"big"',
+        },
     )
     [total_task, condition_1_branch] >> label_task
 
@@ -238,6 +280,10 @@ with DAG(
             "--input", "strict=env:PIPEC_INPUT_strict",
         ],
         env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "nested-report",
+            "PIPEC_STEP_ID": "publish",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
             "PIPEC_INPUT_strict": '{{ params["strict"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -265,7 +311,13 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_2/output",
         ],
-        env_vars={"PIPEC_INPUT_kind": '"medium"'},
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "nested-report",
+            "PIPEC_STEP_ID": "label_2",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_INPUT_kind": '"medium"',
+        },
     )
     [total_2_task, condition_1_branch, condition_2_branch] >> label_2_task
 
@@ -281,6 +333,12 @@ with DAG(
             "--input",
             "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_2/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "nested-report",
+            "PIPEC_STEP_ID": "publish_2",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     [label_2_task, condition_1_branch, condition_2_branch] >> publish_2_task
 
@@ -299,7 +357,13 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_3/output",
         ],
-        env_vars={"PIPEC_INPUT_kind": '"small"'},
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "nested-report",
+            "PIPEC_STEP_ID": "label_3",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_INPUT_kind": '"small"',
+        },
     )
     [total_task, condition_1_branch, condition_2_branch] >> label_3_task
 
@@ -315,5 +379,11 @@ with DAG(
             "--input",
             "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_3/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "nested-report",
+            "PIPEC_STEP_ID": "publish_3",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     [label_3_task, condition_1_branch, condition_2_branch] >> publish_3_task

@@ -86,6 +86,11 @@ with DAG(
                 "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/scale/{{ ti.map_index }}/output",
             ],
             env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "sweep",
+                "PIPEC_STEP_ID": "scale",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "{{ ti.map_index }}",
                 "PIPEC_INPUT_factor": '{{ params["factor"] | tojson | replace("$", "\\\\u0024") }}',
                 "PIPEC_INPUT_x": item,
             },
@@ -106,6 +111,13 @@ with DAG(
                 "--output",
                 "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/square/{{ ti.map_index }}/output",
             ],
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "sweep",
+                "PIPEC_STEP_ID": "square",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "{{ ti.map_index }}",
+            },
         )
         scale_task >> square_task
 
@@ -126,6 +138,12 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "sweep",
+            "PIPEC_STEP_ID": "total",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     loop_1_group >> total_task
 
@@ -146,6 +164,10 @@ with DAG(
             "--output-value", "output=/airflow/xcom/return.json",
         ],
         env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "sweep",
+            "PIPEC_STEP_ID": "is_big",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
             "PIPEC_INPUT_threshold": '{{ params["threshold"] | tojson | replace("$", "\\\\u0024") }}',
         },
         do_xcom_push=True,
@@ -173,6 +195,12 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/high/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "sweep",
+            "PIPEC_STEP_ID": "high",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     [total_task, condition_1_branch] >> high_task
 
@@ -190,5 +218,11 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/low/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "sweep",
+            "PIPEC_STEP_ID": "low",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     [total_task, condition_1_branch] >> low_task

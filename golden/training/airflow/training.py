@@ -78,7 +78,13 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/load/output",
         ],
-        env_vars={"PIPEC_INPUT_n": '{{ params["n"] | tojson | replace("$", "\\\\u0024") }}'},
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "load",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_INPUT_n": '{{ params["n"] | tojson | replace("$", "\\\\u0024") }}',
+        },
     )
 
     split_task = KubernetesPodOperator(
@@ -100,6 +106,12 @@ with DAG(
             "--output",
             "test=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/test",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "split",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
         active_deadline_seconds=600,
     )
     load_task >> split_task
@@ -119,7 +131,13 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train/output",
         ],
-        env_vars={"PIPEC_INPUT_lr": '{{ params["lr"] | tojson | replace("$", "\\\\u0024") }}'},
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "train",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_INPUT_lr": '{{ params["lr"] | tojson | replace("$", "\\\\u0024") }}',
+        },
         container_resources=k8s.V1ResourceRequirements(
             requests={"cpu": "4", "memory": "16Gi"},
             limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
@@ -148,6 +166,12 @@ with DAG(
             "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/evaluate/output",
             "--output-value", "output=/airflow/xcom/return.json",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "evaluate",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
         do_xcom_push=True,
     )
     [train_task, split_task] >> evaluate_task
@@ -171,7 +195,13 @@ with DAG(
             "--input",
             "model=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train/output",
         ],
-        env_vars={"STAGE": "prod"},
+        env_vars={
+            "STAGE": "prod",
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "deploy",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
         secrets=[Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")],
     )
     [train_task, condition_1_branch] >> deploy_task
@@ -188,6 +218,12 @@ with DAG(
             "--input",
             "score=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/evaluate/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "notify",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     [evaluate_task, condition_1_branch] >> notify_task
 
@@ -215,7 +251,14 @@ with DAG(
                 "--output",
                 "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train_2/{{ ti.map_index }}/output",
             ],
-            env_vars={"PIPEC_INPUT_lr": item},
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "training",
+                "PIPEC_STEP_ID": "train_2",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "{{ ti.map_index }}",
+                "PIPEC_INPUT_lr": item,
+            },
             container_resources=k8s.V1ResourceRequirements(
                 requests={"cpu": "4", "memory": "16Gi"},
                 limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
@@ -244,6 +287,13 @@ with DAG(
                 "--output",
                 "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/evaluate_2/{{ ti.map_index }}/output",
             ],
+            env_vars={
+                "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+                "PIPEC_PIPELINE": "training",
+                "PIPEC_STEP_ID": "evaluate_2",
+                "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "{{ ti.map_index }}",
+            },
         )
         [train_2_task, split_task] >> evaluate_2_task
 
@@ -264,6 +314,12 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/best/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "best",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     loop_1_group >> best_task
 
@@ -277,5 +333,11 @@ with DAG(
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "training",
+            "PIPEC_STEP_ID": "cleanup",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     train_task >> cleanup_task

@@ -47,7 +47,13 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/vocabulary/{{ pipec_run_folder(run_id) }}/build/output",
         ],
-        env_vars={"PIPEC_INPUT_text": '{{ params["text"] | tojson | replace("$", "\\\\u0024") }}'},
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "vocabulary",
+            "PIPEC_STEP_ID": "build",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_INPUT_text": '{{ params["text"] | tojson | replace("$", "\\\\u0024") }}',
+        },
     )
 
     size_task = KubernetesPodOperator(
@@ -64,5 +70,34 @@ with DAG(
             "--output",
             "output=s3://pipec-artifacts/examples/vocabulary/{{ pipec_run_folder(run_id) }}/size/output",
         ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "vocabulary",
+            "PIPEC_STEP_ID": "size",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
     )
     build_task >> size_task
+
+    export_task = KubernetesPodOperator(
+        task_id="export",
+        image="ghcr.io/acme/pipec-examples:0.1",
+        cmds=["python3"],
+        arguments=[
+            "-m", "pipec.backends.runtime",
+            "--component", "examples.vocabulary:export",
+            "--returns", "single",
+            "--code-root", "/opt/pipec/project",
+            "--input",
+            "vocabulary=artifact:s3://pipec-artifacts/examples/vocabulary/{{ pipec_run_folder(run_id) }}/build/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/vocabulary/{{ pipec_run_folder(run_id) }}/export/output",
+        ],
+        env_vars={
+            "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
+            "PIPEC_PIPELINE": "vocabulary",
+            "PIPEC_STEP_ID": "export",
+            "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+        },
+    )
+    build_task >> export_task

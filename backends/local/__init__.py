@@ -30,6 +30,9 @@ class LocalSettings(TargetSettings):
     number of CPUs). `cpus` and `memory` state the machine's capacity that steps' resource
     requests are checked against (default: what the machine has). `image` only takes part in
     cache keys here, so switching to a container target later does not reuse stale results.
+    `preload` (default on) lets the runner preload, once per run, the libraries steps were seen
+    to import (`local.preload`); `false` (or `PIPEC_PRELOAD=0`) makes every step import its
+    own, for debugging.
     """
 
     artifact_root: str | None = None
@@ -37,6 +40,7 @@ class LocalSettings(TargetSettings):
     cpus: float | None = Field(default=None, gt=0)
     memory: str | None = None
     image: str | None = None
+    preload: bool = True
 
     @field_validator("memory")
     @classmethod
@@ -78,7 +82,7 @@ class LocalBackend(Backend[LocalSettings]):
         """What starts each step attempt: a fork of this process (see `local.fork`)."""
         from pipec.backends.local.fork import ForkExecutor
 
-        return ForkExecutor()
+        return ForkExecutor(preload=self.settings.preload)
 
     def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
         """Run here and wait for the end (`--wait` changes nothing)."""

@@ -4,16 +4,19 @@
 `SCHEMA_VERSION` is upgraded in one write transaction (`MetadataStore` takes it): tables and
 indexes are created if missing, the columns added since the first version are added to `runs`,
 indexes that served lookups which grow with history are replaced, and the running mean durations
-are seeded once from the history already recorded.
+are seeded once from the history already recorded. Version 3 adds `learned_imports`: the library
+modules each component (by code hash) was seen to import, for the fork executor to preload
+(`pipec.backends.local.preload`), or why they must not be.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """`PRAGMA user_version` of a store this pipec has brought up to date (0: a new store, or one
-written by a pipec before run owners, run options and the duration table; 1 was never used)."""
+written by a pipec before run owners, run options and the duration table; 1 was never used; 2:
+before learned imports)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -78,6 +81,12 @@ CREATE TABLE IF NOT EXISTS step_durations (
     mean REAL NOT NULL,
     count INTEGER NOT NULL,
     PRIMARY KEY (pipeline_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS learned_imports (
+    code_hash TEXT PRIMARY KEY,
+    modules TEXT NOT NULL,
+    refused TEXT NOT NULL DEFAULT '',
+    learned_at REAL NOT NULL
 );
 """
 

@@ -33,15 +33,19 @@ LIBS = {
         "if 'PIPEC_STEP_ID' not in os.environ:\n"
         "    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
     ),
+    # Slow to import outside a step (in the supervisor's preload) only.
+    "slowlib.py": ("import os, time\nif 'PIPEC_STEP_ID' not in os.environ:\n    time.sleep(8)\n"),
 }
 
 
-def probe_pipeline(library: str, extra: str = "", with_env: bool = False) -> str:
+def probe_pipeline(
+    library: str, extra: str = "", with_env: bool = False, timeout: str = "None"
+) -> str:
     """Three sequential instances of one component, each reporting whether `library` was
     already imported when it started (then importing it)."""
     options = ".with_options(env={'MODE': 'x'})" if with_env else ""
     return f"""
-@step(cache=False)
+@step(cache=False, timeout={timeout})
 def probe(i: int) -> bool:
     was = {library!r} in sys.modules
     import {library}
@@ -183,3 +187,10 @@ def test_preloaded_runs_store_the_same_bytes(tmp_path: Path) -> None:
     assert any(name.startswith("fit/") for name in reference)
     for run_id in runs:
         assert stored(root, run_id) == reference
+
+
+def test_a_step_waiting_for_a_preload_is_not_timed_out_meanwhile(tmp_path: Path) -> None:
+    # probe[1] is started while the supervisor spends 8 s preloading what probe[0] taught: its
+    # 5 s start when it is forked, after the preload.
+    root, module, env = project(tmp_path, probe_pipeline("slowlib", timeout="5"))
+    assert seen(root, module, env) == [False, True, True]

@@ -194,6 +194,8 @@ class ForkExecutor:
         token = next(self._tokens)
         report = self._learner.report_path(token, launch) if self._learner else None
         link = self._current()
+        if link.batches:  # it forks this worker once it has imported those: the clock starts then
+            deadline = None
         process = StepProcess(token, deadline, timeout, Attempt(launch, report), link)
         self._running[token] = process
         link.send(("start", token, process.attempt))
@@ -257,6 +259,11 @@ class ForkExecutor:
                     return self._learner.ended(token, process.attempt.launch)
             case ("preloaded", list(), int() as threads):
                 batch = link.batches.pop(0) if link.batches else []
+                if not link.batches:  # the attempts it held back are forked now
+                    now = time.monotonic()
+                    for process in self._running.values():
+                        if process.link is link and process.timeout and process.deadline is None:
+                            process.deadline = now + process.timeout
                 if threads > 1:
                     link.retired = True
                     if self._learner is not None:
@@ -265,6 +272,10 @@ class ForkExecutor:
                 process = self._running.get(token)
                 if process is not None:
                     process.link = self._current()
+                    if process.link.batches:
+                        process.deadline = None  # set once its preload is done
+                    elif process.timeout:
+                        process.deadline = time.monotonic() + process.timeout
                     process.link.send(("start", token, process.attempt))
             case _:
                 pass

@@ -39,6 +39,9 @@ class LocalSettings(TargetSettings):
     image: str | None = None
     """Takes part in cache keys only, so that switching to a container target later does not
     reuse results computed elsewhere."""
+    preload: bool = True
+    """Preload, once per run, the libraries steps were seen to import (`local.preload`);
+    `false` (or `PIPEC_PRELOAD=0`) makes every step import its own, for debugging."""
 
     @field_validator("memory")
     @classmethod
@@ -81,7 +84,7 @@ class LocalBackend(Backend[LocalSettings]):
         """What starts each step attempt: a fork of this process (see `local.fork`)."""
         from pipec.backends.local.fork import ForkExecutor
 
-        return ForkExecutor()
+        return ForkExecutor(preload=self.settings.preload)
 
     def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
         """Run here and wait for the end (`--wait` changes nothing)."""

@@ -8,8 +8,14 @@ exactly as elsewhere (`local.worker`). When an attempt ends, runs out of time or
 when the runner dies (even by SIGKILL), every process it started is killed, including those in
 sessions of their own.
 
-This side speaks to the supervisor through two pipes: start and stop requests out, attempt ends
-in. Timeouts are kept here (a stop request at the deadline).
+This side speaks to the supervisor through two pipes: start, stop and preload requests out,
+attempt ends in. Timeouts are kept here (a stop request at the deadline).
+
+It also learns what the steps import (`local.learning`, policy in `local.preload`): the modules
+a component was seen to import in earlier runs are preloaded in the supervisor before its first
+fork, and within a run, those the first step of a component imported are preloaded before the
+next workers are forked. A supervisor that a preload left with threads forks nothing more: the
+attempts it refuses start under a new supervisor.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipec.backends.local import supervisor
-from pipec.backends.local.worker import run_attempt
+from pipec.backends.local import preload, supervisor
+from pipec.backends.local.learning import Learner
+from pipec.backends.local.worker import Attempt, run_attempt
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
 from pipec.backends.runner.results import RunError
@@ -38,19 +45,24 @@ LOST = -signal.SIGKILL
 
 @dataclass(eq=False)
 class StepProcess:
-    """A started attempt, known by its token to the supervisor."""
+    """A started attempt, known by its token to the supervisor that runs it."""
 
     token: int
     deadline: float | None
     timeout: float | None
+    attempt: Attempt
+    link: _Supervisor
     timed_out: bool = False
     ended: bool = False
 
 
 class _Supervisor:
-    """The runner's end of the supervisor: its pid and the two pipes."""
+    """The runner's end of a supervisor: its pid, the two pipes, and the preloads asked of it
+    (answered in order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, others: Sequence[_Supervisor] = ()) -> None:
+        """Fork a supervisor; it closes the runner's ends of `others`' pipes (else an older
+        supervisor would never see end of file on its requests)."""
         to_supervisor, requests = os.pipe()
         events, to_runner = os.pipe()
         sys.stdout.flush()
@@ -58,8 +70,9 @@ class _Supervisor:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the supervisor, which never returns
             try:
-                os.close(requests)
-                os.close(events)
+                for fd in (requests, events, *(f for o in others for f in o.fds())):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                 supervisor.serve(to_supervisor, to_runner, run_attempt)
             finally:
                 os._exit(1)
@@ -70,6 +83,21 @@ class _Supervisor:
         self.pid, self.requests, self.events = pid, requests, events
         self.inbox = bytearray()
         self.gone = False
+        self.retired = False  # a preload left it with threads: it forks nothing more
+        self.asked: set[str] = set()  # modules it was asked to preload
+        self.batches: list[list[str]] = []  # preloads not answered yet, oldest first
+
+    def fds(self) -> tuple[int, int]:
+        """The runner's ends of its pipes."""
+        return self.requests, self.events
+
+    def preload(self, modules: Sequence[str], cwd: str) -> None:
+        """Ask it to import those of `modules` it was not asked to before."""
+        fresh = [m for m in modules if m not in self.asked]
+        if fresh and not self.retired:
+            self.asked.update(fresh)
+            self.batches.append(fresh)
+            self.send(("preload", fresh, cwd))
 
     def send(self, message: object) -> None:
         """Write one request, reading reports meanwhile so that neither side waits for the
@@ -108,19 +136,24 @@ class _Supervisor:
 
 class ForkExecutor:
     """Runs each step attempt in a worker forked by the run's supervisor (see the module
-    docstring)."""
+    docstring). `preload=False` turns learned imports off (`local.preload`)."""
 
-    def __init__(self) -> None:
-        self._supervisor: _Supervisor | None = None
+    def __init__(self, preload: bool = True) -> None:
+        self._preload = preload
+        self._links: list[_Supervisor] = []  # the last one takes new attempts unless retired
+        self._learner: Learner | None = None
+        self._cwd = os.getcwd()
         self._tokens = itertools.count(1)
         self._running: dict[int, StepProcess] = {}
         self._ended: dict[int, int] = {}
+        self.preload_refused: str | None = "not prepared"
+        """Why nothing is preloaded in this run (None: preloading applies)."""
 
     def prepare(self, plan: Plan, project_root: Path) -> None:
-        """Import the components' modules, then fork the supervisor, so each step starts warm. A
-        module that is not there at all stops the run before it starts; one that fails to import
-        (an error in it, a dependency it lacks) fails in its step, with the traceback in the
-        step's log."""
+        """Import the components' modules, then fork the supervisor, so each step starts warm,
+        and ask it to preload what the components were seen to import before. A module that is
+        not there at all stops the run before it starts; one that fails to import (an error in
+        it, a dependency it lacks) fails in its step, with the traceback in the step's log."""
         root = str(project_root)
         if root not in sys.path:
             sys.path.insert(0, root)
@@ -134,18 +167,38 @@ class ForkExecutor:
                     ) from None
             except Exception:
                 continue
-        self._supervisor = _Supervisor()
+        self._cwd = root
+        self.preload_refused = preload.refusal(plan, self._preload)
+        if self.preload_refused is None:
+            from pipec.backends.runner.runs import open_metadata
+
+            self._learner = Learner(plan, open_metadata(project_root))
+        self._current()
+
+    def _current(self) -> _Supervisor:
+        """The supervisor that takes new attempts (a new one if there is none, it died, or a
+        preload left it with threads), warmed with what is known to be worth preloading."""
+        link = self._links[-1] if self._links else None
+        if link is None or link.gone or link.retired:
+            link = _Supervisor(self._links)
+            self._links.append(link)
+            if self._learner is not None:
+                link.preload(self._learner.preloadable(), self._cwd)
+        return link
 
     def start(self, launch: Launch) -> StepProcess:
         """Ask the supervisor to fork a worker for the attempt; return at once."""
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if self._supervisor is None or self._supervisor.gone:
-            self._supervisor = _Supervisor()  # first use without prepare, or it died
         timeout = launch.timeout
         deadline = time.monotonic() + timeout if timeout else None
-        process = StepProcess(token=next(self._tokens), deadline=deadline, timeout=timeout)
-        self._running[process.token] = process
-        self._supervisor.send(("start", process.token, launch))
+        token = next(self._tokens)
+        report = self._learner.report_path(token, launch) if self._learner else None
+        link = self._current()
+        if link.batches:  # it forks this worker once it has imported those: the clock starts then
+            deadline = None
+        process = StepProcess(token, deadline, timeout, Attempt(launch, report), link)
+        self._running[token] = process
+        link.send(("start", token, process.attempt))
         return process
 
     def wait(
@@ -174,27 +227,74 @@ class ForkExecutor:
         return found
 
     def _receive(self, timeout: float) -> None:
-        """Collect the attempts' ends the supervisor reports within `timeout` seconds."""
-        link = self._supervisor
-        if link is None:
+        """Collect what the supervisors report within `timeout` seconds: attempts' ends,
+        preloads done, attempts refused."""
+        links = [link for link in self._links if not link.gone]
+        if not links and not self._links:
             time.sleep(timeout)
             return
-        if not link.gone:
+        if links:
             with contextlib.suppress(InterruptedError):
-                select.select([link.events], [], [], timeout)
+                select.select([link.events for link in links], [], [], timeout)
+        warm: list[str] = []
+        for link in list(self._links):
             link.read()
-        for _, token, code in supervisor.unframe(link.inbox):
-            self._ended[token] = code
-        if link.gone:  # it died: what it was running is lost (its workers die with it)
-            for token in self._running:
-                self._ended.setdefault(token, LOST)
+            for message in supervisor.unframe(link.inbox):
+                warm += self._handle(link, message)
+            if link.gone:  # it died: what it was running is lost (its workers die with it)
+                for token, process in self._running.items():
+                    if process.link is link:
+                        self._ended.setdefault(token, LOST)
+        if warm and self._learner is not None:
+            self._current().preload(warm, self._cwd)
+        self._drop_idle()
+
+    def _handle(self, link: _Supervisor, message: tuple[object, ...]) -> list[str]:
+        """One report of `link`; return modules learned that may now be preloaded."""
+        match message:
+            case ("exit", int() as token, int() as code):
+                self._ended[token] = code
+                process = self._running.get(token)
+                if self._learner is not None and process and process.attempt.report:
+                    return self._learner.ended(token, process.attempt.launch)
+            case ("preloaded", list(), int() as threads):
+                batch = link.batches.pop(0) if link.batches else []
+                if not link.batches:  # the attempts it held back are forked now
+                    now = time.monotonic()
+                    for process in self._running.values():
+                        if process.link is link and process.timeout and process.deadline is None:
+                            process.deadline = now + process.timeout
+                if threads > 1:
+                    link.retired = True
+                    if self._learner is not None:
+                        self._learner.refuse(batch, threads)
+            case ("refused", int() as token):
+                process = self._running.get(token)
+                if process is not None:
+                    process.link = self._current()
+                    if process.link.batches:
+                        process.deadline = None  # set once its preload is done
+                    elif process.timeout:
+                        process.deadline = time.monotonic() + process.timeout
+                    process.link.send(("start", token, process.attempt))
+            case _:
+                pass
+        return []
+
+    def _drop_idle(self) -> None:
+        """Let go of retired supervisors that run nothing any more."""
+        busy = {id(p.link) for p in self._running.values() if not p.ended}
+        for link in self._links[:-1]:
+            if (link.retired or link.gone) and id(link) not in busy:
+                link.close()
+                self._links.remove(link)
 
     def kill(self, handle: StepProcess) -> None:
         """Stop an attempt: the supervisor kills the step and everything it started. Nothing to
         do once the attempt ended: its worker ended its tree before it exited."""
-        if handle.ended or self._supervisor is None:
+        if handle.ended or handle.link.gone:
             return
-        self._supervisor.send(("stop", handle.token))
+        handle.link.send(("stop", handle.token))
 
     def describe_exit(self, exit: Exit) -> str:
         """Human words for an exit."""
@@ -209,7 +309,10 @@ class ForkExecutor:
         return f"killed by {name}"
 
     def close(self) -> None:
-        """Let the supervisor go (it kills whatever is left) and reap it."""
-        if self._supervisor is not None:
-            self._supervisor.close()
-            self._supervisor = None
+        """Let the supervisors go (each kills whatever is left) and reap them."""
+        for link in self._links:
+            link.close()
+        self._links = []
+        if self._learner is not None:
+            self._learner.close()
+            self._learner = None

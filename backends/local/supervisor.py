@@ -19,9 +19,14 @@ runner killed with SIGKILL cannot kill anything at all. So the fork executor for
   after `kill -9` of the runner) sweeps everything below it and exits.
 
 It reports each worker's end (its exit code, or minus the signal) on the event pipe. Messages are
-length-prefixed pickles: `("start", token, Launch)` and `("stop", token)` in, `("exit", token,
-code)` out. Where there is no subreaper or /proc (not Linux), a stop kills the worker's process
-group only; processes that left the group are not reached there (`docs/guarantees.md`).
+length-prefixed pickles: `("start", token, Attempt)`, `("stop", token)` and `("preload", modules,
+cwd)` in; `("exit", token, code)`, `("preloaded", modules, threads)` and `("refused", token)` out.
+A preload imports library modules here so that the workers forked after it start with them
+(`local.preload`); when the supervisor then has other threads than its own (counted as a fork
+sees them), it is no longer fit to fork: it refuses every later start, and the executor starts
+those attempts under a new supervisor. Where there is no subreaper or /proc (not Linux), a stop
+kills the worker's process group only; processes that left the group are not reached there
+(`docs/guarantees.md`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
+
+from pipec.backends.local import preload
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -94,6 +101,7 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a runner gone is a BrokenPipeError
     inherited = [requests, events, wake_read, wake_write]
     live: dict[int, int] = {}  # worker pid -> token
+    threaded = False  # a preload left threads: fork no worker any more
     pending = bytearray()
     while not stopping:
         try:
@@ -113,13 +121,22 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
         pending += data
         for message in unframe(pending):
             match message:
-                case ("start", token, launch):
-                    pid = _fork_worker(inherited, launch, work)
+                case ("start", token, _) if threaded:
+                    if not _report(events, [("refused", token)]):
+                        return
+                case ("start", token, attempt):
+                    pid = _fork_worker(inherited, attempt.launch.log_path, attempt, work)
                     if pid is None:
                         if not _report(events, [("exit", token, 1)]):
                             return
                     else:
                         live[pid] = token
+                case ("preload", modules, cwd) if not threaded:
+                    loaded = preload.preload(modules, cwd)
+                    threads = preload.settled_threads()
+                    threaded = threads > 1
+                    if not _report(events, [("preloaded", loaded, threads)]):
+                        return
                 case ("stop", token):
                     for pid, owner in list(live.items()):
                         if owner == token:
@@ -127,25 +144,25 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
 
 
 def _fork_worker(
-    inherited: list[int], launch: Any, work: Callable[[Any], int]
+    inherited: list[int], log_path: Path, attempt: Any, work: Callable[[Any], int]
 ) -> int | None:  # pragma: no cover - supervisor
     """Fork the worker of one attempt; None when the system cannot (said in the step's log)."""
     me = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
-        with contextlib.suppress(OSError), open(launch.log_path, "a", encoding="utf-8") as log:
+        with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
             log.write(f"pipec: the step could not be started: {exc}\n")
         return None
     if pid == 0:
-        _worker(me, inherited, launch, work)
+        _worker(me, inherited, attempt, work)
     return pid
 
 
 def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supervisor
     """Report the workers that ended; sweep what a worker left behind without ending it.
     False when the runner no longer reads the reports."""
-    ended: list[tuple[str, int, int]] = []
+    ended: list[tuple[Any, ...]] = []
     with contextlib.suppress(ChildProcessError):
         while True:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -161,7 +178,7 @@ def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supe
     return _report(events, ended)
 
 
-def _report(events: int, reports: list[tuple[str, int, int]]) -> bool:  # pragma: no cover
+def _report(events: int, reports: list[tuple[Any, ...]]) -> bool:  # pragma: no cover
     """Write reports to the runner; False when it no longer reads them."""
     try:
         for report in reports:

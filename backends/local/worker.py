@@ -1,5 +1,6 @@
 """What a worker forked for one step attempt does: point its output at the log (masking secret
-values), run the step through the shared runtime, and return the exit code.
+values), run the step through the shared runtime, and return the exit code. When asked, it also
+reports the library modules its step imported (`local.preload`), for the supervisor to preload.
 
 The step's stdout and stderr (and those of anything it spawns) go to the log through a pipe that
 a thread here filters when the step has secrets, so a secret value never reaches the file.
@@ -14,14 +15,28 @@ import signal
 import sys
 import threading
 import traceback
+from dataclasses import dataclass
+from pathlib import Path
 
+from pipec.backends.local import preload
 from pipec.backends.runner.executor import Launch
 from pipec.backends.runner.secrets import MASK
 
 
-def run_attempt(launch: Launch) -> int:  # pragma: no cover - runs in the forked worker
+@dataclass(frozen=True)
+class Attempt:
+    """What the supervisor hands a worker: the launch, and where to report the step's imports
+    (None: the executor already knows them, or learns nothing in this run)."""
+
+    launch: Launch
+    report: Path | None = None
+
+
+def run_attempt(attempt: Attempt) -> int:  # pragma: no cover - runs in the forked worker
     """Run one attempt of a step in this (forked) process; return its exit code."""
+    launch = attempt.launch
     masker: threading.Thread | None = None
+    before: set[str] | None = None
     try:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(signum, signal.SIG_DFL)
@@ -38,10 +53,14 @@ def run_attempt(launch: Launch) -> int:  # pragma: no cover - runs in the forked
         os.chdir(launch.cwd)
         from pipec.backends import runtime
 
+        if attempt.report is not None:
+            before = set(sys.modules)
         code = runtime.main(launch.argv)
     except BaseException:
         traceback.print_exc()
         code = 1
+    if before is not None and code == 0:
+        _report_imports(attempt.report, before, launch.cwd)
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -50,6 +69,18 @@ def run_attempt(launch: Launch) -> int:  # pragma: no cover - runs in the forked
         os.close(2)
         masker.join(timeout=5)
     return code
+
+
+def _report_imports(
+    report: Path | None, before: set[str], project_root: Path
+) -> None:  # pragma: no cover - runs in the forked worker
+    """Tell the executor which library modules the step imported, and how many threads this
+    process would fork with (more than one: nothing here is fit to preload)."""
+    with contextlib.suppress(Exception):
+        modules = preload.learned(before, project_root)
+        if report is not None:  # also when it is empty: the executor stops asking
+            threads = preload.settled_threads() if modules else 0
+            preload.write_report(report, modules, threads)
 
 
 def _redirect_output(log_fd: int, secrets: list[bytes]) -> threading.Thread | None:

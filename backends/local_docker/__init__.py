@@ -58,6 +58,9 @@ class LocalDockerSettings(LocalSettings, ContainerSettings):
     (the code copied into the built image, for images to push)."""
     network: str | None = Field(default=None, min_length=1)
     """The containers' network (`none` cuts them off; unset: the engine's default)."""
+    preload: bool = True
+    """No effect here: every step attempt starts in a fresh container (the local target's
+    import preloading needs a forking process)."""
 
 
 @dataclass

@@ -300,6 +300,41 @@ class MetadataStore(HistoryQueries):
         )
         return {row["step_id"]: float(row["mean"]) for row in rows}
 
+    # ----------------------------------------------------------------------- learned imports
+
+    def learned_imports(self, code_hashes: Sequence[str]) -> dict[str, tuple[list[str], str]]:
+        """code hash -> (library modules its component imported, why they must not be
+        preloaded: '' when they may), for the components of `code_hashes` that taught any."""
+        found: dict[str, tuple[list[str], str]] = {}
+        unique = sorted(set(code_hashes))
+        for start in range(0, len(unique), 500):  # SQLite's limit on bound parameters
+            chunk = unique[start : start + 500]
+            rows = self._db.execute(
+                "SELECT code_hash, modules, refused FROM learned_imports WHERE code_hash IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                found[row["code_hash"]] = (json.loads(row["modules"]), row["refused"])
+        return found
+
+    def learn_imports(self, code_hash: str, modules: Sequence[str], refused: str = "") -> None:
+        """Record what a component imported (added to what it was seen to import before) or,
+        with `refused`, why its modules must not be preloaded (kept until its code changes)."""
+        with self._immediate():
+            row = self._db.execute(
+                "SELECT modules, refused FROM learned_imports WHERE code_hash=?", (code_hash,)
+            ).fetchone()
+            known: list[str] = json.loads(row["modules"]) if row else []
+            seen = set(known)
+            merged = known + [m for m in modules if m not in seen]
+            reason = refused or (row["refused"] if row else "")
+            self._db.execute(
+                "INSERT OR REPLACE INTO learned_imports (code_hash, modules, refused, learned_at)"
+                " VALUES (?, ?, ?, ?)",
+                (code_hash, json.dumps(merged), reason, time.time()),
+            )
+
 
 def _owner_columns(holder: Owner | None) -> tuple[object, ...]:
     if holder is None:

@@ -4,18 +4,20 @@
 `SCHEMA_VERSION` is upgraded in one write transaction (`MetadataStore` takes it): tables and
 indexes are created if missing, the columns added since the first version are added to `runs`,
 indexes that served lookups which grow with history are replaced, and the running mean durations
-are seeded once from the history already recorded.
+are seeded once from the history already recorded. `learned_imports` (version 4) holds the library
+modules each component (by code hash) was seen to import, for the fork executor to preload
+(`pipec.backends.local.preload`), or why they must not be.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """`PRAGMA user_version` of a store this pipec has brought up to date (0: a new store, or one
 written by a pipec before run owners, run options and the duration table; 1 was never used; 3
-adds the time a resumed run spent stopped, and the indexes lineage and `runs list --pipeline`
-read)."""
+added either the time a resumed run spent stopped and the lineage indexes, or learned imports
+(two branches of one release, never both): 4 has both)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -82,6 +84,12 @@ CREATE TABLE IF NOT EXISTS step_durations (
     mean REAL NOT NULL,
     count INTEGER NOT NULL,
     PRIMARY KEY (pipeline_id, step_id)
+);
+CREATE TABLE IF NOT EXISTS learned_imports (
+    code_hash TEXT PRIMARY KEY,
+    modules TEXT NOT NULL,
+    refused TEXT NOT NULL DEFAULT '',
+    learned_at REAL NOT NULL
 );
 """
 

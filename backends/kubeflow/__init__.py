@@ -169,6 +169,9 @@ class KubeflowHooks:
     def resources(self, step: Step) -> JSON | None:
         return kfp_resources(self._pod(step).resources, self.settings.gpu_resource)
 
+    def runtime_timeout(self, step: Step) -> float | None:
+        return None  # the pod's active deadline keeps it (`platform`)
+
     def platform(self, step: Step) -> JSON | None:
         return kfp_platform(self._pod(step))
 

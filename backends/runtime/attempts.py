@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,6 +49,7 @@ from pipec.backends.runtime import store
 from pipec.backends.runtime.invocation import RUNTIME_MODULE, Invocation, seconds
 
 EXIT_TIMED_OUT = 124
+_ATTEMPT_LINE = re.compile(r"pipec runtime: attempt (\d+) of \d+")
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -91,6 +93,13 @@ def run_attempts(invocation: Invocation[str]) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return code
+
+
+def attempt_number(line: str) -> int | None:
+    """N when `line` is the runtime's `attempt N of M` announcement of a retry (engines' logs are
+    read for it: act's, to count the attempts of a job)."""
+    found = _ATTEMPT_LINE.match(line.strip())
+    return int(found.group(1)) if found else None
 
 
 def _attempt(command: list[str], invocation: Invocation[str], which: str) -> int:

@@ -97,6 +97,11 @@ class VertexBackend(KfpBackend[VertexSettings]):
     description: ClassVar[str] = "Vertex AI Pipelines: PipelineSpec + PipelineJob request"
     extra: ClassVar[str | None] = "vertex"
     capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES - {"secrets"})
+    notes: ClassVar[dict[str, str]] = {
+        **KfpBackend.notes,
+        "disk": "a PipelineSpec container has no disk field: a task gets its machine's boot disk",
+        "secrets": "no Kubernetes Secret on Vertex; Secret Manager through the runtime: not yet",
+    }
     settings_model: ClassVar[type[TargetSettings]] = VertexSettings
     submitter: ClassVar[str | None] = "pipec.backends.vertex.submit:submit"
 

@@ -140,7 +140,8 @@ class Backend(ABC, Generic[S]):
     extra: ClassVar[str | None] = None
     capabilities: ClassVar[Capabilities]
     notes: ClassVar[dict[str, str]] = {}
-    """Feature -> how the target honors it only in part (shown by `pipec targets`)."""
+    """Feature -> how the target honors it only in part, or, for a feature it cannot express,
+    why not (one line each, shown by `pipec targets`; every missing feature has one)."""
     settings_model: ClassVar[type[TargetSettings]]
     lowerings: ClassVar[tuple[Pass, ...]] = ()
     """IR -> IR rewrites this target needs before `emit` (see `pipec.backends.lowerings`)."""

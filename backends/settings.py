@@ -22,7 +22,7 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticUndefined, to_jsonable_python
@@ -50,6 +50,12 @@ class TargetSettings(BaseModel):
     fuse: bool | None = None
     """Run chains of steps as one task (unset: the target's default; `pipec targets` shows it,
     `pipec explain` what it fuses)."""
+    unsupported: Literal["error", "warn"] = "error"
+    """What a feature the target cannot express is: `error` (U001), or `warn`: an option that does
+    not change what the pipeline computes (timeout, retries, cache, resources, disk, gpu, secrets,
+    env, image, a loop's parallelism, the schedule) is dropped from the step, loop or pipeline with
+    a warning naming both (W005); conditions, loops, fan-in, nested pipelines, ordering and
+    artifacts stay errors."""
 
 
 class ContainerSettings(TargetSettings):

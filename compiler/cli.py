@@ -321,7 +321,7 @@ def targets(name: str | None, as_json: bool) -> None:
         extra = escape(f"pip install 'pipec[{b.extra}]'") if b.extra else "(base install)"
         summary.add_row(n, b.description, extra, ", ".join(sorted(b.settings_model.model_fields)))
     console.print(summary)
-    features = Table(title="capabilities (yes = native support)")
+    features = Table(title="capabilities (yes = honored, by the engine or pipec's step runtime)")
     features.add_column("feature")
     for n, _ in rows:
         features.add_column(n, justify="center")
@@ -330,7 +330,8 @@ def targets(name: str | None, as_json: bool) -> None:
         cells = []
         for n, b in rows:
             if feature not in b.capabilities.supported:
-                cells.append("-")
+                notes.append(f"({len(notes) + 1}) {n}, {label}: {b.notes.get(feature, '')}")
+                cells.append(f"- ({len(notes)})")
             elif feature in b.notes:
                 notes.append(f"({len(notes) + 1}) {n}, {label}: {b.notes[feature]}")
                 cells.append(f"partial ({len(notes)})")
@@ -340,6 +341,11 @@ def targets(name: str | None, as_json: bool) -> None:
     console.print(features)
     for note in notes:
         console.print(note, markup=False)
+    console.print(
+        "A '-' is a compile error (U001); --set unsupported=warn drops such an option (not a "
+        "loop, condition or fan-in) with a warning naming it (W005).",
+        markup=False,
+    )
     optimizer = Table(title="optimizer (pipec explain REF --target T shows what it does)")
     for column in ("target", "rules", "fuse (default)", "limits"):
         optimizer.add_column(column)

@@ -18,6 +18,7 @@ from typing import Any
 
 from pipec import backends, loader
 from pipec.backends.base import Backend, Bundle, unsupported
+from pipec.backends.lowerings.drop import drop_unsupported
 from pipec.backends.lowerings.fuse import fuse
 from pipec.backends.lowerings.limits import check_bundle, split_loops
 from pipec.backends.settings import SettingsError, load_settings
@@ -123,7 +124,15 @@ def compile_pipeline(
 
 
 def _target_checks(pipeline: Pipeline, backend: Backend[Any], ctx: PassContext) -> Pipeline:
-    ctx.diagnostics.extend(unsupported(pipeline, type(backend)))
+    if backend.settings.unsupported == "warn":  # drop what can be dropped, with W005 warnings
+        dropped = drop_unsupported(pipeline, backend.name, backend.capabilities)
+        ctx.diagnostics.extend(dropped.diagnostics)
+        for warning in dropped.diagnostics:
+            if warning.severity == "warning":
+                ctx.rewrote("unsupported=warn", (), warning.message, warning.location)
+        pipeline = dropped.pipeline
+    else:
+        ctx.diagnostics.extend(unsupported(pipeline, type(backend)))
     if not ctx.failed:
         ctx.diagnostics.extend(backend.check(pipeline))
     return pipeline

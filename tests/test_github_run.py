@@ -5,7 +5,8 @@ hash of every stored artifact.
 
 Covered: every example, with chains fused (github's default) and not (conditions decided by
 `if:` and by a `-test` job, fan-out over a step output, fan-in, a GPU step on a mapped runner
-label, a secret), retries done by the job wrapper, a secret from the environment act is given, a
+label, a secret), retries and timeouts kept by the step runtime (a timed-out step's
+grandchild that ignores SIGTERM killed), a secret from the environment act is given, a
 hostile parameter that arrives verbatim, and a fan-out over more items than a GitHub matrix takes
 (a clear runtime error).
 """
@@ -179,11 +180,67 @@ def test_retries_secrets_hostile_values_and_fan_out_equal_the_local_target(
         results.append(comparable(summary))
     local, act = results
     assert act == local
-    assert act[("flaky", ())][1] == 2  # the wrapper retried it in the job
+    assert act[("flaky", ())][1] == 2  # the step runtime retried it in the job
     assert act[("echo", ())][2] == {"output": HOSTILE}
     assert act[("secret_length", ())][2] == {"output": len("s3cret-value")}
     assert act[("echo_3", ())][2] == {"output": "otherwise"}
     assert not (tmp_path / "pwned").exists()
+
+
+TIMEOUT_PIPELINE = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+
+@step(timeout=2, retries=1)
+def stuck(pidfile: str) -> int:
+    code = "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " + (
+        "os.setsid(); time.sleep(3600)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    with open(pidfile, "a") as handle:
+        handle.write(f"{child.pid}\\n")
+    time.sleep(3600)
+    return 1
+
+@pipeline
+def stalls(pidfile: str) -> None:
+    stuck(pidfile=pidfile)
+"""
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its exit status is left (a zombie holds nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_timed_out_step_is_killed_and_retried_as_on_the_local_target(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """GitHub keeps no step timeout and has no retries: the step runtime keeps both. Each attempt
+    is killed at its timeout with a grandchild that ignores SIGTERM and left its session."""
+    source = write_pipeline(tmp_path, TIMEOUT_PIPELINE)
+    act_args = ["--target", "github", "--set", "via=act", "--set", f"act={tool('act')}"]
+    act_args += ["--set", f"artifact_root={tmp_path / 'store'}"]
+    results = []
+    for target_args in ([], act_args):
+        pidfile = tmp_path / "pids"
+        pidfile.unlink(missing_ok=True)
+        code, summary = run_json(
+            str(source), tmp_path, env, "--param", f"pidfile={pidfile}", *target_args
+        )
+        assert code == 1
+        results.append(comparable(summary))
+        grandchildren = [int(pid) for pid in pidfile.read_text().split()]
+        assert len(grandchildren) == 2  # one per attempt
+        for pid in grandchildren:
+            assert gone(pid), f"{pid} outlived its timed-out step"
+    local, act = results
+    assert act == local
+    assert act[("stuck", ())][:2] == ("failed", 2)
 
 
 def test_a_fan_out_over_more_than_256_items_fails_clearly(

@@ -3,8 +3,8 @@
 `emit` writes `.github/workflows/<pipeline>.yml` (`-o .` puts it in a repository): one job per
 step (`jobs`), values as job outputs and artifacts in the store (`layout`), conditions as job
 `if:` (`expressions`), foreach as a matrix, parameters as typed inputs (`workflow`). Every job
-runs the shared step runtime through `pipec.backends.github.job`, which adds the retries and loop
-inputs GitHub lacks.
+runs the shared step runtime through `pipec.backends.github.job`, which adds the loop inputs GitHub
+lacks; the step runtime itself keeps each step's retries and timeout (`--retries`, `--timeout`).
 
 `pipec run --target github --set via=act` runs the workflow on this machine with act's host mode
 and prints the local target's summary (`act_run`); without `via` it dispatches the workflow
@@ -60,7 +60,6 @@ class GithubBackend(Backend[GithubSettings]):
         "resources": "not enforced: pick a runner with `runners`",
         "disk": "not enforced: pick a runner with `runners`",
         "gpu": "needs a GPU runner label in `runners`",
-        "retries": "done by pipec's job wrapper inside the job (GitHub has no retries)",
         "image": "as the job's container:, not with via=act",
     }
     settings_model: ClassVar[type[TargetSettings]] = GithubSettings

@@ -33,6 +33,7 @@ from pipec.backends.github import layout as lay
 from pipec.backends.github import workflow
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime import store
+from pipec.backends.runtime.attempts import attempt_number
 from pipec.backends.settings import SettingsError
 from pipec.ir import graph
 from pipec.ir.model import Pipeline
@@ -189,8 +190,9 @@ def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
         if entry.get("raw_output"):
             message = str(entry.get("msg", ""))
             job.lines.append(message)
-            if message.startswith("pipec: attempts="):
-                job.attempts = int(message.split("=", 1)[1])
+            retry = attempt_number(message)
+            if retry is not None:  # the step runtime retries a step itself on GitHub
+                job.attempts = max(job.attempts, retry)
         if "jobResult" in entry:
             job.result = str(entry["jobResult"])
         if entry.get("stepID") == ["run"] and "executionTime" in entry:

@@ -5,10 +5,9 @@
     python -m pipec.backends.github.job decide --operand KEY=VAR ...
 
 `step` runs `python -m pipec.backends.runtime RUNTIME-ARGS` (an `Invocation`, built by the target
-like on every engine) and adds:
+like on every engine; the step's retries and timeout are the runtime's own `--retries`,
+`--retry-delay` and `--timeout`, since GitHub Actions has no retries) and adds:
 
-* retries (GitHub Actions has none): `--retries N --retry-delay S`, a fresh process per attempt,
-  `--timeout S` per attempt (the job's `timeout-minutes` covers every attempt);
 * loop inputs: `--item NAME=VAR` is element `$PIPEC_INDEX` of the JSON list in `$VAR` (the
   foreach's items), `--collect NAME=STEP/OUTPUT=VAR` the folders of STEP's OUTPUT over every
   iteration (under `$PIPEC_ARTIFACT_ROOT/$PIPEC_RUN_ID`) of the foreach whose items are in `$VAR`;
@@ -38,7 +37,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -109,7 +107,7 @@ def _pairs(values: Sequence[str], option: str) -> list[tuple[str, str]]:
 
 
 def step(args: argparse.Namespace, runtime_args: list[str]) -> int:
-    """Run the step runtime with loop inputs resolved, retried, and outputs exported."""
+    """Run the step runtime with loop inputs resolved and outputs exported."""
     invocation = parse(runtime_args)
     inputs = dict(invocation.inputs)
     for name, var in _pairs(args.item, "--item"):
@@ -131,7 +129,7 @@ def step(args: argparse.Namespace, runtime_args: list[str]) -> int:
         invocation = replace(invocation, inputs=inputs)
         command = [sys.executable, "-m", RUNTIME_MODULE, *invocation.argv()]
         env = {**os.environ, **(_json_env("PIPEC_ENV") if "PIPEC_ENV" in os.environ else {})}
-        code = _attempts(command, env, args.retries, args.retry_delay, args.timeout)
+        code = subprocess.run(command, env=env, check=False).returncode
         if code != 0:
             return code
         for name, path in values.items():
@@ -143,27 +141,6 @@ def step(args: argparse.Namespace, runtime_args: list[str]) -> int:
                     raise JobError(f"a foreach runs over output {name}, which is not a list")
                 write_output(f"{name}-indices", json.dumps(indices(looped, f"output {name}")))
     return 0
-
-
-def _attempts(
-    command: list[str], env: dict[str, str], retries: int, delay: float, timeout: float | None
-) -> int:
-    """Run `command` up to 1 + `retries` times; the runtime's exit 2 (a wrong invocation, not
-    the step's code) is never retried."""
-    code = 1
-    for attempt in range(1, retries + 2):
-        if attempt > 1:
-            print(f"pipec: attempt {attempt} of {retries + 1}", file=sys.stderr, flush=True)
-            time.sleep(delay)
-        try:
-            code = subprocess.run(command, env=env, check=False, timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            print(f"pipec: the step timed out after {timeout:g}s", file=sys.stderr, flush=True)
-            code = 1
-        if code in (0, EXIT_BAD):
-            break
-    print(f"pipec: attempts={attempt}", file=sys.stderr, flush=True)
-    return code
 
 
 def params() -> int:
@@ -251,9 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipec.backends.github.job")
     modes = parser.add_subparsers(dest="mode", required=True)
     run = modes.add_parser("step")
-    run.add_argument("--retries", type=int, default=0)
-    run.add_argument("--retry-delay", type=float, default=0.0)
-    run.add_argument("--timeout", type=float)
     for flag in ("--item", "--collect", "--export", "--indices"):
         run.add_argument(flag, action="append", default=[])
     modes.add_parser("params")

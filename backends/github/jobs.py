@@ -152,15 +152,13 @@ class JobWriter:
             options += ["--export", name]
         for name in looped:
             options += ["--indices", name]
-        if step.retries:
-            options += ["--retries", str(step.retries), "--retry-delay", f"{step.retry_delay:g}"]
-        if step.timeout is not None:
-            options += ["--timeout", f"{step.timeout:g}"]
         where = self._where(step.id, loop is not None)
         outputs = {port.name: f"{where}/{port.name}" for port in component.outputs}
+        # GitHub Actions has no retries, and `timeout-minutes` ends the whole job: the step
+        # runtime keeps each attempt to the step's timeout and retries it itself.
         invocation: Invocation[str] = Invocation.of(
             component, self.settings.code_root, inputs, outputs
-        )
+        ).with_attempts(step.timeout, step.retries, step.retry_delay)
         run_env.update(self._run_env(step, loop is not None))
         argv = [self.settings.python, "-m", JOB_MODULE, "step", *options, "--", *invocation.argv()]
         steps = self._prelude() + self._downloads(step)

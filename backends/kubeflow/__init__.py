@@ -123,6 +123,10 @@ class KubeflowBackend(KfpBackend[KubeflowSettings]):
     description: ClassVar[str] = "Kubeflow Pipelines: a PipelineSpec (pipeline.yaml)"
     extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to the KFP API
     capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
+    notes: ClassVar[dict[str, str]] = {
+        **KfpBackend.notes,
+        "disk": "no disk request in a KFP pod; an ephemeral volume of that size is not emitted yet",
+    }
     settings_model: ClassVar[type[TargetSettings]] = KubeflowSettings
     submitter: ClassVar[str | None] = "pipec.backends.kubeflow.submit:submit"
     # KFP keeps a run's compiled spec in an Argo Workflow, one Kubernetes object: at most
@@ -168,6 +172,9 @@ class KubeflowHooks:
 
     def resources(self, step: Step) -> JSON | None:
         return kfp_resources(self._pod(step).resources, self.settings.gpu_resource)
+
+    def runtime_timeout(self, step: Step) -> float | None:
+        return None  # the pod's active deadline keeps it (`platform`)
 
     def platform(self, step: Step) -> JSON | None:
         return kfp_platform(self._pod(step))

@@ -177,13 +177,16 @@ def container(
     image: str,
     code_root: str,
     python: str,
+    timeout: float | None = None,
 ) -> JSON:
-    """The container executor of one step (without resources; the target adds those)."""
+    """The container executor of one step (without resources; the target adds those);
+    `timeout`: the one the step runtime keeps itself (`--timeout`)."""
     outputs = {port.name: port.type for port in component.outputs}
+    invocation = runtime_invocation(component, uses, code_root, outputs)
     spec: JSON = {
         "image": image,
         "command": runtime_command(python, component.code_hash),
-        "args": runtime_invocation(component, uses, code_root, outputs).argv(),
+        "args": invocation.with_attempts(timeout).argv(),
     }
     if step.env:
         spec["env"] = [{"name": k, "value": k8s.env_value(v)} for k, v in sorted(step.env.items())]

@@ -38,6 +38,10 @@ class TargetHooks(Protocol):
     def platform(self, step: Step) -> JSON | None:
         """The kfp-kubernetes executor config of the step, or None."""
 
+    def runtime_timeout(self, step: Step) -> float | None:
+        """The timeout the step runtime keeps itself (`--timeout`): where the engine has no
+        form for the step's timeout; None where the engine keeps it."""
+
     def check(self, step: Step) -> list[str]:
         """What this target cannot express about the step (each completes "target T cannot
         express ...")."""
@@ -78,7 +82,13 @@ class SpecAssembler:
         uses = [kx.InputUse(name, source.type) for name, source in sources.items()]
         executor: JSON = {
             "container": kx.container(
-                step, component, uses, self.hooks.image(step), self.code_root, self.python
+                step,
+                component,
+                uses,
+                self.hooks.image(step),
+                self.code_root,
+                self.python,
+                self.hooks.runtime_timeout(step),
             )
         }
         resources = self.hooks.resources(step)

@@ -88,6 +88,7 @@ class LocalDockerBackend(LocalBackend):
         "limit (outgrowing it: killed by the OOM killer)",
         "gpu": "by count, through the engine's GPU runtime; a GPU model cannot be chosen",
         "image": "looked up on the local engine (never pulled); none: built from base_image",
+        "disk": "Docker caps a container's disk only on some storage drivers (--storage-opt)",
     }
     settings_model: ClassVar[type[TargetSettings]] = LocalDockerSettings
     settings: LocalDockerSettings

@@ -6,7 +6,9 @@ docs/DESIGN.md); its command line is `pipec.backends.runtime.invocation`.
 `main(argv)` is both the command line and the in-process entry point: the local runner's forked
 workers call it directly with the same arguments, so every engine goes through one code path.
 Exit codes: 0 success, 1 the user's code raised (traceback printed), 2 the invocation itself is
-wrong (bad arguments, an input that does not exist, an output the function did not return).
+wrong (bad arguments, an input that does not exist, an output the function did not return), 124
+an attempt outlived `--timeout` (`runtime.attempts`, which runs attempts in child processes when
+the command asks for a timeout or retries).
 """
 
 from __future__ import annotations
@@ -239,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one step from command-line arguments; return the exit code (see module docstring)."""
     try:
         invocation = parse(sys.argv[1:] if argv is None else argv)
+        if invocation.supervised:  # the engine cannot keep the timeout or retry: we do
+            from pipec.backends.runtime.attempts import run_attempts
+
+            return run_attempts(invocation)
         execute(invocation)
     except InvocationError as exc:
         print(f"pipec runtime: error: {exc}", file=sys.stderr, flush=True)

@@ -1,18 +1,24 @@
 """The step runtime's command line, spelled once: what every target writes, what the runtime reads.
 
     python -m pipec.backends.runtime --component MODULE:FUNCTION --returns single|named|none
-        [--code-root DIR] [--input NAME=SOURCE ...] [--output NAME=DEST ...]
+        [--code-root DIR] [--timeout SECONDS] [--retries N [--retry-delay SECONDS]]
+        [--input NAME=SOURCE ...] [--output NAME=DEST ...]
         [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
 
 `Invocation` is both directions: targets build one and write `argv()` with their own templating
 in the values (KFP placeholders, Airflow Jinja, GitHub expressions, local paths); the runtime
 gets one back from `parse(argv)`. A SOURCE is `KIND:REST` (see `SourceKind`, built with `source`).
 The contract itself is described in docs/DESIGN.md ("The step runtime contract").
+
+`--timeout` and `--retries` are for engines that cannot keep a step to its timeout or retry it
+themselves: the runtime then runs each attempt in a child process it can kill
+(`pipec.backends.runtime.attempts`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -32,6 +38,9 @@ INPUT = "--input"
 OUTPUT = "--output"
 OUTPUT_VALUE = "--output-value"
 OUTPUT_TEXT = "--output-text"
+TIMEOUT = "--timeout"
+RETRIES = "--retries"
+RETRY_DELAY = "--retry-delay"
 
 
 class SourceKind(StrEnum):
@@ -82,6 +91,27 @@ class Invocation(Generic[T]):
     outputs: dict[str, str] = field(default_factory=dict)
     output_values: dict[str, str] = field(default_factory=dict)
     output_texts: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    """Seconds one attempt may run before the runtime kills it (None: no limit)."""
+    retries: int = 0
+    """Attempts after a failed one (the runtime's own retries)."""
+    retry_delay: float = 0.0
+    """Seconds the runtime waits before each retry."""
+
+    @property
+    def supervised(self) -> bool:
+        """Whether the runtime itself keeps a timeout or retries (attempts in child processes)."""
+        return self.timeout is not None or self.retries > 0
+
+    def unsupervised(self) -> Invocation[T]:
+        """A copy without the timeout and retries: what one attempt runs."""
+        return replace(self, timeout=None, retries=0, retry_delay=0.0)
+
+    def with_attempts(
+        self, timeout: float | None, retries: int = 0, retry_delay: float = 0.0
+    ) -> Invocation[T]:
+        """A copy the runtime keeps to `timeout` per attempt and retries `retries` times."""
+        return replace(self, timeout=timeout, retries=retries, retry_delay=retry_delay)
 
     @classmethod
     def of(
@@ -110,6 +140,12 @@ class Invocation(Generic[T]):
         args: list[str | T] = [COMPONENT, self.component, RETURNS_FLAG, self.returns]
         if self.code_root is not None:
             args += [CODE_ROOT, self.code_root]
+        if self.timeout is not None:
+            args += [TIMEOUT, seconds(self.timeout)]
+        if self.retries:
+            args += [RETRIES, str(self.retries)]
+            if self.retry_delay:
+                args += [RETRY_DELAY, seconds(self.retry_delay)]
         for name, value in self.inputs.items():
             args += [INPUT, f"{name}={value}"]
         also = ((OUTPUT_VALUE, self.output_values), (OUTPUT_TEXT, self.output_texts))
@@ -123,6 +159,11 @@ class Invocation(Generic[T]):
     def command(self, python: str | T) -> list[str | T]:
         """The whole command: the interpreter, `-m pipec.backends.runtime`, then `argv()`."""
         return [python, *module_args(), *self.argv()]
+
+
+def seconds(value: float) -> str:
+    """A duration as the command line writes it: `30`, `0.5` (the shortest exact text)."""
+    return f"{value:g}" if float(f"{value:g}") == value else repr(float(value))
 
 
 def module_args() -> list[str]:
@@ -147,17 +188,41 @@ def _pairs(option: str, values: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def _duration(option: str, text: str | None, positive: bool) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvocationError(f"{option} takes seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "above 0" if positive else "0 or more"
+        raise InvocationError(f"{option} takes seconds {bound}, got {text!r}")
+    return value
+
+
 def parse(argv: Sequence[str]) -> Invocation[str]:
     """Parse runtime arguments; raise `InvocationError` when they are malformed."""
     parser = _ArgumentParser(prog=f"python -m {RUNTIME_MODULE}", add_help=False)
     parser.add_argument(COMPONENT, required=True)
     parser.add_argument(RETURNS_FLAG, default="single", choices=RETURNS)
     parser.add_argument(CODE_ROOT)
+    parser.add_argument(TIMEOUT)
+    parser.add_argument(RETRIES)
+    parser.add_argument(RETRY_DELAY)
     for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT):
         parser.add_argument(flag, action="append", default=[])
     args = parser.parse_args(list(argv))
     if ":" not in args.component:
         raise InvocationError(f"{COMPONENT} takes MODULE:FUNCTION, got {args.component!r}")
+    retries = 0
+    if args.retries is not None:
+        if not (args.retries.isascii() and args.retries.isdigit()):
+            raise InvocationError(f"{RETRIES} takes a whole number 0 or more, got {args.retries!r}")
+        retries = int(args.retries)
+    delay = _duration(RETRY_DELAY, args.retry_delay, positive=False) or 0.0
+    if args.retry_delay is not None and not retries:
+        raise InvocationError(f"{RETRY_DELAY} needs {RETRIES}")
     invocation: Invocation[str] = Invocation(
         component=args.component,
         returns=args.returns,
@@ -166,6 +231,9 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
         outputs=_pairs(OUTPUT, args.output),
         output_values=_pairs(OUTPUT_VALUE, args.output_value),
         output_texts=_pairs(OUTPUT_TEXT, args.output_text),
+        timeout=_duration(TIMEOUT, args.timeout, positive=True),
+        retries=retries,
+        retry_delay=delay,
     )
     if invocation.returns == "none" and invocation.outputs:
         raise InvocationError(f"{RETURNS_FLAG} none takes no {OUTPUT}")

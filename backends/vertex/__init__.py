@@ -4,8 +4,9 @@ Vertex runs the same PipelineSpec, so this target only states its differences:
 
 * resources are Vertex machine shapes: CPU and memory *limits* (Vertex picks the machine from them)
   and accelerators by Vertex's names (`nvidia-l4` -> `NVIDIA_L4`);
-* there is no Kubernetes underneath, so there is no platform spec: secrets and timeouts have no
-  Vertex form and are compile errors naming the step;
+* there is no Kubernetes underneath, so there is no platform spec: a step's timeout is kept by the
+  step runtime itself (`--timeout`, `pipec.backends.runtime.attempts`), and secrets have no
+  Vertex form yet (compile errors naming the step);
 * besides `pipeline.yaml` it writes the exact REST request bodies: `pipeline_job.json` (a
   PipelineJob: spec, runtime config, labels, service account, network, encryption) and, for a
   scheduled pipeline, `schedule.json` (a Schedule that creates that PipelineJob).
@@ -95,7 +96,12 @@ class VertexBackend(KfpBackend[VertexSettings]):
     name: ClassVar[str] = "vertex"
     description: ClassVar[str] = "Vertex AI Pipelines: PipelineSpec + PipelineJob request"
     extra: ClassVar[str | None] = "vertex"
-    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES - {"secrets", "timeout"})
+    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES - {"secrets"})
+    notes: ClassVar[dict[str, str]] = {
+        **KfpBackend.notes,
+        "disk": "a PipelineSpec container has no disk field: a task gets its machine's boot disk",
+        "secrets": "no Kubernetes Secret on Vertex; Secret Manager through the runtime: not yet",
+    }
     settings_model: ClassVar[type[TargetSettings]] = VertexSettings
     submitter: ClassVar[str | None] = "pipec.backends.vertex.submit:submit"
 
@@ -159,6 +165,11 @@ class VertexHooks:
 
     def platform(self, step: Step) -> JSON | None:
         return None
+
+    def runtime_timeout(self, step: Step) -> float | None:
+        # Vertex has no per-task timeout in a PipelineSpec: the runtime keeps it (each attempt
+        # of a task Vertex retries gets the whole timeout, as on every target).
+        return step.timeout
 
 
 def accelerator_name(gpu_type: str) -> str:

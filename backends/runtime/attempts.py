@@ -82,7 +82,7 @@ def run_attempts(invocation: Invocation[str]) -> int:
                     + (f" in {seconds(invocation.retry_delay)}s" if invocation.retry_delay else "")
                 )
                 time.sleep(invocation.retry_delay)
-            code = _attempt(command, invocation, f"(attempt {attempt} of {total})")
+            code = _attempt(command, invocation, f"(attempt {attempt} of {total})", attempt)
             if code == 0:
                 break
     except _Stopped as stop:
@@ -102,9 +102,13 @@ def attempt_number(line: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _attempt(command: list[str], invocation: Invocation[str], which: str) -> int:
+def _attempt(command: list[str], invocation: Invocation[str], which: str, attempt: int) -> int:
     """One attempt: start it, keep it to the timeout, end everything it left; its exit code."""
-    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+    # `pipec.context().attempt` counts the runtime's own attempts (runtime/context.py).
+    env = {**os.environ, "PIPEC_ATTEMPT": str(attempt)}
+    process = subprocess.Popen(
+        command, start_new_session=True, preexec_fn=_die_with_parent, env=env
+    )
     try:
         try:
             code = process.wait(timeout=invocation.timeout)

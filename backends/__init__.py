@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "airflow": "pipec.backends.airflow:AirflowBackend",
     "kubeflow": "pipec.backends.kubeflow:KubeflowBackend",
+    "kubernetes": "pipec.backends.kubernetes:KubernetesBackend",
     "local": "pipec.backends.local:LocalBackend",
     "vertex": "pipec.backends.vertex:VertexBackend",
 }

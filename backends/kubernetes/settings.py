@@ -1,0 +1,119 @@
+"""`[tool.pipec.targets.kubernetes]`: the settings of the kubernetes target, checked where read.
+
+Names the cluster will check again (namespace, service accounts, the claim, the Secret) are
+checked here first, so a typo is one `error:` line at compile time instead of a rejected apply.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipec.backends.settings import KubernetesSettings, SettingsError
+from pipec.ir import quantity
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _dns(value: str, label: bool) -> str:
+    limit, pattern, what = (63, DNS_LABEL, "label") if label else (253, DNS_SUBDOMAIN, "subdomain")
+    if len(value) > limit or not pattern.match(value):
+        raise ValueError(
+            f"{value!r} is not a Kubernetes name (an RFC 1123 DNS {what}: lowercase letters, "
+            f"digits and '-', at most {limit} characters)"
+        )
+    return value
+
+
+class KubernetesTargetSettings(KubernetesSettings):
+    """Settings of the `kubernetes` target (see README-kubernetes.md for a table).
+
+    * `namespace`: where every object goes; `service_account`: the driver's account, bound to
+      the least-privilege Role that the manifests create; `step_service_account`: the account
+      step pods run as (None: the namespace's `default`; no step pod mounts an API token).
+    * `artifact_root`: an fsspec URL (`s3://...`, `gs://...`) every pod can reach, or a path
+      on the PersistentVolumeClaim `volume`, which is mounted at `volume_path` in every pod
+      (the default artifact root when only `volume` is set).
+    * `driver`: `cluster` runs pipec's scheduler in a Job (restarted up to `driver_restarts`
+      times; a restart resumes from the artifact store); `local` runs it on this machine with
+      the local metadata store (`pipec runs`, `pipec logs`, `--resume` work as for local).
+    * `parallelism`: step Jobs at once (the cluster decides where and when they fit).
+    * `run_as_user`: the uid (and gid, fsGroup) of every pod (the restricted Pod Security
+      Standard refuses root); `ttl_seconds`: how long finished Jobs are kept.
+    * `poll_interval`, `run_timeout`: how `pipec run --wait` follows the driver (as on every
+      submitting target); `context`: the kubeconfig context (None: the current one).
+    """
+
+    code_root: str = "/app"
+    namespace: str = "default"
+    service_account: str = "pipec-driver"
+    step_service_account: str | None = None
+    volume: str | None = None
+    volume_path: str = "/pipec"
+    driver: Literal["cluster", "local"] = "cluster"
+    parallelism: int = Field(default=16, ge=1)
+    run_as_user: int = Field(default=65532, ge=1)
+    ttl_seconds: int = Field(default=86400, ge=0)
+    driver_restarts: int = Field(default=3, ge=0)
+    driver_cpu: float = Field(default=0.25, gt=0)
+    driver_memory: str = "512Mi"
+    poll_interval: float = Field(default=5.0, gt=0)
+    run_timeout: float = Field(default=86400.0, gt=0)
+    context: str | None = None
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return _dns(value, label=True)
+
+    @field_validator("service_account", "step_service_account", "volume", "secret_name")
+    @classmethod
+    def _object_name(cls, value: str | None) -> str | None:
+        return None if value is None else _dns(value, label=False)
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not quantity.is_quantity(value):
+            raise ValueError(f"{value!r} is not a quantity (e.g. 512Mi)")
+        return value
+
+    @field_validator("volume_path", "code_root")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or posixpath.normpath(value) != value or "\n" in value:
+            raise ValueError(f"{value!r} is not a normalized absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _artifact_root_reachable(self) -> KubernetesTargetSettings:
+        root = self.artifact_root
+        if root is None or "://" in root:
+            return self
+        if self.volume is None:
+            raise ValueError(
+                f"artifact_root {root!r} is a path, which step pods can only share on a volume: "
+                "set `volume` (a PersistentVolumeClaim) or use an fsspec URL (s3://, gs://, ...)"
+            )
+        inside = posixpath.normpath(root)
+        if inside != self.volume_path and not inside.startswith(self.volume_path + "/"):
+            raise ValueError(
+                f"artifact_root {root!r} is not under volume_path {self.volume_path!r}"
+            )
+        return self
+
+    def resolved_artifact_root(self) -> str:
+        """Where step outputs go: the setting, else the volume's mount path."""
+        if self.artifact_root is not None:
+            return self.artifact_root.rstrip("/") or "/"
+        if self.volume is None:
+            raise SettingsError(
+                "target 'kubernetes' needs somewhere to keep step outputs: set artifact_root (an "
+                "fsspec URL such as s3://bucket/prefix) or volume (a PersistentVolumeClaim "
+                "mounted in every pod) in [tool.pipec.targets.kubernetes] or with --set"
+            )
+        return self.volume_path

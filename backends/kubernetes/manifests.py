@@ -105,7 +105,10 @@ def build(
     uid, so each `kubectl apply` of a deleted-and-recreated Job is a new run. With one
     (`pipec run`): the driver Job is named after the run and gets the run id and the given
     parameters."""
-    plan_text = plan.to_text()
+    # Compact: the ConfigMap holds it as one escaped string anyway, and large plans must fit.
+    plan_text = json.dumps(
+        plan.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     config = settings_text(settings)
     digest = hashlib.sha256((plan_text + "\0" + config).encode()).hexdigest()
     configmap_name = names.plan_configmap_name(plan.pipeline.id, digest)

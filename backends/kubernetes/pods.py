@@ -39,7 +39,9 @@ SCRATCH_PATH = "/tmp"
 STEP_CONTAINER = "step"
 DRIVER_CONTAINER = "driver"
 DISRUPTIONS_DO_NOT_COUNT: JSON = {
-    "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+    "rules": [
+        {"action": "Ignore", "onPodConditions": [{"status": "True", "type": "DisruptionTarget"}]}
+    ]
 }
 
 

@@ -75,6 +75,13 @@ class KubernetesTargetSettings(KubernetesSettings):
     def _object_name(cls, value: str | None) -> str | None:
         return None if value is None else _dns(value, label=False)
 
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value != value.strip()):
+            raise ValueError(f"{value!r} is not an image reference")
+        return value
+
     @field_validator("driver_memory")
     @classmethod
     def _memory(cls, value: str) -> str:
@@ -95,9 +102,10 @@ class KubernetesTargetSettings(KubernetesSettings):
         if root is None or "://" in root:
             return self
         if self.volume is None:
-            raise ValueError(
-                f"artifact_root {root!r} is a path, which step pods can only share on a volume: "
-                "set `volume` (a PersistentVolumeClaim) or use an fsspec URL (s3://, gs://, ...)"
+            raise SettingsError(
+                f"target 'kubernetes': artifact_root {root!r} is a path, which step pods can "
+                "only share on a volume: set `volume` (a PersistentVolumeClaim) or use an "
+                "fsspec URL (s3://, gs://, ...)"
             )
         inside = posixpath.normpath(root)
         if inside != self.volume_path and not inside.startswith(self.volume_path + "/"):

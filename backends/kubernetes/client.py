@@ -12,12 +12,14 @@ import json
 from typing import Any
 
 from pipec.backends.settings import SettingsError
+from pipec.ir.diagnostics import InvalidInput
 
 JSON = dict[str, Any]
 
 
-class ClusterError(Exception):
-    """The API could not be reached or refused a request; the message is one line."""
+class ClusterError(InvalidInput):
+    """The API could not be reached or refused what the run needs before any step started
+    (the kubeconfig, the namespace or the permissions are wrong); one line, exit 2."""
 
 
 def require() -> Any:

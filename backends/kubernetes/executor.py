@@ -31,6 +31,7 @@ from typing import Any
 from pipec.backends.kubernetes import names, pods
 from pipec.backends.kubernetes.client import (
     JSON,
+    ClusterError,
     api_message,
     condition,
     finished,
@@ -114,7 +115,13 @@ class JobExecutor:
         """Start following the run's Jobs and Pods; note the Jobs an earlier driver made."""
         self.jobs.start()
         self.pods.start()
-        settle([self.jobs, self.pods], 60.0)
+        settle([self.jobs, self.pods], 30.0)
+        for cache in (self.jobs, self.pods):
+            if not cache.listed.is_set():
+                raise ClusterError(
+                    f"cannot list the run's {cache.kind} in namespace {self.namespace}: "
+                    f"{cache.error or 'no answer'}"
+                )
         with self.changed:
             existing = list(self.jobs.items.values())
         for job in existing:

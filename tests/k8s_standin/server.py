@@ -438,7 +438,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _token(self) -> str | None:
         header = self.headers.get("Authorization", "")
-        return header[7:] if header.startswith("Bearer ") else None
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
 
     def _body(self) -> JSON:
         length = int(self.headers.get("Content-Length") or 0)

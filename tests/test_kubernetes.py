@@ -115,11 +115,14 @@ def test_files_rbac_and_the_plan(bundles: dict[str, Bundle]) -> None:
     account, role, binding = yaml.safe_load_all(training["1-rbac.yaml"])
     assert account["kind"] == "ServiceAccount" and role["kind"] == "Role"
     assert role["rules"] == [
-        {"apiGroups": ["batch"], "resources": ["jobs"],
-         "verbs": ["create", "delete", "get", "list", "watch"]},
+        {
+            "apiGroups": ["batch"],
+            "resources": ["jobs"],
+            "verbs": ["create", "delete", "get", "list", "watch"],
+        },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-    ]  # fmt: skip
+    ]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "pipec-driver", "namespace": "ml-pipelines"}
     ]
@@ -142,9 +145,10 @@ def test_the_plan_configmap_is_what_the_driver_reads(tmp_path: Path) -> None:
     read_plan, settings = k8s_driver.read_config(tmp_path)
     assert read_plan == plan and settings == compiled.backend.settings
     assert built.plan["immutable"] is True
-    assert built.plan["metadata"]["name"] == built.driver["spec"]["template"]["spec"]["volumes"][
-        -1
-    ]["configMap"]["name"]
+    assert (
+        built.plan["metadata"]["name"]
+        == built.driver["spec"]["template"]["spec"]["volumes"][-1]["configMap"]["name"]
+    )
 
 
 def test_a_large_plan_is_gzipped_and_read_back(tmp_path: Path, monkeypatch: Any) -> None:
@@ -180,8 +184,10 @@ def test_hostile_names_and_values_validate_and_arrive_verbatim(tmp_path: Path) -
         if "value" in var:
             env[var["name"]] = expand(var["value"], env)
     assert env["E"] == "$(HOME)\nends.sh" and env["F"] == "$$(x) 'no' #"
-    assert {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {
-        "key": "API_TOKEN", "name": "pipec-secrets"}}} in container["env"]  # fmt: skip
+    assert {
+        "name": "API_TOKEN",
+        "valueFrom": {"secretKeyRef": {"key": "API_TOKEN", "name": "pipec-secrets"}},
+    } in container["env"]
     args = [expand(a, env) for a in container["args"]]
     parsed = invocation.parse(args)
     assert parsed.inputs == {"tag": "{input:tag}", "text": "{input:text}"}
@@ -203,10 +209,22 @@ def test_settings_problems_are_one_line_and_exit_2(tmp_path: Path) -> None:
     }
     for setting, words in cases.items():
         done = subprocess.run(
-            [pipec, "compile", "examples/hello.py", "--target", "kubernetes", "--set", setting,
-             "--set", "volume=v" if not setting.startswith("volume") else "namespace=ok"],
-            cwd=REPO, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                pipec,
+                "compile",
+                "examples/hello.py",
+                "--target",
+                "kubernetes",
+                "--set",
+                setting,
+                "--set",
+                "volume=v" if not setting.startswith("volume") else "namespace=ok",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 2, (setting, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
         assert words in done.stderr, (setting, done.stderr)
@@ -221,8 +239,11 @@ def test_artifacts_need_a_root_or_a_volume(tmp_path: Path) -> None:
     ):
         done = subprocess.run(
             [pipec, "compile", path.name, "--target", "kubernetes", "--set", "image=i", *extra],
-            cwd=tmp_path, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 2 and words in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
 
@@ -249,10 +270,21 @@ def test_step_templates_are_what_the_driver_creates(tmp_path: Path) -> None:
         .replace("{artifact_root}", "/pipec")
         for a in step.runtime_args
     ]
-    env = {"PIPEC_RUN_ID": run_id, "PIPEC_STEP_ID": "split", "PIPEC_ITERATION": "",
-           "PIPEC_ATTEMPT": "2"}  # fmt: skip
-    launch = Launch(step=step, label="split", attempt=2, argv=argv, env=env,
-                    log_path=tmp_path / "log", cwd=tmp_path)  # fmt: skip
+    env = {
+        "PIPEC_RUN_ID": run_id,
+        "PIPEC_STEP_ID": "split",
+        "PIPEC_ITERATION": "",
+        "PIPEC_ATTEMPT": "2",
+    }
+    launch = Launch(
+        step=step,
+        label="split",
+        attempt=2,
+        argv=argv,
+        env=env,
+        log_path=tmp_path / "log",
+        cwd=tmp_path,
+    )
     name = names.step_job_name(run_id, "split", [], 3)
     made = executor.render(launch, name, "", 3)
     filled = json.loads(

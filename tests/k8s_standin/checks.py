@@ -18,7 +18,6 @@ import re
 from typing import Any
 
 import kubernetes_validate
-
 from pss import pod_templates, violations
 
 JSON = dict[str, Any]
@@ -29,9 +28,24 @@ LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$")
-SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-          "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-          "P": 1e15, "E": 1e18}  # fmt: skip
+SUFFIX = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "": 1,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+}
 CONFIGMAP_LIMIT = 1024 * 1024
 
 
@@ -77,12 +91,16 @@ def _resources(where: str, resources: JSON) -> list[str]:
             if not isinstance(value, str | int | float) or not QUANTITY.match(str(value)):
                 found.append(f"{where}.resources.{kind}[{name}]: {value!r} is not a quantity")
     for name, value in requests.items():
-        if name in limits and QUANTITY.match(str(value)) and QUANTITY.match(str(limits[name])):
-            if amount(str(value)) > amount(str(limits[name])):
-                found.append(f"{where}.resources.requests[{name}]: must be <= limit")
-        if "/" in name and not name.startswith("kubernetes.io/") and name in limits:
-            if str(value) != str(limits[name]):
-                found.append(f"{where}.resources.requests[{name}]: must equal the limit")
+        limit = str(limits.get(name, ""))
+        if (
+            QUANTITY.match(str(value))
+            and QUANTITY.match(limit)
+            and amount(str(value)) > amount(limit)
+        ):
+            found.append(f"{where}.resources.requests[{name}]: must be <= limit")
+        extended = "/" in name and not name.startswith("kubernetes.io/")
+        if extended and name in limits and str(value) != limit:
+            found.append(f"{where}.resources.requests[{name}]: must equal the limit")
     return found
 
 
@@ -125,8 +143,11 @@ def problems(obj: JSON, plural: str) -> list[str]:
         found.append(f"metadata.name: Invalid value {name!r}")
     found += _labels("metadata.labels", meta.get("labels"))
     if plural == "configmaps":
-        size = sum(len(k) + len(v) for part in ("data", "binaryData")
-                   for k, v in (obj.get(part) or {}).items())  # fmt: skip
+        size = sum(
+            len(k) + len(v)
+            for part in ("data", "binaryData")
+            for k, v in (obj.get(part) or {}).items()
+        )
         if size > CONFIGMAP_LIMIT:
             found.append("ConfigMap is too long: must have at most 1048576 bytes")
     job: JSON | None = None
@@ -136,8 +157,9 @@ def problems(obj: JSON, plural: str) -> list[str]:
         job = ((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
     if job is not None:
         template = job.get("template") or {}
-        found += _labels("spec.template.metadata.labels", (template.get("metadata") or {}).get(
-            "labels"))  # fmt: skip
+        found += _labels(
+            "spec.template.metadata.labels", (template.get("metadata") or {}).get("labels")
+        )
         spec = template.get("spec") or {}
         found += pod_spec_problems("spec.template.spec", spec, in_job=True)
         if job.get("podFailurePolicy") and spec.get("restartPolicy") != "Never":

@@ -40,33 +40,64 @@ def build_image() -> str:
     """Start Docker, build pipec-base (.ci/docker), then this image when its inputs changed."""
     if shutil.which("docker") is None and shutil.which("apt-get") is None:
         _fail_or_skip("Docker is not installed and cannot be installed here")
-    done = subprocess.run(["bash", str(REPO / ".ci" / "docker")], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(REPO / ".ci" / "docker")], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         _fail_or_skip(f".ci/docker failed: {done.stderr.strip()[-2000:]}")
     files = subprocess.run(
-        ["git", "ls-files", "pyproject.toml", "compiler", "ir", "backends", "examples",
-         "tests/k8s_standin/cases.py", "tests/k8s_standin/reference.py"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        [
+            "git",
+            "ls-files",
+            "pyproject.toml",
+            "compiler",
+            "ir",
+            "backends",
+            "examples",
+            "tests/k8s_standin/cases.py",
+            "tests/k8s_standin/reference.py",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
     want = digest.hexdigest()
     have = subprocess.run(
-        ["docker", "image", "inspect", IMAGE, "--format", '{{index .Config.Labels "pipec.inputs"}}'],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
+        [
+            "docker",
+            "image",
+            "inspect",
+            IMAGE,
+            "--format",
+            '{{index .Config.Labels "pipec.inputs"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     if have == want:
         return IMAGE
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Path(tmp)
         subprocess.run(
-            [str(REPO / ".venv" / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-             "--no-compile", "--target", str(ctx / "site"), f"{REPO}[kubernetes]",
-             "scikit-learn>=1.4"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                str(REPO / ".venv" / "bin" / "pip"),
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--target",
+                str(ctx / "site"),
+                f"{REPO}[kubernetes]",
+                "scikit-learn>=1.4",
+            ],
+            check=True,
+            capture_output=True,
+        )
         shutil.copytree(REPO / "examples", ctx / "app" / "examples")
         (ctx / "app" / "tests" / "k8s_standin").mkdir(parents=True)
         shutil.copy(HERE / "cases.py", ctx / "app" / "tests" / "k8s_standin" / "cases.py")
@@ -77,8 +108,11 @@ def build_image() -> str:
             "ENV PYTHONPATH=/opt/pipec/site PYTHONDONTWRITEBYTECODE=1\nWORKDIR /app\n"
             f"LABEL pipec.inputs={want}\n"
         )
-        subprocess.run(["docker", "build", "-q", "--network", "none", "-t", IMAGE, str(ctx)],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["docker", "build", "-q", "--network", "none", "-t", IMAGE, str(ctx)],
+            check=True,
+            capture_output=True,
+        )
     return IMAGE
 
 
@@ -109,7 +143,8 @@ class StandIn:
         """GET a URL path as admin; the body."""
         context = ssl.create_default_context(cafile=str(self.kubeconfig.parent / "tls.crt"))
         request = urllib.request.Request(
-            f"https://127.0.0.1:{self.port}{path}", headers={"Authorization": f"Bearer {self.token}"}
+            f"https://127.0.0.1:{self.port}{path}",
+            headers={"Authorization": f"Bearer {self.token}"},
         )
         with urllib.request.urlopen(request, context=context, timeout=60) as response:
             body: bytes = response.read()
@@ -127,18 +162,45 @@ def start_standin(tool_python: Path, base: Path, images: dict[str, str]) -> Iter
     base.mkdir(parents=True, exist_ok=True)
     cert, key = base / "tls.crt", base / "tls.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "2", "-subj", "/CN=standin",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=standin",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     pvc = base / "pvc"
     pvc.mkdir()
     (base / "state").mkdir()
     log = base / "server.log"
-    args = [str(tool_python), str(HERE / "server.py"), "--state", str(base / "state"),
-            "--cert", str(cert), "--key", str(key), "--pvc", f"pipec-artifacts={pvc}",
-            "--backoff", "1"]  # fmt: skip
+    args = [
+        str(tool_python),
+        str(HERE / "server.py"),
+        "--state",
+        str(base / "state"),
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--pvc",
+        f"pipec-artifacts={pvc}",
+        "--backoff",
+        "1",
+    ]
     for name, local in images.items():
         args += ["--image", f"{name}={local}"]
     with log.open("w") as err:
@@ -149,13 +211,28 @@ def start_standin(tool_python: Path, base: Path, images: dict[str, str]) -> Iter
         raise AssertionError(f"the stand-in did not start: {log.read_text()[-3000:]}")
     info = json.loads(first)
     kubeconfig = base / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "standin",
-        "clusters": [{"name": "standin", "cluster": {
-            "server": f"https://127.0.0.1:{info['port']}", "certificate-authority": str(cert)}}],
-        "users": [{"name": "admin", "user": {"token": info["token"]}}],
-        "contexts": [{"name": "standin", "context": {"cluster": "standin", "user": "admin"}}],
-    }))  # fmt: skip
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "standin",
+                "clusters": [
+                    {
+                        "name": "standin",
+                        "cluster": {
+                            "server": f"https://127.0.0.1:{info['port']}",
+                            "certificate-authority": str(cert),
+                        },
+                    }
+                ],
+                "users": [{"name": "admin", "user": {"token": info["token"]}}],
+                "contexts": [
+                    {"name": "standin", "context": {"cluster": "standin", "user": "admin"}}
+                ],
+            }
+        )
+    )
     try:
         yield StandIn(info["port"], info["token"], kubeconfig, pvc, log, process)
     finally:
@@ -164,7 +241,11 @@ def start_standin(tool_python: Path, base: Path, images: dict[str, str]) -> Iter
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=pipec-standin={process.pid}"],
-                             capture_output=True, text=True, check=False).stdout.split()  # fmt: skip
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=pipec-standin={process.pid}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)

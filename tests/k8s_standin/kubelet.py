@@ -91,7 +91,9 @@ class Kubelet:
                 if secret is None:
                     if optional:
                         continue
-                    raise CannotStart("CreateContainerConfigError", f'secret "{ref["name"]}" not found')
+                    raise CannotStart(
+                        "CreateContainerConfigError", f'secret "{ref["name"]}" not found'
+                    )
                 data = secret.get("data") or {}
                 if ref["key"] not in data:
                     if optional:
@@ -115,7 +117,9 @@ class Kubelet:
                 raise CannotStart("CreateContainerConfigError", f"unsupported env source {var}")
         return env
 
-    def _volumes(self, pod: JSON, workdir: Path, fs_group: int | None) -> dict[str, tuple[str, bool]]:
+    def _volumes(
+        self, pod: JSON, workdir: Path, fs_group: int | None
+    ) -> dict[str, tuple[str, bool]]:
         ns = pod["metadata"]["namespace"]
         found: dict[str, tuple[str, bool]] = {}
         for volume in pod["spec"].get("volumes") or []:
@@ -147,8 +151,10 @@ class Kubelet:
                 if fs_group is not None:  # the kubelet's fsGroup ownership management
                     subprocess.run(["chgrp", "-R", str(fs_group), str(folder)], check=True)
                     subprocess.run(["chmod", "-R", "g+rwX", str(folder)], check=True)
-                    subprocess.run(["find", str(folder), "-type", "d", "-exec", "chmod", "g+s",
-                                    "{}", "+"], check=True)  # fmt: skip
+                    subprocess.run(
+                        ["find", str(folder), "-type", "d", "-exec", "chmod", "g+s", "{}", "+"],
+                        check=True,
+                    )
                 found[name] = (str(folder), False)
             else:
                 raise CannotStart("CreateContainerConfigError", f"unsupported volume {name}")
@@ -189,8 +195,11 @@ class Kubelet:
             for path in [token_dir, *token_dir.iterdir()]:
                 path.chmod(0o755 if path.is_dir() else 0o644)
             args += ["-v", f"{token_dir}:{TOKEN_DIR}:ro", "--network", "host"]
-            env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1",
-                   "KUBERNETES_SERVICE_PORT": str(self.server.port), **env}  # fmt: skip
+            env = {
+                "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                "KUBERNETES_SERVICE_PORT": str(self.server.port),
+                **env,
+            }
         else:
             args += ["--network", "none"]
         for mount in container.get("volumeMounts") or []:

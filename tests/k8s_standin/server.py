@@ -74,8 +74,15 @@ class ApiError(Exception):
         self.code, self.reason, self.message = code, reason, message
 
     def status(self) -> JSON:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": self.message, "reason": self.reason, "code": self.code}  # fmt: skip
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
 
 
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
@@ -154,10 +161,12 @@ class Cluster:
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         found = problems(obj, plural)
         if found:
-            code, reason = (403, "Forbidden") if any("PodSecurity" in p for p in found) else (
-                422, "Invalid")  # fmt: skip
-            raise ApiError(code, reason, f'{kind} "{meta.get("name")}" is invalid: '
-                           + "; ".join(found))  # fmt: skip
+            code, reason = (
+                (403, "Forbidden") if any("PodSecurity" in p for p in found) else (422, "Invalid")
+            )
+            raise ApiError(
+                code, reason, f'{kind} "{meta.get("name")}" is invalid: ' + "; ".join(found)
+            )
         if (plural, ns, meta["name"]) in self.objects:
             raise ApiError(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')
         meta.update(namespace=ns, uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
@@ -173,8 +182,12 @@ class Cluster:
     def _default_job(self, job: JSON) -> None:
         uid, name = job["metadata"]["uid"], job["metadata"]["name"]
         spec = job["spec"]
-        labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-                  "controller-uid": uid, "job-name": name}  # fmt: skip
+        labels = {
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
         spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
         template_meta = spec["template"].setdefault("metadata", {})
         template_meta["labels"] = {**(template_meta.get("labels") or {}), **labels}
@@ -194,8 +207,9 @@ class Cluster:
         found = problems(obj, plural)
         if found:
             raise ApiError(422, "Invalid", "; ".join(found))
-        obj["metadata"].update({k: old["metadata"][k] for k in ("uid", "creationTimestamp")},
-                               namespace=ns)  # fmt: skip
+        obj["metadata"].update(
+            {k: old["metadata"][k] for k in ("uid", "creationTimestamp")}, namespace=ns
+        )
         return self.store(plural, ns, obj, "MODIFIED")
 
     def delete(self, plural: str, ns: str, name: str, propagation: str | None) -> JSON:
@@ -212,9 +226,13 @@ class Cluster:
         return obj
 
     def listing(self, plural: str, ns: str, selector: str) -> list[JSON]:
-        return [o for (p, n, _), o in sorted(self.objects.items())
-                if p == plural and n == ns
-                and selector_matches(selector, o["metadata"].get("labels") or {})]  # fmt: skip
+        return [
+            o
+            for (p, n, _), o in sorted(self.objects.items())
+            if p == plural
+            and n == ns
+            and selector_matches(selector, o["metadata"].get("labels") or {})
+        ]
 
     # -------------------------------------------------------------------- RBAC
 
@@ -227,24 +245,37 @@ class Cluster:
         group = KINDS[plural][0].rpartition("/")[0]
         resource = f"{plural}/{sub}" if sub else plural
         for binding in self.listing("rolebindings", ns, ""):
-            if not any(s.get("kind") == "ServiceAccount" and s.get("name") == account
-                       and s.get("namespace", ns) == sa_ns for s in binding.get("subjects") or []):
-                continue  # fmt: skip
+            if not any(
+                s.get("kind") == "ServiceAccount"
+                and s.get("name") == account
+                and s.get("namespace", ns) == sa_ns
+                for s in binding.get("subjects") or []
+            ):
+                continue
             role = self.get_object("roles", ns, binding["roleRef"]["name"])
             for rule in (role or {}).get("rules") or []:
-                if (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])) and (
-                    resource in rule.get("resources", []) or "*" in rule.get("resources", [])
-                ) and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])):
+                if (
+                    (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", []))
+                    and (resource in rule.get("resources", []) or "*" in rule.get("resources", []))
+                    and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
+                ):
                     return
-        raise ApiError(403, "Forbidden", f'User "system:serviceaccount:{sa_ns}:{account}" '
-                       f'cannot {verb} resource "{resource}" in namespace "{ns}"')  # fmt: skip
+        raise ApiError(
+            403,
+            "Forbidden",
+            f'User "system:serviceaccount:{sa_ns}:{account}" '
+            f'cannot {verb} resource "{resource}" in namespace "{ns}"',
+        )
 
     # ---------------------------------------------------------------- controllers
 
     def _pods_of(self, job: JSON) -> list[JSON]:
         uid = job["metadata"]["uid"]
-        return [p for p in self.listing("pods", job["metadata"]["namespace"], "")
-                if (p["metadata"].get("labels") or {}).get("controller-uid") == uid]  # fmt: skip
+        return [
+            p
+            for p in self.listing("pods", job["metadata"]["namespace"], "")
+            if (p["metadata"].get("labels") or {}).get("controller-uid") == uid
+        ]
 
     def _stop_pod(self, pod: JSON) -> None:
         cid = self.containers.pop(pod["metadata"]["uid"], None)
@@ -258,25 +289,38 @@ class Cluster:
             obj["status"] = status
             self.store(plural, obj["metadata"]["namespace"], obj, "MODIFIED")
 
-    def _pod_failed(self, pod: JSON, reason: str, message: str, code: int = 137,
-                    condition: str | None = None) -> None:  # fmt: skip
+    def _pod_failed(
+        self, pod: JSON, reason: str, message: str, code: int = 137, condition: str | None = None
+    ) -> None:
         self._stop_pod(pod)
         status = copy.deepcopy(pod["status"])
         status.update(phase="Failed", reason=reason, message=message)
-        status["containerStatuses"] = [{"name": pod["spec"]["containers"][0]["name"], "ready":
-            False, "restartCount": 0, "image": pod["spec"]["containers"][0]["image"], "imageID": "",
-            "state": {"terminated": {"exitCode": code, "reason": "Error",
-                                     "finishedAt": now()}}}]  # fmt: skip
+        status["containerStatuses"] = [
+            {
+                "name": pod["spec"]["containers"][0]["name"],
+                "ready": False,
+                "restartCount": 0,
+                "image": pod["spec"]["containers"][0]["image"],
+                "imageID": "",
+                "state": {"terminated": {"exitCode": code, "reason": "Error", "finishedAt": now()}},
+            }
+        ]
         if condition:
-            status["conditions"] = [{"type": condition, "status": "True", "reason": reason,
-                                     "lastTransitionTime": now()}]  # fmt: skip
+            status["conditions"] = [
+                {"type": condition, "status": "True", "reason": reason, "lastTransitionTime": now()}
+            ]
         self._set_status("pods", pod, status)
 
     def reconcile(self) -> None:
         for (plural, _, _), obj in list(self.objects.items()):
-            if plural == "pods" and self.objects.get(("pods", obj["metadata"]["namespace"],
-                                                      obj["metadata"]["name"])) is obj:
-                self._kubelet_sync(obj)  # fmt: skip
+            if (
+                plural == "pods"
+                and self.objects.get(
+                    ("pods", obj["metadata"]["namespace"], obj["metadata"]["name"])
+                )
+                is obj
+            ):
+                self._kubelet_sync(obj)
         for (plural, _, _), obj in list(self.objects.items()):
             if plural == "jobs":
                 self._job_sync(obj)
@@ -292,24 +336,55 @@ class Cluster:
                 return
             except CannotStart as exc:
                 waiting = {"waiting": {"reason": exc.reason, "message": exc.message}}
-                self._set_status("pods", pod, {**status, "containerStatuses": [
-                    {"name": container["name"], "ready": False, "restartCount": 0,
-                     "image": container["image"], "imageID": "", "state": waiting}]})  # fmt: skip
+                self._set_status(
+                    "pods",
+                    pod,
+                    {
+                        **status,
+                        "containerStatuses": [
+                            {
+                                "name": container["name"],
+                                "ready": False,
+                                "restartCount": 0,
+                                "image": container["image"],
+                                "imageID": "",
+                                "state": waiting,
+                            }
+                        ],
+                    },
+                )
                 return
             self.containers[uid] = cid
             self.clock[uid + "/start"] = time.time()
-            self._set_status("pods", pod, {"phase": "Running", "startTime": now(),
-                "containerStatuses": [
-                {"name": container["name"], "ready": True, "restartCount": 0, "started": True,
-                 "image": container["image"], "imageID": "",
-                 "state": {"running": {"startedAt": now()}}}]})  # fmt: skip
+            self._set_status(
+                "pods",
+                pod,
+                {
+                    "phase": "Running",
+                    "startTime": now(),
+                    "containerStatuses": [
+                        {
+                            "name": container["name"],
+                            "ready": True,
+                            "restartCount": 0,
+                            "started": True,
+                            "image": container["image"],
+                            "imageID": "",
+                            "state": {"running": {"startedAt": now()}},
+                        }
+                    ],
+                },
+            )
             return
         if status["phase"] != "Running":
             return
         deadline = pod["spec"].get("activeDeadlineSeconds")
         if deadline is not None and time.time() - self.clock[uid + "/start"] > deadline:
-            self._pod_failed(pod, "DeadlineExceeded",
-                             "Pod was active on the node longer than the specified deadline")
+            self._pod_failed(
+                pod,
+                "DeadlineExceeded",
+                "Pod was active on the node longer than the specified deadline",
+            )
             return
         cid = self.containers.get(uid)
         ended = self.kubelet.state_of(cid) if cid else {"exitCode": 137, "reason": "Error"}
@@ -317,11 +392,25 @@ class Cluster:
             return
         self._stop_pod(pod)
         code = ended["exitCode"]
-        self._set_status("pods", pod, {**{k: v for k, v in status.items()},
-            "phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [
-            {"name": container["name"], "ready": False, "restartCount": 0, "started": False,
-             "image": container["image"], "imageID": "",
-             "state": {"terminated": {**ended, "finishedAt": now()}}}]})  # fmt: skip
+        self._set_status(
+            "pods",
+            pod,
+            {
+                **{k: v for k, v in status.items()},
+                "phase": "Succeeded" if code == 0 else "Failed",
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "ready": False,
+                        "restartCount": 0,
+                        "started": False,
+                        "image": container["image"],
+                        "imageID": "",
+                        "state": {"terminated": {**ended, "finishedAt": now()}},
+                    }
+                ],
+            },
+        )
 
     def _job_sync(self, job: JSON) -> None:
         spec, status = job["spec"], copy.deepcopy(job.get("status") or {})
@@ -340,32 +429,57 @@ class Cluster:
         failed = [p for p in pods if p["status"]["phase"] == "Failed" and p not in ignored]
         succeeded = [p for p in pods if p["status"]["phase"] == "Succeeded"]
         active = [p for p in pods if p["status"]["phase"] in ("Pending", "Running")]
-        status.update(active=len(active), failed=len(failed), succeeded=len(succeeded),
-                      ready=sum(p["status"]["phase"] == "Running" for p in active))  # fmt: skip
+        status.update(
+            active=len(active),
+            failed=len(failed),
+            succeeded=len(succeeded),
+            ready=sum(p["status"]["phase"] == "Running" for p in active),
+        )
         outcome: tuple[str, str, str] | None = None
         deadline = spec.get("activeDeadlineSeconds")
         if succeeded:
-            outcome = ("Complete", "CompletionsReached", "Reached expected number of succeeded pods")
+            outcome = (
+                "Complete",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            )
         elif len(failed) > spec.get("backoffLimit", 6):
-            outcome = ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            outcome = (
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
         elif deadline is not None and time.time() - started > deadline:
-            outcome = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+            outcome = (
+                "Failed",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            )
         if outcome is not None:
             for pod in active:
                 self._pod_failed(pod, "Terminated", "the Job finished")
             first = "SuccessCriteriaMet" if outcome[0] == "Complete" else "FailureTarget"
             status["conditions"] = [
-                {"type": t, "status": "True", "reason": outcome[1], "message": outcome[2],
-                 "lastProbeTime": now(), "lastTransitionTime": now()} for t in (first, outcome[0])
-            ]  # fmt: skip
+                {
+                    "type": t,
+                    "status": "True",
+                    "reason": outcome[1],
+                    "message": outcome[2],
+                    "lastProbeTime": now(),
+                    "lastTransitionTime": now(),
+                }
+                for t in (first, outcome[0])
+            ]
             status.update(active=0, completionTime=now())
             self.clock[uid + "/end"] = time.time()
             self._set_status("jobs", job, status)
             return
         if not active:
             counted = len(failed)
-            due = self.next_pod_at.setdefault(f"{uid}/{counted}", time.time() + (
-                self.backoff * 2 ** (counted - 1) if counted else 0))  # fmt: skip
+            due = self.next_pod_at.setdefault(
+                f"{uid}/{counted}",
+                time.time() + (self.backoff * 2 ** (counted - 1) if counted else 0),
+            )
             if time.time() >= due:
                 self._new_pod(job)
         self._set_status("jobs", job, status)
@@ -376,19 +490,33 @@ class Cluster:
         held = {c["type"] for c in pod["status"].get("conditions") or [] if c["status"] == "True"}
         for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
             if rule.get("action") == "Ignore" and any(
-                c.get("type") in held for c in rule.get("onPodConditions") or []):
-                return True  # fmt: skip
+                c.get("type") in held for c in rule.get("onPodConditions") or []
+            ):
+                return True
         return False
 
     def _new_pod(self, job: JSON) -> None:
         template = copy.deepcopy(job["spec"]["template"])
         meta = template.get("metadata") or {}
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": f"{job['metadata']['name']}-{secrets.token_hex(3)[:5]}",
-            "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "controller": True,
-                                 "name": job["metadata"]["name"], "uid": job["metadata"]["uid"]}]},
-            "spec": template["spec"]}  # fmt: skip
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{job['metadata']['name']}-{secrets.token_hex(3)[:5]}",
+                "labels": meta.get("labels") or {},
+                "annotations": meta.get("annotations") or {},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "controller": True,
+                        "name": job["metadata"]["name"],
+                        "uid": job["metadata"]["uid"],
+                    }
+                ],
+            },
+            "spec": template["spec"],
+        }
         if not pod["metadata"]["annotations"]:
             del pod["metadata"]["annotations"]
         self.create("pods", job["metadata"]["namespace"], pod)
@@ -410,8 +538,9 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, code: int, body: JSON | str) -> None:
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "text/plain" if isinstance(body, str)
-                         else "application/json")  # fmt: skip
+        self.send_header(
+            "Content-Type", "text/plain" if isinstance(body, str) else "application/json"
+        )
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -421,8 +550,12 @@ class Handler(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         if parts[:2] == ["api", "v1"]:
             rest = parts[2:]
-        elif len(parts) >= 3 and parts[0] == "apis" and parts[1] in ("batch",
-                "rbac.authorization.k8s.io") and parts[2] == "v1":  # fmt: skip
+        elif (
+            len(parts) >= 3
+            and parts[0] == "apis"
+            and parts[1] in ("batch", "rbac.authorization.k8s.io")
+            and parts[2] == "v1"
+        ):
             rest = parts[3:]
         else:
             raise ApiError(404, "NotFound", f"the stand-in serves no {url.path}")
@@ -457,7 +590,8 @@ class Handler(BaseHTTPRequestHandler):
             ns, plural, name, sub, query = self._route()
             watch = query.get("watch", ["false"])[0] in ("true", "1")
             verb = {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(method) or (
-                "get" if name else ("watch" if watch else "list"))  # fmt: skip
+                "get" if name else ("watch" if watch else "list")
+            )
             c.authorize(self._token(), verb, plural, sub, ns)
             if watch:
                 return self._watch(ns, plural, query)
@@ -484,9 +618,15 @@ class Handler(BaseHTTPRequestHandler):
                     return self._send(200, obj)
                 if method == "GET":
                     selector = query.get("labelSelector", [""])[0]
-                    return self._send(200, {"kind": KINDS[plural][1] + "List", "apiVersion":
-                        KINDS[plural][0], "metadata": {"resourceVersion": str(c.version)},
-                        "items": c.listing(plural, ns, selector)})  # fmt: skip
+                    return self._send(
+                        200,
+                        {
+                            "kind": KINDS[plural][1] + "List",
+                            "apiVersion": KINDS[plural][0],
+                            "metadata": {"resourceVersion": str(c.version)},
+                            "items": c.listing(plural, ns, selector),
+                        },
+                    )
             raise ApiError(405, "MethodNotAllowed", f"{method} {self.path}")
         except ApiError as exc:
             self._send(exc.code, exc.status())
@@ -520,8 +660,17 @@ class Handler(BaseHTTPRequestHandler):
         try:
             with c.lock:
                 if since and c.events and since < c.events[0][0] - 1:
-                    chunk({"type": "ERROR", "object": {"kind": "Status", "code": 410,
-                           "reason": "Expired", "message": "too old resource version"}})  # fmt: skip
+                    chunk(
+                        {
+                            "type": "ERROR",
+                            "object": {
+                                "kind": "Status",
+                                "code": 410,
+                                "reason": "Expired",
+                                "message": "too old resource version",
+                            },
+                        }
+                    )
                     since = -1
             while since >= 0 and time.monotonic() < end:
                 with c.lock:
@@ -531,8 +680,11 @@ class Handler(BaseHTTPRequestHandler):
                         continue
                 since = fresh[-1][0]
                 for _, p, n, kind, obj in fresh:
-                    if p == plural and n == ns and selector_matches(
-                            selector, obj["metadata"].get("labels") or {}):  # fmt: skip
+                    if (
+                        p == plural
+                        and n == ns
+                        and selector_matches(selector, obj["metadata"].get("labels") or {})
+                    ):
                         chunk({"type": kind, "object": obj})
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):

@@ -326,6 +326,7 @@ def test_a_missing_secret_fails_the_step_with_the_kubelets_words(standin: StandI
         "--target",
         "kubernetes",
         "--json",
+        "--no-cache",
         *_settings(standin, "driver=local", "secret_name=not-there"),
         env={"API_TOKEN": SECRET_VALUE},
     )
@@ -356,26 +357,8 @@ def test_hostile_parameter_values_reach_the_step_through_the_driver(standin: Sta
 
 
 def test_the_standin_refuses_what_an_api_server_refuses(standin: StandIn) -> None:
-    from kubernetes import client
-
-    batch = client.BatchV1Api(standin.api())
-    compiled = subprocess.run(
-        [
-            PIPEC,
-            "compile",
-            "examples/hello.py",
-            "--target",
-            "kubernetes",
-            "--set",
-            f"namespace={NAMESPACE}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    del compiled
-    job = {
+    jobs = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": "root-job"},
@@ -388,13 +371,15 @@ def test_the_standin_refuses_what_an_api_server_refuses(standin: StandIn) -> Non
             }
         },
     }
-    with pytest.raises(client.ApiException) as refused:
-        batch.create_namespaced_job(NAMESPACE, job)
-    assert refused.value.status == 403 and "PodSecurity" in str(refused.value.body)
+    status, answer = standin.post(jobs, job)
+    assert status == 403 and "PodSecurity" in answer["message"]
     job["spec"]["backofLimit"] = 1
-    with pytest.raises(client.ApiException) as invalid:
-        batch.create_namespaced_job(NAMESPACE, job)
-    assert invalid.value.status == 422 and "backofLimit" in str(invalid.value.body)
+    status, answer = standin.post(jobs, job)
+    assert status == 422 and "backofLimit" in answer["message"]
+    del job["spec"]["backofLimit"]
+    job["metadata"]["name"] = "Not_A_Name"
+    status, answer = standin.post(jobs, job)
+    assert status == 422 and "metadata.name" in answer["message"]
 
 
 def test_an_unreachable_api_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -160,12 +160,14 @@ class Cluster:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         found = problems(obj, plural)
+        # Validation (422) comes before validating admission such as PodSecurity (403).
+        invalid = [p for p in found if "PodSecurity" not in p]
         if found:
-            code, reason = (
-                (403, "Forbidden") if any("PodSecurity" in p for p in found) else (422, "Invalid")
-            )
+            code, reason = (422, "Invalid") if invalid else (403, "Forbidden")
             raise ApiError(
-                code, reason, f'{kind} "{meta.get("name")}" is invalid: ' + "; ".join(found)
+                code,
+                reason,
+                f'{kind} "{meta.get("name")}" is invalid: ' + "; ".join(invalid or found),
             )
         if (plural, ns, meta["name"]) in self.objects:
             raise ApiError(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')

@@ -9,8 +9,10 @@ What is added here, and why:
   user under `runAsNonRoot` unless a uid is given), `fsGroup` so the artifact volume is writable
   by it, seccomp `RuntimeDefault`, and per container `allowPrivilegeEscalation: false`,
   `capabilities.drop: [ALL]`, `readOnlyRootFilesystem: true`.
-* **Scratch space**: with a read-only root file system, `/tmp` is an emptyDir (and `HOME` and
-  `TMPDIR` point at it unless the step sets them), so libraries that cache under `~` still work.
+* **Scratch space**: with a read-only root file system (`read_only_root`, on by default; a
+  step that writes into its working directory in the image needs it off), `/tmp` is an
+  emptyDir (and `HOME` and `TMPDIR` point at it unless the step sets them), so libraries that
+  cache under `~` still work.
 * **The artifact volume**: the PersistentVolumeClaim `volume`, mounted at `volume_path`.
 * **No API token in step pods** (`automountServiceAccountToken: false`): steps never call the
   API; only the driver does.
@@ -57,12 +59,13 @@ def pod_security(settings: KubernetesTargetSettings) -> JSON:
     }
 
 
-def container_security() -> JSON:
-    """The container-level security context (restricted PSS, read-only root)."""
+def container_security(settings: KubernetesTargetSettings) -> JSON:
+    """The container-level security context (restricted PSS; a read-only root unless
+    `read_only_root` is off for steps that write into their working directory)."""
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
+        "readOnlyRootFilesystem": settings.read_only_root,
         "runAsNonRoot": True,
     }
 
@@ -97,7 +100,7 @@ def pod_spec(
     found_volumes, mounts = volumes(settings)
     container = {
         **container,
-        "securityContext": container_security(),
+        "securityContext": container_security(settings),
         "volumeMounts": [*mounts, *container.get("volumeMounts", [])],
     }
     if needs.resources:

@@ -43,7 +43,9 @@ class KubernetesTargetSettings(KubernetesSettings):
       the local metadata store (`pipec runs`, `pipec logs`, `--resume` work as for local).
     * `parallelism`: step Jobs at once (the cluster decides where and when they fit).
     * `run_as_user`: the uid (and gid, fsGroup) of every pod (the restricted Pod Security
-      Standard refuses root); `ttl_seconds`: how long finished Jobs are kept.
+      Standard refuses root); `read_only_root`: containers get a read-only root file system
+      (scratch space is `/tmp`); turn it off for steps that write into their working
+      directory; `ttl_seconds`: how long finished Jobs are kept.
     * `poll_interval`, `run_timeout`: how `pipec run --wait` follows the driver (as on every
       submitting target); `context`: the kubeconfig context (None: the current one).
     """
@@ -57,6 +59,7 @@ class KubernetesTargetSettings(KubernetesSettings):
     driver: Literal["cluster", "local"] = "cluster"
     parallelism: int = Field(default=16, ge=1)
     run_as_user: int = Field(default=65532, ge=1)
+    read_only_root: bool = True
     ttl_seconds: int = Field(default=86400, ge=0)
     driver_restarts: int = Field(default=3, ge=0)
     driver_cpu: float = Field(default=0.25, gt=0)

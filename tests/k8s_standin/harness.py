@@ -106,6 +106,9 @@ def build_image() -> str:
         (ctx / "Dockerfile").write_text(
             "FROM pipec-base\nCOPY site /opt/pipec/site\nCOPY app /app\n"
             "COPY reference.py /opt/pipec/reference.py\n"
+            # As an image meant to run as a non-root user would: its working directory is that
+            # user's (iris writes its registry there when the root is not read-only).
+            "RUN chown -R 65532:65532 /app\n"
             "ENV PYTHONPATH=/opt/pipec/site PYTHONDONTWRITEBYTECODE=1\nWORKDIR /app\n"
             f"LABEL pipec.inputs={want}\n"
         )

@@ -57,6 +57,7 @@ def build_image() -> str:
             "examples",
             "tests/k8s_standin/cases.py",
             "tests/k8s_standin/reference.py",
+            "tests/k8s_standin/harness.py",
         ],
         cwd=REPO,
         capture_output=True,

@@ -41,6 +41,9 @@ PIPEC = str(REPO / ".venv" / "bin" / "pipec")
 SECRET_VALUE = "s3cr3t-v4lue"
 POD_ENV = {"HOME": "/tmp", "TMPDIR": "/tmp"}
 WRITES_IN_IMAGE = {"iris"}
+# A local driver reads secret values to mask them in logs (steps get them from the Secret);
+# the local reference run needs them as the local target always does.
+SECRETS = {"REGISTRY_TOKEN": SECRET_VALUE}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +106,7 @@ def _outputs(steps: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _reference(image: str, ref: str, params: dict[str, Any]) -> dict[str, Any]:
-    env = [arg for k, v in POD_ENV.items() for arg in ("-e", f"{k}={v}")]
+    env = [arg for k, v in {**POD_ENV, **SECRETS}.items() for arg in ("-e", f"{k}={v}")]
     done = subprocess.run(
         [
             "docker",
@@ -165,6 +168,7 @@ def test_examples_run_like_the_local_target(example: Path, standin: StandIn, ima
         "kubernetes",
         "--json",
         *_settings(standin, "driver=local", *extra),
+        env=SECRETS,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -26,6 +26,7 @@ from pipec.backends.common import k8s, yaml_text
 from pipec.backends.kubernetes import names, pods
 from pipec.backends.kubernetes.settings import KubernetesTargetSettings
 from pipec.backends.runner.plan import Plan, PlanStep, render
+from pipec.ir.diagnostics import InvalidInput
 from pipec.ir.model import Resources
 
 JSON = dict[str, Any]
@@ -52,7 +53,7 @@ DRIVER_RULES: list[JSON] = [
 ]
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidInput):
     """The pipeline cannot be written as manifests (a plan too large for a ConfigMap)."""
 
 

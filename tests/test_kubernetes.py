@@ -310,3 +310,22 @@ def test_job_names_fit_and_do_not_meet() -> None:
             name = names.step_job_name("run", step_id, iteration, 1)
             assert len(name) <= 63 and name not in seen
             seen.add(name)
+
+
+def test_local_only_run_options_are_refused_with_an_in_cluster_driver() -> None:
+    done = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "pipec"),
+            "run",
+            "examples/hello.py",
+            "--target",
+            "kubernetes",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "driver=local" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

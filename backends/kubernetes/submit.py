@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pipec.backends.base import NoSubmitter
 from pipec.backends.common import k8s
 from pipec.backends.common.http import JSON
 from pipec.backends.common.submit import (
@@ -43,7 +44,10 @@ def submit_run(
         f for f, given in (("--no-cache", options.no_cache), ("--json", options.json)) if given
     ]
     if refused:
-        raise SubmitError(f"{', '.join(refused)}: only with driver=local")
+        raise NoSubmitter(
+            f"{', '.join(refused)}: only when pipec drives the steps from here (--set "
+            "driver=local); the in-cluster driver keeps no run records on this machine"
+        )
     plan = backend.plan(pipeline)
     settings = backend.settings
     run_id = runs.new_run_id()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, str] = {
     "airflow": "pipec.backends.airflow:AirflowBackend",
+    "github": "pipec.backends.github:GithubBackend",
     "kubeflow": "pipec.backends.kubeflow:KubeflowBackend",
     "kubernetes": "pipec.backends.kubernetes:KubernetesBackend",
     "local": "pipec.backends.local:LocalBackend",

@@ -154,6 +154,10 @@ def test_templated_text_wraps_only_what_jinja_would_touch() -> None:
     assert templated_text("has {{ x }}") != "has {{ x }}"
     assert templated_text("run.sh", (".sh",)) != "run.sh"
     assert templated_text("run.sh") == "run.sh"
+    # Jinja turns \r and \r\n into \n and drops a trailing newline.
+    assert templated_text("a\rb") != "a\rb"
+    assert templated_text("line\n") != "line\n"
+    assert templated_text("two\nlines") == "two\nlines"
 
 
 HOSTILE_SOURCE = """

@@ -5,7 +5,11 @@ local target does.
 * kubeflow: the CEL text is evaluated by a CEL evaluator (tests/cel_check.py in the cel tool
   environment), with the operands as KFP hands them to a trigger policy (every number a double);
 * airflow: the branch callable is generated, executed, and called with the operands as Airflow
-  hands them over (parameters and XCom values as they are, a loop item as JSON text).
+  hands them over (parameters and XCom values as they are, a loop item as JSON text);
+* github: the `if:` expression is evaluated by act (the github tool environment) as a step's
+  `if:`, with each operand as the JSON text a job output holds, read with `fromJSON`. Rows GitHub
+  cannot decide with Python's meaning (it compares strings ignoring case) have no expression:
+  the target decides them in Python in a `-test` job.
 
 The reference is the local target's semantics (Python's truth and comparisons, as the local
 runner's `evaluate` applies them), written out here as `reference`: the local evaluator works on
@@ -30,6 +34,7 @@ from hypothesis import strategies as st
 
 from pipec.backends.airflow.conditions import PythonPrinter, branch_function
 from pipec.backends.common.conditions import ConditionError
+from pipec.backends.github.expressions import Value, to_github
 from pipec.backends.kubeflow.cel import Channel, to_cel
 from pipec.ir.model import (
     And,
@@ -268,5 +273,113 @@ def test_cel_decides_like_the_local_target(envs: list[dict[str, Any]]) -> None:
         (case["cel"], env, got, want)
         for case, env, got, want in zip(cases, envs, decided, expected, strict=True)
         if got != want
+    ]
+    assert wrong == []
+
+
+# ---- github: the `if:` text of each row (None: decided by the target's `-test` job) ------------
+
+
+def github_var(operand: ParamRef | OutputRef | LoopItem) -> str:
+    return "P_" + key(operand).replace(".", "_")
+
+
+def github_resolve(operand: ParamRef | OutputRef | LoopItem) -> Value:
+    return Value(f"fromJSON(env.{github_var(operand)})", TYPES[key(operand)])
+
+
+def g(name: str) -> str:
+    return f"fromJSON(env.P_{name})"
+
+
+GITHUB: list[str | None] = [
+    f"{g('i')} > 3",
+    f"{g('i')} > 2.5",
+    f"{g('f')} >= 1.0",
+    f"{g('i')} == {g('f')}",
+    f"{g('i')} < {g('j')}",
+    f"{g('f')} != 0.5",
+    f"-1.5 <= {g('f')}",
+    f"2 < {g('i')}",
+    None,
+    None,
+    f"{g('b')} == true",
+    f"{g('b')} != {g('c')}",
+    g("b"),
+    f"{g('i')} != 0",
+    f"{g('f')} != 0.0",
+    f"{g('s')} != ''",
+    f"!({g('b')})",
+    "false",
+    "true",
+    None,
+    f"({g('b')}) || (({g('f')} < 0.0) && ({g('i')} != 0))",
+    f"{g('make_output')} >= {g('i')}",
+    None,
+]
+
+
+def github_text(expr: Expr) -> str | None:
+    try:
+        return to_github(expr, github_resolve)
+    except ConditionError:
+        return None
+
+
+@pytest.mark.parametrize(("expr", "github"), list(zip([r[0] for r in ROWS], GITHUB, strict=True)))
+def test_github_prints_the_table(expr: Expr, github: str | None) -> None:
+    assert github_text(expr) == github
+
+
+@pytest.mark.parametrize("expr", PYTHON_ONLY)
+def test_github_leaves_python_only_tests_to_its_test_job(expr: Expr) -> None:
+    assert github_text(expr) is None
+
+
+def act_decides(cases: list[tuple[str, dict[str, Any]]]) -> list[bool]:
+    """Evaluate each `if:` text with act: one job, one step per case, operands in env."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.github_check import tool
+
+    steps = []
+    for n, (text, env) in enumerate(cases):
+        values = {f"P_{k.replace('.', '_')}": json.dumps(v) for k, v in env.items()}
+        steps.append({"if": "${{ " + text + " }}", "env": values, "run": f"echo case-{n}-true"})
+    workflow = {"on": "workflow_dispatch", "jobs": {"t": {"runs-on": "ubuntu-latest",
+                                                          "steps": steps}}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.yml"
+        path.write_text(json.dumps(workflow), encoding="utf-8")
+        done = subprocess.run(
+            [tool("act"), "workflow_dispatch", "-W", str(path), "-P",
+             "ubuntu-latest=-self-hosted", "--no-cache-server", "--json"],
+            cwd=tmp, capture_output=True, text=True, check=False,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = {json.loads(line).get("msg", "").strip() for line in done.stdout.splitlines()
+            if line.startswith("{")}
+    return [f"case-{n}-true" in said for n in range(len(cases))]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(ENVS, min_size=len(ROWS), max_size=len(ROWS)))
+@example([EDGES[0]] * len(ROWS))
+@example([EDGES[1]] * len(ROWS))
+@example([EDGES[2]] * len(ROWS))
+@example([EDGES[3]] * len(ROWS))
+def test_github_expressions_decide_like_the_local_target(envs: list[dict[str, Any]]) -> None:
+    """Every row GitHub expresses, with fresh values per example, in one act run per example."""
+    rows = [
+        (expr, text, env)
+        for (expr, _, _), text, env in zip(ROWS, GITHUB, envs, strict=True)
+        if text is not None
+    ]
+    decided = act_decides([(text, env) for _, text, env in rows])
+    wrong = [
+        (text, env, got)
+        for (expr, text, env), got in zip(rows, decided, strict=True)
+        if got != reference(expr, env)
     ]
     assert wrong == []

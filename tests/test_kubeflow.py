@@ -41,7 +41,8 @@ def _kubeflow(source: str, tmp_path: Path, **settings: Any) -> dict[str, Any]:
     values = {"image": "img:1", **settings}
     bundle = KubeflowBackend(KubeflowSettings(**values)).emit(pipeline)
     documents = list(yaml.safe_load_all(bundle["pipeline.yaml"]))
-    return {"spec": documents[0], "platform": documents[1] if len(documents) > 1 else None}
+    platform = documents[1] if len(documents) > 1 else None
+    return {"spec": documents[0], "platform": platform, "text": bundle["pipeline.yaml"]}
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +132,8 @@ def test_the_runtime_command_uses_kfp_placeholders(tmp_path: Path) -> None:
         code_root="/srv/code",
     )["spec"]
     container = spec["deploymentSpec"]["executors"]["exec-f"]["container"]
-    assert container["command"] == ["python3", "-m", "pipec.backends.runtime"]
+    command = container["command"]
+    assert command[0] == "python3" and command[-2:] == ["-m", "pipec.backends.runtime"]
     args = container["args"]
     assert args[args.index("--code-root") + 1] == "/srv/code"
     assert "blob=artifact:{{$.inputs.artifacts['blob'].path}}" in args
@@ -200,28 +202,17 @@ def test_platform_spec_only_for_steps_that_need_it(tmp_path: Path) -> None:
 
 
 def test_pods_are_spelled_as_the_kfp_sdk_spells_them() -> None:
-    """The training example's GPU, secret and timeout steps carry what KFP's own SDK and
-    kfp-kubernetes write for the same pod (tests/kfp_check.py sdk-pods), except the fields the
-    SDK adds for older KFP backends or repeats as a runtime constant, which the KFP driver only
-    reads when the ones pipec writes are absent."""
+    """The training example's GPU, secret and timeout steps carry exactly what KFP's own SDK and
+    kfp-kubernetes write for the same pod (tests/kfp_check.py sdk-pods), field for field: KFP
+    backends before 2.4 read only the numeric resource fields (`cpuRequest`, `memoryLimit`,
+    `accelerator.count`), and before 2.5 only `secretName`; later ones prefer the string fields
+    and `secretNameParameter`."""
     python = tool_python("kfp")
     done = subprocess.run(
         [str(python), str(CHECKER), "sdk-pods"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
     sdk = json.loads(done.stdout)
-    for name in ("exec-train", "exec-deploy", "exec-split"):
-        resources = sdk[name]["resources"] or {}
-        for legacy in ("cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"):
-            resources.pop(legacy, None)
-        for legacy in ("type", "count"):
-            resources.get("accelerator", {}).pop(legacy, None)
-        for secret in (sdk[name]["platform"] or {}).get("secretAsEnv", []):
-            assert secret.pop("optional") is False  # the Kubernetes default
-            assert secret.pop("secretNameParameter") == {
-                "runtimeValue": {"constant": secret["secretName"]}
-            }
-        sdk[name]["resources"] = resources or None
 
     bundle = driver.compile_ref("examples/training.py", "kubeflow")
     spec, platform = yaml.safe_load_all(bundle["pipeline.yaml"])
@@ -244,7 +235,7 @@ def test_hostile_values_stay_data(tmp_path: Path) -> None:
         def f(text: str) -> str:
             return text
 
-        @step
+        @step(env={{"CR": {CARRIAGE!r}}})
         def g(text: str) -> None:
             pass
 
@@ -270,6 +261,15 @@ def test_hostile_values_stay_data(tmp_path: Path) -> None:
     # no placeholder text reaches a command line: values travel as task inputs
     for executor in spec["deploymentSpec"]["executors"].values():
         assert hostile not in " ".join(executor["container"]["args"])
+    # carriage returns survive the YAML (the kubelet only turns `$$` into `$`)
+    (env,) = spec["deploymentSpec"]["executors"]["exec-g"]["container"]["env"]
+    assert env == {"name": "CR", "value": CARRIAGE.replace("$", "$$")}
+    emitted = tmp_path / "pipeline.yaml"
+    emitted.write_text(result["text"], encoding="utf-8")
+    _checker("spec", str(emitted))
+
+
+CARRIAGE = "a\rb\r\nc\r$HOME\r"
 
 
 def test_output_is_deterministic() -> None:

@@ -13,60 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipec.backends.airflow.local_helper import LOCAL_HELPER
 from pipec.backends.airflow.pysource import INDENT, Argv, Call, Code, call, templated_text
 from pipec.backends.airflow.settings import AirflowSettings
 from pipec.backends.common import docker, k8s
-from pipec.backends.runtime.invocation import OUTPUT_VALUE, Invocation, module_args
+from pipec.backends.runtime.invocation import Invocation, module_args
 from pipec.ir.model import Resources
 
 K8S_XCOM_FILE = "/airflow/xcom/return.json"  # read by KubernetesPodOperator's XCom sidecar
 DOCKER_XCOM_FILE = "/tmp/pipec-xcom.json"  # read back by DockerOperator(retrieve_output=True)
 DOCKER_TEMPLATE_EXT = (".sh", ".bash", ".env")
 
-_LOCAL_HELPER_TEMPLATE = '''def _run_step(python, argv, env, secrets=(), export=None):
-    """Run one step with the pipec step runtime in a subprocess of this worker.
-
-    No shell is involved: values arrive in `env` and reach the step as environment variables.
-    Secrets are read from Airflow Variables (any secrets backend) only now, at run time.
-    Returns the exported output's value (for XCom) when `export` names one.
-    """
-    import os
-    import subprocess
-    import tempfile
-
-    child_env = {**os.environ, **env}
-    if secrets:
-        from airflow.sdk import Variable
-
-        for name in secrets:
-            child_env[name] = Variable.get(name)
-    with tempfile.TemporaryDirectory(prefix="pipec-") as scratch:
-        command = [python, *MODULE_ARGS, *argv]
-        value_file = os.path.join(scratch, "value.json")
-        if export is not None:
-            command += [OUTPUT_VALUE, f"{export}={value_file}"]
-        process = subprocess.Popen(command, env=child_env)
-        try:
-            code = process.wait()
-        finally:
-            if process.poll() is None:  # the task was stopped (timeout, kill): stop the step too
-                process.kill()
-                process.wait()
-        if code == 2:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException("the step runtime refused its arguments (exit code 2)")
-        if code != 0:
-            raise RuntimeError(f"the step failed (exit code {code})")
-        if export is not None:
-            with open(value_file, encoding="utf-8") as handle:
-                return json.load(handle)
-    return None
-'''
-# The helper is generated text: the runtime's spelling is filled in from the one place it lives.
-_LOCAL_HELPER = _LOCAL_HELPER_TEMPLATE.replace("MODULE_ARGS", repr(module_args())).replace(
-    "OUTPUT_VALUE", repr(OUTPUT_VALUE)
-)
 
 @dataclass(frozen=True)
 class TaskOptions:
@@ -292,5 +249,5 @@ def _resource_note(r: Resources) -> tuple[str, ...]:
 MODES: dict[str, Mode] = {
     "kubernetes": Mode(template_ext=(), helper=None, task=kubernetes_task),
     "docker": Mode(template_ext=DOCKER_TEMPLATE_EXT, helper=None, task=docker_task),
-    "local": Mode(template_ext=(), helper=_LOCAL_HELPER, task=local_task),
+    "local": Mode(template_ext=(), helper=LOCAL_HELPER, task=local_task),
 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import sys
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -16,10 +18,12 @@ class AirflowSettings(KubernetesSettings):
     Attributes:
         operator: how steps run: `kubernetes`, `docker` or `local` (see the module docstring).
         image: the default step image (container operators); a step's own image wins.
-        artifact_root: where step outputs live, `<root>/<run_id>/<step>/<output>/`; a folder the
-            workers (and containers) share, or an fsspec URL.
+        artifact_root: where step outputs live, `<root>/<dag_id>/<run folder>/<step>/<output>/`
+            (`paths`); a folder the workers (and containers) share, or an fsspec URL.
         python: the interpreter that runs `-m pipec.backends.runtime` (in the image, or on the
             worker in `local` mode); it must have pipec and the step's dependencies installed.
+            In `local` mode with the project folder as code root it defaults to the interpreter
+            that compiles the DAG, and a chosen one is checked to import pipec at compile time.
         code_root: the folder the step modules import from (`--code-root`). In `local` mode it
             defaults to the project folder at compile time; container images usually set their
             working directory instead, so there it defaults to none.
@@ -48,6 +52,20 @@ class AirflowSettings(KubernetesSettings):
     api_url: str = "http://127.0.0.1:8080"
     run_timeout: float = Field(default=3600.0, gt=0)
     poll_interval: float = Field(default=2.0, gt=0)
+
+    def resolved(self, project_root: Path) -> AirflowSettings:
+        """The settings a DAG file is written with: in `local` mode the code root defaults to
+        the project folder, and then `python` to the interpreter compiling it (it has pipec,
+        and the DAG runs steps on this machine); `python3` otherwise."""
+        if self.operator != "local":
+            return self
+        update: dict[str, str] = {}
+        code_root = self.code_root or str(project_root)
+        if self.code_root is None:
+            update["code_root"] = code_root
+        if "python" not in self.model_fields_set and Path(code_root).resolve() == project_root:
+            update["python"] = sys.executable
+        return self.model_copy(update=update) if update else self
 
     @field_validator("artifact_root")
     @classmethod

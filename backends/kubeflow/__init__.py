@@ -18,6 +18,7 @@ from pydantic import Field
 
 from pipec.backends.base import Backend, Bundle, Capabilities
 from pipec.backends.common import k8s, yaml_text
+from pipec.backends.kubeflow import checks
 from pipec.backends.kubeflow import spec as ks
 from pipec.backends.settings import (
     ContainerSettings,
@@ -25,6 +26,8 @@ from pipec.backends.settings import (
     TargetSettings,
     require_images,
 )
+from pipec.ir import quantity
+from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -81,6 +84,11 @@ class KfpBackend(Backend[K], Generic[K]):
             pipeline, self.hooks(), self.settings.code_root, self.settings.python
         )
         return assembler.assemble(self.pipeline_root())
+
+    def check(self, pipeline: Pipeline) -> list[Diagnostic]:
+        """Caches that could serve stale results (W001), values that may be too long for a
+        command line (W002) and constants that are (U001); see `checks`."""
+        return checks.check(pipeline, self.name)
 
     def pipeline_root(self) -> str | None:
         """The spec's `defaultPipelineRoot`."""
@@ -160,15 +168,22 @@ class KubeflowHooks:
         return kfp_platform(self._pod(step))
 
 
-# The PipelineSpec's ResourceSpec fields for Kubernetes resource names. KFP's driver copies the
-# `resource*` string fields into the pod as they are; the deprecated number fields (`cpuLimit`,
-# `memoryLimit`, ...) that the KFP SDK also writes are only read when these are empty.
+# The PipelineSpec's ResourceSpec fields for Kubernetes resource names: the quantity as written,
+# and the number older backends read. KFP's driver reads the string fields first since KFP 2.4;
+# KFP 2.0-2.3 (still run on clusters installed from Kubeflow 1.9) read only the numbers, CPUs in
+# cores and memory in decimal GB. Both are written, as the KFP SDK writes them.
 _RESOURCE_FIELDS = {
-    ("requests", "cpu"): "resourceCpuRequest",
-    ("limits", "cpu"): "resourceCpuLimit",
-    ("requests", "memory"): "resourceMemoryRequest",
-    ("limits", "memory"): "resourceMemoryLimit",
+    ("requests", "cpu"): ("resourceCpuRequest", "cpuRequest"),
+    ("limits", "cpu"): ("resourceCpuLimit", "cpuLimit"),
+    ("requests", "memory"): ("resourceMemoryRequest", "memoryRequest"),
+    ("limits", "memory"): ("resourceMemoryLimit", "memoryLimit"),
 }
+
+
+def memory_gb(text: str) -> float:
+    """A Kubernetes memory quantity in decimal gigabytes, as the PipelineSpec's numeric memory
+    fields hold it (the options pass has already rejected malformed quantities, R002)."""
+    return round(quantity.amount(text) / 1e9, 9)
 
 
 def kfp_resources(requirements: JSON, gpu_resource: str) -> JSON | None:
@@ -177,9 +192,16 @@ def kfp_resources(requirements: JSON, gpu_resource: str) -> JSON | None:
     for kind, amounts in requirements.items():
         for name, amount in amounts.items():
             if (kind, name) in _RESOURCE_FIELDS:
-                found[_RESOURCE_FIELDS[kind, name]] = amount
+                text_field, number_field = _RESOURCE_FIELDS[kind, name]
+                found[text_field] = amount
+                found[number_field] = memory_gb(amount) if name == "memory" else float(amount)
             elif (kind, name) == ("limits", gpu_resource):
-                found["accelerator"] = {"resourceType": name, "resourceCount": amount}
+                found["accelerator"] = {
+                    "resourceType": name,
+                    "resourceCount": amount,
+                    "type": name,
+                    "count": amount,  # an int64: a string in the proto's JSON form
+                }
             else:  # ephemeral-storage: `check` reports disk requests before this runs
                 raise AssertionError(f"no PipelineSpec field for {kind} of {name}")
     return found or None
@@ -194,8 +216,16 @@ def kfp_platform(pod: k8s.PodNeeds) -> JSON | None:
         key_to_env = {"secretKey": ref["key"], "envVar": env["name"]}
         by_secret.setdefault(ref["name"], []).append(key_to_env)
     if by_secret:
+        # As kfp-kubernetes writes it: KFP 2.5 and later read `secretNameParameter`, earlier
+        # backends `secretName`; `optional: false` is the Kubernetes default, spelled out.
         found["secretAsEnv"] = [
-            {"secretName": name, "keyToEnv": keys} for name, keys in by_secret.items()
+            {
+                "secretName": name,
+                "secretNameParameter": {"runtimeValue": {"constant": name}},
+                "keyToEnv": keys,
+                "optional": False,
+            }
+            for name, keys in by_secret.items()
         ]
     if pod.node_selector:
         found["nodeSelector"] = {"labels": dict(pod.node_selector)}

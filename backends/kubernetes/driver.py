@@ -23,7 +23,6 @@ import gzip
 import json
 import math
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -36,10 +35,12 @@ from pipec.backends.kubernetes.executor import JobExecutor
 from pipec.backends.kubernetes.journal import Journal, JournaledMetadata
 from pipec.backends.kubernetes.settings import KubernetesTargetSettings
 from pipec.backends.params import resolve_params
+from pipec.backends.runner import owner as owners
 from pipec.backends.runner import plan as plans
 from pipec.backends.runner import runs
 from pipec.backends.runner.capacity import Capacity
-from pipec.backends.runner.metadata import MetadataStore, RunRecord, StepRecord
+from pipec.backends.runner.metadata import MetadataStore
+from pipec.backends.runner.records import RunRecord, StepRecord
 from pipec.backends.runner.results import RunError, RunResult
 from pipec.backends.runner.reuse import check_code_unchanged
 from pipec.backends.runner.scheduler import Runner
@@ -69,18 +70,23 @@ def execute(
     view: str,
     no_cache: bool = False,
 ) -> RunResult:
-    """Run (or continue) `run` to its end with the Job executor."""
-    runner = Runner(
-        run,
-        plan,
-        metadata,
-        executor,
-        state_dir,
-        no_cache=no_cache,
-        parallelism=parallelism,
-        view=view,
-        previous=previous,
-    )
+    """Run (or continue) `run` to its end with the Job executor, which the caller prepared
+    (`Executor.prepare`) before it recorded the run; the executor is closed however this ends."""
+    try:
+        runner = Runner(
+            run,
+            plan,
+            metadata,
+            executor,
+            state_dir,
+            no_cache=no_cache,
+            parallelism=parallelism,
+            view=view,
+            previous=previous,
+        )
+    except BaseException:
+        executor.close()
+        raise
     runner.capacity = cluster_capacity(parallelism)
     return runner.execute()
 
@@ -117,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = journal.load()
     state_dir = Path(tempfile.mkdtemp(prefix="pipec-driver-"))
     metadata = JournaledMetadata(state_dir / "metadata.db", journal)
+    executor = JobExecutor(client.api_client(in_cluster=True), settings, plan.pipeline.id, run_id)
+    executor.prepare(plan, Path(settings.code_root))
     run = RunRecord(
         run_id=run_id,
         pipeline_id=plan.pipeline.id,
@@ -128,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan=plan.model_dump_json(),
         project_root=settings.code_root,
         artifact_root=root,
-        runner_pid=os.getpid(),
-        runner_host=socket.gethostname(),
+        # The pod is the only process with this scratch store: the owner is for the record.
+        owner=owners.current("run"),
+        options={"no_cache": False, "parallelism": settings.parallelism},
     )
     metadata.create_run(run)
     if previous:
@@ -137,7 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"pipec driver: resuming run {run_id}: {len(previous)} step(s) finished earlier",
             flush=True,
         )
-    executor = JobExecutor(client.api_client(in_cluster=True), settings, plan.pipeline.id, run_id)
     result = execute(
         run,
         plan,
@@ -169,15 +177,20 @@ def _local_root(root: str) -> str:
 def run_here(
     backend: KubernetesBackend, pipeline: Pipeline, params: dict[str, Any], options: RunOptions
 ) -> RunResult:
-    """`pipec run --target kubernetes --set driver=local`."""
+    """`pipec run --target kubernetes --set driver=local`: as `runner.runs.run_plan`, with the
+    cluster's capacity instead of this machine's."""
     plan = backend.plan(pipeline)
     settings = backend.settings
     root = _local_root(plan.settings.artifact_root or "")
-    api = client.api_client(context=settings.context)
     project_root = backend.project_root
-    metadata = runs.open_metadata(project_root)
+    parallelism = options.parallelism or settings.parallelism
+    run_id = runs.new_run_id()
+    executor = JobExecutor(
+        client.api_client(context=settings.context), settings, plan.pipeline.id, run_id
+    )
+    executor.prepare(plan, project_root)
     run = RunRecord(
-        run_id=runs.new_run_id(),
+        run_id=run_id,
         pipeline_id=plan.pipeline.id,
         pipeline_name=plan.pipeline.name,
         status="running",
@@ -187,11 +200,15 @@ def run_here(
         plan=plan.model_dump_json(),
         project_root=str(project_root),
         artifact_root=root,
-        runner_pid=os.getpid(),
-        runner_host=socket.gethostname(),
+        owner=owners.current("run"),
+        options={"no_cache": options.no_cache, "parallelism": parallelism},
     )
-    metadata.create_run(run)
-    executor = JobExecutor(api, settings, plan.pipeline.id, run.run_id)
+    try:
+        metadata = runs.open_metadata(project_root)
+        metadata.create_run(run)
+    except BaseException:
+        executor.close()
+        raise
     return execute(
         run,
         plan,
@@ -199,7 +216,7 @@ def run_here(
         executor,
         runs.state_dir(project_root),
         previous={},
-        parallelism=options.parallelism or settings.parallelism,
+        parallelism=parallelism,
         view=options.view,
         no_cache=options.no_cache,
     )
@@ -207,24 +224,44 @@ def run_here(
 
 def resume_here(backend: KubernetesBackend, run_id: str, options: RunOptions) -> RunResult:
     """`pipec run --resume RUN --target kubernetes --set driver=local`: finished steps are
-    kept, Jobs still running are adopted, the rest runs."""
+    kept, Jobs still running are adopted, the rest runs, with the run's own options (as
+    `runner.runs.resume_run`; unlike it, no staging is removed: an adopted Job may be writing)."""
     settings = backend.settings
     metadata = runs.open_metadata(backend.project_root)
     run = metadata.get_run(run_id)
     if run is None:
         raise RunError(f"no run {run_id!r} in {metadata.path}")
-    if run.status == "running" and runs._runner_alive(run):
-        raise RunError(f"run {run_id} is still in progress (runner pid {run.runner_pid})")
+    me = owners.current("resume")
+    holder = metadata.claim_run(run_id, me)
+    if holder is not None:
+        raise runs.RunBusy(
+            f"run {run_id} is held by pid {holder.pid} on host {holder.host}: wait for it to "
+            f"end (or stop it); if that process is gone, `pipec runs unlock {run_id}` releases it"
+        )
+    prepared = False
     try:
-        plan = plans.load(run.plan)
-    except plans.PlanVersionError as exc:
-        raise RunError(f"run {run_id} cannot be resumed ({exc}): start a new run") from None
-    check_code_unchanged(plan, run_id, backend.project_root)
-    previous = {(r.step_id, r.iteration): r for r in metadata.steps_of(run_id)}
-    metadata.set_run_status(run_id, "running", ended=False, runner_pid=os.getpid())
-    executor = JobExecutor(
-        client.api_client(context=settings.context), settings, plan.pipeline.id, run_id
-    )
+        try:
+            plan = plans.load(run.plan)
+        except plans.PlanVersionError as exc:
+            raise RunError(f"run {run_id} cannot be resumed ({exc}): start a new run") from None
+        check_code_unchanged(plan, run_id, backend.project_root)
+        executor = JobExecutor(
+            client.api_client(context=settings.context), settings, plan.pipeline.id, run_id
+        )
+        executor.prepare(plan, backend.project_root)
+        prepared = True
+        run_options = {
+            "no_cache": options.no_cache or bool(run.options.get("no_cache")),
+            "parallelism": options.parallelism or run.options.get("parallelism"),
+        }
+        previous = {(r.step_id, r.iteration): r for r in metadata.steps_of(run_id)}
+        metadata.reopen_run(run_id, run_options)
+        run.owner, run.options = me, run_options
+    except BaseException:
+        if prepared:
+            executor.close()
+        metadata.release_run(run_id, me)
+        raise
     return execute(
         run,
         plan,
@@ -232,8 +269,9 @@ def resume_here(backend: KubernetesBackend, run_id: str, options: RunOptions) ->
         executor,
         runs.state_dir(backend.project_root),
         previous=previous,
-        parallelism=options.parallelism or settings.parallelism,
+        parallelism=int(run_options["parallelism"] or settings.parallelism),
         view=options.view,
+        no_cache=bool(run_options["no_cache"]),
     )
 
 

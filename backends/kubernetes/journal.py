@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from pipec.backends.runner.expansion import OK
-from pipec.backends.runner.metadata import ArtifactRecord, MetadataStore, StepRecord
+from pipec.backends.runner.metadata import MetadataStore
+from pipec.backends.runner.records import ArtifactRecord, StepRecord
 from pipec.backends.runtime import store
 
 FOLDER = ".pipec-journal"

@@ -205,7 +205,8 @@ def test_settings_problems_are_one_line_and_exit_2(tmp_path: Path) -> None:
         "artifact_root=/data": "is not under volume_path",
         "volume=": "is not a Kubernetes name",
         "driver=elsewhere": "driver",
-        "image=": "is not an image reference",
+        "image=": "must not be blank",  # the shared ContainerSettings check
+        "image= python:3.12": "is not an image reference",  # surrounding spaces
     }
     for setting, words in cases.items():
         done = subprocess.run(

@@ -238,6 +238,10 @@ class Kubelet:
     def kill(self, container_id: str) -> None:
         docker("kill", container_id, check=False)
 
+    def stop(self, container_id: str, grace: int) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds if the container still runs."""
+        docker("stop", "--time", str(grace), container_id, check=False)
+
     def remove(self, container_id: str) -> None:
         docker("rm", "-f", container_id, check=False)
 

@@ -2,9 +2,18 @@
 STAND-IN, not Kubernetes. It validates every object it receives against the official schemas and
 the API server's rules, enforces PodSecurity `restricted` and RBAC (the driver's Role is all
 the in-cluster driver gets), runs each Job's pod as a real container on the local Docker engine
-and reports Job status as the Job controller does. What it does not model is listed in
-tests/k8s_standin/server.py and kubelet.py (no scheduling or resource limits, no image pulls,
-no CronJob controller, ...).
+and reports Job status as the Job controller does.
+
+NOT MODELLED, so these tests cannot catch a problem there (details in
+tests/k8s_standin/server.py and kubelet.py): scheduling (node selectors, tolerations, requests
+and limits are validated, not enforced: no GPUs, no OOMKilled, no Pending for lack of room),
+image pulls (image names map to one local test image), the CronJob controller, admission
+webhooks, quotas, LimitRanges, patch and server-side apply, set-based and field selectors,
+finalizers, events, status subresources, Job parallelism/completions/indexes/suspend, pod
+failure rules on exit codes, more than one container per pod (no init containers, no probes, no
+restarts inside a pod), the interleaving of a container's stdout and stderr in its log, other
+namespaces and cluster-scoped RBAC. Step pods get no network (`--network none`); the driver pod
+shares the host's to reach the stand-in.
 
 * Every example run with the Job executor gives the local target's outputs (values and content
   hashes). The reference is the local target run inside the same image with the same
@@ -234,8 +243,15 @@ def test_in_cluster_driver_killed_and_evicted_finishes_without_rerunning_steps(
         check=False,
     )
     assert killed.returncode == 0, killed.stderr
-    # An eviction: the cluster disrupts the second driver pod (does not count).
+    # An eviction: the cluster disrupts the second driver pod (does not count). Its container
+    # gets SIGTERM, which must leave the running step Jobs to the next driver: evict while one
+    # runs.
     _wait_for("four steps finished", finished_steps(4), process)
+    _wait_for(
+        "a running step Job",
+        lambda: any(j["status"].get("active") for j in _jobs_of_run(standin, run_id)),
+        process,
+    )
     second = _wait_for(
         "a second driver",
         lambda: (
@@ -258,6 +274,8 @@ def test_in_cluster_driver_killed_and_evicted_finishes_without_rerunning_steps(
     )
     _, err = process.communicate(timeout=900)
     assert process.returncode == 0, err[-3000:]
+    evicted = standin.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{second['metadata']['name']}/log")
+    assert b"stopping (SIGTERM); step Jobs keep running" in evicted, evicted[-2000:]
     assert "Complete" in err
     driver_job = standin.objects(
         f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs",

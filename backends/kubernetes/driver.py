@@ -5,7 +5,9 @@ plan and settings come from the mounted ConfigMap, the run id from `PIPEC_RUN_ID
 from `pipec run`, or the Job's uid for a `kubectl apply`d Job, the same for every pod the Job
 restarts), the parameters from `PIPEC_PARAMS`. Its metadata store lives in scratch space; what
 survives a restart is the journal (`journal`) and the Jobs themselves (the executor adopts
-them), so a restarted driver runs only what has not finished.
+them), so a restarted driver runs only what has not finished. SIGTERM (the pod is evicted,
+preempted, drained or deleted) therefore ends the driver at once and leaves the step Jobs
+running, where a local run stops its steps (`runner.signals`): the next driver adopts them.
 
 On this machine (`driver=local`): the same scheduler and executor with the project's metadata
 store, so `pipec runs`, `pipec logs` and `pipec run --resume` work as for the local target.
@@ -23,6 +25,7 @@ import gzip
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -109,8 +112,22 @@ def read_config(folder: Path) -> tuple[plans.Plan, KubernetesTargetSettings]:
     return plans.load(plan_text), settings
 
 
+class PodStopping(SystemExit):
+    """The driver's pod is being stopped (SIGTERM)."""
+
+
+def _leave_steps_running(signum: int, frame: object) -> None:
+    # Not the runner's interrupt (which deletes the running step Jobs): the next driver pod
+    # adopts them. Being a handler (not SIG_DFL), it is left alone by `runner.signals`.
+    print(
+        "pipec driver: stopping (SIGTERM); step Jobs keep running for the next driver", flush=True
+    )
+    raise PodStopping(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The driver Job's entry point; exit code 0 when the run succeeded."""
+    signal.signal(signal.SIGTERM, _leave_steps_running)
     parser = argparse.ArgumentParser(prog=f"python -m {manifests.DRIVER_MODULE}")
     parser.add_argument("--config", type=Path, required=True)
     args = parser.parse_args(argv)

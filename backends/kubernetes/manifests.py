@@ -41,7 +41,7 @@ CONFIGMAP_LIMIT = 1024 * 1024
 PLAIN_PLAN_LIMIT = 900 * 1024
 """Above this the plan is stored gzipped in `binaryData` (plans of thousands of steps)."""
 
-# What the driver does with the API, and nothing more (README-kubernetes.md, "RBAC").
+# What the driver does with the API, and nothing more (docs/targets/kubernetes.md, "RBAC").
 DRIVER_RULES: list[JSON] = [
     {
         "apiGroups": ["batch"],
@@ -85,7 +85,7 @@ class Manifests:
 TEMPLATE_NOTE = (
     "# The Job the driver creates for each attempt of this step (not for kubectl apply).\n"
     "# {run_id}, {iteration}, {input:NAME}, {job_name}, {job} and {attempt} are filled in at\n"
-    "# run time; see README-kubernetes.md.\n"
+    "# run time; see docs/targets/kubernetes.md in pipec.\n"
 )
 
 

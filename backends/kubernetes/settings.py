@@ -30,7 +30,7 @@ def _dns(value: str, label: bool) -> str:
 
 
 class KubernetesTargetSettings(KubernetesSettings):
-    """Settings of the `kubernetes` target (see README-kubernetes.md for a table).
+    """Settings of the `kubernetes` target (docs/targets/kubernetes.md has a table).
 
     * `namespace`: where every object goes; `service_account`: the driver's account, bound to
       the least-privilege Role that the manifests create; `step_service_account`: the account

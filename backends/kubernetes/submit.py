@@ -24,7 +24,7 @@ from pipec.backends.common.submit import (
     follow,
     submitting,
 )
-from pipec.backends.kubernetes import client, manifests
+from pipec.backends.kubernetes import client, manifests, names
 from pipec.backends.params import resolve_params
 from pipec.backends.runner import runs
 
@@ -88,8 +88,8 @@ def submit_run(
         except KeyboardInterrupt:
             submission.say(
                 f"stopped following; run {run_id} goes on. Follow it with `kubectl logs -f "
-                f"job/{job} -n {namespace}`, stop it with `kubectl delete job {job} -n "
-                f"{namespace}`"
+                f"job/{job} -n {namespace}`, stop it and its steps with `kubectl delete jobs "
+                f"-l {names.RUN_LABEL}={run_id} -n {namespace}`"
             )
             return ExitCode.RUN_FAILED
         return code

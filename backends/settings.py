@@ -16,11 +16,16 @@ new name).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import difflib
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from pipec.ir import graph
 from pipec.ir.diagnostics import InvalidInput
@@ -30,23 +35,23 @@ from pipec.ir.model import Pipeline
 class TargetSettings(BaseModel):
     """Base of a target's settings (`[tool.pipec.targets.<name>]` and `--set key=value`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Each field's description is the docstring written under it (`describe`, `pipec targets`).
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class ContainerSettings(TargetSettings):
-    """Settings shared by every target that runs steps in containers.
-
-    `image` is the default step image (a step's own `image` wins); `artifact_root` is where step
-    outputs live (a folder every step can reach, or an fsspec URL); `python` is the interpreter
-    that runs the step runtime in the image; `code_root` is the folder the step modules import
-    from (`--code-root`; None leaves it to the image's working directory). A target may change
-    a default (the KFP family puts the code in `/app`).
-    """
+    """Settings shared by every target that runs steps in containers. A target may change a
+    default (the KFP family puts the code in `/app`)."""
 
     image: str | None = None
+    """The default step image (a step's own `image` wins); it must hold pipec, the project's
+    dependencies and its code (at `code_root`)."""
     artifact_root: str | None = None
+    """Where step outputs live: a folder every step can reach, or an fsspec URL."""
     python: str = Field(default="python3", min_length=1)
+    """The interpreter that runs the step runtime in the image."""
     code_root: str | None = None
+    """The folder the step modules import from (None: the image's working directory)."""
 
     @field_validator("image", "artifact_root", "python", "code_root")
     @classmethod
@@ -58,19 +63,85 @@ class ContainerSettings(TargetSettings):
 
 
 class KubernetesSettings(ContainerSettings):
-    """Settings of every target whose steps run as Kubernetes pods.
-
-    `secret_name` is the Kubernetes Secret whose keys (named like a step's secrets) become the
-    step's environment variables. A GPU step asks for `gpu_resource` (an extended resource, as a
-    limit), lands on nodes whose `gpu_node_label` equals its `gpu_type`, and tolerates the taint
-    `gpu_toleration` (GPU node pools are usually tainted; None tolerates nothing). How these
-    become a pod, and why (the resource policy), is `pipec.backends.common.k8s`.
-    """
+    """Settings of every target whose steps run as Kubernetes pods. How these become a pod, and
+    why (the resource policy), is `pipec.backends.common.k8s`."""
 
     secret_name: str = "pipec-secrets"
+    """The Kubernetes Secret whose keys (named like a step's secrets) become the step's
+    environment variables."""
     gpu_resource: str = "nvidia.com/gpu"
+    """The extended resource a GPU step asks for (as a limit)."""
     gpu_node_label: str = "cloud.google.com/gke-accelerator"
+    """The node label a GPU step's `gpu_type` must equal."""
     gpu_toleration: str | None = "nvidia.com/gpu"
+    """The taint GPU steps tolerate (GPU node pools are usually tainted; None tolerates
+    nothing)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingInfo:
+    """One setting as `pipec targets TARGET` shows it."""
+
+    name: str
+    type: str
+    default: Any  # JSON-compatible; None when the setting is unset by default
+    required: bool
+    description: str
+
+
+def describe(model: type[TargetSettings]) -> list[SettingInfo]:
+    """Every setting of a target, sorted by name. A field a subclass only re-defaults keeps the
+    description of the class that introduced it (a target states only its differences)."""
+    found = []
+    for name, field in sorted(model.model_fields.items()):
+        description = field.description or next(
+            (
+                base.model_fields[name].description or ""
+                for base in model.__mro__[1:]
+                if isinstance(base, type)
+                and issubclass(base, BaseModel)
+                and name in base.model_fields
+                and base.model_fields[name].description
+            ),
+            "",
+        )
+        if field.default_factory is not None:
+            default = field.default_factory()  # type: ignore[call-arg]
+        else:
+            default = None if field.default is PydanticUndefined else field.default
+        found.append(
+            SettingInfo(
+                name=name,
+                type=type_name(field.annotation),
+                default=to_jsonable_python(default),
+                required=field.is_required(),
+                description=" ".join(description.split()),
+            )
+        )
+    return found
+
+
+def type_name(annotation: Any) -> str:
+    """A setting's type in the words of the TOML a user writes (`text`, `number`, `a | b`)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        shown = [type_name(a) for a in args if a is not type(None)]
+        return " | ".join(shown)  # None is "unset", shown as the default
+    if origin is dict:
+        return f"table of {type_name(args[1])}" if args else "table"
+    if origin is list:
+        return f"list of {type_name(args[0])}" if args else "list"
+    simple = {
+        str: "text",
+        int: "integer",
+        float: "number",
+        bool: "true | false",
+        datetime.date: "date",
+    }
+    return simple.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 class SettingsError(InvalidInput):

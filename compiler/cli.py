@@ -182,25 +182,34 @@ def compile_command(ref: str, target: str, out: Path | None, settings: tuple[str
 
 
 @main.command()
+@click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def targets(as_json: bool) -> None:
-    """List the targets and what each can express."""
+def targets(name: str | None, as_json: bool) -> None:
+    """List the targets and what each can express; with NAME, that target's settings (type,
+    default, description)."""
     from pipec.backends.base import FEATURES
+    from pipec.backends.settings import describe
 
-    rows = []
-    for name in backends.available():
-        backend = backends.load(name)
-        rows.append((name, backend))
+    names = [name] if name is not None else list(backends.available())
+    rows = [(n, backends.load(n)) for n in names]  # an unknown NAME is one line, exit 2
     if as_json:
         data = {
-            name: {
+            n: {
                 "description": b.description,
                 "extra": b.extra,
                 "features": {f: f in b.capabilities.supported for f in FEATURES},
                 "notes": dict(sorted(b.notes.items())),
-                "settings": sorted(b.settings_model.model_fields),
+                "settings": {
+                    info.name: {
+                        "type": info.type,
+                        "default": info.default,
+                        "required": info.required,
+                        "description": info.description,
+                    }
+                    for info in describe(b.settings_model)
+                },
             }
-            for name, b in rows
+            for n, b in rows
         }
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
@@ -209,28 +218,40 @@ def targets(as_json: bool) -> None:
     from rich.table import Table
 
     console = Console()
+    if name is not None:
+        backend = rows[0][1]
+        table = Table(title=f"{name}: {backend.description}", show_lines=True)
+        for column in ("setting", "type", "default", "description"):
+            table.add_column(column, overflow="fold")
+        for info in describe(backend.settings_model):
+            default = "(unset)" if info.default is None else json.dumps(info.default)
+            table.add_row(info.name, escape(info.type), escape(default), escape(info.description))
+        console.print(table)
+        console.print(
+            f"Set them in [tool.pipec.targets.{name}] of pyproject.toml or with --set key=value.",
+            markup=False,
+        )
+        return
     summary = Table(title="targets", show_lines=False)
     for column in ("target", "description", "install", "settings"):
         summary.add_column(column)
-    for name, b in rows:
+    for n, b in rows:
         # Escaped: rich would read `[extra]` as a style tag and drop it.
         extra = escape(f"pip install 'pipec[{b.extra}]'") if b.extra else "(base install)"
-        summary.add_row(
-            name, b.description, extra, ", ".join(sorted(b.settings_model.model_fields))
-        )
+        summary.add_row(n, b.description, extra, ", ".join(sorted(b.settings_model.model_fields)))
     console.print(summary)
     features = Table(title="capabilities (yes = native support)")
     features.add_column("feature")
-    for name, _ in rows:
-        features.add_column(name, justify="center")
+    for n, _ in rows:
+        features.add_column(n, justify="center")
     notes: list[str] = []
     for feature, label in FEATURES.items():
         cells = []
-        for name, b in rows:
+        for n, b in rows:
             if feature not in b.capabilities.supported:
                 cells.append("-")
             elif feature in b.notes:
-                notes.append(f"({len(notes) + 1}) {name}, {label}: {b.notes[feature]}")
+                notes.append(f"({len(notes) + 1}) {n}, {label}: {b.notes[feature]}")
                 cells.append(f"partial ({len(notes)})")
             else:
                 cells.append("yes")
@@ -238,6 +259,7 @@ def targets(as_json: bool) -> None:
     console.print(features)
     for note in notes:
         console.print(note, markup=False)
+    console.print("`pipec targets NAME` describes a target's settings.", markup=False)
 
 
 @main.command()

@@ -8,9 +8,10 @@ the end of the phase that found them; warnings travel with the result.
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,12 +142,15 @@ def configure(
 
 def project_settings(root: Path, target: str) -> Mapping[str, Any]:
     """`[tool.pipec.targets.<target>]` of the project's pyproject.toml (empty when absent);
-    a file that is not TOML, or tables of the wrong shape, are a SettingsError naming the file."""
+    a file that is not TOML, tables of the wrong shape, or a section naming no known target
+    (`[tool.pipec.targets.kubflow]`, which would otherwise be ignored) are a SettingsError
+    naming the file and line."""
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         return {}
     try:
-        data = tomllib.loads(pyproject.read_bytes().decode("utf-8"))
+        text = pyproject.read_bytes().decode("utf-8")
+        data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise SettingsError(f"{pyproject} is not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -160,8 +164,32 @@ def project_settings(root: Path, target: str) -> Mapping[str, Any]:
                 f"{pyproject}: [{'.'.join(path[:depth])}] must be a table, not "
                 f"{type(section).__name__} {section!r}"
             )
+        if depth == 2:
+            _check_known(pyproject, text, "tool.pipec", section, ["targets"])
+        elif depth == 3:
+            _check_known(pyproject, text, "tool.pipec.targets", section, backends.available())
     found: dict[str, Any] = section
     return found
+
+
+def _check_known(
+    pyproject: Path, text: str, table: str, section: Mapping[str, Any], known: Iterable[str]
+) -> None:
+    """A key of `table` that pipec does not know is an error (a misspelled target's section
+    would otherwise be silently ignored), naming the line it is on and the closest known key."""
+    names = sorted(known)
+    for key in sorted(section):
+        if key in names:
+            continue
+        near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        # tomllib gives no positions; the section's header (or dotted key) is found by its text.
+        spelled = f"{table}.{key}"
+        line = next(
+            (n for n, written in enumerate(text.splitlines(), 1) if spelled in written), None
+        )
+        where = f"{pyproject}:{line}" if line else str(pyproject)
+        raise SettingsError(f"{where}: [{table}] has no {key!r}; {hint}known: {', '.join(names)}")
 
 
 def prepare(

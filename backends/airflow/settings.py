@@ -13,45 +13,41 @@ from pipec.backends.settings import KubernetesSettings
 
 
 class AirflowSettings(KubernetesSettings):
-    """`[tool.pipec.targets.airflow]` settings (also `--set key=value`).
-
-    Attributes:
-        operator: how steps run: `kubernetes`, `docker` or `local` (see the module docstring).
-        image: the default step image (container operators); a step's own image wins.
-        artifact_root: where step outputs live, `<root>/<dag_id>/<run folder>/<step>/<output>/`
-            (`paths`); a folder the workers (and containers) share, or an fsspec URL.
-        python: the interpreter that runs `-m pipec.backends.runtime` (in the image, or on the
-            worker in `local` mode); it must have pipec and the step's dependencies installed.
-            In `local` mode with the project folder as code root it defaults to the interpreter
-            that compiles the DAG, and a chosen one is checked to import pipec at compile time.
-        code_root: the folder the step modules import from (`--code-root`). In `local` mode it
-            defaults to the project folder at compile time; container images usually set their
-            working directory instead, so there it defaults to none.
-        start_date: the DAG's fixed `start_date` (a schedule never back-fills: `catchup=False`).
-        namespace: Kubernetes namespace of the step pods (default: the connection's).
-        secret_name: the Kubernetes Secret whose keys (named like the step's secrets) become
-            the step's secret environment variables in `kubernetes` mode. In `docker` and `local`
-            mode secrets come from Airflow Variables of the same names (any secrets backend).
-        gpu_resource, gpu_node_label, gpu_toleration: how a GPU step's pod asks for GPUs and
-            lands on GPU nodes in `kubernetes` mode. These and `secret_name` are the settings of
-            every Kubernetes target (`KubernetesSettings`), with the same names and defaults, so
-            one pipeline's pods look the same under kubeflow and airflow (`common.k8s`).
-        docker_url: the Docker daemon the `docker` operator talks to (default: Airflow's).
-        dags_folder: where `pipec run --target airflow` places the DAG file.
-        api_url: the Airflow API server `pipec run` triggers runs through (`/api/v2`).
-        run_timeout: seconds `pipec run` waits for the DAG to appear and (`--wait`) the run to
-            end; then it gives up watching (exit 1; a triggered run goes on).
-        poll_interval: seconds between two looks at the API while waiting.
-    """
+    """`[tool.pipec.targets.airflow]` settings (also `--set key=value`); each setting's docstring
+    is what `pipec targets airflow` shows."""
 
     operator: Literal["kubernetes", "docker", "local"] = "kubernetes"
+    """How steps run: `kubernetes` (KubernetesPodOperator), `docker` (DockerOperator) or `local`
+    (a process on the worker, through the python interpreter given by `python`)."""
+    artifact_root: str | None = None
+    """Where step outputs live, `<root>/<dag_id>/<run folder>/<step>/<output>/`: a folder the
+    workers (and containers) share, or an fsspec URL."""
+    python: str = Field(default="python3", min_length=1)
+    """The interpreter that runs the step runtime (in the image, or on the worker in `local`
+    mode); it must have pipec and the steps' dependencies. In `local` mode with the project
+    folder as code root it defaults to the interpreter that compiles the DAG."""
+    code_root: str | None = None
+    """The folder the step modules import from. In `local` mode it defaults to the project
+    folder at compile time; elsewhere to the image's working directory."""
+    secret_name: str = "pipec-secrets"
+    """The Kubernetes Secret whose keys (named like the step's secrets) become the step's secret
+    environment variables in `kubernetes` mode; in `docker` and `local` mode secrets come from
+    Airflow Variables of the same names (any secrets backend)."""
     start_date: datetime.date = datetime.date(2024, 1, 1)
+    """The DAG's fixed `start_date` (a schedule never back-fills: `catchup=False`)."""
     namespace: str | None = None
+    """The Kubernetes namespace of the step pods (unset: the connection's)."""
     docker_url: str | None = None
+    """The Docker daemon the `docker` operator talks to (unset: Airflow's default)."""
     dags_folder: str | None = None
+    """Where `pipec run --target airflow` places the DAG file."""
     api_url: str = "http://127.0.0.1:8080"
+    """The Airflow API server `pipec run` triggers runs through (`/api/v2`)."""
     run_timeout: float = Field(default=3600.0, gt=0)
+    """Seconds `pipec run` waits for the DAG to appear and (`--wait`) the run to end; then it
+    gives up watching (exit 1; a triggered run goes on)."""
     poll_interval: float = Field(default=2.0, gt=0)
+    """Seconds between two looks at the API while waiting."""
 
     def resolved(self, project_root: Path) -> AirflowSettings:
         """The settings a DAG file is written with: in `local` mode the code root defaults to

@@ -13,52 +13,52 @@ RUNNER_KEYS = ("default", "gpu")
 
 
 class GithubSettings(ContainerSettings):
-    """`[tool.pipec.targets.github]` settings (also `--set key=value`).
+    """`[tool.pipec.targets.github]` settings (also `--set key=value`); each setting's docstring
+    is what `pipec targets github` shows."""
 
-    Attributes:
-        image: the default `container:` of every job (None: steps run on the runner itself); a
-            step's own image wins.
-        artifact_root: where step outputs live, `<root>/<run_id>/<step>/<output>/`: a folder
-            every runner can reach (self-hosted runners) or an fsspec URL. Required; `pipec run
-            --set via=act` defaults it to the project's `.pipec/` folder.
-        python: the interpreter that runs the step runtime on the runner (or in the image); it
-            must have pipec and the steps' dependencies installed (see `setup`).
-        code_root: the folder the step modules import from. None: the job's working directory,
-            which is the repository checked out by `checkout`.
-        checkout: start every job with actions/checkout (pinned), so the project's code is the
-            working directory. `via=act` turns it off (act cannot fetch actions offline, and its
-            host mode has no checkout) and points `code_root` at the project instead.
-        containers: write `container:` for steps with an image. `via=act` turns it off: act's
-            host mode runs every job on this machine (like the local target, images unused).
-        setup: shell commands run before each step's runtime (install pipec and the project's
-            dependencies, e.g. `pip install -e .`); written verbatim into the workflow, never
-            templated.
-        runners: `runs-on` labels per kind of step: `default` (every CPU step, default
-            `ubuntu-latest`), `gpu` (GPU steps), `gpu:<type>` (GPU steps of one `gpu_type`).
-            With no GPU entry a GPU step is a diagnostic, never a silently CPU-only job.
-        artifacts: `store` (outputs in `artifact_root`) or `github` (artifact outputs through
-            actions/upload-artifact and download-artifact v4; values still as job outputs).
-        repository: `owner/name` that `pipec run` dispatches the workflow in (REST API).
-        ref: the branch or tag the dispatched run uses (the workflow file must be there).
-        api_url: the GitHub REST API (GitHub Enterprise has its own).
-        via: `act` runs the workflow here with act (host mode) instead of dispatching it.
-        act: the act executable (default: `act` beside the interpreter, then on PATH).
-        run_timeout: seconds `pipec run --wait` follows a dispatched run.
-        concurrency: the workflow's concurrency group; runs of one pipeline on one ref queue.
-    """
-
+    image: str | None = None
+    """The default `container:` of every job (unset: steps run on the runner itself); a step's
+    own image wins."""
+    artifact_root: str | None = None
+    """Where step outputs live, `<root>/<run_id>/<step>/<output>/`: a folder every runner can
+    reach (self-hosted runners) or an fsspec URL. Required; `via=act` defaults it to the
+    project's `.pipec/` folder."""
+    python: str = Field(default="python3", min_length=1)
+    """The interpreter that runs the step runtime on the runner (or in the image); it must have
+    pipec and the steps' dependencies installed (see `setup`)."""
+    code_root: str | None = None
+    """The folder the step modules import from (unset: the job's working directory, the
+    repository checked out by `checkout`)."""
     checkout: bool = True
+    """Start every job with actions/checkout (pinned). `via=act` turns it off (act cannot fetch
+    actions offline) and points `code_root` at the project instead."""
     containers: bool = True
+    """Write `container:` for steps with an image. `via=act` turns it off: act's host mode runs
+    every job on this machine."""
     setup: str | None = None
+    """Shell commands run before each step's runtime (e.g. `pip install -e .`); written verbatim
+    into the workflow, never templated."""
     runners: dict[str, str | list[str]] = Field(default_factory=dict)
+    """`runs-on` labels per kind of step: `default` (CPU steps; `ubuntu-latest` when unset), `gpu`
+    (GPU steps), `gpu:<type>` (GPU steps of one `gpu_type`). A GPU step with no GPU runner is a
+    diagnostic, never a silently CPU-only job."""
     artifacts: Literal["store", "github"] = "store"
+    """`store` (outputs in `artifact_root`) or `github` (artifact outputs through
+    actions/upload-artifact and download-artifact v4; values still as job outputs)."""
     repository: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    """`owner/name` that `pipec run` dispatches the workflow in (REST API)."""
     ref: str = "main"
+    """The branch or tag a dispatched run uses (the workflow file must be there)."""
     api_url: str = "https://api.github.com"
+    """The GitHub REST API (GitHub Enterprise has its own)."""
     via: Literal["act"] | None = None
+    """`act` runs the workflow on this machine with act (host mode) instead of dispatching it."""
     act: str | None = None
+    """The act executable (unset: `act` beside the interpreter, then on PATH)."""
     run_timeout: float = Field(default=3600.0, gt=0)
+    """Seconds `pipec run --wait` follows a dispatched run."""
     concurrency: str = "pipec-${{ github.workflow }}-${{ github.ref }}"
+    """The workflow's concurrency group: runs of one pipeline on one ref queue."""
 
     @field_validator("artifact_root", "code_root", "python", "image", "setup")
     @classmethod

@@ -57,17 +57,15 @@ KFP_FEATURES = frozenset(
 
 
 class KfpSettings(ContainerSettings):
-    """Settings every KFP-family target shares.
-
-    `image` is the default step image (it must hold pipec and the project's code); `code_root` is
-    where the project's code lives inside it (`/app` unless set); `python` the interpreter that
-    runs the step runtime. `pipec run --wait` polls the run every `poll_interval` seconds and
-    gives up watching after `run_timeout` seconds (exit 1; the run goes on).
-    """
+    """Settings every KFP-family target shares."""
 
     code_root: str = "/app"
+    """Where the project's code lives inside the image (the step modules import from there)."""
     poll_interval: float = Field(default=5.0, gt=0)
+    """Seconds between two looks at the run while `pipec run --wait` follows it."""
     run_timeout: float = Field(default=86400.0, gt=0)
+    """Seconds `pipec run --wait` follows the run; then it gives up watching (exit 1; the run
+    goes on)."""
 
 
 K = TypeVar("K", bound=KfpSettings)
@@ -100,18 +98,17 @@ class KfpBackend(Backend[K], Generic[K]):
 
 
 class KubeflowSettings(KfpSettings, KubernetesSettings):
-    """`[tool.pipec.targets.kubeflow]`.
+    """`[tool.pipec.targets.kubeflow]`. `secret_name` and the `gpu_*` settings are the ones
+    every pod target shares (`KubernetesSettings`)."""
 
-    `artifact_root` becomes the spec's default pipeline root. `secret_name`, `gpu_resource`,
-    `gpu_node_label` and `gpu_toleration` are the Kubernetes settings every pod target shares
-    (`KubernetesSettings`). `host` is the KFP API endpoint for `pipec run`, `experiment_id` the
-    experiment runs go to, and `token_env` the environment variable holding a bearer token for the
-    API (if it needs one).
-    """
-
+    artifact_root: str | None = None
+    """The spec's default pipeline root (unset: the KFP deployment's default)."""
     host: str | None = None
+    """The KFP API endpoint `pipec run` submits to."""
     experiment_id: str | None = None
+    """The experiment runs go to (unset: the deployment's default experiment)."""
     token_env: str = "KFP_TOKEN"
+    """The environment variable holding a bearer token for the API (if it needs one)."""
 
 
 class KubeflowBackend(KfpBackend[KubeflowSettings]):

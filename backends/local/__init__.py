@@ -23,20 +23,22 @@ if TYPE_CHECKING:
 
 
 class LocalSettings(TargetSettings):
-    """`[tool.pipec.targets.local]` settings.
-
-    `artifact_root` is a folder (relative to the project root) or an fsspec URL; the default is
-    the project's `.pipec/` folder. `parallelism` caps the steps running at once (default: the
-    number of CPUs). `cpus` and `memory` state the machine's capacity that steps' resource
-    requests are checked against (default: what the machine has). `image` only takes part in
-    cache keys here, so switching to a container target later does not reuse stale results.
-    """
+    """`[tool.pipec.targets.local]` settings (also `--set key=value`)."""
 
     artifact_root: str | None = None
+    """Where step outputs live: a folder (relative to the project root) or an fsspec URL
+    (unset: the project's `.pipec/` folder)."""
     parallelism: int | None = Field(default=None, ge=1)
+    """The most steps running at once (unset: the number of CPUs)."""
     cpus: float | None = Field(default=None, gt=0)
+    """The machine's CPUs that steps' resource requests are checked against (unset: what the
+    machine has)."""
     memory: str | None = None
+    """The machine's memory that steps' requests are checked against, e.g. `8Gi` (unset: what
+    the machine has)."""
     image: str | None = None
+    """Takes part in cache keys only, so that switching to a container target later does not
+    reuse results computed elsewhere."""
 
     @field_validator("memory")
     @classmethod

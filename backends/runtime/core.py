@@ -152,8 +152,9 @@ def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
             f"{invocation.component} returned no output named {', '.join(missing)} "
             f"(it returned: {', '.join(sorted(produced)) or 'nothing'})"
         )
+    annotations = returns.declared_annotations(function, invocation.returns)
     metas = {
-        name: _store(produced[name], dest, f"output {name!r} of {where}")
+        name: _store(produced[name], dest, f"output {name!r} of {where}", annotations.get(name))
         for name, dest in invocation.outputs.items()
     }
     for name, path in invocation.output_values.items():
@@ -171,9 +172,9 @@ def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
     return metas
 
 
-def _store(value: Any, dest: str, what: str) -> dict[str, Any]:
+def _store(value: Any, dest: str, what: str, declared: Any) -> dict[str, Any]:
     try:
-        return store.write(value, dest)
+        return store.write(value, dest, declared)
     except Exception as exc:  # pickle, pyarrow, a full disk: say which output it was
         raise OutputTypeError(
             f"{what} could not be stored: {type(exc).__name__}: {exc}"

@@ -1,13 +1,26 @@
 """Materializers: how one Python value becomes files in an output directory, and back.
 
-A materializer writes the data file(s) of one output into a local directory and reads them back.
-The choice is made from the value itself, in a fixed order: JSON-able values first (so small values
-stay readable and usable in conditions), then bytes, paths, numpy arrays, pandas DataFrames, and
-pickle as the last resort. numpy and pandas are imported only when a value of theirs shows up.
+A materializer writes the data file(s) of one output into a local directory and reads them back;
+its name is recorded in the output's meta.json, so the reading side never guesses.
+
+The choice, in this order:
+
+1. a materializer the user registered (`pipec.materializer(SomeType)`) for the output's declared
+   type (the annotation), when the value is one;
+2. a registered materializer for the value's own class (or a base class of it);
+3. the built-ins, from the value itself: JSON-able values first (so small values stay readable
+   and usable in conditions), then bytes, paths, numpy arrays, pandas DataFrames, and pickle as
+   the last resort. numpy and pandas are imported only when a value of theirs shows up.
+
+A registered materializer is recorded by its import path (`module:Class`), so a consumer that
+has not imported the producer's module finds it by importing that module. Third-party packages
+can make theirs known without being imported first: the entry-point group `pipec.materializers`
+(`name = "module:Class"`) is consulted when a recorded name is not registered yet.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import math
@@ -15,8 +28,10 @@ import pickle
 import shutil
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 VALUE_FILE = "value.json"
 
@@ -47,13 +62,15 @@ def type_name(value: Any) -> str:
 
 
 class Materializer(ABC):
-    """Writes one kind of value into a directory and reads it back."""
+    """Writes one kind of value into a directory and reads it back. A user's subclass
+    implements `save` and `load` and is registered with `pipec.materializer(SomeType)`."""
 
     name: ClassVar[str]
+    handles: ClassVar[tuple[type, ...]] = ()  # set by `register`
 
-    @abstractmethod
     def accepts(self, value: Any) -> bool:
-        """Whether this materializer handles `value`."""
+        """Whether this materializer handles `value` (default: an instance of `handles`)."""
+        return isinstance(value, self.handles)
 
     @abstractmethod
     def save(self, value: Any, directory: Path) -> dict[str, Any]:
@@ -198,18 +215,78 @@ MATERIALIZERS: tuple[Materializer, ...] = (
     PickleMaterializer(),
 )
 _BY_NAME = {m.name: m for m in MATERIALIZERS}
+ENTRY_POINT_GROUP = "pipec.materializers"
+
+# Registered by users, newest first (a later registration for the same type wins).
+_REGISTERED: list[Materializer] = []
+
+M = TypeVar("M", bound=type[Materializer])
 
 
-def for_value(value: Any) -> Materializer:
-    """The first materializer (in the documented order) that accepts `value`."""
+def register(*handles: type) -> Callable[[M], M]:
+    """Class decorator: the decorated Materializer subclass stores values of `handles` (and of
+    their subclasses). Exposed as `pipec.materializer`."""
+    if not handles or not all(isinstance(t, type) for t in handles):
+        raise TypeError("pipec.materializer(...) takes one or more classes, e.g. (MyModel)")
+
+    def decorate(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, Materializer)):
+            raise TypeError(
+                f"@pipec.materializer(...) decorates a subclass of pipec.Materializer, "
+                f"not {cls!r}"
+            )
+        cls.handles = tuple(handles)
+        if "name" not in cls.__dict__:
+            cls.name = f"{cls.__module__}:{cls.__qualname__}"
+        if cls.name in _BY_NAME:
+            raise ValueError(f"materializer name {cls.name!r} is a built-in one; choose another")
+        # Re-registering the same name (a module imported twice) replaces the older entry.
+        _REGISTERED[:] = [m for m in _REGISTERED if m.name != cls.name]
+        _REGISTERED.insert(0, cls())
+        return cls
+
+    return decorate
+
+
+def for_value(value: Any, declared: Any = None) -> Materializer:
+    """The materializer for `value` whose declared type (annotation) is `declared`: see the
+    module docstring for the order."""
+    if isinstance(declared, type):
+        for materializer in _REGISTERED:
+            if issubclass(declared, materializer.handles) and materializer.accepts(value):
+                return materializer
+    for materializer in _REGISTERED:
+        if materializer.accepts(value):
+            return materializer
     return next(m for m in MATERIALIZERS if m.accepts(value))
 
 
 def by_name(name: str) -> Materializer:
-    """The materializer recorded in a meta.json."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown materializer {name!r}; known: {', '.join(sorted(_BY_NAME))}"
-        ) from None
+    """The materializer recorded in a meta.json: a built-in, a registered one, or one found by
+    importing its module (`module:Class`) or through the `pipec.materializers` entry points."""
+    found = _BY_NAME.get(name) or _registered(name)
+    if found is not None:
+        return found
+    if ":" in name:
+        module = name.partition(":")[0]
+        try:
+            importlib.import_module(module)  # its @pipec.materializer registers it
+        except ImportError as exc:
+            raise ValueError(
+                f"materializer {name!r} (recorded by the step that wrote this output) cannot be "
+                f"imported here: {exc}; make module {module!r} importable where this step runs"
+            ) from None
+        found = _registered(name)
+    if found is None:
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            if name in (point.name, point.value):
+                point.load()
+                found = _registered(name) or _registered(point.value)
+    if found is None:
+        known = sorted({*_BY_NAME, *(m.name for m in _REGISTERED)})
+        raise ValueError(f"unknown materializer {name!r}; known: {', '.join(known)}")
+    return found
+
+
+def _registered(name: str) -> Materializer | None:
+    return next((m for m in _REGISTERED if m.name == name), None)

@@ -48,6 +48,21 @@ def declared_outputs(function: Callable[..., Any], returns: str) -> dict[str, st
     return {"output": types.from_annotation(annotation)}
 
 
+def declared_annotations(function: Callable[..., Any], returns: str) -> dict[str, Any]:
+    """Output name -> the annotation object itself (what picks a user's materializer); outputs
+    with no resolvable annotation are left out."""
+    target = getattr(function, "func", function)
+    try:
+        annotation = typing.get_type_hints(target).get("return")
+        if annotation is None:
+            return {}
+        if returns == "named":
+            return dict(typing.get_type_hints(annotation))
+    except Exception:  # unresolvable at run time: the value alone chooses
+        return {}
+    return {"output": annotation}
+
+
 def named_fields(function: Callable[..., Any]) -> tuple[str, ...] | None:
     """The field names of a declared NamedTuple return type, if any."""
     target = getattr(function, "func", function)

@@ -69,9 +69,10 @@ def hash_directory(directory: Path) -> str:
     return HASH_PREFIX + digest.hexdigest()
 
 
-def _fill(value: Any, directory: Path) -> dict[str, Any]:
-    """Materialize `value` into `directory` and write its meta.json; return the meta."""
-    materializer = materializers.for_value(value)
+def _fill(value: Any, directory: Path, declared: Any = None) -> dict[str, Any]:
+    """Materialize `value` (declared as `declared`) into `directory` and write its meta.json;
+    return the meta."""
+    materializer = materializers.for_value(value, declared)
     extra = materializer.save(value, directory)
     meta: dict[str, Any] = {
         **extra,
@@ -83,16 +84,17 @@ def _fill(value: Any, directory: Path) -> dict[str, Any]:
     return meta
 
 
-def write(value: Any, dest: str) -> dict[str, Any]:
-    """Write one output to `dest` atomically; return its meta (type, materializer, hash, ...)."""
+def write(value: Any, dest: str, declared: Any = None) -> dict[str, Any]:
+    """Write one output (whose annotation is `declared`, when known) to `dest` atomically;
+    return its meta (type, materializer, hash, ...)."""
     if is_remote(dest):
-        return _write_remote(value, dest)
+        return _write_remote(value, dest, declared)
     target = local_path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = _staging(target, "tmp")
     staging.mkdir()
     try:
-        meta = _fill(value, staging)
+        meta = _fill(value, staging, declared)
         _replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -132,13 +134,13 @@ def remove_staging(folder: Path, *, recursive: bool) -> list[Path]:
     return leftovers
 
 
-def _write_remote(value: Any, dest: str) -> dict[str, Any]:
+def _write_remote(value: Any, dest: str, declared: Any) -> dict[str, Any]:
     fsspec = importlib.import_module("fsspec")
 
     fs, path = fsspec.core.url_to_fs(dest)
     with tempfile.TemporaryDirectory(prefix="pipec-out-") as tmp:
         staging = Path(tmp)
-        meta = _fill(value, staging)
+        meta = _fill(value, staging, declared)
         if fs.exists(path):
             fs.rm(path, recursive=True)
         for file in sorted(staging.rglob("*")):

@@ -33,21 +33,26 @@ from pipec.ir.model import Pipeline, Step
 JSON = dict[str, Any]
 
 class VertexSettings(KfpSettings):
-    """`[tool.pipec.targets.vertex]`.
+    """`[tool.pipec.targets.vertex]`."""
 
-    `pipeline_root` (a gs:// URL; `artifact_root` is accepted as its other name) is where Vertex
-    writes artifacts. `labels`, `service_account`, `network` and `encryption_key` (a Cloud KMS key
-    name) go into the PipelineJob as they are. `api_endpoint` overrides the regional endpoint.
-    """
-
+    artifact_root: str | None = None
+    """Another name for `pipeline_root`."""
     project: str | None = None
+    """The Google Cloud project the PipelineJob runs in (required)."""
     region: str | None = None
+    """The Vertex AI region, e.g. `europe-west4` (required)."""
     pipeline_root: str | None = None
+    """Where Vertex writes artifacts: a gs:// URL (required)."""
     service_account: str | None = None
+    """The service account the job runs as (unset: the project's default compute account)."""
     network: str | None = None
+    """The VPC network the job peers with, as written into the PipelineJob."""
     labels: dict[str, str] = Field(default_factory=dict)
+    """Labels of the PipelineJob."""
     encryption_key: str | None = None
+    """A Cloud KMS key name for customer-managed encryption of the job's resources."""
     api_endpoint: str | None = None
+    """The Vertex AI REST API (unset: `https://<region>-aiplatform.googleapis.com`)."""
 
     def root(self) -> str | None:
         """The pipeline root, whichever name it was given under."""

@@ -30,43 +30,55 @@ def _dns(value: str, label: bool) -> str:
 
 
 class KubernetesTargetSettings(KubernetesSettings):
-    """Settings of the `kubernetes` target (docs/targets/kubernetes.md has a table).
+    """`[tool.pipec.targets.kubernetes]` settings (also `--set key=value`); each setting's
+    docstring is what `pipec targets kubernetes` shows (docs/targets/kubernetes.md has a table).
+    Either `artifact_root` (an fsspec URL) or `volume` must be set."""
 
-    * `namespace`: where every object goes; `service_account`: the driver's account, bound to
-      the least-privilege Role that the manifests create; `step_service_account`: the account
-      step pods run as (None: the namespace's `default`; no step pod mounts an API token).
-    * `artifact_root`: an fsspec URL (`s3://...`, `gs://...`) every pod can reach, or a path
-      on the PersistentVolumeClaim `volume`, which is mounted at `volume_path` in every pod
-      (the default artifact root when only `volume` is set).
-    * `driver`: `cluster` runs pipec's scheduler in a Job (restarted up to `driver_restarts`
-      times; a restart resumes from the artifact store); `local` runs it on this machine with
-      the local metadata store (`pipec runs`, `pipec logs`, `--resume` work as for local).
-    * `parallelism`: step Jobs at once (the cluster decides where and when they fit).
-    * `run_as_user`: the uid (and gid, fsGroup) of every pod (the restricted Pod Security
-      Standard refuses root); `read_only_root`: containers get a read-only root file system
-      (scratch space is `/tmp`); turn it off for steps that write into their working
-      directory; `ttl_seconds`: how long finished Jobs are kept.
-    * `poll_interval`, `run_timeout`: how `pipec run --wait` follows the driver (as on every
-      submitting target); `context`: the kubeconfig context (None: the current one).
-    """
-
+    artifact_root: str | None = None
+    """Where step outputs live: an fsspec URL every pod can reach (`s3://...`, `gs://...`;
+    credentials from the pods' environment or account), or a path under `volume_path` (unset:
+    `volume_path`)."""
     code_root: str = "/app"
+    """Where the project's code is in the image (the step modules import from there)."""
     namespace: str = "default"
+    """The namespace every object goes to."""
     service_account: str = "pipec-driver"
+    """The driver's account, created and bound to the least-privilege Role the manifests
+    hold."""
     step_service_account: str | None = None
+    """The account step pods run as (unset: the namespace's `default`), e.g. for workload
+    identity to an object store; no step pod mounts an API token."""
     volume: str | None = None
+    """A PersistentVolumeClaim mounted in every pod at `volume_path` (ReadWriteMany when steps
+    run on several nodes); the default artifact root when `artifact_root` is unset."""
     volume_path: str = "/pipec"
+    """Where `volume` is mounted in every pod."""
     driver: Literal["cluster", "local"] = "cluster"
+    """`cluster`: pipec's scheduler runs in a Job (restarted up to `driver_restarts` times; a
+    restart resumes from the artifact store); `local`: it runs on this machine with the local
+    metadata store (`pipec runs`, `pipec logs`, `--resume` work as for local)."""
     parallelism: int = Field(default=16, ge=1)
+    """Step Jobs at once (the cluster decides where and when each fits)."""
     run_as_user: int = Field(default=65532, ge=1)
+    """The uid, gid and fsGroup of every pod (the restricted Pod Security Standard refuses
+    root)."""
     read_only_root: bool = True
+    """Containers get a read-only root file system (scratch space is `/tmp`); turn it off for
+    steps that write into their working directory."""
     ttl_seconds: int = Field(default=86400, ge=0)
+    """Finished Jobs are deleted after this many seconds (`kubectl logs` works until then)."""
     driver_restarts: int = Field(default=3, ge=0)
+    """The driver Job's `backoffLimit` (an evicted or preempted driver pod does not count)."""
     driver_cpu: float = Field(default=0.25, gt=0)
+    """The driver pod's CPU request."""
     driver_memory: str = "512Mi"
+    """The driver pod's memory request and limit."""
     poll_interval: float = Field(default=5.0, gt=0)
+    """Seconds between two looks at the driver Job while `pipec run --wait` follows it."""
     run_timeout: float = Field(default=86400.0, gt=0)
+    """Seconds `pipec run --wait` follows the driver Job before it gives up (exit 1)."""
     context: str | None = None
+    """The kubeconfig context (`$KUBECONFIG` or `~/.kube/config`; unset: the current one)."""
 
     @field_validator("namespace")
     @classmethod

@@ -29,7 +29,9 @@ def evaluate(environment: celpy.Environment, case: dict[str, Any]) -> Any:
     parameters = celtypes.MapType(
         {celtypes.StringType(k): _value(v) for k, v in case["inputs"].items()}
     )
-    activation = {"inputs": celtypes.MapType({celtypes.StringType("parameter_values"): parameters})}
+    activation = {
+        "inputs": celtypes.MapType({celtypes.StringType("parameter_values"): parameters})
+    }
     try:
         program = environment.program(environment.compile(case["cel"]))
         result = program.evaluate(activation)

@@ -191,7 +191,9 @@ def test_bad_credentials_stop_before_the_file_is_placed(
 
 
 def test_dags_folder_is_required() -> None:
-    pipeline, _, backend = prepared(str(REPO / "examples/hello.py"), "airflow", ())
+    pipeline, _, backend = prepared(
+        str(REPO / "examples/hello.py"), "airflow", ()
+    )
     with pytest.raises(SettingsError, match="dags_folder"):
         backend.submit(pipeline, {}, {}, False)
 

@@ -55,7 +55,9 @@ text_junk = st.one_of(
 )
 values = st.one_of(
     st.text(max_size=60),
-    st.sampled_from(["9" * 5000, "[" * 5000, '{"a":' * 3000, "null", "1e999", "NaN", '[0.1, "x"]']),
+    st.sampled_from(
+        ["9" * 5000, "[" * 5000, '{"a":' * 3000, "null", "1e999", "NaN", '[0.1, "x"]']
+    ),
 )
 
 

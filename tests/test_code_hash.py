@@ -147,14 +147,11 @@ NAMED_TUPLE = """
 
 
 def test_the_hash_does_not_depend_on_how_the_module_was_loaded(tmp_path: Path) -> None:
-    script = (
-        NAMED_TUPLE
-        + """
+    script = NAMED_TUPLE + """
     if __name__ == "__main__":
         from pipec.ir.code import analyze
         print(analyze(step, "steps", "step").digest)
     """
-    )
     path = tmp_path / "steps.py"
     path.write_text(textwrap.dedent(script), encoding="utf-8")
     # `python steps.py` (the step's module is __main__) and an import as `steps`.

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 PIPEC = [sys.executable, "-m", "pipec.cli"]
-PIPELINE = """
+PIPELINE = '''
 import time
 from pipec import foreach, pipeline, step
 
@@ -25,7 +25,7 @@ def nap(i: int) -> int:
 def naps():
     with foreach([1, 2, 3, 4]) as i:
         nap(i=i)
-"""
+'''
 
 
 def _run_in_pty(argv: list[str], cwd: Path, timeout: float = 120.0) -> tuple[int, str]:

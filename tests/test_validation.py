@@ -518,15 +518,12 @@ def p():
 
 
 def test_error_in_pipeline_body_points_at_user_line(tmp_path: Path) -> None:
-    source = (
-        STEPS
-        + """
+    source = STEPS + """
 @pipeline
 def p():
     xs = make()
     total(xs, undefined_name)  # bad
 """
-    )
     found = diagnose(tmp_path, source)
     assert codes(found) == ["F016"]
     assert "NameError" in found[0].message
@@ -535,14 +532,11 @@ def p():
 
 
 def test_bad_option_at_call_site_is_a_diagnostic(tmp_path: Path) -> None:
-    source = (
-        STEPS
-        + """
+    source = STEPS + """
 @pipeline
 def p():
     total.with_options(retries=-1)(make())  # bad
 """
-    )
     found = diagnose(tmp_path, source)
     assert codes(found) == ["R004"]
     assert "retries" in found[0].message
@@ -551,9 +545,7 @@ def p():
 
 
 def test_indexing_a_loop_item_is_a_diagnostic(tmp_path: Path) -> None:
-    only(
-        tmp_path,
-        """
+    only(tmp_path, """
 @step
 def records() -> list[dict[str, float]]:
     return [{"v": 1.0}]
@@ -562,7 +554,4 @@ def records() -> list[dict[str, float]]:
 def p():
     with foreach(records()) as item:
         show(item["v"])  # bad
-""",
-        "F017",
-        "# bad",
-    )
+""", "F017", "# bad")

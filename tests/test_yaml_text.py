@@ -15,78 +15,26 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 hostile = st.sampled_from(
     [
-        "",
-        " ",
-        "yes",
-        "No",
-        "ON",
-        "null",
-        "~",
-        "true",
-        "1e5",
-        "0x1F",
-        "010",
-        "1_000",
-        "2001-12-14",
-        "a:",
-        "a:b",
-        "a::",
-        "--x",
-        "-x",
-        "---x",
-        "- x",
-        "http://x",
-        "-1",
-        "--1",
-        "/",
-        "//",
-        "/a:",
-        "a=b",
-        "a=",
-        ".inf",
-        "=",
-        "<<",
-        "- a",
-        "a: b",
-        "#x",
-        "&a",
-        "*a",
-        "!tag",
-        "|",
-        ">",
-        "'",
-        '"',
-        "{}",
-        "[]",
-        "a\nb",
-        "\t",
-        "\u2028",
-        "\x85",
-        "\x7f",
-        "\ufeff",
-        "ünïcødé",
-        "😀",
-        "{{ $.inputs }}",
-        "$(id)",
-        'x"; echo',
-        "\\",
-        "%YAML",
-        "---",
-        "...",
-        "key:",
-        "@at",
-        "`tick`",
+        "", " ", "yes", "No", "ON", "null", "~", "true", "1e5", "0x1F", "010", "1_000",
+        "2001-12-14", "a:", "a:b", "a::", "--x", "-x", "---x", "- x", "http://x", "-1", "--1",
+        "/", "//", "/a:", "a=b", "a=",
+        ".inf", "=", "<<", "- a", "a: b", "#x", "&a", "*a", "!tag", "|", ">", "'", '"', "{}", "[]",
+        "a\nb", "\t", "\u2028", "\x85", "\x7f", "\ufeff", "ünïcødé", "😀", "{{ $.inputs }}",
+        "$(id)", "x\"; echo", "\\", "%YAML", "---", "...", "key:", "@at", "`tick`",
     ]
 )
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | hostile
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | hostile
 )
 json_data = st.recursive(
     scalars,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=6) | hostile | st.just("k" * 1100), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6) | hostile | st.just("k" * 1100), children, max_size=4),
     max_leaves=30,
 )
 

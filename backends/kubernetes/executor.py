@@ -257,6 +257,13 @@ class JobExecutor:
         if state == "Complete":
             handle.ended = JobExit(0)
         elif state == "Failed":
+            failed = condition(job, "Failed") or {}
+            if failed.get("reason") != "DeadlineExceeded" and any(
+                (p.get("status") or {}).get("phase") in ("Pending", "Running") for p in pods_of
+            ):
+                # Jobs and Pods come on two watches: the pod's end (its exit code, a deadline)
+                # that made the Job fail has not arrived here yet. Its event wakes `wait`.
+                return None
             handle.ended = self._failure(handle, job, pods_of)
         else:
             stuck = _cannot_start(pods_of[-1]) if pods_of else None

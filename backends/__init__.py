@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "airflow": "pipec.backends.airflow:AirflowBackend",
     "github": "pipec.backends.github:GithubBackend",
     "kubeflow": "pipec.backends.kubeflow:KubeflowBackend",
+    "kubernetes": "pipec.backends.kubernetes:KubernetesBackend",
     "local": "pipec.backends.local:LocalBackend",
     "local_docker": "pipec.backends.local_docker:LocalDockerBackend",
     "vertex": "pipec.backends.vertex:VertexBackend",

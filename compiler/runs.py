@@ -37,8 +37,8 @@ from pipec.backends.runner.results import (
     why_failed,
 )
 from pipec.backends.runner.runs import open_metadata
-from pipec.backends.runner.scheduler import metrics_path
 from pipec.backends.runtime import store
+from pipec.backends.runtime.context import LOG_PREFIX
 from pipec.graph.diagram import StepState
 
 
@@ -116,21 +116,23 @@ class Step:
         return self._logged()[1]
 
     def _logged(self) -> tuple[dict[str, float], dict[str, Any]]:
+        # The runtime writes them into the step's log, one `pipec: {JSON}` line each
+        # (runtime/context.py); the log covers every attempt.
         metrics: dict[str, float] = {}
         metadata: dict[str, Any] = {}
-        path = metrics_path(Path(self.log_path)) if self.log_path else None
-        if path is None or not path.is_file():
-            return metrics, metadata
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in self.log().splitlines():
+            if not line.startswith(LOG_PREFIX + "{"):
+                continue
             try:
-                entry = json.loads(line)
+                entry = json.loads(line[len(LOG_PREFIX) :])
             except ValueError:
-                continue  # a line cut short by a kill: the earlier ones still count
-            if isinstance(entry, dict) and "metric" in entry:
-                value = entry.get("value")
-                if isinstance(value, int | float):
-                    metrics[str(entry["metric"])] = value
-            elif isinstance(entry, dict) and isinstance(entry.get("metadata"), dict):
+                continue  # a line cut short by a kill, or the step's own text
+            if not isinstance(entry, dict):
+                continue
+            value = entry.get("value")
+            if "metric" in entry and isinstance(value, int | float):
+                metrics[str(entry["metric"])] = value
+            elif isinstance(entry.get("metadata"), dict):
                 metadata.update(entry["metadata"])
         return metrics, metadata
 

@@ -103,10 +103,9 @@ def test_an_engine_that_fills_nothing_still_runs_the_step(
 ) -> None:
     for name in ("PIPEC_RUN_ID", "PIPEC_STEP_ID", "PIPEC_ITERATION", "PIPEC_ATTEMPT"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("PIPEC_METRICS_FILE", raising=False)
     found = context.from_environment(str(tmp_path))
     assert (found.run_id, found.step, found.iteration, found.attempt) == (None, None, None, None)
-    found.log_metric("loss", 0.5)  # no metrics file: the step's log has it
+    found.log_metric("loss", 0.5)  # the step's log has it, on every target
     assert 'pipec: {"metric": "loss", "value": 0.5}' in capsys.readouterr().err
     with pytest.raises(ValueError, match="finite"):
         found.log_metric("loss", float("nan"))

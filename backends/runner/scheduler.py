@@ -296,7 +296,6 @@ class Runner(Generic[H]):
             **secret_values,
             "PIPEC_RUN_ID": self.run.run_id,
             "PIPEC_PIPELINE": self.run.pipeline_name,
-            "PIPEC_METRICS_FILE": str(metrics_path(log_path)),
             "PIPEC_STEP_ID": instance.id,
             "PIPEC_ITERATION": record.iteration,
             "PIPEC_ATTEMPT": str(attempts.attempt),
@@ -403,8 +402,3 @@ class Runner(Generic[H]):
             duration=duration,
             params=dict(self.run.params),
         )
-
-
-def metrics_path(log_path: Path) -> Path:
-    """Where a step's `pipec.context().log_metric/log_metadata` lines go: beside its log."""
-    return log_path.with_name(log_path.name.removesuffix(".log") + ".metrics.jsonl")

@@ -10,8 +10,10 @@ lists which target fills what):
     PIPEC_STEP_ID     the step's id in the pipeline
     PIPEC_ITERATION   the foreach iteration: dot-separated indexes, outermost first ("" outside)
     PIPEC_ATTEMPT     1 for the first attempt, 2 for the first retry, ...
-    PIPEC_METRICS_FILE where `log_metric` / `log_metadata` append JSON lines (when unset they
-                      are printed to the step's log, which every engine keeps)
+
+`log_metric` / `log_metadata` write one line `pipec: {JSON}` to the step's log, which every
+engine keeps; the local targets read them back from there (`pipec runs show`). A line in the log
+is the one channel that works the same in a forked process, a container and a pod.
 
 `path(name)` gives a file name in a folder the runtime owns for this step attempt: a `Path`
 output inside it is moved into the artifact store rather than copied, and the folder is removed
@@ -33,6 +35,9 @@ from typing import Any
 
 _CURRENT: StepContext | None = None
 
+LOG_PREFIX = "pipec: "
+"""How a logged metric or metadata line starts in the step's log (then one JSON object)."""
+
 
 class NoStepContext(RuntimeError):
     """`pipec.context()` called where no step is running."""
@@ -47,7 +52,6 @@ class StepContext:
     step: str | None
     iteration: tuple[int, ...] | None
     attempt: int | None
-    _metrics_file: str | None = field(default=None, repr=False)
     _scratch: Path | None = field(default=None, repr=False)
     _scratch_parent: str | None = field(default=None, repr=False)
 
@@ -96,11 +100,7 @@ class StepContext:
 
     def _record(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, sort_keys=True, allow_nan=False)
-        if self._metrics_file:
-            with open(self._metrics_file, "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-        else:
-            print(f"pipec: {line}", file=sys.stderr, flush=True)
+        print(f"{LOG_PREFIX}{line}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Remove the attempt's own folder."""
@@ -124,7 +124,6 @@ def from_environment(scratch_parent: str | None = None) -> StepContext:
         step=env.get("PIPEC_STEP_ID") or None,
         iteration=iteration,
         attempt=int(attempt_text) if attempt_text.isdigit() else None,
-        _metrics_file=env.get("PIPEC_METRICS_FILE") or None,
         _scratch_parent=scratch_parent,
     )
 

@@ -13,7 +13,7 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,13 +96,10 @@ def _written(bundles: Mapping[str, Bundle], folder: Path) -> dict[str, Path]:
 
 
 class _KfpFamily:
+    id: str
     target: str
     settings: tuple[str, ...]
     needs_image = True
-
-    @property
-    def id(self) -> str:
-        return self.target
 
     def compile(self, ref: str, extra: Sequence[str] = ()) -> Bundle:
         return driver.compile_ref(ref, self.target, [*self.settings, *extra])
@@ -114,8 +111,8 @@ class _KfpFamily:
 class KubeflowHarness(_KfpFamily):
     """Kubeflow Pipelines: KFP's own checks; runs under kfp.local with Docker."""
 
-    target = "kubeflow"
-    settings = (f"image={IMAGE}",)
+    id = target = "kubeflow"
+    settings: tuple[str, ...] = (f"image={IMAGE}",)
 
     def validate(self, bundles: Mapping[str, Bundle]) -> dict[str, Seen]:
         with tempfile.TemporaryDirectory(prefix="pipec-kfp-") as scratch:
@@ -184,8 +181,8 @@ def kfp_local_run(
 class VertexHarness(_KfpFamily):
     """Vertex AI Pipelines: KFP's checks plus the request body as the Vertex API's own type."""
 
-    target = "vertex"
-    settings = (
+    id = target = "vertex"
+    settings: tuple[str, ...] = (
         f"image={IMAGE}",
         "project=acme-ml",
         "region=us-central1",
@@ -228,14 +225,9 @@ class VertexHarness(_KfpFamily):
         raise NoEngineHere("Vertex AI runs only in Google Cloud")
 
 
-_DECODE = {
-    "STRING": lambda text: text,
-    "NUMBER_INTEGER": int,
-    "NUMBER_DOUBLE": float,
-    "BOOLEAN": json.loads,
-    "LIST": json.loads,
-    "STRUCT": json.loads,
-}
+# How kfp.local reads an output parameter file back (kfp/local/executor_output_utils.py): a
+# STRING is the text itself, anything else is JSON (numbers exactly as the step wrote them).
+_DECODE: dict[str, Callable[[str], Any]] = {"STRING": lambda text: text}
 
 
 def kfp_local_outputs(run_dir: Path, spec: Mapping[str, Any]) -> Outputs:
@@ -261,7 +253,7 @@ def kfp_local_outputs(run_dir: Path, spec: Mapping[str, Any]) -> Outputs:
         (_, component), *_ = steps[parts[-2]]
         kind = component["outputDefinitions"]["parameters"][parts[-1]]["parameterType"]
         text = path.read_bytes().decode("utf-8")  # as written: no newline translation
-        found[_key(parts, steps)] = value_hash(_DECODE[kind](text))
+        found[_key(parts, steps)] = value_hash(_DECODE.get(kind, json.loads)(text))
     return found
 
 

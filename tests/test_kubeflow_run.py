@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def test_loops_collect_and_branches_are_plumbed_through_dags(tmp_path: Path) -> None:
-    examples = Project.of_examples(tmp_path / "project")
+    examples = Project.of_examples(tmp_path / "project", "kfp_plumbing_examples")
     workdir = tmp_path / "run"
     workdir.mkdir()
     # examples/sweep.py with its defaults: xs=[1, 2, 3] scaled by 2 and squared, threshold 20.

@@ -48,16 +48,24 @@ class Project:
         path.write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
         return str(path)
 
+    package: str = "examples"
+
     @classmethod
-    def of_examples(cls, root: Path) -> Project:
-        """A copy of examples/ (module names `examples.<name>`), without the repository's
-        target settings."""
-        project = cls.create(root)
-        shutil.copytree(EXAMPLES[0].parent, root / "examples")
+    def of_examples(cls, root: Path, package: str = "examples") -> Project:
+        """A copy of examples/ as package `package` (modules `<package>.<name>`), without the
+        repository's target settings.
+
+        Copies compiled in this process need a package name of their own: the loader keeps one
+        module per dotted name, so a second `examples.hello` from another folder can pick up the
+        first one's file (see test_emit.py::test_two_projects_with_one_module_name...)."""
+        project = cls(cls.create(root).root, package)
+        shutil.copytree(
+            EXAMPLES[0].parent, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
         return project
 
     def example(self, stem: str) -> str:
-        return str(self.root / "examples" / f"{stem}.py")
+        return str(self.root / self.package / f"{stem}.py")
 
 
 # --- runs compared with the local target -------------------------------------------------------

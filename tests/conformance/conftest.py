@@ -32,5 +32,6 @@ def project(tmp_path: Path) -> Project:
 
 @pytest.fixture(scope="session")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A copy of examples/ as a project of its own (runs leave their .pipec/ there)."""
-    return Project.of_examples(tmp_path_factory.mktemp("examples"))
+    """A copy of examples/ as a project of its own (runs leave their .pipec/ there), under a
+    package name no other test compiles in this process."""
+    return Project.of_examples(tmp_path_factory.mktemp("examples"), "conformance_examples")

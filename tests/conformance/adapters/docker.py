@@ -3,8 +3,8 @@ throwaway image per run that adds the pipeline's project, so any project can run
 examples baked into the test image.
 
 The Docker daemon (and the `pipec-kfp-test` tag) is shared with other checkouts of the project, so
-the base is pinned by image id, and only after its `pipec.inputs` label says it was built from this
-tree's files (the same hash `.ci/docker` computes).
+the base is used through a tag of its own that names this tree's content hash (the one
+`.ci/docker` labels the image with), set only after the label says the image holds this tree.
 """
 
 from __future__ import annotations
@@ -45,30 +45,36 @@ def _unavailable(reason: str) -> NoReturn:
 
 @functools.cache
 def base_image() -> str:
-    """The id of a `pipec-kfp-test` image built from this tree (built now when needed)."""
+    """A tag of a `pipec-kfp-test` image built from this tree (built now when needed).
+
+    The tag names the tree's content hash, so it keeps that image alive and found even when
+    another checkout rebuilds `pipec-kfp-test` for its own tree."""
     if shutil.which("docker") is None and shutil.which("apt-get") is None:
         _unavailable("Docker is not installed and cannot be installed here")
     want = subprocess.run(
         ["bash", "-c", _TREE_HASH], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
+    pinned = f"pipec-conformance-base:{want[:16]}"
     have = ""
-    for _ in range(3):  # another checkout may retag the shared image between build and inspect
+    for _ in range(3):  # another checkout may retag the shared image between build and tag
+        if _label(pinned) == want:
+            return pinned
         built = subprocess.run(
             ["bash", str(REPO / ".ci" / "docker")], capture_output=True, text=True, check=False
         )
         if built.returncode != 0:
             _unavailable(f".ci/docker failed: {built.stderr.strip()[-2000:]}")
-        found = _docker(
-            "image",
-            "inspect",
-            BASE_TAG,
-            "--format",
-            '{{.Id}} {{index .Config.Labels "pipec.inputs"}}',
-        )
-        image_id, _, have = found.stdout.strip().partition(" ")
-        if found.returncode == 0 and have == want:
-            return image_id
+        have = _label(BASE_TAG)
+        if have == want:
+            _docker("tag", BASE_TAG, pinned)
     raise AssertionError(f"{BASE_TAG} is not built from this tree (label {have!r}, want {want!r})")
+
+
+def _label(image: str) -> str:
+    """The `pipec.inputs` label of an image ("" when there is no such image)."""
+    label = '{{index .Config.Labels "pipec.inputs"}}'
+    found = _docker("image", "inspect", image, "--format", label)
+    return found.stdout.strip() if found.returncode == 0 else ""
 
 
 @functools.cache

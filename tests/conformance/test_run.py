@@ -58,7 +58,7 @@ EXAMPLE_GAPS: dict[str, list[pytest.MarkDecorator]] = {
         pytest.mark.notyet(
             ["kubeflow"],
             reason="its deploy step reads a Kubernetes secret, which kfp.local cannot hand over "
-            f"(and {KFP_LOOP_INPUTS})",
+            f"(its train step's own image cannot be pulled here, and {KFP_LOOP_INPUTS})",
             raises=NoEngineHere,
         )
     ],

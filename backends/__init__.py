@@ -10,11 +10,14 @@ import importlib
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from pipec.ir.diagnostics import InvalidInput
+
 if TYPE_CHECKING:
     from pipec.backends.base import Backend
 
 REGISTRY: dict[str, str] = {
     "airflow": "pipec.backends.airflow:AirflowBackend",
+    "github": "pipec.backends.github:GithubBackend",
     "kubeflow": "pipec.backends.kubeflow:KubeflowBackend",
     "local": "pipec.backends.local:LocalBackend",
     "vertex": "pipec.backends.vertex:VertexBackend",
@@ -29,7 +32,7 @@ def available() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-class UnknownTarget(KeyError):
+class UnknownTarget(InvalidInput, KeyError):
     """A target name that is not registered."""
 
     def __init__(self, name: str) -> None:

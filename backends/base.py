@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, assert_never
 from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.settings import TargetSettings
 from pipec.ir import graph, types
-from pipec.ir.diagnostics import Diagnostic
+from pipec.ir.diagnostics import Diagnostic, InvalidInput
 from pipec.ir.model import (
     Collect,
     Condition,
@@ -112,7 +112,7 @@ class RunOutcome:
     result: RunResult | None = None
 
 
-class NoSubmitter(Exception):
+class NoSubmitter(InvalidInput):
     """`pipec run` on a target that only compiles."""
 
 

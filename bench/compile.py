@@ -1,6 +1,7 @@
-"""Compile-time benchmark: trace + passes (+ emit for each registered target) of synthetic
-pipelines of N steps, as a chain and as a wide fan-out. Prints a table with per-step cost and
-the growth ratio between sizes (linear growth keeps the per-step column flat).
+"""Compile-time benchmark: trace + passes (+ parsing the text form back, + emit for each
+registered target) of synthetic pipelines of N steps, as a chain and as a wide fan-out. Prints a
+table with per-step cost and the growth ratio between sizes (linear growth keeps the per-step
+column flat).
 
     .venv/bin/python bench/compile.py [--sizes 100,1000,10000] [--targets local,...]
 """
@@ -20,6 +21,7 @@ from pipec import backends, pipeline, step  # noqa: E402
 from pipec.driver import check, configure  # noqa: E402
 from pipec.ir.diagnostics import errors  # noqa: E402
 from pipec.ir.passes import PassContext, run  # noqa: E402
+from pipec.ir.text import from_text, to_text  # noqa: E402
 from pipec.tracing import trace_pipeline  # noqa: E402
 
 
@@ -66,7 +68,10 @@ def measure(shape: str, n: int, targets: list[str], repeat: int) -> dict[str, fl
         checked, found = check(ir)
         t2 = time.perf_counter()
         assert not errors(found), found[:3]
-        timings = {"trace": t1 - t0, "passes": t2 - t1}
+        text = to_text(checked)
+        t_parse = time.perf_counter()
+        assert from_text(text) == checked
+        timings = {"trace": t1 - t0, "passes": t2 - t1, "parse .pir": time.perf_counter() - t_parse}
         for target in targets:
             backend = configure(target, REPO)
             t3 = time.perf_counter()

@@ -19,8 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipec.backends.local import LocalSettings
-from pipec.backends.runner.scheduler import run_pipeline
+from pipec.backends.base import RunOptions
+from pipec.backends.local import LocalBackend, LocalSettings
 from pipec.ir.model import Component, Const, Location, Pipeline, Port, Step
 
 WORK = """\
@@ -127,14 +127,16 @@ def main() -> None:
         (root / "pyproject.toml").write_text('[project]\nname = "sched"\n')
         (root / "schedmod.py").write_text(WORK)
         settings = LocalSettings(parallelism=args.parallelism, cpus=float(args.parallelism))
+        backend = LocalBackend(settings, root)
+        options = RunOptions(no_cache=True, view="quiet")
         for seed in range(args.seeds):
             pipeline, durations, deps = random_dag(args.steps, seed)
             critical = lower_bound(durations, deps, 10**9)
             spread = sum(durations.values()) / args.parallelism
             bound = max(critical, spread)
             for label, known in (("no history", False), ("learned", True)):
-                result = run_pipeline(pipeline, settings, root=root, no_cache=True, view="quiet")
-                assert result.ok, result.to_json()
+                result = backend.run(pipeline, {}, options).result
+                assert result is not None and result.ok, result
                 makespan = result.duration or 0.0
                 ideal = ideal_makespan(durations, deps, args.parallelism, known)
                 table.add_row(

@@ -13,7 +13,7 @@ from pipec.dsl import (
     step,
     when,
 )
-from pipec.ir.model import Resources
+from pipec.step_options import Resources
 
 __all__ = [
     "PipelineFunction",

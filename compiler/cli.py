@@ -6,7 +6,6 @@ never a traceback unless --debug), 3 pipec itself failed.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -16,8 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from pipec import backends
-from pipec.backends.settings import SettingsError
-from pipec.ir.diagnostics import Diagnostic, DiagnosticError
+from pipec.ir.diagnostics import Diagnostic, DiagnosticError, InvalidInput
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,35 +35,32 @@ def show_warnings(warnings: list[Diagnostic]) -> None:
         click.echo(warning.render(), err=True)
 
 
-def handle_errors(func: F) -> F:
-    """Turn pipec's expected errors into diagnostics and exit codes; hide tracebacks unless
-    --debug."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        debug = bool(ctx.find_root().params.get("debug"))
-        try:
-            return func(*args, **kwargs)
-        except DiagnosticError as exc:
-            for diagnostic in exc.diagnostics:
-                click.echo(diagnostic.render(), err=True)
-            n = len(exc.diagnostics)
-            click.echo(f"{n} error{'s' if n != 1 else ''}; nothing was written", err=True)
-            sys.exit(EXIT_INVALID)
-        except (SettingsError, backends.UnknownTarget) as exc:
-            fail(str(exc))
-        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+def report_errors(invoke: Callable[[], Any], debug: bool) -> Any:
+    """Run a command; turn pipec's expected errors into one clear message and exit code 2, and
+    anything else into an internal error (exit 3) without a traceback unless --debug. Every
+    command goes through here (`_Commands.invoke`), so no command can forget to."""
+    try:
+        return invoke()
+    except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+        raise
+    except DiagnosticError as exc:
+        for diagnostic in exc.diagnostics:
+            click.echo(diagnostic.render(), err=True)
+        n = len(exc.diagnostics)
+        click.echo(f"{n} error{'s' if n != 1 else ''}; nothing was written", err=True)
+        sys.exit(EXIT_INVALID)
+    except InvalidInput as exc:
+        fail(str(exc))
+    except RecursionError:
+        # Only input can nest this deep (a JSON value in --param or --set, an IR file).
+        fail("input nested too deeply (a JSON value or IR file of thousands of levels)")
+    except Exception as exc:
+        if debug:
             raise
-        except Exception as exc:
-            if debug:
-                raise
-            fail(
-                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                EXIT_INTERNAL,
-            )
-
-    return wrapper  # type: ignore[return-value]
+        fail(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            EXIT_INTERNAL,
+        )
 
 
 class _Commands(click.Group):
@@ -74,6 +69,10 @@ class _Commands(click.Group):
     and `compile` start faster."""
 
     lazy = ("logs", "run", "runs")
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        return report_errors(lambda: super(_Commands, self).invoke(ctx), debug)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -110,7 +109,6 @@ def main(debug: bool) -> None:
     help="The text form (.pir) for people, or canonical JSON.",
 )
 @click.option("--no-check", is_flag=True, help="Print the traced IR without running the passes.")
-@handle_errors
 def ir_command(ref: str, fmt: str, no_check: bool) -> None:
     """Print the IR of a pipeline."""
     from pipec import driver, loader
@@ -135,7 +133,6 @@ def ir_command(ref: str, fmt: str, no_check: bool) -> None:
 @main.command()
 @click.argument("ref")
 @click.option("--target", "-t", help="Also check that this target can express the pipeline.")
-@handle_errors
 def validate(ref: str, target: str | None) -> None:
     """Check a pipeline; exit 2 with one diagnostic per problem."""
     from pipec import driver
@@ -168,23 +165,24 @@ def validate(ref: str, target: str | None) -> None:
     metavar="KEY=VALUE",
     help="Override a target setting from [tool.pipec.targets.<target>].",
 )
-@handle_errors
 def compile_command(ref: str, target: str, out: Path | None, settings: tuple[str, ...]) -> None:
     """Compile a pipeline into the target's native files."""
     from pipec import driver
-    from pipec.backends.files import write_files
+    from pipec.backends.files import write_output
 
     compiled = driver.prepare(ref, target, settings)
     show_warnings(compiled.warnings)
     bundle = compiled.emit()
     folder = out or Path("out") / compiled.pipeline.id / target
-    for path in write_files(bundle, folder):
+    written, removed = write_output(bundle, folder)
+    for path in written:
         click.echo(str(path))
+    for path in removed:
+        click.echo(f"removed {path} (no longer part of the output)", err=True)
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@handle_errors
 def targets(as_json: bool) -> None:
     """List the targets and what each can express."""
     from pipec.backends.base import FEATURES

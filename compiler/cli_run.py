@@ -25,10 +25,10 @@ from pipec import driver, loader
 from pipec.backends import UnknownTarget
 from pipec.backends.base import NoSubmitter, RunOptions
 from pipec.backends.params import ParamError, declared_params, parse_pairs, resolve_params
-from pipec.backends.runner import scheduler
-from pipec.backends.runner.metadata import iteration_key
+from pipec.backends.runner.metadata import RunRecord, iteration_key
 from pipec.backends.runner.plan import PlanError
 from pipec.backends.runner.results import RunError, RunResult, log_tail, stored_result
+from pipec.backends.runner.runs import open_metadata
 from pipec.backends.runner.view import STATUS_STYLE
 from pipec.backends.settings import SettingsError
 from pipec.cli import show_warnings
@@ -169,7 +169,7 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs_list(limit: int, as_json: bool) -> None:
     """The most recent runs, newest first."""
-    metadata = scheduler.open_metadata(loader.project_root(Path.cwd()))
+    metadata = open_metadata(loader.project_root(Path.cwd()))
     found = metadata.list_runs(limit)
     if as_json:
         click.echo(json.dumps([_run_row(r) for r in found], sort_keys=True))
@@ -190,7 +190,7 @@ def runs_list(limit: int, as_json: bool) -> None:
     Console().print(table)
 
 
-def _run_row(record: Any) -> dict[str, Any]:
+def _run_row(record: RunRecord) -> dict[str, Any]:
     duration = record.ended_at - record.started_at if record.ended_at else None
     return {
         "run_id": record.run_id,
@@ -206,7 +206,7 @@ def _run_row(record: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with every JSON output value).")
 def runs_show(run_id: str, as_json: bool) -> None:
     """One run: its steps, statuses, timings and outputs."""
-    metadata = scheduler.open_metadata(loader.project_root(Path.cwd()))
+    metadata = open_metadata(loader.project_root(Path.cwd()))
     try:
         result = stored_result(metadata, run_id)
     except RunError as exc:
@@ -225,7 +225,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
 @click.argument("step")
 def logs(run_id: str, step: str) -> None:
     """Print the log of STEP in RUN_ID (`step`, or `step[2]` for one loop iteration)."""
-    metadata = scheduler.open_metadata(loader.project_root(Path.cwd()))
+    metadata = open_metadata(loader.project_root(Path.cwd()))
     try:
         result = stored_result(metadata, run_id)
     except RunError as exc:

@@ -123,6 +123,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
             result[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             result[key.strip()] = value
+        except (ValueError, RecursionError) as exc:  # 5,000 digits; JSON nested thousands deep
+            raise SettingsError(f"--set {key.strip()}: the value cannot be read: {exc}") from None
     return result
 
 
@@ -131,15 +133,35 @@ def configure(
 ) -> Backend[Any]:
     """The target's backend, configured from `[tool.pipec.targets.<target>]` then `--set`."""
     backend_cls = backends.load(target)
-    raw: dict[str, Any] = {}
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        with pyproject.open("rb") as fh:
-            data = tomllib.load(fh)
-        raw.update(data.get("tool", {}).get("pipec", {}).get("targets", {}).get(target, {}))
+    raw = dict(project_settings(root, target))
     raw.update(overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
     settings = load_settings(backend_cls.settings_model, target, raw)
     return backend_cls(settings, root)
+
+
+def project_settings(root: Path, target: str) -> Mapping[str, Any]:
+    """`[tool.pipec.targets.<target>]` of the project's pyproject.toml (empty when absent);
+    a file that is not TOML, or tables of the wrong shape, are a SettingsError naming the file."""
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{pyproject} is not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{pyproject} is not valid TOML: {exc}") from None
+    section: Any = data
+    path = ("tool", "pipec", "targets", target)
+    for depth, key in enumerate(path, 1):
+        section = section.get(key, {})
+        if not isinstance(section, dict):
+            raise SettingsError(
+                f"{pyproject}: [{'.'.join(path[:depth])}] must be a table, not "
+                f"{type(section).__name__} {section!r}"
+            )
+    found: dict[str, Any] = section
+    return found
 
 
 def prepare(
@@ -157,22 +179,45 @@ def compile_ref(ref: str, target: str, overrides: Sequence[str] = ()) -> Bundle:
     return prepare(ref, target, overrides).emit()
 
 
-def run_function(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """`my_pipeline()` called outside a trace: compile it and run it on the local target."""
+def run_function(
+    fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], as_script: bool = False
+) -> Any:
+    """`my_pipeline()` called outside a trace: compile it and run it on the local target.
+
+    Called from the top level of a script (`python file.py`), it behaves like `pipec run
+    file.py`: the run's summary, the failing step's log, the resume hint, and the process exits
+    with the run's exit code (2 for an invalid pipeline). Called from other code (a notebook, a
+    test), it returns the run's result or raises."""
     import inspect
 
     from pipec.backends.base import RunOptions
     from pipec.tracing import trace_pipeline
 
     root = loader.project_root(Path(inspect.getsourcefile(fn.func) or ".").parent)
-    pipeline, diagnostics = trace_pipeline(fn, root)
-    if pipeline is None or errors(diagnostics):
-        raise DiagnosticError(errors(diagnostics) or diagnostics)
-    compiled = compile_pipeline(pipeline, configure("local", root))
-    params = dict(inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments)
-    outcome = compiled.backend.run(compiled.pipeline, params, RunOptions(view="auto"))
+    try:
+        pipeline, diagnostics = trace_pipeline(fn, root)
+        if pipeline is None or errors(diagnostics):
+            raise DiagnosticError(errors(diagnostics) or diagnostics)
+        compiled = compile_pipeline(pipeline, configure("local", root))
+        params = dict(inspect.signature(fn.func).bind_partial(*args, **kwargs).arguments)
+        outcome = compiled.backend.run(compiled.pipeline, params, RunOptions(view="auto"))
+    except (DiagnosticError, SettingsError) as exc:
+        if not as_script:
+            raise
+        import sys
+
+        shown = [d.render() for d in exc.diagnostics] if isinstance(exc, DiagnosticError) else []
+        print("\n".join(shown) or f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     result = outcome.result
     assert result is not None
+    if as_script:
+        from rich.console import Console
+
+        from pipec.cli_run import print_summary
+
+        print_summary(result, Console(stderr=True, highlight=False))
+        raise SystemExit(result.exit_code)
     if not result.ok:
         failed = [s.label for s in result.steps if s.status == "failed"]
         raise PipelineRunFailed(

@@ -7,100 +7,20 @@ anywhere else calls the plain function, so unit tests of steps stay ordinary Pyt
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from pipec import tracing
 from pipec.errors import PipecUsageError, caller_location
 from pipec.handles import Handle, OutputHandle, to_expr
 from pipec.ir import types
-from pipec.ir.model import Collect, Const, LoopItem, OutputRef, Resources
+from pipec.ir.diagnostics import Diagnostic
+from pipec.ir.model import Collect, Const, LoopItem, OutputRef
+from pipec.step_options import Resources, StepOptions, step_options
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
-)
-
-
-def parse_duration(value: float | int | str | None, what: str) -> float | None:
-    """Seconds from a number or a string like "90s", "10m", "1h30m"."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be seconds or a duration like '10m', not {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(value)
-        if not match or not any(match.groups()):
-            raise ValueError(
-                f"{what} {value!r} is not a duration; write e.g. '45s', '10m' or '1h30m'"
-            )
-        h, m, s = (float(g) if g else 0.0 for g in match.groups())
-        seconds = h * 3600 + m * 60 + s
-    if seconds < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}")
-    return seconds
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """Options of one step (decorator arguments, or `with_options` for one call site)."""
-
-    name: str | None = None
-    image: str | None = None
-    resources: Resources = field(default_factory=Resources)
-    retries: int = 0
-    retry_delay: float = 0.0
-    timeout: float | None = None
-    cache: bool = True
-    secrets: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-
-    def ir_fields(self) -> dict[str, Any]:
-        """The `ir.Step` fields these options set."""
-        return {
-            "image": self.image,
-            "resources": self.resources,
-            "retries": self.retries,
-            "retry_delay": self.retry_delay,
-            "timeout": self.timeout,
-            "cache": self.cache,
-            "secrets": tuple(sorted(set(self.secrets))),
-            "env": dict(sorted(self.env.items())),
-        }
-
-
-def _options(base: StepOptions | None = None, **given: Any) -> StepOptions:
-    unknown = set(given) - set(StepOptions.__dataclass_fields__)
-    if unknown:
-        raise TypeError(
-            f"unknown step option(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(StepOptions.__dataclass_fields__)}"
-        )
-    values = dict(given)
-    if "retry_delay" in values:
-        values["retry_delay"] = parse_duration(values["retry_delay"], "retry_delay") or 0.0
-    if "timeout" in values:
-        values["timeout"] = parse_duration(values["timeout"], "timeout")
-    if "secrets" in values:
-        values["secrets"] = tuple(values["secrets"])
-    if "resources" in values and values["resources"] is None:
-        values["resources"] = Resources()
-    if "env" in values:
-        env = values["env"] or {}
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-            raise TypeError("env must map strings to strings")
-        values["env"] = dict(env)
-    if "retries" in values and (not isinstance(values["retries"], int) or values["retries"] < 0):
-        raise ValueError(f"retries must be a whole number >= 0, got {values['retries']!r}")
-    return replace(base or StepOptions(), **values)
-
 
 class StepFunction(Generic[P, R]):
     """A function decorated with `@step`: a plain function outside pipelines, a recorded call in."""
@@ -119,7 +39,7 @@ class StepFunction(Generic[P, R]):
 
     def with_options(self, **options: Any) -> StepFunction[P, R]:
         """A copy with some options changed, for one call site: `train.with_options(gpu=...)`."""
-        return StepFunction(self.func, _options(self.options, **options))
+        return StepFunction(self.func, step_options(self.options, **options))
 
     def __repr__(self) -> str:
         return f"<step {self.func.__qualname__}>"
@@ -148,7 +68,7 @@ def step(func: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Declare a pipeline step. Works bare (`@step`) and with options (`@step(retries=2)`)."""
     if func is not None:
         return StepFunction(func, StepOptions())
-    opts = _options(**options)
+    opts = step_options(**options)
 
     def decorate(f: Callable[P, R]) -> StepFunction[P, R]:
         return StepFunction(f, opts)
@@ -174,7 +94,7 @@ class PipelineFunction:
             return trace.call_pipeline(self, args, kwargs)
         from pipec import driver  # the driver imports backends; only needed for direct runs
 
-        return driver.run_function(self, args, kwargs)
+        return driver.run_function(self, args, kwargs, as_script=_called_from_script())
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name}>"
@@ -205,6 +125,19 @@ def pipeline(
         return PipelineFunction(f, name or f.__name__, schedule, doc)
 
     return decorate(func) if func is not None else decorate
+
+
+def _called_from_script() -> bool:
+    """Whether the caller is the top level of a script run as `python file.py` (not an
+    interactive session, which sets `sys.ps1`, and not a function or another module)."""
+    import sys
+
+    caller = sys._getframe(2)
+    return (
+        caller.f_globals.get("__name__") == "__main__"
+        and caller.f_code.co_name == "<module>"
+        and not hasattr(sys, "ps1")
+    )
 
 
 def _first_line(doc: str | None) -> str | None:
@@ -254,13 +187,29 @@ def foreach(items: object, parallelism: int | None = None) -> Iterator[Handle]:
             )
         binding = Const(value=value)
         item_type = types.item_type(types.infer(value) or "any") or "any"
-    if parallelism is not None and (not isinstance(parallelism, int) or parallelism < 1):
-        raise PipecUsageError(
-            "F014",
-            f"parallelism must be a whole number >= 1, got {parallelism!r}",
-            "leave it out for no limit",
-            location,
+    if isinstance(parallelism, Handle):
+        # Engines fix a loop's parallelism when the pipeline is compiled, not per run.
+        trace.diagnostics.append(
+            Diagnostic(
+                code="F014",
+                message=f"parallelism must be a constant number, not {parallelism.label}",
+                hint="write a number (e.g. parallelism=4); to change it per run, compile again",
+                location=location,
+            )
         )
+        parallelism = None
+    elif parallelism is not None and (
+        isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1
+    ):
+        trace.diagnostics.append(
+            Diagnostic(
+                code="F014",
+                message=f"parallelism must be a whole number >= 1, got {parallelism!r}",
+                hint="leave it out for no limit",
+                location=location,
+            )
+        )
+        parallelism = None
     with trace.block("loop", {"items": binding, "parallelism": parallelism}, location) as loop:
         yield Handle(LoopItem(loop=loop.id), item_type, f"item of {loop.id!r}")
 

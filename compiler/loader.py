@@ -32,7 +32,10 @@ def load(ref: str) -> tuple[Pipeline | None, list[Diagnostic], Path]:
     path_part, _, name = ref.partition(":") if not _is_windows_drive(ref) else (ref, "", "")
     path = Path(path_part)
     if path.suffix in (".json", ".pir"):
-        return _load_ir(path)
+        pipeline, diagnostics, root = _load_ir(path)
+        if pipeline is not None:
+            diagnostics += _stale_code(pipeline, path, root)
+        return pipeline, diagnostics, root
     if path.suffix == ".py":
         if not path.is_file():
             return None, [_ref_error(f"no such file: {path_part}", "check the path")], Path.cwd()
@@ -62,6 +65,14 @@ def _load_ir(path: Path) -> tuple[Pipeline | None, list[Diagnostic], Path]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return None, [_ref_error(f"cannot read {path}: {exc.strerror}", "check the path")], root
+    except UnicodeDecodeError as exc:
+        problem = Diagnostic(
+            code="F020",
+            message=f"{path} is not valid pipec IR: not UTF-8 text (byte {exc.start})",
+            hint="regenerate it with `pipec ir REF`",
+            location=Location(file=path.as_posix(), line=1),
+        )
+        return None, [problem], root
     try:
         if path.suffix == ".json":
             from pipec.ir.serde import from_json
@@ -102,6 +113,31 @@ def _load_ir(path: Path) -> tuple[Pipeline | None, list[Diagnostic], Path]:
         )
 
 
+def _stale_code(pipeline: Pipeline, path: Path, root: Path) -> list[Diagnostic]:
+    """An IR file records each component's code hash. Caches key on it, so the code that will
+    actually run must still be that code: an edit since the file was written is an error (a run
+    would serve old results and store new ones under the old key). Components whose module
+    cannot be imported here are left alone (the runtime will say so where they run)."""
+    from pipec.ir.code import recompute
+
+    found: list[Diagnostic] = []
+    for component in pipeline.components:
+        now = recompute(component.module, component.function, str(root))
+        if now is None or now.digest == component.code_hash:
+            continue
+        found.append(
+            Diagnostic(
+                code="F021",
+                message=f"the code of {component.module}:{component.function} changed since "
+                f"{path.name} was written (its code hash is now {now.digest[:19]}..., the file "
+                f"records {component.code_hash[:19]}...)",
+                hint="regenerate the IR file (`pipec ir REF --format json`) or use the .py file",
+                location=Location(file=path.as_posix(), line=1),
+            )
+        )
+    return found
+
+
 def _import_file(path: Path, root: Path) -> ModuleType | Diagnostic:
     """Import a file under its dotted name relative to the project root (so steps can be
     imported by the same name inside containers and workers)."""
@@ -134,6 +170,15 @@ def _import_module(dotted: str, root: Path, path: Path | None = None) -> ModuleT
                 "pass a file path (path/to/file.py) or a module importable from the project root",
             )
         return _import_failed(dotted, exc, root)
+    except SystemExit as exc:  # sys.exit()/exit() at import: never a silent exit 0
+        failed = _import_failed(dotted, exc, root)
+        return failed.model_copy(
+            update={
+                "message": f"importing {dotted!r} exited (SystemExit: {exc.code!r}) instead of "
+                "defining the pipeline",
+                "hint": 'move the code that exits under `if __name__ == "__main__":`',
+            }
+        )
     except Exception as exc:
         return _import_failed(dotted, exc, root)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import linecache
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from pipec.ir.model import (
 
 if TYPE_CHECKING:
     from pipec.dsl import PipelineFunction, StepFunction
+    from pipec.step_options import Problem
 
 _CURRENT: contextvars.ContextVar[Trace | None] = contextvars.ContextVar("pipec_trace", default=None)
 
@@ -232,12 +233,35 @@ class Trace:
 
     # ---------------------------------------------------------------- steps
 
+    def report_problems(self, problems: Sequence[Problem]) -> None:
+        """Bad step options, each once however often the step is called."""
+        for problem in problems:
+            location = Location(file=relative_file(problem.file, self.root), line=problem.line)
+            diagnostic = Diagnostic(
+                code=problem.code, message=problem.message, hint=problem.hint, location=location
+            )
+            if diagnostic not in self.diagnostics:
+                self.diagnostics.append(diagnostic)
+
     def component(self, fn: StepFunction[Any, Any]) -> Component:
         """The component for a step function, built once per function."""
         key = id(fn.func)
         if key not in self.components:
             comp = describe_component(fn.func, self.root, self.component_ids)
             self.components[key] = comp
+            if "<locals>" in fn.func.__qualname__:
+                # Engines import a step by module and name: a function made inside another
+                # function exists only while that function runs.
+                outer = fn.func.__qualname__.split(".<locals>")[0]
+                self.diagnostics.append(
+                    Diagnostic(
+                        code="F018",
+                        message=f"step {fn.func.__name__!r} is defined inside {outer!r}; no "
+                        "engine can import it from there",
+                        hint="define the @step function at the top level of its module",
+                        location=def_location(fn.func, self.root),
+                    )
+                )
         return self.components[key]
 
     def call_step(
@@ -246,6 +270,7 @@ class Trace:
         location = caller_location(self.root, 3)
         comp = self.component(fn)
         opts = fn.options
+        self.report_problems(opts.problems)
         display = opts.name or fn.func.__name__
         step_id = names.unique_id(display, self.ids, "step", self.next_suffix)
         if not opts.name and step_id != names.to_id(display):
@@ -375,12 +400,14 @@ def describe_component(func: Callable[..., Any], root: Path, taken: set[str]) ->
             inputs.append(Port(name=param.name, type=type_, required=False, default=default))
     outputs, returns = _outputs(func)
     module = module_name(func, root)
+    analyzed = code.analyze(func, module, func.__qualname__)
     return Component(
         id=names.unique_id(func.__name__, taken, "component"),
         module=module,
         function=func.__qualname__,
         file=location.file,
-        code_hash=code.code_hash(func, module, func.__qualname__),
+        code_hash=analyzed.digest,
+        unhashed=analyzed.unhashed,
         inputs=tuple(inputs),
         outputs=outputs,
         returns=returns,
@@ -503,7 +530,7 @@ def trace_pipeline(fn: PipelineFunction, root: Path) -> tuple[Pipeline | None, l
             )
         )
         return None, trace.diagnostics
-    except Exception as exc:  # the user's pipeline body raised: report it at their line
+    except (Exception, SystemExit) as exc:  # the user's pipeline body raised (or exited)
         trace.diagnostics.append(
             Diagnostic(
                 code="F016",

@@ -31,7 +31,12 @@ class Diagnostic(Model):
         return text
 
 
-class DiagnosticError(Exception):
+class InvalidInput(Exception):
+    """Base of every error that means "what the user gave is wrong" (a setting, a parameter
+    value, a target name, a run id, ...): the CLI prints its message as one line and exits 2."""
+
+
+class DiagnosticError(InvalidInput):
     """Raised when a pipeline has errors; carries every diagnostic found, not just the first."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:

@@ -138,7 +138,9 @@ class Component(Model):
 
     `module` is the dotted module name relative to the project root and `function` the qualified
     name inside it. `returns` says how the return value maps to outputs: a single value named
-    `output`, the fields of a NamedTuple, or nothing.
+    `output`, the fields of a NamedTuple, or nothing. `code_hash` covers the function and what it
+    uses from its module (`pipec.ir.code`); `unhashed` names what it uses that could not be hashed
+    by value, so no cache treats the step's code as unchanged.
     """
 
     id: str
@@ -146,6 +148,7 @@ class Component(Model):
     function: str
     file: str
     code_hash: str
+    unhashed: tuple[str, ...] = ()
     inputs: tuple[Port, ...] = ()
     outputs: tuple[Port, ...] = ()
     returns: Literal["single", "named", "none"] = "single"

@@ -152,6 +152,8 @@ class _Printer:
         self.lines.append(f"component {format_name(component.id)} = {target}")
         self.lines.append(f"{INDENT}file {quote(component.file)}")
         self.lines.append(f"{INDENT}code {quote(component.code_hash)}")
+        if component.unhashed:
+            self.lines.append(f"{INDENT}unhashed {', '.join(quote(u) for u in component.unhashed)}")
         if component.returns != "single":
             self.lines.append(f"{INDENT}returns {component.returns}")
         for keyword, ports in (("input", component.inputs), ("output", component.outputs)):
@@ -354,14 +356,22 @@ class _PirBuilder(ExprBuilder):
             raise BuildError(f"expected single, named or none, got {kind!r}", children[0])
         return kind
 
+    def unhashed(self, children: list[str]) -> tuple[str, ...]:
+        return tuple(children)
+
     def component(self, children: list[Any]) -> Component:
-        component_id, module, function, file, code_hash, returns, *ports = children
+        component_id, module, function, file, code_hash, *rest = children
+        unhashed: tuple[str, ...] = ()
+        if rest and isinstance(rest[0], tuple) and all(isinstance(u, str) for u in rest[0]):
+            unhashed, rest = rest[0], rest[1:]
+        returns, *ports = rest
         return Component(
             id=component_id,
             module=module,
             function=function,
             file=file,
             code_hash=code_hash,
+            unhashed=unhashed,
             inputs=tuple(port for kind, port in ports if kind == "input"),
             outputs=tuple(port for kind, port in ports if kind == "output"),
             returns="single" if returns is None else returns,

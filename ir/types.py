@@ -224,9 +224,37 @@ def _artifact_name(annotation: object) -> str:
 
 
 def check_value(value: object, text: str) -> bool:
-    """Whether a literal fits a type (used for defaults and run-time overrides)."""
-    inferred = infer(value)
-    return inferred is not None and assignable(inferred, text)
+    """Whether a literal fits a type, element by element (used for constants, defaults and
+    run-time values: `[0.1, "x"]` does not fit `list[float]`)."""
+    return _fits(value, parse(text))
+
+
+def _fits(value: object, expr: TypeExpr) -> bool:
+    match expr.name:
+        case "any":
+            return infer(value) is not None
+        case "optional":
+            return value is None or (expr.arg is not None and _fits(value, expr.arg))
+        case "none":
+            return value is None
+        case "bool":
+            return isinstance(value, bool)
+        case "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        case "float":
+            return infer(value) in ("int", "float")
+        case "str":
+            return isinstance(value, str)
+        case "list":
+            return isinstance(value, list | tuple) and all(
+                expr.arg is None or _fits(item, expr.arg) for item in value
+            )
+        case "dict":
+            return isinstance(value, dict) and all(
+                isinstance(key, str) and (expr.arg is None or _fits(item, expr.arg))
+                for key, item in value.items()
+            )
+    return False  # artifacts are never literal values
 
 
 def coerce(value: object, text: str) -> object:

@@ -8,6 +8,18 @@ may share stdout):
         DagBag import: {"errors": {file: message}, "dags": {dag_id: {task_id: {...}}}}
     python airflow_check.py run DAG_FILE DAG_ID CONF_JSON
         `dag.test()` against SQLite: {"state": ..., "tasks": {task_id: [state per map index]}}
+    python airflow_check.py run-as DAG_FILE DAG_ID CONF_JSON RUN_ID LOGICAL_DATE
+        `run`, with the run id and logical date given (as a scheduler or a trigger through the
+        API with a chosen `dag_run_id` would set them; the id is not checked against Airflow's
+        run-id pattern, which operators can widen)
+    python airflow_check.py env DAGS_FOLDER
+        DagBag import, then the environment each step task hands its step, rendered by Airflow
+        (Jinja) for a run with the DAG's default params: {"errors": {...}, "env": {dag_id:
+        {task_id: {name: value}}}}
+    python airflow_check.py pods DAGS_FOLDER DAG_ID
+        the pod each KubernetesPodOperator task would create (its own builder, dry run), as
+        Kubernetes API dicts: {task_id: {"resources", "nodeSelector", "tolerations",
+        "secretEnv", "activeDeadlineSeconds"}}
     python airflow_check.py render DAGS_FOLDER...
         DagBag import of each folder (one DagBag each, so DAG ids may repeat across folders),
         then every task that runs the pipec step runtime with its templates rendered by Airflow
@@ -69,8 +81,9 @@ def import_dags(folder: str) -> dict[str, Any]:
     return {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags}
 
 
-def run_dag(path: str, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
-    """Run one DAG from `path` with `dag.test()` (tasks run in this process, one at a time)."""
+def run_dag(path: str, dag_id: str, conf: dict[str, Any], date: Any = None) -> dict[str, Any]:
+    """Run one DAG from `path` with `dag.test()` (tasks run in this process, one at a time), at
+    logical date `date` (default: now)."""
     from airflow.dag_processing.dagbag import DagBag
 
     with contextlib.redirect_stdout(sys.stderr):
@@ -80,11 +93,80 @@ def run_dag(path: str, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
     dag = bag.dags[dag_id]
     # dag.test() logs a lot on stdout; keep stdout for the JSON answer.
     with contextlib.redirect_stdout(sys.stderr):
-        run = dag.test(run_conf=conf)
+        dated = {} if date is None else {"logical_date": date}
+        run = dag.test(run_conf=conf, **dated)
     tasks: dict[str, list[str]] = {}
     for ti in sorted(run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
         tasks.setdefault(ti.task_id, []).append(str(ti.state))
     return {"state": str(run.state), "run_id": run.run_id, "tasks": tasks}
+
+
+def run_as(path: str, dag_id: str, conf: dict[str, Any], run_id: str, date: str) -> dict[str, Any]:
+    """`run_dag` with a chosen run id and logical date."""
+    from datetime import datetime
+    from unittest import mock
+
+    from airflow.models.dagrun import DagRun
+
+    with mock.patch.object(DagRun, "generate_run_id", return_value=run_id):
+        return run_dag(path, dag_id, conf, datetime.fromisoformat(date))
+
+
+def step_env(folder: str) -> dict[str, Any]:
+    """The environment of every task that runs a step, as Airflow renders it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with contextlib.redirect_stdout(sys.stderr):
+        bag = DagBag(dag_folder=folder)
+    found: dict[str, Any] = {}
+    for dag_id, dag in bag.dags.items():
+        params = {k: dag.params.get_param(k).resolve(suppress_exception=True) for k in dag.params}
+        for task in dag.tasks:
+            env: Any = None
+            if type(task).__name__ == "KubernetesPodOperator":
+                held = task.env_vars or {}
+                if isinstance(held, dict):
+                    env = dict(held)
+                else:  # V1EnvVar objects (secret references hold no value)
+                    env = {e.name: e.value for e in held if e.value is not None}
+            elif type(task).__name__ == "DockerOperator":
+                env = dict(task.environment or {})
+            elif isinstance(getattr(task, "op_kwargs", None), dict) and "argv" in task.op_kwargs:
+                env = dict(task.op_kwargs["env"])
+            if env is not None:
+                rendered = task.render_template(env, {"params": params, "run_id": "run"})
+                found.setdefault(dag_id, {})[task.task_id] = rendered
+    return {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "env": found}
+
+
+def pods(folder: str, dag_id: str) -> dict[str, Any]:
+    """What the provider puts into each task's pod (no cluster needed: a dry-run build)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from kubernetes.client import ApiClient
+
+    with contextlib.redirect_stdout(sys.stderr):
+        bag = DagBag(dag_folder=folder)
+    if bag.import_errors:
+        return {"errors": {k: str(v) for k, v in bag.import_errors.items()}}
+    found: dict[str, Any] = {}
+    api = ApiClient()
+    for task in bag.dags[dag_id].tasks:
+        if type(task).__name__ != "KubernetesPodOperator":
+            continue
+        with contextlib.redirect_stdout(sys.stderr):
+            pod = task.build_pod_request_obj(dry_run=True)
+        (container,) = [c for c in pod.spec.containers if c.name == "base"]
+        # Serialized part by part: a mapped task's plain env holds values known only at run time.
+        found[task.task_id] = {
+            "resources": api.sanitize_for_serialization(container.resources) or {},
+            "nodeSelector": pod.spec.node_selector or {},
+            "tolerations": api.sanitize_for_serialization(pod.spec.tolerations) or [],
+            "secretEnv": [
+                api.sanitize_for_serialization(e) for e in container.env or [] if e.value_from
+            ],
+            "activeDeadlineSeconds": pod.spec.active_deadline_seconds,
+        }
+    return {"errors": {}, "pods": found}
 
 
 RUNTIME_MODULE = "pipec.backends.runtime"
@@ -183,6 +265,12 @@ def main(argv: list[str]) -> int:
         result = import_dags(rest[0])
     elif command == "run":
         result = run_dag(rest[0], rest[1], json.loads(rest[2]))
+    elif command == "run-as":
+        result = run_as(rest[0], rest[1], json.loads(rest[2]), rest[3], rest[4])
+    elif command == "env":
+        result = step_env(rest[0])
+    elif command == "pods":
+        result = pods(rest[0], rest[1])
     elif command == "render":
         result = {folder: render_dags(folder) for folder in rest}
     else:

@@ -271,6 +271,7 @@ def components() -> st.SearchStrategy[Component]:
         function=st.one_of(dotted, hostile_texts()),
         file=hostile_texts(),
         code_hash=st.one_of(st.from_regex(r"sha256:[0-9a-f]{64}", fullmatch=True), hostile_texts()),
+        unhashed=st.lists(hostile_texts(), max_size=2).map(tuple),
         inputs=ports,
         outputs=ports,
         returns=st.sampled_from(["single", "named", "none"]),

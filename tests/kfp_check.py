@@ -4,6 +4,9 @@
                                                     then kfp.components.load_component_from_file
     python tests/kfp_check.py vertex-job FILE       aiplatform_v1.PipelineJob parse (strict)
     python tests/kfp_check.py vertex-schedule FILE  aiplatform_v1.Schedule parse (strict)
+    python tests/kfp_check.py sdk-pods              the container resources and kfp-kubernetes
+                                                    config the KFP SDK writes for the training
+                                                    example's GPU, secret and timeout steps
     python tests/kfp_check.py run FILE ARGS_JSON ROOT IMAGE
                                                     run under kfp.local's DockerRunner; prints
                                                     the output parameters of every task as JSON
@@ -115,6 +118,53 @@ def seen(manifest: str) -> None:
     print(json.dumps(found, sort_keys=True))
 
 
+def sdk_pods() -> None:
+    """The pod settings of examples/training.py's `train`, `deploy` and `split` steps, written
+    with the KFP SDK and kfp-kubernetes the way a KFP user would, under pipec's policy (CPU as a
+    request, memory requested and limited alike, a GPU limit with node selector and toleration,
+    the secret from `pipec-secrets`, the timeout as the pod deadline)."""
+    import tempfile
+
+    from kfp import compiler, dsl, kubernetes
+
+    @dsl.container_component
+    def train():  # no annotations: KFP reads them, and this module postpones them to strings
+        return dsl.ContainerSpec(image="img", command=["true"])
+
+    @dsl.container_component
+    def deploy():
+        return dsl.ContainerSpec(image="img", command=["true"])
+
+    @dsl.container_component
+    def split():
+        return dsl.ContainerSpec(image="img", command=["true"])
+
+    @dsl.pipeline(name="pods")
+    def pods():
+        gpu = train()
+        gpu.set_cpu_request("4").set_memory_request("16Gi").set_memory_limit("16Gi")
+        gpu.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+        kubernetes.add_node_selector(gpu, "cloud.google.com/gke-accelerator", "nvidia-l4")
+        kubernetes.add_toleration(gpu, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+        token = {"REGISTRY_TOKEN": "REGISTRY_TOKEN"}
+        kubernetes.use_secret_as_env(deploy(), "pipec-secrets", token)
+        kubernetes.set_timeout(split(), 600)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "pods.yaml"
+        compiler.Compiler().compile(pods, str(path))
+        spec, platform = yaml.safe_load_all(path.read_text(encoding="utf-8"))
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    found = {
+        name: {
+            "resources": executor["container"].get("resources"),
+            "platform": executors.get(name),
+        }
+        for name, executor in spec["deploymentSpec"]["executors"].items()
+    }
+    print(json.dumps(found, sort_keys=True))
+
+
 def main(argv: list[str]) -> int:
     command, *rest = argv
     try:
@@ -123,6 +173,8 @@ def main(argv: list[str]) -> int:
                 check_spec(path)
         elif command in ("vertex-job", "vertex-schedule"):
             check_vertex(command, rest[0])
+        elif command == "sdk-pods":
+            sdk_pods()
         elif command == "run":
             run(*rest)
         elif command == "seen":

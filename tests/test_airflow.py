@@ -12,11 +12,15 @@ import pytest
 
 from pipec import driver
 from pipec.backends.airflow.pysource import py_str, templated_text
+from pipec.backends.airflow.settings import AirflowSettings
+from pipec.backends.common import docker, k8s
 from pipec.backends.settings import SettingsError
+from pipec.ir import graph
 from pipec.ir.diagnostics import DiagnosticError
+from pipec.ir.model import Resources
 from tests.airflow_helpers import airflow_env, check, compile_to
 from tests.conftest import EXAMPLES, REPO
-from tests.helpers import write_pipeline
+from tests.helpers import prepared, write_pipeline
 
 MODES = ("kubernetes", "docker", "local")
 # Docker requests GPUs by count only; training asks for a GPU type.
@@ -150,6 +154,10 @@ def test_templated_text_wraps_only_what_jinja_would_touch() -> None:
     assert templated_text("has {{ x }}") != "has {{ x }}"
     assert templated_text("run.sh", (".sh",)) != "run.sh"
     assert templated_text("run.sh") == "run.sh"
+    # Jinja turns \r and \r\n into \n and drops a trailing newline.
+    assert templated_text("a\rb") != "a\rb"
+    assert templated_text("line\n") != "line\n"
+    assert templated_text("two\nlines") == "two\nlines"
 
 
 HOSTILE_SOURCE = """
@@ -184,6 +192,59 @@ def test_kubernetes_resources_gpus_and_secrets_are_spelled_natively() -> None:
     assert 'limits={"memory": "16Gi", "nvidia.com/gpu": "1"}' in text
     assert 'node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"}' in text
     assert 'Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")' in text
+
+
+def test_kubernetes_pods_are_what_common_k8s_renders(tmp_path: Path) -> None:
+    """The pod the provider's KubernetesPodOperator builds for each step (its own builder, dry
+    run) has exactly the resources, placement, secret env and deadline of `k8s.pod_needs`: the
+    same dicts the kubeflow target spells as its platform config."""
+    dags = tmp_path / "dags"
+    compile_to("examples/training.py", dags)
+    result = check(["pods", str(dags), "training"], airflow_env(tmp_path / "home", dags))
+    assert result["errors"] == {}
+    pipeline, settings, _ = prepared("examples/training.py", "airflow")
+    assert isinstance(settings, AirflowSettings)
+    expected = {}
+    for step in graph.steps(pipeline):
+        pod = k8s.pod_needs(step.resources, step.secrets, step.timeout, settings)
+        expected[step.id] = {
+            "resources": pod.resources,
+            "nodeSelector": pod.node_selector,
+            "tolerations": pod.tolerations,
+            "secretEnv": pod.secret_env,
+            "activeDeadlineSeconds": pod.active_deadline_seconds,
+        }
+    assert result["pods"] == expected
+    train = result["pods"]["train"]
+    assert train["resources"] == {
+        "requests": {"cpu": "4", "memory": "16Gi"},
+        "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"},
+    }
+    assert train["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert result["pods"]["split"]["activeDeadlineSeconds"] == 600
+
+
+def test_the_old_secret_setting_name_points_at_the_new_one() -> None:
+    with pytest.raises(SettingsError, match=r"kubernetes_secret .*\(did you mean secret_name\?\)"):
+        driver.compile_ref("examples/training.py", "airflow", ["kubernetes_secret=s"])
+    (text,) = driver.compile_ref(
+        "examples/training.py", "airflow", ["secret_name=team-secrets", "gpu_toleration=null"]
+    ).values()
+    assert 'Secret("env", "REGISTRY_TOKEN", "team-secrets", "REGISTRY_TOKEN")' in text
+    assert "tolerations" not in text
+
+
+def test_docker_containers_follow_the_same_policy_in_dockers_terms() -> None:
+    needs = docker.container_needs(Resources(cpu=0.5, memory="1Gi", gpu=2), "/srv/artifacts")
+    # CPU as a weight (what the kubelet gives a request, and DockerOperator makes of `cpus`).
+    assert needs.cpu_shares == 512
+    assert docker.container_needs(Resources(cpu=0.0001), None).cpu_shares == 2
+    assert needs.memory_bytes == 2**30
+    assert needs.device_requests() == [{"Count": 2, "Capabilities": [["gpu"]]}]
+    assert needs.bind_mounts == ("/srv/artifacts",)
+    assert docker.container_needs(Resources(), "s3://bucket/x") == docker.ContainerNeeds()
 
 
 def test_docker_and_local_secrets_come_from_airflow_variables(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from pipec.backends.airflow.paths import run_folder
 from tests.airflow_helpers import airflow_env, local_settings, migrate
 from tests.conftest import REPO, tool_python
 from tests.helpers import prepared, write_pipeline
@@ -151,7 +152,7 @@ def test_a_submitted_run_succeeds_with_verbatim_values(
     value = 'x"; $(id) {{ 7 * 7 }}'
     assert _submit(airflow, str(REPO / "examples/hello.py"), {"name": value}) == 0
     run_id = capsys.readouterr().out.strip().splitlines()[-1]
-    shout = airflow.artifacts / run_id / "shout" / "output" / "value.json"
+    shout = airflow.artifacts / "hello" / run_folder(run_id) / "shout" / "output" / "value.json"
     assert json.loads(shout.read_text(encoding="utf-8")) == f"Hello, {value}!".upper()
 
 

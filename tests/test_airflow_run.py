@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pipec.backends.airflow.paths import run_folder
 from tests.airflow_helpers import (
     airflow_env,
     compile_to,
@@ -48,7 +49,7 @@ class AirflowRunner:
         """Compile REF in local mode, run it with `conf`; return the result and its run folder."""
         dag_file = compile_to(ref, self.dags, local_settings(self.artifacts, code_root))
         result = run_dag(dag_file, conf, self.env)
-        return result, self.artifacts / result["run_id"]
+        return result, self.artifacts / dag_file.stem / run_folder(result["run_id"])
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,17 @@
 """The airflow submitter against a stand-in for Airflow 3's REST API on 127.0.0.1: the DAG file
 is placed atomically, the requests are exactly the documented ones, and every failure has its
-exit code (0 ok, 1 the run failed, 2 refused)."""
+exit code (0 ok, 1 the run failed, 2 refused); with faults from `tests/http_faults.py` (a redirect
+to another host, an answer that is not JSON).
+
+The stand-in models only the routes below (404 for the rest); it parses the DAG "instantly"
+(the second look finds it) and does not validate `conf` against the DAG's params."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pytest
 from pipec import driver
 from pipec.backends.airflow import AirflowBackend, AirflowSettings
 from pipec.backends.settings import SettingsError
+from tests import http_faults
 from tests.conftest import REPO
 from tests.helpers import prepared
 
@@ -33,6 +37,7 @@ class FakeAirflow:
     parsed: bool = False
     trigger_status: int = 200
     requests: list[tuple[str, str, Any, str | None]] = field(default_factory=list)
+    faults: dict[tuple[str, str], http_faults.Reply] = field(default_factory=dict)
 
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         if (method, path) == ("POST", "/auth/token"):
@@ -69,27 +74,20 @@ def fake() -> Iterator[tuple[FakeAirflow, str]]:
             state.requests.append(
                 (self.command, self.path, body, self.headers.get("Authorization"))
             )
+            fault = state.faults.get((self.command, self.path))
+            if fault is not None:
+                fault(self)
+                return
             status, answer = state.answer(self.command, self.path, body)
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            http_faults.body(status, json.dumps(answer).encode(), "application/json")(self)
 
         do_GET = do_POST = do_PATCH = _handle
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_faults.serving(Handler) as url:
+        yield state, url
 
 
 def _submit(url: str, dags: Path, wait: bool, **environ: str) -> int:
@@ -107,10 +105,15 @@ def _submit(url: str, dags: Path, wait: bool, **environ: str) -> int:
     )
 
 
-def test_places_triggers_and_follows(fake: tuple[FakeAirflow, str], tmp_path: Path) -> None:
+def test_places_triggers_and_follows(
+    fake: tuple[FakeAirflow, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     state, url = fake
     code = _submit(url, tmp_path, True, AIRFLOW_USERNAME="admin", AIRFLOW_PASSWORD="pw")
     assert code == 0
+    out, err = capsys.readouterr()
+    assert out == f"{RUN_ID}\n"  # stdout: only the run id, for scripts
+    assert f"pipec airflow: run {RUN_ID}: success" in err and "pw" not in err
     expected_file = driver.compile_ref(str(REPO / "examples/hello.py"), "airflow")["hello.py"]
     assert (tmp_path / "hello.py").read_text(encoding="utf-8") == expected_file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hello.py"]  # no temporary left
@@ -162,12 +165,29 @@ def test_a_refused_trigger_exits_2_with_the_servers_answer(
     state, url = fake
     state.trigger_status = 400
     assert _submit(url, tmp_path, True) == 2
-    assert "HTTP 400" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"pipec airflow: error: POST {url}/api/v2/dags/hello/dagRuns: HTTP 400: "
+        "conf does not match the params"
+    )
 
 
-def test_an_unreachable_server_exits_2(tmp_path: Path) -> None:
+def test_an_unreachable_server_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Port 9 (discard) on the loopback address: nothing listens there.
     assert _submit("http://127.0.0.1:9", tmp_path, False) == 2
+    assert "failed: [Errno 111] Connection refused" in capsys.readouterr().err
+
+
+def test_bad_credentials_stop_before_the_file_is_placed(
+    fake: tuple[FakeAirflow, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, url = fake
+    state.faults[("POST", "/auth/token")] = http_faults.body(
+        401, b'{"detail": "Invalid credentials"}', "application/json"
+    )
+    assert _submit(url, tmp_path, True, AIRFLOW_USERNAME="admin", AIRFLOW_PASSWORD="pw") == 2
+    assert list(tmp_path.iterdir()) == []
+    err = capsys.readouterr().err
+    assert f"POST {url}/auth/token: HTTP 401: Invalid credentials" in err and "pw" not in err
 
 
 def test_dags_folder_is_required() -> None:
@@ -176,3 +196,36 @@ def test_dags_folder_is_required() -> None:
     )
     with pytest.raises(SettingsError, match="dags_folder"):
         backend.submit(pipeline, {}, {}, False)
+
+
+# --- faults (each of these failed before the shared client in backends/common/http.py) ---
+
+
+def test_the_token_goes_to_no_other_host(
+    fake: tuple[FakeAirflow, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, url = fake
+    with http_faults.other_host() as other:
+        redirect = http_faults.redirect(f"{other.url}/api/v2/importErrors?limit=1000")
+        state.faults[("GET", "/api/v2/importErrors?limit=1000")] = redirect
+        code = _submit(url, tmp_path, True, AIRFLOW_API_TOKEN="tok-secret")
+    assert [r["headers"].get("Authorization") for r in other.requests] == []
+    assert other.requests == [] and code == 2
+    err = capsys.readouterr().err
+    assert "(another host: nothing, and no credentials, was sent there)" in err
+    assert "tok-secret" not in err
+
+
+def test_an_answer_that_is_not_json_is_one_line_and_no_traceback(
+    fake: tuple[FakeAirflow, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, url = fake
+    page = b"<html><head><title>Sign in</title></head>\n<body>...</body></html>"
+    state.faults[("GET", "/api/v2/importErrors?limit=1000")] = http_faults.body(
+        200, page, "text/html"
+    )
+    assert _submit(url, tmp_path, True) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"pipec airflow: error: GET {url}/api/v2/importErrors?limit=1000: the answer is not "
+        "JSON: 'Sign in'"
+    )

@@ -3,7 +3,6 @@ parser allows, syntax errors, speed; and the canonical JSON round-trip of the sa
 
 from __future__ import annotations
 
-import time
 import typing
 
 import pytest
@@ -412,7 +411,9 @@ def test_every_grammar_rule_has_a_builder_method(module: typing.Any, builder: ty
             assert hasattr(builder, name), name
 
 
-def test_a_big_pipeline_parses_quickly() -> None:
+def test_a_big_pipeline_round_trips() -> None:
+    # How fast it parses is measured by bench/compile.py, never asserted here: the machines that
+    # run the tests are shared and noisy.
     body = tuple(
         Step(
             id=f"step_{i}",
@@ -428,9 +429,4 @@ def test_a_big_pipeline_parses_quickly() -> None:
         for i in range(10_000)
     )
     pipeline = Pipeline(name="big", id="big", body=body, location=at(1))
-    text = to_text(pipeline)
-    started = time.perf_counter()
-    parsed = from_text(text)
-    elapsed = time.perf_counter() - started
-    assert parsed == pipeline
-    assert elapsed < 5.0, f"parsing 10,000 steps took {elapsed:.1f}s"
+    assert from_text(to_text(pipeline)) == pipeline

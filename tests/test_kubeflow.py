@@ -4,6 +4,7 @@ type-correct CEL, platform config only when needed, determinism, and no injectio
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ def _kubeflow(source: str, tmp_path: Path, **settings: Any) -> dict[str, Any]:
     values = {"image": "img:1", **settings}
     bundle = KubeflowBackend(KubeflowSettings(**values)).emit(pipeline)
     documents = list(yaml.safe_load_all(bundle["pipeline.yaml"]))
-    return {"spec": documents[0], "platform": documents[1] if len(documents) > 1 else None}
+    platform = documents[1] if len(documents) > 1 else None
+    return {"spec": documents[0], "platform": platform, "text": bundle["pipeline.yaml"]}
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +132,8 @@ def test_the_runtime_command_uses_kfp_placeholders(tmp_path: Path) -> None:
         code_root="/srv/code",
     )["spec"]
     container = spec["deploymentSpec"]["executors"]["exec-f"]["container"]
-    assert container["command"] == ["python3", "-m", "pipec.backends.runtime"]
+    command = container["command"]
+    assert command[0] == "python3" and command[-2:] == ["-m", "pipec.backends.runtime"]
     args = container["args"]
     assert args[args.index("--code-root") + 1] == "/srv/code"
     assert "blob=artifact:{{$.inputs.artifacts['blob'].path}}" in args
@@ -198,6 +201,32 @@ def test_platform_spec_only_for_steps_that_need_it(tmp_path: Path) -> None:
     }
 
 
+def test_pods_are_spelled_as_the_kfp_sdk_spells_them() -> None:
+    """The training example's GPU, secret and timeout steps carry exactly what KFP's own SDK and
+    kfp-kubernetes write for the same pod (tests/kfp_check.py sdk-pods), field for field: KFP
+    backends before 2.4 read only the numeric resource fields (`cpuRequest`, `memoryLimit`,
+    `accelerator.count`), and before 2.5 only `secretName`; later ones prefer the string fields
+    and `secretNameParameter`."""
+    python = tool_python("kfp")
+    done = subprocess.run(
+        [str(python), str(CHECKER), "sdk-pods"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    sdk = json.loads(done.stdout)
+
+    bundle = driver.compile_ref("examples/training.py", "kubeflow")
+    spec, platform = yaml.safe_load_all(bundle["pipeline.yaml"])
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    ours = {
+        name: {
+            "resources": spec["deploymentSpec"]["executors"][name]["container"].get("resources"),
+            "platform": executors.get(name),
+        }
+        for name in sdk
+    }
+    assert ours == sdk
+
+
 def test_hostile_values_stay_data(tmp_path: Path) -> None:
     hostile = "a'b\"c\\n}}{{$.inputs.parameters['x']}}\n---\n- key: value # not yaml"
     result = _kubeflow(
@@ -206,7 +235,7 @@ def test_hostile_values_stay_data(tmp_path: Path) -> None:
         def f(text: str) -> str:
             return text
 
-        @step
+        @step(env={{"CR": {CARRIAGE!r}}})
         def g(text: str) -> None:
             pass
 
@@ -232,6 +261,15 @@ def test_hostile_values_stay_data(tmp_path: Path) -> None:
     # no placeholder text reaches a command line: values travel as task inputs
     for executor in spec["deploymentSpec"]["executors"].values():
         assert hostile not in " ".join(executor["container"]["args"])
+    # carriage returns survive the YAML (the kubelet only turns `$$` into `$`)
+    (env,) = spec["deploymentSpec"]["executors"]["exec-g"]["container"]["env"]
+    assert env == {"name": "CR", "value": CARRIAGE.replace("$", "$$")}
+    emitted = tmp_path / "pipeline.yaml"
+    emitted.write_text(result["text"], encoding="utf-8")
+    _checker("spec", str(emitted))
+
+
+CARRIAGE = "a\rb\r\nc\r$HOME\r"
 
 
 def test_output_is_deterministic() -> None:
@@ -292,7 +330,6 @@ def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
 def test_vertex_states_only_its_differences(tmp_path: Path) -> None:
     bundle = driver.compile_ref("examples/iris.py", "vertex")
     assert sorted(bundle) == ["pipeline.yaml", "pipeline_job.json"]
-    import json
 
     job = json.loads(bundle["pipeline_job.json"])
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://acme-ml-pipelines/pipec-examples"
@@ -337,7 +374,6 @@ def test_vertex_machine_shapes_and_schedule(tmp_path: Path) -> None:
     assert resources["memoryLimit"] == 17.179869184
     assert resources["accelerator"]["type"] == "NVIDIA_L4"
     assert resources["accelerator"]["count"] == "2"
-    import json
 
     job = json.loads(bundle["pipeline_job.json"])
     assert job["encryptionSpec"]["kmsKeyName"].endswith("cryptoKeys/c")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_local_support import by_label, make_project, run_json
+from tests.local_helpers import by_label, make_project, run_here, run_json
 
 SOURCE = """
 @step(cache=False)
@@ -166,3 +166,31 @@ def test_helpers_constants_and_env_are_part_of_the_key(tmp_path: Path) -> None:
     copy = make_project(tmp_path, HELPERS.replace("FACTOR = 2", "FACTOR = 100"))
     _, third = run_json(tmp_path, copy)
     assert by_label(third)["uses_helper"]["outputs"] == {"output": 300}
+
+
+def test_a_step_using_what_cannot_be_hashed_is_never_cached(tmp_path: Path) -> None:
+    ref = make_project(
+        tmp_path,
+        """
+        import threading
+
+        LOCK = threading.Lock()
+
+        @step
+        def guarded() -> int:
+            with LOCK:
+                return 1
+
+        @pipeline
+        def p() -> None:
+            guarded()
+        """,
+    )
+    first = run_here(tmp_path, ref)
+    second = run_here(tmp_path, ref)
+    assert first.ok and second.ok
+    step = second.step("guarded")
+    assert step.status == "succeeded"
+    assert step.reason == (
+        "not cached: the step uses LOCK (_thread.lock), which pipec cannot hash by value"
+    )

@@ -6,9 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
-from test_local_support import make_project, pipec
+import pytest
 
+from pipec.backends.runner import plan as plans
 from pipec.backends.runner.plan import render
+from pipec.backends.runner.scheduler import priorities
+from pipec.backends.runtime.invocation import parse
+from tests.helpers import prepared
+from tests.local_helpers import make_project, pipec
 
 SOURCE = """
 @step
@@ -60,13 +65,35 @@ def test_plan_content(tmp_path: Path) -> None:
     assert b["loops"] == ["loop_1"] and b["retries"] == 2 and b["timeout"] == 30
     assert b["secrets"] == ["TOKEN"]
     assert b["inputs"] == {"x": {"kind": "item", "loop": "loop_1"}}
-    assert b["command"][:3] == ["{python}", "-m", "pipec.backends.runtime"]
-    assert "output={artifact_root}/{run_id}/b{iteration}/output" in b["command"]
+    # The runtime's own arguments: which interpreter (or container) runs them is the executor's.
+    runtime = parse(b["runtime_args"])
+    assert runtime.inputs == {"x": "{input:x}"}
+    assert runtime.outputs == {"output": "{artifact_root}/{run_id}/b{iteration}/output"}
     assert plan["nodes"]["c_2"]["scopes"] == ["condition_1"]
     assert plan["nodes"]["condition_1"]["depends_on"] == ["c"]
-    assert plan["params"] == {"limit": {"default": 3, "required": False, "type": "int"}}
-    # Longest remaining path first: a heads a chain of three.
-    assert plan["nodes"]["a"]["priority"] == 4
+    assert plan["params"] == [{"default": 3, "name": "limit", "required": False, "type": "int"}]
+    assert "priority" not in b  # the scheduler computes it, with measured durations
+
+
+def test_plan_round_trips_and_priorities_follow_the_longest_path(tmp_path: Path) -> None:
+    ref = make_project(tmp_path, SOURCE)
+    pipeline, settings, _ = prepared(str(tmp_path / ref), "local")
+    plan = plans.build(pipeline, settings)
+    assert plans.load(plan.to_text()) == plan
+    # Longest remaining path first: a heads a chain of four (a, b, c, then c_2 under the when).
+    assert priorities(plan, {}) == {"a": 4.0, "b": 3.0, "c": 2.0, "c_2": 1.0}
+    # Measured durations weigh the path; a step never measured counts as their mean.
+    assert priorities(plan, {"a": 1.0, "b": 5.0, "c": 3.0}) == {
+        "a": 12.0,
+        "b": 11.0,
+        "c": 6.0,
+        "c_2": 3.0,
+    }
+
+
+def test_a_plan_of_another_version_is_refused() -> None:
+    with pytest.raises(plans.PlanVersionError, match="plan version 1"):
+        plans.load('{"plan_version": 1, "nodes": {}}')
 
 
 def test_render_fills_placeholders_once() -> None:

@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from test_local_support import PIPEC, alive, by_label, make_project, pipec, run_json, wait_for
+from tests.local_helpers import PIPEC, alive, by_label, make_project, pipec, run_json, wait_for
 
 
 def _count(path: Path) -> int:
@@ -176,3 +176,33 @@ def test_resume_refuses_when_the_code_changed(tmp_path: Path) -> None:
     assert "changed since run" in done.stderr and "Traceback" not in done.stderr
     code, fresh = run_json(tmp_path, ref)
     assert code == 0 and by_label(fresh)["boom"]["outputs"] == {"output": 1}
+
+
+def test_a_run_recorded_by_another_pipec_is_not_resumed(tmp_path: Path) -> None:
+    """A run whose stored plan has another plan version says so and how to go on; the cache
+    still serves the new run."""
+    ref = make_project(
+        tmp_path,
+        """
+        @step
+        def boom() -> int:
+            raise RuntimeError("broken")
+
+        @pipeline
+        def fragile() -> None:
+            boom()
+        """,
+    )
+    code, summary = run_json(tmp_path, ref)
+    assert code == 1
+    db = sqlite3.connect(tmp_path / ".pipec" / "metadata.db")
+    (text,) = db.execute("SELECT plan FROM runs WHERE run_id=?", (summary["run_id"],)).fetchone()
+    old = {**json.loads(text), "plan_version": 1}
+    with db:
+        db.execute("UPDATE runs SET plan=? WHERE run_id=?", (json.dumps(old), summary["run_id"]))
+    done = pipec(tmp_path, "run", "--resume", summary["run_id"])
+    assert done.returncode == 2, done.stderr
+    assert "recorded by another version of pipec" in done.stderr
+    assert "start a new run" in done.stderr and "Traceback" not in done.stderr
+    listed = pipec(tmp_path, "runs", "show", summary["run_id"])
+    assert listed.returncode == 0 and "boom" in listed.stdout

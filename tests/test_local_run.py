@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import numpy
-from test_local_support import (
+
+from tests.local_helpers import (
     PIPEC,
     alive,
     by_label,

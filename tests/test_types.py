@@ -114,3 +114,16 @@ def test_non_values_have_no_type() -> None:
     assert types.infer({1, 2}) is None
     assert types.infer({1: "a"}) is None
     assert types.infer(b"x") is None
+
+
+def test_values_are_checked_element_by_element() -> None:
+    # A run-time value (`--param`) or a literal: [0.1, "x"] is a list[any] by inference, but it
+    # does not fit list[float].
+    assert not types.check_value([0.1, "x"], "list[float]")
+    assert not types.check_value({"a": "b"}, "dict[str, int]")
+    assert not types.check_value([[1], ["x"]], "list[list[int]]")
+    assert types.check_value([1, 0.5], "list[float]")
+    assert types.check_value([None, 1], "list[optional[int]]")
+    assert types.check_value({"a": [1, None]}, "dict[str, any]")
+    assert not types.check_value(float("nan"), "float")
+    assert not types.check_value(True, "int")

@@ -448,17 +448,21 @@ def p(n: int = 3):
     assert sorted(codes(found)) == ["S001", "S002", "T101", "T104"]
 
 
-def test_import_error_points_at_user_line(tmp_path: Path) -> None:
+def test_bad_decorator_option_points_at_user_line(tmp_path: Path) -> None:
     source = (
         STEPS
         + """
 @step(timeout="ten minutes")  # bad
 def slow() -> None:
     pass
+
+@pipeline
+def p():
+    slow()
 """
     )
     found = diagnose(tmp_path, source)
-    assert codes(found) == ["F001"]
+    assert codes(found) == ["R004"]
     assert "duration" in found[0].message
     assert found[0].location is not None
     assert found[0].location.line == line_of(source, "# bad")
@@ -534,8 +538,10 @@ def p():
     total.with_options(retries=-1)(make())  # bad
 """
     found = diagnose(tmp_path, source)
-    assert codes(found) == ["F016"]
+    assert codes(found) == ["R004"]
     assert "retries" in found[0].message
+    assert found[0].location is not None
+    assert found[0].location.line == line_of(source, "# bad")
 
 
 def test_indexing_a_loop_item_is_a_diagnostic(tmp_path: Path) -> None:

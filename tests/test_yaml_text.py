@@ -34,7 +34,7 @@ scalars = (
 json_data = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=6) | hostile, children, max_size=4),
+    | st.dictionaries(st.text(max_size=6) | hostile | st.just("k" * 1100), children, max_size=4),
     max_leaves=30,
 )
 
@@ -63,6 +63,18 @@ def test_round_trip(data: object) -> None:
 def test_round_trip_documents(documents: list[object]) -> None:
     loaded = list(yaml.load_all(yaml_text.dump_all(documents), Loader=_LOADER))
     assert _same(loaded, documents)
+
+
+def test_keys_longer_than_yaml_allows_for_a_plain_key() -> None:
+    # YAML reads `key:` only for keys of at most 1024 characters; a user's constant can hold one.
+    long = "k" * 1500
+    data = {
+        long: {"a": [1, {long: "v"}]},
+        "l": [{long: [1, 2], "z": 3}],
+        "s": {long: "x\ny", "e": []},
+    }
+    text = yaml_text.dump(data)
+    assert _same(yaml.load(text, Loader=_LOADER), data), text
 
 
 def test_layout_matches_block_style() -> None:

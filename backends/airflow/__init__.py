@@ -43,11 +43,9 @@ class AirflowBackend(Backend[AirflowSettings]):
 
     def check(self, pipeline: Pipeline) -> list[Diagnostic]:
         """What this target (in the chosen operator mode) cannot express."""
-        return checks.check(pipeline, self.settings)
+        return checks.check(pipeline, self.settings, self.project_root)
 
     def emit(self, pipeline: Pipeline) -> Bundle:
         """`<dag_id>.py`: the DAG file, deterministic for a given pipeline and settings."""
-        resolved = self.settings
-        if resolved.operator == "local" and resolved.code_root is None:
-            resolved = resolved.model_copy(update={"code_root": str(self.project_root)})
+        resolved = self.settings.resolved(self.project_root)
         return {f"{pipeline.id}.py": dag.render_dag(pipeline, resolved)}

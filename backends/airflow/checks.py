@@ -7,6 +7,9 @@ that uses it, so nothing is silently dropped.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pipec.backends.airflow import environment, interpreter
 from pipec.backends.airflow.settings import AirflowSettings
 from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.settings import SettingsError, require_images
@@ -15,19 +18,23 @@ from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Collect, Condition, Loop, LoopItem, OutputRef, Pipeline, Step
 
 
-def check(pipeline: Pipeline, settings: AirflowSettings) -> list[Diagnostic]:
-    """Every problem of `pipeline` on this target; raises SettingsError for missing settings."""
+def check(pipeline: Pipeline, settings: AirflowSettings, project_root: Path) -> list[Diagnostic]:
+    """Every problem of `pipeline` on this target; raises SettingsError for missing settings
+    and, in `local` mode, for an interpreter on this machine that cannot run the steps."""
     if settings.artifact_root is None:
         raise SettingsError(
             "target 'airflow' needs the setting artifact_root (a folder every worker shares, or "
             "an fsspec URL): set it in [tool.pipec.targets.airflow] or with --set"
         )
-    if settings.operator != "local":  # local tasks run on the worker, not in an image
-        require_images(pipeline, settings.image, "airflow")
     found: list[Diagnostic] = []
+    if settings.operator == "local":  # local tasks run on the worker, not in an image
+        found += interpreter.check(settings.resolved(project_root), project_root)
+    else:
+        require_images(pipeline, settings.image, "airflow")
     found += _shapes(pipeline)
     found += _exports(pipeline)
     found += _params(pipeline)
+    found += environment.check(pipeline)
     for step in graph.steps(pipeline):
         found += _step_options(step, settings)
     return found

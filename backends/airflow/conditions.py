@@ -1,26 +1,26 @@
 """Condition tests as Python for the DAG file: branch callables and per-iteration gates.
 
-A condition's test is built as a Python AST from the IR expression and printed with
-`ast.unparse`, so constants of any content stay valid Python; truthiness is the local runner's
-(`and`/`or`/`not` over Python comparisons). Operands read `values[...]` (step outputs from XCom,
-a loop item as JSON text) and `params[...]` (the run's parameters).
+A condition's test is built as a Python AST from the IR expression (`PythonPrinter`, on the
+shared `common.conditions.ExprPrinter`) and printed with `ast.unparse`, so constants of any content
+stay valid Python; truthiness is the local runner's (`and`/`or`/`not` over Python comparisons).
+Operands read `values[...]` (step outputs from XCom, a loop item as JSON text) and `params[...]`
+(the run's parameters).
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from typing import Any, assert_never
 
 from pipec.backends.airflow.pysource import py_str, render
+from pipec.backends.common.conditions import ExprPrinter, Operand
 from pipec.ir.model import (
-    And,
     Compare,
     Condition,
     Const,
     Expr,
     LoopItem,
-    Not,
-    Or,
     OutputRef,
     ParamRef,
 )
@@ -54,34 +54,56 @@ def gate_function(condition: Condition) -> str:
 
 def _expr(expr: Expr) -> ast.expr:
     """An IR expression as a Python AST (same truthiness as the local runner's evaluator)."""
-    match expr:
-        case Const():
-            return _literal(expr.value)
-        case ParamRef():
-            return ast.Subscript(ast.Name("params"), _string(expr.param))
-        case OutputRef():
-            return ast.Subscript(ast.Name("values"), _string(f"{expr.step}.{expr.output}"))
-        case LoopItem():
-            loads = ast.Attribute(ast.Name("json"), "loads")
-            return ast.Call(loads, [ast.Subscript(ast.Name("values"), _string("item"))], [])
-        case Compare():
-            op = {
-                "==": ast.Eq,
-                "!=": ast.NotEq,
-                "<": ast.Lt,
-                "<=": ast.LtE,
-                ">": ast.Gt,
-                ">=": ast.GtE,
-            }[expr.op]()
-            return ast.Compare(_expr(expr.left), [op], [_expr(expr.right)])
-        case And():
-            return ast.BoolOp(ast.And(), [_expr(a) for a in expr.args])
-        case Or():
-            return ast.BoolOp(ast.Or(), [_expr(a) for a in expr.args])
-        case Not():
-            return ast.UnaryOp(ast.Not(), _expr(expr.arg))
-        case _:
-            assert_never(expr)
+    return PythonPrinter().print(expr)
+
+
+_OPS: dict[str, type[ast.cmpop]] = {
+    "==": ast.Eq,
+    "!=": ast.NotEq,
+    "<": ast.Lt,
+    "<=": ast.LtE,
+    ">": ast.Gt,
+    ">=": ast.GtE,
+}
+
+
+class PythonPrinter(ExprPrinter[ast.expr]):
+    """Python over the callable's `values` and `params`: the local target's semantics as they are
+    (Python's truth and comparisons), so nothing needs typing here."""
+
+    def compare(self, expr: Compare) -> ast.expr:
+        op = _OPS[expr.op]()
+        return ast.Compare(self._value(expr.left), [op], [self._value(expr.right)])
+
+    def all_of(self, parts: Sequence[ast.expr]) -> ast.expr:
+        return ast.BoolOp(ast.And(), list(parts))
+
+    def any_of(self, parts: Sequence[ast.expr]) -> ast.expr:
+        return ast.BoolOp(ast.Or(), list(parts))
+
+    def negate(self, part: ast.expr) -> ast.expr:
+        return ast.UnaryOp(ast.Not(), part)
+
+    def constant_truth(self, value: Any) -> ast.expr:
+        return _literal(value)
+
+    def truth(self, operand: Operand) -> ast.expr:
+        return self._value(operand)
+
+    def _value(self, operand: Const | Operand) -> ast.expr:
+        match operand:
+            case Const():
+                return _literal(operand.value)
+            case ParamRef():
+                return ast.Subscript(ast.Name("params"), _string(operand.param))
+            case OutputRef():
+                key = f"{operand.step}.{operand.output}"
+                return ast.Subscript(ast.Name("values"), _string(key))
+            case LoopItem():
+                loads = ast.Attribute(ast.Name("json"), "loads")
+                return ast.Call(loads, [ast.Subscript(ast.Name("values"), _string("item"))], [])
+            case _:
+                assert_never(operand)
 
 
 def _literal(value: Any) -> ast.expr:

@@ -2,8 +2,9 @@
 
 * A step is one task running `python -m pipec.backends.runtime` (how: `airflow_operators`).
   Its values arrive as environment variables (`--input NAME=env:VAR`): constants as JSON text,
-  parameters as `{{ params["p"] | tojson }}`. Jinja renders a template once, so a value is never
-  evaluated again, and no shell ever sees it. Outputs go to `<root>/<run_id>/<step>/<output>/`.
+  parameters as `{{ params["p"] | tojson }}` (`values`). Jinja renders a template once, so a value
+  is never evaluated again, and no shell ever sees it. Outputs go to
+  `<root>/<dag_id>/<run folder>/<step>/<output>/` (`paths`: no two DAGs or runs share a folder).
 * A condition is a BranchPythonOperator whose callable is the test, written out as Python. It is
   the direct upstream of every task inside its branches (however deeply nested) and follows the
   tasks of the chosen branch, so the other branch is skipped task by task and nothing after the
@@ -13,7 +14,7 @@
   when its side is not taken, and the side's tasks are skipped with it.
 * A foreach is a mapped task group (`.expand()`) over a literal list, a parameter (through a
   small task that reads it) or a step output (through XCom); `collect()` reads the folders of
-  every iteration, listed by the `pipec_output_dirs` macro.
+  every iteration, listed by the `pipec_output_dirs` macro (`paths`).
 * A nested pipeline (Group) is a TaskGroup. Task and group ids are the IR ids as they are
   (`prefix_group_id=False`); helper tasks add a `-items` suffix, which no IR id can have.
 
@@ -24,13 +25,15 @@ keywords and of the file's own imports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, assert_never
 
 from pipec.backends.airflow import conditions as conditions
 from pipec.backends.airflow import operators as ops
+from pipec.backends.airflow import values
 from pipec.backends.airflow.checks import export_reads
+from pipec.backends.airflow.order import ITEMS_SUFFIX, TaskOrder
+from pipec.backends.airflow.paths import OutputPaths
 from pipec.backends.airflow.pysource import (
     INDENT,
     Call,
@@ -42,10 +45,8 @@ from pipec.backends.airflow.pysource import (
 )
 from pipec.backends.airflow.settings import AirflowSettings
 from pipec.backends.common import k8s
-from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.runtime.invocation import Invocation, SourceKind, source
-from pipec.ir import graph, types
-from pipec.ir.diagnostics import DiagnosticError
+from pipec.ir import graph
 from pipec.ir.model import (
     Collect,
     Condition,
@@ -60,75 +61,10 @@ from pipec.ir.model import (
     Step,
 )
 
-RUN_DIR = "{{ run_id }}"
-MAP_INDEX = "{{ ti.map_index }}"
-ITEMS_SUFFIX = "-items"
-
-_HELPERS: dict[str, str] = {
-    "json_text": '''def _json_text(item):
-    """One foreach item as JSON text: how an iteration's task receives it."""
-    return json.dumps(item).replace("$", "\\\\u0024")
-''',
-    "param_items": '''def _param_items(name, params):
-    """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item).replace("$", "\\\\u0024") for item in params[name]]
-''',
-    "output_dirs": '''def _output_dirs(run_id, step, output, items):
-    """JSON list of one output's folders over every iteration of a foreach (for collect)."""
-    count = items if isinstance(items, int) else len(items)
-    return json.dumps([f"{ARTIFACT_ROOT}/{run_id}/{step}/{i}/{output}" for i in range(count)])
-''',
-}
-
 
 def render_dag(pipeline: Pipeline, settings: AirflowSettings) -> str:
     """The DAG file text for a checked pipeline (see the module docstring)."""
     return _DagWriter(pipeline, settings).write()
-
-
-def json_text(value: Any) -> str:
-    """Canonical JSON text of a literal: what `env:VAR` and `value:` sources read back.
-
-    `$` is written as `\\u0024` (the same JSON value): Kubernetes expands `$(NAME)` and `$$` in
-    container environment values, so JSON text handed over in the environment holds no `$`.
-    """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate cannot be an environment variable as is
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return text.replace("$", JSON_DOLLAR)
-
-
-JSON_DOLLAR = "\\u0024"
-K8S_PARAM_FILTER = '| replace("$", "\\\\u0024")'
-"""Jinja: the same for a parameter rendered with `tojson` (Jinja unescapes its string literals
-once, so the template holds two backslashes)."""
-
-
-
-def param_schema(type_text: str) -> dict[str, Any]:
-    """The JSON Schema Airflow validates a parameter with (from an IR type string)."""
-    return _schema(types.parse(type_text))
-
-
-def _schema(expr: types.TypeExpr) -> dict[str, Any]:
-    simple = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
-    if expr.name in simple:
-        return {"type": simple[expr.name]}
-    if expr.name == "none":
-        return {"type": "null"}
-    if expr.name == "list" and expr.arg is not None:
-        items = _schema(expr.arg)
-        return {"type": "array", "items": items} if items else {"type": "array"}
-    if expr.name == "dict" and expr.arg is not None:
-        values = _schema(expr.arg)
-        return {"type": "object", "additionalProperties": values} if values else {"type": "object"}
-    if expr.name == "optional" and expr.arg is not None:
-        inner = _schema(expr.arg)
-        if isinstance(inner.get("type"), str):
-            return {**inner, "type": [inner["type"], "null"]}
-    return {}  # any (and optional[any]): every JSON value
 
 
 class _DagWriter:
@@ -139,16 +75,14 @@ class _DagWriter:
         self.settings = settings
         self.mode = ops.MODES[settings.operator]
         self.components = graph.components(pipeline)
-        self.scopes = graph.node_scopes(pipeline)
+        self.order = TaskOrder(pipeline)
         self.loops = graph.loops(pipeline)
-        self.nodes = {node.id: node for node, _ in graph.walk(pipeline.body)}
         self.exports = {step: outs[0] for step, outs in export_reads(pipeline).items()}
-        self.root = (settings.artifact_root or "").rstrip("/")
+        self.paths = OutputPaths(settings.artifact_root or "", pipeline.id)
         self.imports: set[str] = {"from airflow.sdk import DAG", "import json"}
         self.helpers: set[str] = set()
         self.callables: list[str] = []
         self.lines: list[str] = []
-        self.macros = False
 
     # ------------------------------------------------------------------ the file
 
@@ -175,11 +109,10 @@ class _DagWriter:
             *_import_block(self.imports),
             "",
         ]
-        if "output_dirs" in self.helpers:
-            head += ["", assign("ARTIFACT_ROOT", self.root, 0), ""]
-        for key in ("json_text", "param_items", "output_dirs"):
+        head += self.paths.file_head()
+        for key in ("json_text", "param_items"):
             if key in self.helpers:
-                head += ["", _HELPERS[key]]
+                head += ["", values.HELPERS[key]]
         if self.mode.helper is not None:
             head += ["", self.mode.helper]
         for callable_text in self.callables:
@@ -200,7 +133,7 @@ class _DagWriter:
         }
         if params:
             self.imports.add("from airflow.sdk import Param")
-        macros = {"pipec_output_dirs": Code("_output_dirs")} if self.macros else None
+        macros = {name: Code(function) for name, function in self.paths.macros().items()}
         return call(
             "DAG",
             dag_id=p.id,
@@ -217,7 +150,7 @@ class _DagWriter:
         )
 
     def _param(self, type_text: str, required: bool, default: Any) -> Call:
-        schema = param_schema(type_text)
+        schema = values.param_schema(type_text)
         args = () if required else (default,)
         return Call("Param", args, tuple(sorted(schema.items())))
 
@@ -253,7 +186,7 @@ class _DagWriter:
         self._body(group.body, indent + 1)
 
     def _step(self, step: Step, indent: int) -> None:
-        loop = self._loop_of(step.id)
+        loop = self.order.loop_of(step.id)
         component = self.components[step.component]
         code_root = None
         if self.settings.code_root is not None:
@@ -265,20 +198,21 @@ class _DagWriter:
             for name, v in step.env.items()
         }
         for name, binding in step.args.items():
-            variable = f"PIPEC_INPUT_{name}"
+            variable = values.input_variable(name)
             match binding:
                 case Const():
-                    env[variable] = templated_text(json_text(binding.value), self.mode.template_ext)
+                    text = k8s.json_env_text(binding.value)
+                    env[variable] = templated_text(text, self.mode.template_ext)
                     inputs[name] = source(SourceKind.ENV, variable)
                 case ParamRef():
                     param = binding.param
-                    env[variable] = f'{{{{ params["{param}"] | tojson {K8S_PARAM_FILTER} }}}}'
+                    env[variable] = values.param_template(param)
                     inputs[name] = source(SourceKind.ENV, variable)
                 case LoopItem():
                     env[variable] = Code("item")
                     inputs[name] = source(SourceKind.ENV, variable)
                 case OutputRef():
-                    same_loop = loop is not None and self._loop_of(binding.step) == loop
+                    same_loop = loop is not None and self.order.loop_of(binding.step) == loop
                     folder = self._output_dir(binding.step, binding.output, same_loop)
                     inputs[name] = source(SourceKind.ARTIFACT, folder)
                 case Collect():
@@ -289,14 +223,14 @@ class _DagWriter:
             port.name: self._output_dir(step.id, port.name, loop is not None)
             for port in (component.outputs if component.returns != "none" else ())
         }
-        upstream = self._upstream_of(step)
+        upstream = self.order.upstream_of(step)
         options = ops.TaskOptions(
             task_id=step.id,
             display_name=step.name if step.name != step.id else None,
             retries=step.retries,
             retry_delay=step.retry_delay,
             timeout=step.timeout,
-            trigger_rule=self._trigger_rule(step.id, upstream),
+            trigger_rule=self.order.trigger_rule(step.id, upstream),
             parallelism=self.loops[loop].parallelism if loop is not None else None,
         )
         invocation = ops.StepCall(
@@ -322,25 +256,25 @@ class _DagWriter:
                 values[f"{operand.step}.{operand.output}"] = Code(f"{operand.step}_task.output")
             elif isinstance(operand, LoopItem):
                 values["item"] = Code("item")  # this iteration's item, as JSON text
-        if self._loop_of(condition.id) is not None:
+        if self.order.loop_of(condition.id) is not None:
             self._gates(condition, values, indent)
             return
         self.imports.add(
             "from airflow.providers.standard.operators.python import BranchPythonOperator"
         )
-        then_ids = self._task_ids(condition.then)
-        else_ids = self._task_ids(condition.otherwise)
+        then_ids = self.order.task_ids(condition.then)
+        else_ids = self.order.task_ids(condition.otherwise)
         self.callables.append(conditions.branch_function(condition, then_ids, else_ids))
         producers = sorted(
             {op.step for op in graph.expr_operands(condition.test) if isinstance(op, OutputRef)}
         )
-        upstream = producers + self._enclosing_conditions(condition.id)
+        upstream = producers + self.order.enclosing_conditions(condition.id)
         branch = call(
             "BranchPythonOperator",
             task_id=condition.id,
             python_callable=Code(f"_when_{condition.id}"),
             op_kwargs={"values": values},
-            trigger_rule=self._trigger_rule(condition.id, upstream),
+            trigger_rule=self.order.trigger_rule(condition.id, upstream),
         )
         self.lines += ["", assign(f"{condition.id}_branch", branch, indent)]
         self._depend(f"{condition.id}_branch", condition.id, upstream, indent)
@@ -359,7 +293,7 @@ class _DagWriter:
         producers = sorted(
             {op.step for op in graph.expr_operands(condition.test) if isinstance(op, OutputRef)}
         )
-        upstream = producers + self._enclosing_conditions(condition.id)
+        upstream = producers + self.order.enclosing_conditions(condition.id)
         for side, body in (("then", condition.then), ("otherwise", condition.otherwise)):
             if not body:
                 continue
@@ -368,7 +302,7 @@ class _DagWriter:
                 task_id=f"{condition.id}-{side}",
                 python_callable=Code(f"_when_{condition.id}"),
                 op_kwargs={"values": values, "side": side},
-                trigger_rule=self._trigger_rule(condition.id, upstream),
+                trigger_rule=self.order.trigger_rule(condition.id, upstream),
             )
             variable = f"{condition.id}_{side}_gate"
             self.lines += ["", assign(variable, gate, indent)]
@@ -385,19 +319,19 @@ class _DagWriter:
             case Const():
                 assert isinstance(loop.items.value, list)
                 # Expanded values reach the tasks resolved, never rendered by Jinja.
-                items = [json_text(v) for v in loop.items.value]
+                items = [k8s.json_env_text(v) for v in loop.items.value]
             case ParamRef():
                 self.helpers.add("param_items")
                 self.imports.add(
                     "from airflow.providers.standard.operators.python import PythonOperator"
                 )
-                upstream = self._enclosing_conditions(loop.id)
+                upstream = self.order.enclosing_conditions(loop.id)
                 reader = call(
                     "PythonOperator",
                     task_id=f"{loop.id}{ITEMS_SUFFIX}",
                     python_callable=Code("_param_items"),
                     op_kwargs={"name": loop.items.param},
-                    trigger_rule=self._trigger_rule(loop.id, upstream),
+                    trigger_rule=self.order.trigger_rule(loop.id, upstream),
                 )
                 self.lines += ["", assign(f"{loop.id}_items", reader, indent)]
                 self._depend(f"{loop.id}_items", loop.id, upstream, indent)
@@ -426,12 +360,9 @@ class _DagWriter:
     # ------------------------------------------------------------------ data and order
 
     def _output_dir(self, step_id: str, output: str, mapped: bool) -> str:
-        iteration = f"/{MAP_INDEX}" if mapped else ""
-        return f"{self.root}/{RUN_DIR}/{step_id}{iteration}/{output}"
+        return self.paths.output_dir(step_id, output, mapped)
 
     def _collected(self, binding: Collect) -> str:
-        self.helpers.add("output_dirs")
-        self.macros = True
         items = self.loops[binding.loop].items
         match items:
             case Const():
@@ -442,100 +373,10 @@ class _DagWriter:
                 count = f'ti.xcom_pull(task_ids="{items.step}")'
             case _:
                 raise AssertionError("reported by airflow_checks: foreach over an item or collect")
-        return f'{{{{ pipec_output_dirs(run_id, "{binding.step}", "{binding.output}", {count}) }}}}'
-
-    def _loop_of(self, node_id: str) -> str | None:
-        loops = [s.id for s in self.scopes[node_id] if s.kind == "loop"]
-        return loops[-1] if loops else None
-
-    def _enclosing_conditions(self, node_id: str) -> list[str]:
-        """What a node waits for to know it runs: the branch task of each enclosing condition,
-        or (inside a foreach) the gate `<condition>-<side>` of the side it is on."""
-        return [
-            f"{s.id}-{s.branch}" if self._loop_of(s.id) is not None else s.id
-            for s in self.scopes[node_id]
-            if s.kind == "condition"
-        ]
-
-    def _guards(self, node_id: str) -> set[str]:
-        """The scopes that can keep a node from running: condition branches and loops."""
-        node_id = node_id.partition("-")[0]  # a gate is guarded like its condition
-        return {s.key for s in self.scopes[node_id] if s.kind in ("condition", "loop")}
-
-    def _upstream_of(self, step: Step) -> list[str]:
-        found: list[str] = []
-        for binding in step.args.values():
-            found += graph.producers(binding)
-        found += step.after
-        found += self._enclosing_conditions(step.id)
-        return list(dict.fromkeys(found))
-
-    def _trigger_rule(self, node_id: str, upstream: Sequence[str]) -> str | None:
-        mine = self._guards(node_id)
-        if not any(not self._guards(u) <= mine for u in upstream):
-            return None
-        gated = [u for u in self._enclosing_conditions(node_id) if "-" in u]
-        if gated:
-            # A gate's skip reaches its side only through `all_success`.
-            node = self._node_by_id(node_id)
-            raise DiagnosticError(
-                [
-                    unsupported_feature(
-                        "airflow",
-                        node_id,
-                        node.location if node is not None else None,
-                        "a step inside a when/otherwise inside a foreach that also waits for a "
-                        "step another condition may skip",
-                        "drop the .after() on the conditional step, or move the condition",
-                    )
-                ]
-            )
-        return "none_failed"
-
-    def _reference(self, upstream_id: str, from_id: str) -> str:
-        """The variable to depend on: a task, or the mapped group of a loop `from_id` is not in."""
-        base, gate, side = upstream_id.partition("-")
-        loop = self._loop_of(base)
-        if loop is not None and loop != self._loop_of(from_id):
-            return f"{loop}_group"
-        if gate:
-            return f"{base}_{side}_gate"
-        if isinstance(self._node_by_id(upstream_id), Condition):
-            return f"{upstream_id}_branch"
-        return f"{upstream_id}_task"
-
-    def _node_by_id(self, node_id: str) -> Node | None:
-        # Looked up once per dependency edge: a dict built once keeps emit linear.
-        return self.nodes.get(node_id)
+        return self.paths.collected(binding.step, binding.output, count)
 
     def _depend(self, variable: str, node_id: str, upstream: Sequence[str], indent: int) -> None:
-        refs = list(dict.fromkeys(self._reference(u, node_id) for u in upstream))
-        if not refs:
-            return
-        left = refs[0] if len(refs) == 1 else render([Code(r) for r in refs], indent)
-        self.lines.append(f"{INDENT * indent}{left} >> {variable}")
-
-    def _task_ids(self, nodes: Sequence[Node]) -> list[str]:
-        """Every Airflow task id inside `nodes`, in written order (what a branch follows)."""
-        found: list[str] = []
-        for node, _ in graph.walk(nodes):
-            match node:
-                case Step():
-                    found.append(node.id)
-                case Condition():
-                    if self._loop_of(node.id) is None:
-                        found.append(node.id)
-                    else:
-                        sides = (("then", node.then), ("otherwise", node.otherwise))
-                        found += [f"{node.id}-{side}" for side, body in sides if body]
-                case Loop():
-                    if isinstance(node.items, ParamRef) and node.body:
-                        found.append(f"{node.id}{ITEMS_SUFFIX}")
-                case Group():
-                    pass
-                case _:
-                    assert_never(node)
-        return found
+        self.lines += self.order.depend(variable, node_id, upstream, indent)
 
 
 def _drop_blank_after_colon(lines: list[str]) -> list[str]:

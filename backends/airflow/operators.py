@@ -8,64 +8,22 @@ environment, resources, secrets and the XCom value are spelled.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipec.backends.airflow.local_helper import LOCAL_HELPER
 from pipec.backends.airflow.pysource import INDENT, Argv, Call, Code, call, templated_text
 from pipec.backends.airflow.settings import AirflowSettings
-from pipec.backends.runtime.invocation import OUTPUT_VALUE, Invocation, module_args
-from pipec.ir import quantity
+from pipec.backends.common import docker, k8s
+from pipec.backends.runtime.invocation import Invocation, module_args
 from pipec.ir.model import Resources
 
 K8S_XCOM_FILE = "/airflow/xcom/return.json"  # read by KubernetesPodOperator's XCom sidecar
 DOCKER_XCOM_FILE = "/tmp/pipec-xcom.json"  # read back by DockerOperator(retrieve_output=True)
 DOCKER_TEMPLATE_EXT = (".sh", ".bash", ".env")
 
-_LOCAL_HELPER_TEMPLATE = '''def _run_step(python, argv, env, secrets=(), export=None):
-    """Run one step with the pipec step runtime in a subprocess of this worker.
-
-    No shell is involved: values arrive in `env` and reach the step as environment variables.
-    Secrets are read from Airflow Variables (any secrets backend) only now, at run time.
-    Returns the exported output's value (for XCom) when `export` names one.
-    """
-    import os
-    import subprocess
-    import tempfile
-
-    child_env = {**os.environ, **env}
-    if secrets:
-        from airflow.sdk import Variable
-
-        for name in secrets:
-            child_env[name] = Variable.get(name)
-    with tempfile.TemporaryDirectory(prefix="pipec-") as scratch:
-        command = [python, *MODULE_ARGS, *argv]
-        value_file = os.path.join(scratch, "value.json")
-        if export is not None:
-            command += [OUTPUT_VALUE, f"{export}={value_file}"]
-        process = subprocess.Popen(command, env=child_env)
-        try:
-            code = process.wait()
-        finally:
-            if process.poll() is None:  # the task was stopped (timeout, kill): stop the step too
-                process.kill()
-                process.wait()
-        if code == 2:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException("the step runtime refused its arguments (exit code 2)")
-        if code != 0:
-            raise RuntimeError(f"the step failed (exit code {code})")
-        if export is not None:
-            with open(value_file, encoding="utf-8") as handle:
-                return json.load(handle)
-    return None
-'''
-# The helper is generated text: the runtime's spelling is filled in from the one place it lives.
-_LOCAL_HELPER = _LOCAL_HELPER_TEMPLATE.replace("MODULE_ARGS", repr(module_args())).replace(
-    "OUTPUT_VALUE", repr(OUTPUT_VALUE)
-)
 
 @dataclass(frozen=True)
 class TaskOptions:
@@ -135,14 +93,11 @@ def _common(options: TaskOptions) -> dict[str, Any]:
     return common
 
 
-def _quantity_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
-
-
 def kubernetes_task(
     options: TaskOptions, inv: StepCall, settings: AirflowSettings, imports: set[str]
 ) -> Created:
-    """A KubernetesPodOperator running the step runtime in the step's image."""
+    """A KubernetesPodOperator running the step runtime in the step's image, its pod as
+    `common.k8s` renders it for every Kubernetes target."""
     imports.add("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator")
     runtime = inv.runtime
     if inv.export is not None:
@@ -155,37 +110,58 @@ def kubernetes_task(
     kwargs["cmds"] = [templated_text(settings.python)]
     kwargs["arguments"] = Argv(tuple(argv))
     kwargs["env_vars"] = inv.env or None
-    if inv.secrets:
-        imports.add("from airflow.providers.cncf.kubernetes.secret import Secret")
-        secret = templated_text(settings.kubernetes_secret)
-        kwargs["secrets"] = [call("Secret", "env", name, secret, name) for name in inv.secrets]
-    kwargs.update(_pod_resources(inv.resources, settings, imports))
+    pod = k8s.pod_needs(inv.resources, inv.secrets, options.timeout, settings)
+    kwargs.update(_pod_kwargs(pod, imports))
     if inv.export is not None:  # off by default for this operator
         kwargs["do_xcom_push"] = True
     return Created(call("KubernetesPodOperator", **kwargs))
 
 
-def _pod_resources(r: Resources, settings: AirflowSettings, imports: set[str]) -> dict[str, Any]:
-    requests: dict[str, str] = {}
-    limits: dict[str, str] = {}
-    if r.cpu is not None:
-        requests["cpu"] = _quantity_number(r.cpu)
-    if r.memory is not None:
-        requests["memory"] = limits["memory"] = r.memory
-    if r.disk is not None:
-        requests["ephemeral-storage"] = r.disk
-    if r.gpu:
-        # Extended resources are requested through limits (requests default to them).
-        limits[settings.gpu_resource] = str(r.gpu)
+def _pod_kwargs(pod: k8s.PodNeeds, imports: set[str]) -> dict[str, Any]:
+    """The operator's arguments for a pod's needs. `container_resources` and `node_selector` are
+    template fields (their text is wrapped where Jinja would touch it); `secrets` and
+    `tolerations` are not, so they take the text as it is."""
     found: dict[str, Any] = {}
-    if requests or limits:
+    if pod.secret_env:
+        imports.add("from airflow.providers.cncf.kubernetes.secret import Secret")
+        found["secrets"] = [
+            call(
+                "Secret",
+                "env",
+                env["name"],
+                env["valueFrom"]["secretKeyRef"]["name"],
+                env["valueFrom"]["secretKeyRef"]["key"],
+            )
+            for env in pod.secret_env
+        ]
+    if pod.resources:
         imports.add("from kubernetes.client import models as k8s")
         found["container_resources"] = call(
-            "k8s.V1ResourceRequirements", requests=requests or None, limits=limits or None
+            "k8s.V1ResourceRequirements",
+            **{kind: _templated(amounts) for kind, amounts in pod.resources.items()},
         )
-    if r.gpu and r.gpu_type:
-        found["node_selector"] = {settings.gpu_node_label: r.gpu_type}
+    if pod.node_selector:
+        found["node_selector"] = _templated(pod.node_selector)
+    if pod.tolerations:
+        imports.add("from kubernetes.client import models as k8s")
+        found["tolerations"] = [
+            call("k8s.V1Toleration", **{_snake(k): v for k, v in t.items()})
+            for t in pod.tolerations
+        ]
+    # Besides Airflow's execution_timeout: the cluster ends the pod even without its worker.
+    found["active_deadline_seconds"] = pod.active_deadline_seconds
     return found
+
+
+def _templated(mapping: Mapping[str, str]) -> dict[str, str | Call]:
+    # Airflow renders a template field's dict values, never its keys.
+    return {k: templated_text(v) for k, v in mapping.items()}
+
+
+def _snake(name: str) -> str:
+    """A Kubernetes API field name as the Python client's argument (`tolerationSeconds` ->
+    `toleration_seconds`)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def docker_task(
@@ -207,19 +183,22 @@ def docker_task(
     kwargs["command"] = Argv(tuple(command))
     kwargs["environment"] = env or None
     kwargs["docker_url"] = templated_text(settings.docker_url, ext) if settings.docker_url else None
-    root = settings.artifact_root or ""
-    if root.startswith("/"):
+    needs = docker.container_needs(inv.resources, settings.artifact_root)
+    if needs.bind_mounts:
         imports.add("from docker.types import Mount")
         # The artifact root is a host folder: mount it where the step expects it.
-        kwargs["mounts"] = [call("Mount", target=root, source=root, type="bind")]
-    r = inv.resources
-    if r.cpu is not None:
-        kwargs["cpus"] = r.cpu
-    if r.memory is not None:
-        kwargs["mem_limit"] = quantity.to_bytes(r.memory)
-    if r.gpu:
+        kwargs["mounts"] = [
+            call("Mount", target=path, source=path, type="bind") for path in needs.bind_mounts
+        ]
+    # The operator turns `cpus` into the container's CPU shares, as `common.docker` decides.
+    kwargs["cpus"] = needs.cpus
+    kwargs["mem_limit"] = needs.memory_bytes
+    if needs.gpus:
         imports.add("from docker.types import DeviceRequest")
-        kwargs["device_requests"] = [call("DeviceRequest", count=r.gpu, capabilities=[["gpu"]])]
+        kwargs["device_requests"] = [
+            call("DeviceRequest", count=d["Count"], capabilities=d["Capabilities"])
+            for d in needs.device_requests()
+        ]
     kwargs["mount_tmp_dir"] = False
     kwargs["auto_remove"] = "success"
     if inv.export is not None:
@@ -270,5 +249,5 @@ def _resource_note(r: Resources) -> tuple[str, ...]:
 MODES: dict[str, Mode] = {
     "kubernetes": Mode(template_ext=(), helper=None, task=kubernetes_task),
     "docker": Mode(template_ext=DOCKER_TEMPLATE_EXT, helper=None, task=docker_task),
-    "local": Mode(template_ext=(), helper=_LOCAL_HELPER, task=local_task),
+    "local": Mode(template_ext=(), helper=LOCAL_HELPER, task=local_task),
 }

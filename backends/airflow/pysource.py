@@ -53,10 +53,13 @@ def call(func: str, *args: Any, **kwargs: Any) -> Call:
 def templated_text(text: str, template_ext: Sequence[str] = ()) -> str | Call:
     """`text` for a templated operator field, wrapped in `literal()` when Jinja would change it.
 
-    Jinja acts only on `{{`, `{%` and `{#`, so text without `{` renders to itself; Airflow also
-    reads a template *file* when a value ends with one of the operator's `template_ext`.
+    Jinja acts on `{{`, `{%` and `{#`, and on line ends: it turns `\r\n` and `\r` into `\n`
+    and drops one trailing newline (Airflow keeps Jinja's defaults). Other text renders to itself.
+    Airflow also reads a template *file* when a value ends with one of the operator's
+    `template_ext`.
     """
-    if "{" in text or (template_ext and text.endswith(tuple(template_ext))):
+    jinja_changes = "{" in text or "\r" in text or text.endswith("\n")
+    if jinja_changes or (template_ext and text.endswith(tuple(template_ext))):
         return call("literal", text)
     return text
 

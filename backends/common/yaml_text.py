@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 _PLAIN = re.compile(r"^(?:-{0,2}[A-Za-z]|/)(?:[A-Za-z0-9_./:=-]*[A-Za-z0-9_./=-])?$")
+IMPLICIT_KEY_LIMIT = 1000  # YAML's limit for `key:` is 1024 characters; stay clear of it
 _RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 # Raw in JSON output but not allowed raw (or read as a line break) inside YAML double quotes.
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
@@ -100,7 +101,11 @@ def _mapping(data: dict[str, Any], indent: str, lines: list[str]) -> None:
         if not isinstance(key, str):
             raise TypeError(f"mapping keys must be strings, got {key!r}")
         value = data[key]
-        head = f"{indent}{string(key)}:"
+        written = string(key)
+        if len(written) > IMPLICIT_KEY_LIMIT:
+            _explicit_entry(written, value, indent, lines)
+            continue
+        head = f"{indent}{written}:"
         if isinstance(value, dict) and value:
             lines.append(head)
             _mapping(value, indent + "  ", lines)
@@ -109,6 +114,20 @@ def _mapping(data: dict[str, Any], indent: str, lines: list[str]) -> None:
             _sequence(value, indent, lines)
         else:
             lines.append(f"{head} {_inline(value)}")
+
+
+def _explicit_entry(written: str, value: Any, indent: str, lines: list[str]) -> None:
+    """`? key` / `: value`: YAML reads a plain `key:` only when the key is at most 1024
+    characters long (a user's dict key in a constant can be longer)."""
+    lines.append(f"{indent}? {written}")
+    if isinstance(value, dict) and value:
+        lines.append(f"{indent}:")
+        _mapping(value, indent + "  ", lines)
+    elif isinstance(value, list) and value:
+        lines.append(f"{indent}:")
+        _sequence(value, indent + "  ", lines)
+    else:
+        lines.append(f"{indent}: {_inline(value)}")
 
 
 def _sequence(items: list[Any], indent: str, lines: list[str]) -> None:

@@ -4,8 +4,9 @@
 a second YAML document (as KFP does) when a step needs one — secrets as environment variables from
 a Kubernetes Secret, a node selector and toleration for GPU steps, and timeouts as the pod's active
 deadline. The spec is built in `spec` / `dag` / `components`; this module holds the KFP family's
-base (`KfpBackend`, shared with `vertex`), the target's settings and its Kubernetes choices (the
-hooks). The submitter (`submit`) speaks KFP's REST API directly; nothing here imports the kfp SDK.
+base (`KfpBackend`, shared with `vertex`), the target's settings, and the hooks that spell the pod
+`common.k8s` renders (the policy every pod target shares) the KFP way. The submitter (`submit`)
+speaks KFP's REST API directly; nothing here imports the kfp SDK.
 """
 
 from __future__ import annotations
@@ -16,9 +17,17 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import Field
 
 from pipec.backends.base import Backend, Bundle, Capabilities
-from pipec.backends.common import yaml_text
+from pipec.backends.common import k8s, yaml_text
+from pipec.backends.kubeflow import checks
 from pipec.backends.kubeflow import spec as ks
-from pipec.backends.settings import ContainerSettings, TargetSettings, require_images
+from pipec.backends.settings import (
+    ContainerSettings,
+    KubernetesSettings,
+    TargetSettings,
+    require_images,
+)
+from pipec.ir import quantity
+from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -51,12 +60,14 @@ class KfpSettings(ContainerSettings):
     """Settings every KFP-family target shares.
 
     `image` is the default step image (it must hold pipec and the project's code); `code_root` is
-    where the project's code lives inside it; `python` the interpreter that runs the step runtime.
+    where the project's code lives inside it (`/app` unless set); `python` the interpreter that
+    runs the step runtime. `pipec run --wait` polls the run every `poll_interval` seconds and
+    gives up watching after `run_timeout` seconds (exit 1; the run goes on).
     """
 
     code_root: str = "/app"
-    python: str = "python3"
     poll_interval: float = Field(default=5.0, gt=0)
+    run_timeout: float = Field(default=86400.0, gt=0)
 
 
 K = TypeVar("K", bound=KfpSettings)
@@ -74,6 +85,11 @@ class KfpBackend(Backend[K], Generic[K]):
         )
         return assembler.assemble(self.pipeline_root())
 
+    def check(self, pipeline: Pipeline) -> list[Diagnostic]:
+        """Caches that could serve stale results (W001), values that may be too long for a
+        command line (W002) and constants that are (U001); see `checks`."""
+        return checks.check(pipeline, self.name)
+
     def pipeline_root(self) -> str | None:
         """The spec's `defaultPipelineRoot`."""
         return self.settings.artifact_root
@@ -83,20 +99,16 @@ class KfpBackend(Backend[K], Generic[K]):
         """The target's own decisions (resources, platform config, extra checks)."""
 
 
-class KubeflowSettings(KfpSettings):
+class KubeflowSettings(KfpSettings, KubernetesSettings):
     """`[tool.pipec.targets.kubeflow]`.
 
-    `artifact_root` becomes the spec's default pipeline root. `secret_name` is the Kubernetes
-    Secret whose keys (named like the step's secrets) become the step's environment variables.
-    `gpu_resource`, `gpu_node_label` and `gpu_toleration` say how GPU steps are scheduled.
-    `host` is the KFP API endpoint for `pipec run`, `experiment_id` the experiment runs go to, and
-    `token_env` the environment variable holding a bearer token for the API (if it needs one).
+    `artifact_root` becomes the spec's default pipeline root. `secret_name`, `gpu_resource`,
+    `gpu_node_label` and `gpu_toleration` are the Kubernetes settings every pod target shares
+    (`KubernetesSettings`). `host` is the KFP API endpoint for `pipec run`, `experiment_id` the
+    experiment runs go to, and `token_env` the environment variable holding a bearer token for the
+    API (if it needs one).
     """
 
-    secret_name: str = "pipec-secrets"
-    gpu_resource: str = "nvidia.com/gpu"
-    gpu_node_label: str = "cloud.google.com/gke-accelerator"
-    gpu_toleration: str | None = "nvidia.com/gpu"
     host: str | None = None
     experiment_id: str | None = None
     token_env: str = "KFP_TOKEN"
@@ -125,7 +137,9 @@ class KubeflowBackend(KfpBackend[KubeflowSettings]):
 
 
 class KubeflowHooks:
-    """Resources as Kubernetes requests; secrets, GPU placement and timeouts as platform config."""
+    """The pod a step needs (`common.k8s`), spelled the KFP way: requests, limits and the
+    accelerator in the container's `resources`; secrets, GPU placement and the deadline in the
+    kfp-kubernetes platform config."""
 
     target = "kubeflow"
 
@@ -138,46 +152,86 @@ class KubeflowHooks:
         return image
 
     def check(self, step: Step) -> list[str]:
-        # Disk requests are not among KFP_FEATURES: the shared capability check reports them.
+        # Disk requests are not among KFP_FEATURES, so the shared capability check reports them
+        # first; this keeps a direct emit from reaching `kfp_resources` with one.
+        if step.resources.disk is not None:
+            return ["disk requests (a PipelineSpec has no ephemeral-storage field)"]
         return []
 
+    def _pod(self, step: Step) -> k8s.PodNeeds:
+        return k8s.pod_needs(step.resources, step.secrets, step.timeout, self.settings)
+
     def resources(self, step: Step) -> JSON | None:
-        r = step.resources
-        found: JSON = {}
-        if r.cpu is not None:
-            found["resourceCpuRequest"] = f"{r.cpu:g}"
-        if r.memory is not None:
-            found["resourceMemoryRequest"] = r.memory
-        if r.gpu:
-            found["accelerator"] = {
-                "resourceType": self.settings.gpu_resource,
-                "resourceCount": str(r.gpu),
-            }
-        return found or None
+        return kfp_resources(self._pod(step).resources, self.settings.gpu_resource)
 
     def platform(self, step: Step) -> JSON | None:
-        found: JSON = {}
-        if step.secrets:
-            found["secretAsEnv"] = [
-                {
-                    "secretName": self.settings.secret_name,
-                    "keyToEnv": [{"secretKey": s, "envVar": s} for s in step.secrets],
+        return kfp_platform(self._pod(step))
+
+
+# The PipelineSpec's ResourceSpec fields for Kubernetes resource names: the quantity as written,
+# and the number older backends read. KFP's driver reads the string fields first since KFP 2.4;
+# KFP 2.0-2.3 (still run on clusters installed from Kubeflow 1.9) read only the numbers, CPUs in
+# cores and memory in decimal GB. Both are written, as the KFP SDK writes them.
+_RESOURCE_FIELDS = {
+    ("requests", "cpu"): ("resourceCpuRequest", "cpuRequest"),
+    ("limits", "cpu"): ("resourceCpuLimit", "cpuLimit"),
+    ("requests", "memory"): ("resourceMemoryRequest", "memoryRequest"),
+    ("limits", "memory"): ("resourceMemoryLimit", "memoryLimit"),
+}
+
+
+def memory_gb(text: str) -> float:
+    """A Kubernetes memory quantity in decimal gigabytes, as the PipelineSpec's numeric memory
+    fields hold it (the options pass has already rejected malformed quantities, R002)."""
+    return round(quantity.amount(text) / 1e9, 9)
+
+
+def kfp_resources(requirements: JSON, gpu_resource: str) -> JSON | None:
+    """A Kubernetes ResourceRequirements as a PipelineSpec container's `resources`."""
+    found: JSON = {}
+    for kind, amounts in requirements.items():
+        for name, amount in amounts.items():
+            if (kind, name) in _RESOURCE_FIELDS:
+                text_field, number_field = _RESOURCE_FIELDS[kind, name]
+                found[text_field] = amount
+                found[number_field] = memory_gb(amount) if name == "memory" else float(amount)
+            elif (kind, name) == ("limits", gpu_resource):
+                found["accelerator"] = {
+                    "resourceType": name,
+                    "resourceCount": amount,
+                    "type": name,
+                    "count": amount,  # an int64: a string in the proto's JSON form
                 }
-            ]
-        if step.resources.gpu:
-            if step.resources.gpu_type:
-                found["nodeSelector"] = {
-                    "labels": {self.settings.gpu_node_label: step.resources.gpu_type}
-                }
-            if self.settings.gpu_toleration:
-                found["tolerations"] = [
-                    {
-                        "key": self.settings.gpu_toleration,
-                        "operator": "Exists",
-                        "effect": "NoSchedule",
-                    }
-                ]
-        if step.timeout is not None:
-            # Kubernetes deadlines are whole seconds; round up so a step never gets less time.
-            found["activeDeadlineSeconds"] = str(-int(-step.timeout // 1))
-        return found or None
+            else:  # ephemeral-storage: `check` reports disk requests before this runs
+                raise AssertionError(f"no PipelineSpec field for {kind} of {name}")
+    return found or None
+
+
+def kfp_platform(pod: k8s.PodNeeds) -> JSON | None:
+    """A step's pod needs as a kfp-kubernetes KubernetesExecutorConfig."""
+    found: JSON = {}
+    by_secret: dict[str, list[JSON]] = {}
+    for env in pod.secret_env:
+        ref = env["valueFrom"]["secretKeyRef"]
+        key_to_env = {"secretKey": ref["key"], "envVar": env["name"]}
+        by_secret.setdefault(ref["name"], []).append(key_to_env)
+    if by_secret:
+        # As kfp-kubernetes writes it: KFP 2.5 and later read `secretNameParameter`, earlier
+        # backends `secretName`; `optional: false` is the Kubernetes default, spelled out.
+        found["secretAsEnv"] = [
+            {
+                "secretName": name,
+                "secretNameParameter": {"runtimeValue": {"constant": name}},
+                "keyToEnv": keys,
+                "optional": False,
+            }
+            for name, keys in by_secret.items()
+        ]
+    if pod.node_selector:
+        found["nodeSelector"] = {"labels": dict(pod.node_selector)}
+    if pod.tolerations:
+        found["tolerations"] = [dict(t) for t in pod.tolerations]
+    if pod.active_deadline_seconds is not None:
+        # An int64 in the proto: its JSON form is a string.
+        found["activeDeadlineSeconds"] = str(pod.active_deadline_seconds)
+    return found or None

@@ -1,44 +1,34 @@
 """pipec's condition IR -> the CEL expressions of KFP trigger policies.
 
 KFP evaluates `triggerPolicy.condition` with CEL over `inputs.parameter_values[...]`, where every
-number arrives as a double (a `google.protobuf.Value`). The translation is typed, so that each test
-means in CEL what it means in Python:
+number arrives as a double (a `google.protobuf.Value`). The translation is typed
+(`common.conditions`), so that each test means in CEL what it means in Python:
 
 * int against int compares as ints (`int(x) > 3`), anything involving a float compares as doubles
   (literals written with a decimal point, since CEL does not compare int with double);
-* a bool compared with a number follows Python (`flag == 1` is `flag == true`, never a string or
-  int comparison that silently inverts the test, as the KFP SDK does for `flag == 1`);
 * a bare operand is its Python truthiness (`x` on an int is `int(x) != 0`);
 * strings are CEL string literals with every character that could end or alter the literal
   escaped, so a hostile value can never add to the expression.
 
-Comparisons CEL cannot express with Python's meaning (lists, dicts, None, `any`) are errors.
+Tests CEL cannot express with Python's meaning (lists, dicts, None, optional or `any` values) are
+errors, which the target reports as U001 naming the condition.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import assert_never
+from typing import Any
 
-from pipec.ir.model import (
-    And,
-    Compare,
-    Const,
-    Expr,
-    LoopItem,
-    Not,
-    Or,
-    OutputRef,
-    ParamRef,
+from pipec.backends.common.conditions import (
+    ZERO,
+    ConditionError,
+    ExprPrinter,
+    Operand,
+    compare_kind,
 )
-
-NUMERIC = ("int", "float")
-
-
-class ExprError(ValueError):
-    """A condition that has no faithful CEL form."""
+from pipec.ir.model import Compare, Const, Expr
 
 
 @dataclass(frozen=True)
@@ -49,26 +39,85 @@ class Channel:
     type: str
 
 
-Resolve = Callable[[ParamRef | OutputRef | LoopItem], Channel]
+Resolve = Callable[[Operand], Channel]
 
 
 def to_cel(expr: Expr, resolve: Resolve) -> str:
     """The CEL text of `expr`; `resolve` names the task input that carries each operand."""
-    match expr:
-        case Compare():
-            return _compare(expr, resolve)
-        case And():
-            return " && ".join(f"({to_cel(arg, resolve)})" for arg in expr.args)
-        case Or():
-            return " || ".join(f"({to_cel(arg, resolve)})" for arg in expr.args)
-        case Not():
-            return f"!({to_cel(expr.arg, resolve)})"
-        case Const():
-            return "true" if expr.value else "false"
-        case ParamRef() | OutputRef() | LoopItem():
-            return _truthy(resolve(expr))
-        case _:
-            assert_never(expr)
+    return CelPrinter(resolve).print(expr)
+
+
+class CelPrinter(ExprPrinter[str]):
+    """CEL text over the task's input parameters."""
+
+    def __init__(self, resolve: Resolve) -> None:
+        self.resolve = resolve
+
+    def all_of(self, parts: Sequence[str]) -> str:
+        return " && ".join(f"({part})" for part in parts)
+
+    def any_of(self, parts: Sequence[str]) -> str:
+        return " || ".join(f"({part})" for part in parts)
+
+    def negate(self, part: str) -> str:
+        return f"!({part})"
+
+    def constant_truth(self, value: Any) -> str:
+        return "true" if value else "false"
+
+    def truth(self, operand: Operand) -> str:
+        channel = self.resolve(operand)
+        if channel.type == "bool":
+            return _ref(channel)
+        if channel.type not in ZERO:
+            raise ConditionError(f"cannot test the truth of a value of type {channel.type}")
+        return f"{_side(channel, channel.type)} != {_literal(ZERO[channel.type], channel.type)}"
+
+    def compare(self, expr: Compare) -> str:
+        left, right = self._operand(expr.left), self._operand(expr.right)
+        kind = compare_kind(_type_of(left), _type_of(right))
+        return f"{_text(left, kind)} {expr.op} {_text(right, kind)}"
+
+    def _operand(self, operand: Any) -> Channel | Const:
+        if isinstance(operand, Const):
+            _type_of(operand)  # a literal CEL cannot compare is an error here
+            return operand
+        channel = self.resolve(operand)
+        if channel.type not in ("bool", *ZERO):
+            raise ConditionError(f"cannot compare a value of type {channel.type}")
+        return channel
+
+
+def _type_of(side: Channel | Const) -> str:
+    if isinstance(side, Channel):
+        return side.type
+    value = side.value
+    for kind, python in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if isinstance(value, python):  # bool first: a bool is also an int
+            return kind
+    raise ConditionError(f"cannot compare with the literal {value!r}")
+
+
+def _text(side: Channel | Const, kind: str) -> str:
+    """One side written for a comparison done as `kind` (str, bool, int or float)."""
+    if isinstance(side, Channel):
+        return _side(side, kind)
+    return _literal(side.value, kind)
+
+
+def _side(channel: Channel, kind: str) -> str:
+    # Numbers arrive as doubles: an int comparison converts them back (exact up to 2**53).
+    return f"int({_ref(channel)})" if kind == "int" else _ref(channel)
+
+
+def _literal(value: Any, kind: str) -> str:
+    if kind == "str":
+        return string_literal(value)
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "int":
+        return str(int(value))
+    return double_literal(float(value))
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -78,103 +127,17 @@ def _ref(channel: Channel) -> str:
     # Channel names are generated from ids and parameter names, so they never need escaping; the
     # single-quoted form is the one KFP itself emits and kfp.local recognises.
     if not _SAFE_NAME.match(channel.name):
-        raise ExprError(f"unexpected channel name {channel.name!r}")
+        raise ConditionError(f"unexpected channel name {channel.name!r}")
     return f"inputs.parameter_values['{channel.name}']"
-
-
-def _truthy(channel: Channel) -> str:
-    ref = _ref(channel)
-    match channel.type:
-        case "bool":
-            return ref
-        case "int":
-            return f"int({ref}) != 0"
-        case "float":
-            return f"{ref} != 0.0"
-        case "str":
-            return f'{ref} != ""'
-        case _:
-            raise ExprError(f"cannot test the truth of a value of type {channel.type}")
-
-
-@dataclass(frozen=True)
-class _Side:
-    """One side of a comparison: either a channel or a literal value."""
-
-    type: str
-    channel: Channel | None = None
-    value: object = None
-
-
-def _side(operand: object, resolve: Resolve) -> _Side:
-    if isinstance(operand, Const):
-        value = operand.value
-        if isinstance(value, bool):
-            return _Side("bool", value=value)
-        if isinstance(value, int):
-            return _Side("int", value=value)
-        if isinstance(value, float):
-            return _Side("float", value=value)
-        if isinstance(value, str):
-            return _Side("str", value=value)
-        raise ExprError(f"cannot compare with the literal {value!r}")
-    assert isinstance(operand, ParamRef | OutputRef | LoopItem)
-    channel = resolve(operand)
-    if channel.type not in ("bool", "int", "float", "str"):
-        raise ExprError(f"cannot compare a value of type {channel.type}")
-    return _Side(channel.type, channel=channel)
-
-
-def _compare(expr: Compare, resolve: Resolve) -> str:
-    left, right = _side(expr.left, resolve), _side(expr.right, resolve)
-    kinds = {left.type, right.type}
-    if "str" in kinds:
-        if kinds != {"str"}:
-            raise ExprError(f"cannot compare {left.type} with {right.type}")
-        return f"{_text(left, 'str')} {expr.op} {_text(right, 'str')}"
-    if kinds == {"bool"}:
-        return f"{_text(left, 'bool')} {expr.op} {_text(right, 'bool')}"
-    if "bool" in kinds and expr.op in ("==", "!="):
-        # Python: True == 1 and False == 0; any other number equals neither.
-        flag, number = (left, right) if left.type == "bool" else (right, left)
-        if flag.channel is not None and number.channel is None:
-            assert isinstance(number.value, int | float)
-            if number.value in (0, 1):
-                literal = "true" if number.value == 1 else "false"
-                return f"{_ref(flag.channel)} {expr.op} {literal}"
-    mode = "int" if kinds <= {"int", "bool"} else "float"
-    return f"{_text(left, mode)} {expr.op} {_text(right, mode)}"
-
-
-def _text(side: _Side, mode: str) -> str:
-    """One side written for a comparison done as `mode` (str, bool, int or float)."""
-    if side.channel is not None:
-        ref = _ref(side.channel)
-        if side.type == "bool" and mode in NUMERIC:
-            one, zero = ("1", "0") if mode == "int" else ("1.0", "0.0")
-            return f"({ref} ? {one} : {zero})"
-        if mode == "int":
-            return f"int({ref})"
-        return ref
-    value = side.value
-    if mode == "str":
-        assert isinstance(value, str)
-        return string_literal(value)
-    if mode == "bool":
-        return "true" if value else "false"
-    assert isinstance(value, bool | int | float)
-    if mode == "int":
-        return str(int(value))
-    return double_literal(float(value))
 
 
 def double_literal(value: float) -> str:
     """A CEL double literal (always with a decimal point or an exponent)."""
     text = repr(value)
-    if "." not in text and "e" not in text and "inf" not in text and "nan" not in text:
-        text += ".0"
     if text in ("inf", "-inf", "nan"):
-        raise ExprError(f"{value} has no CEL literal")
+        raise ConditionError(f"{value} has no CEL literal")
+    if "." not in text and "e" not in text:
+        text += ".0"
     return text
 
 
@@ -188,7 +151,7 @@ def string_literal(text: str) -> str:
         if char in _ESCAPES:
             out.append(_ESCAPES[char])
         elif 0xD800 <= ord(char) <= 0xDFFF:
-            raise ExprError("a string with a lone surrogate has no CEL literal")
+            raise ConditionError("a string with a lone surrogate has no CEL literal")
         elif ord(char) < 0x20 or ord(char) == 0x7F:
             out.append(f"\\u{ord(char):04x}")
         elif not char.isprintable():

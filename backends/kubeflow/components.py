@@ -16,6 +16,12 @@ value travels through KFP decides how the runtime reads it:
 A component (input/output definitions) and an executor (the container) are keyed by their content,
 so a thousand calls of one function with the same options share one of each, where KFP's own
 compiler repeats both per task.
+
+The executor's command carries the step's code hash as an interpreter option
+(`python -X pipec-code-hash=sha256:... -m pipec.backends.runtime`): KFP and Vertex fingerprint a
+cached task by its image, command and arguments, so an edited step is never served the result of
+its older self, even from an image whose tag was reused. CPython keeps an unknown `-X` option in
+`sys._xoptions` and otherwise ignores it, so the runtime's own command line stays as it is.
 """
 
 from __future__ import annotations
@@ -155,6 +161,15 @@ def runtime_invocation(
     return replace(invocation, output_values=values, output_texts=texts)
 
 
+CODE_HASH_OPTION = "pipec-code-hash"
+"""The `-X` option that puts a step's code hash into what KFP's cache keys on."""
+
+
+def runtime_command(python: str, code_hash: str) -> list[str]:
+    """The executor's command: the interpreter, the code hash as an `-X` option, the runtime."""
+    return [python, "-X", f"{CODE_HASH_OPTION}={code_hash}", *module_args()]
+
+
 def container(
     step: Step,
     component: Component,
@@ -167,7 +182,7 @@ def container(
     outputs = {port.name: port.type for port in component.outputs}
     spec: JSON = {
         "image": image,
-        "command": [python, *module_args()],
+        "command": runtime_command(python, component.code_hash),
         "args": runtime_invocation(component, uses, code_root, outputs).argv(),
     }
     if step.env:

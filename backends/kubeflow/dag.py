@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from pipec.backends.common.conditions import ConditionError
 from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.kubeflow import cel
 from pipec.backends.kubeflow import components as kx
@@ -229,7 +230,7 @@ class DagBuilder:
 
         try:
             test = cel.to_cel(node.test, resolve)
-        except cel.ExprError as exc:
+        except ConditionError as exc:
             raise NoKfpForm(f"this condition in CEL: {exc}") from None
         task_name = self.task_of(node.id)
         for branch, body, condition in (

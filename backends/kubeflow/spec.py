@@ -115,7 +115,7 @@ class SpecAssembler:
                 "artifacts": {n: s.ref for n, s in sources.items() if s.kind == "artifacts"},
             },
         }
-        if step.cache:
+        if step.cache and not component.unhashed:  # `checks` warns about the unhashed (W001)
             task["cachingOptions"] = {"enableCache": True}
         if step.retries:
             policy: JSON = {"maxRetryCount": step.retries}

@@ -2,88 +2,45 @@
 
 `pipec run REF --target kubeflow --set host=URL [--param k=v] [--wait]` creates a run from the
 emitted `pipeline.yaml` (and a recurring run when the pipeline has a schedule) and, with `--wait`,
-polls the run until it reaches a terminal state. Plain HTTP (urllib) and JSON; no kfp SDK.
+follows the run until it ends or `run_timeout` passes. Plain JSON over HTTP (`common.http`), no
+kfp SDK; the bearer token comes from the environment variable named by `token_env`.
 
-Exit codes: 0 submitted (or, with --wait, succeeded), 1 the run failed or was canceled, 2 nothing
-could be submitted (a missing setting or parameter, an API or connection error; one clear line).
+Exit codes, output and errors as every submitter (`common.submit`): 0 submitted or succeeded,
+1 the run did not succeed, 2 nothing was submitted.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from pipec.backends.base import Bundle
+from pipec.backends.common.http import JSON, JsonApi, bearer_from_env, check_url, one_line
+from pipec.backends.common.submit import (
+    Deadline,
+    ExitCode,
+    Submission,
+    SubmitError,
+    follow,
+    submitting,
+)
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.params import ParamError, declared_params, resolve_params
+from pipec.backends.settings import SettingsError
 from pipec.ir.model import Pipeline
 
 if TYPE_CHECKING:
     from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
 
-JSON = dict[str, Any]
-EXIT_OK, EXIT_FAILED, EXIT_NOT_SUBMITTED = 0, 1, 2
 TERMINAL = {
-    "SUCCEEDED": EXIT_OK,
-    "SKIPPED": EXIT_OK,
-    "FAILED": EXIT_FAILED,
-    "CANCELED": EXIT_FAILED,
+    "SUCCEEDED": ExitCode.OK,
+    "SKIPPED": ExitCode.OK,
+    "FAILED": ExitCode.RUN_FAILED,
+    "CANCELED": ExitCode.RUN_FAILED,
 }
-
-
-class SubmitError(Exception):
-    """Nothing (more) could be sent: the message says why, in one line."""
-
-
-def request_json(
-    method: str, url: str, body: JSON | None, headers: dict[str, str], timeout: float = 60.0
-) -> JSON:
-    """One JSON request; API errors and unreachable hosts become a SubmitError."""
-    data = None if body is None else json.dumps(body, sort_keys=True).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    for key, value in headers.items():
-        request.add_header(key, value)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            text = response.read().decode("utf-8")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")
-        raise SubmitError(
-            f"{method} {url} failed with HTTP {exc.code}: {api_message(detail)}"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SubmitError(f"{method} {url} failed: {reason}") from None
-    if not text.strip():
-        return {}
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError:
-        raise SubmitError(f"{method} {url} answered with non-JSON text: {text[:200]!r}") from None
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
-
-
-def api_message(text: str) -> str:
-    """The human part of an API error body (KFP and Google APIs both use `message`)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return text.strip()[:500] or "(no message)"
-    if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-    return text.strip()[:500]
 
 
 def parameter_values(pipeline: Pipeline, params: dict[str, Any]) -> JSON:
@@ -120,30 +77,27 @@ def submit(
     wait: bool,
 ) -> int:
     """Create the run (and recurring run); follow it when `wait`. Returns the exit code."""
-    try:
-        return _submit(pipeline, backend.settings, bundle, params, wait)
-    except SubmitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_NOT_SUBMITTED
-
-
-def _submit(
-    pipeline: Pipeline,
-    settings: KubeflowSettings,
-    bundle: Bundle,
-    params: dict[str, Any],
-    wait: bool,
-) -> int:
+    settings = backend.settings
     if not settings.host:
-        raise SubmitError(
+        raise SettingsError(
             "target 'kubeflow' needs host (the KFP API URL) to submit: set it in "
             "[tool.pipec.targets.kubeflow] or with --set host=URL"
         )
-    base = settings.host.rstrip("/") + "/apis/v2beta1"
-    headers: dict[str, str] = {}
-    token = os.environ.get(settings.token_env, "")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    host = check_url(settings.host, "host", "kubeflow")
+    return submitting(
+        "kubeflow", lambda run: _submit(run, pipeline, settings, host, bundle, params, wait)
+    )
+
+
+def _submit(
+    submission: Submission,
+    pipeline: Pipeline,
+    settings: KubeflowSettings,
+    host: str,
+    bundle: Bundle,
+    params: dict[str, Any],
+    wait: bool,
+) -> ExitCode:
     runtime: JSON = {"parameters": parameter_values(pipeline, params)}
     if settings.artifact_root:
         runtime["pipeline_root"] = settings.artifact_root
@@ -156,11 +110,12 @@ def _submit(
         body["description"] = pipeline.description
     if settings.experiment_id:
         body["experiment_id"] = settings.experiment_id
-    run = request_json("POST", f"{base}/runs", body, headers)
-    run_id = str(run.get("run_id", ""))
-    if not run_id:
-        raise SubmitError(f"the KFP API created no run (answer: {json.dumps(run)[:300]})")
-    print(f"created run {run_id} ({settings.host.rstrip('/')}/#/runs/details/{run_id})")
+    api = JsonApi(f"{host}/apis/v2beta1", bearer_from_env(os.environ, settings.token_env))
+    run = api.request("POST", "/runs", body)
+    run_id = run.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise SubmitError(f"POST {api.display('/runs')} answered without a run_id")
+    submission.created("run", run_id, f"{host}/#/runs/details/{run_id}")
     if pipeline.schedule:
         recurring = dict(body)
         recurring.update(
@@ -171,22 +126,28 @@ def _submit(
                 "trigger": {"cron_schedule": {"cron": kfp_cron(pipeline.schedule)}},
             }
         )
-        created = request_json("POST", f"{base}/recurringruns", recurring, headers)
-        print(
-            f"created recurring run {created.get('recurring_run_id', '?')} on {pipeline.schedule!r}"
-        )
+        created = api.request("POST", "/recurringruns", recurring)
+        ident = str(created.get("recurring_run_id") or "?")
+        submission.created("recurring run", ident, f"cron {pipeline.schedule!r}", primary=False)
     if not wait:
-        return EXIT_OK
-    state = ""
-    while state not in TERMINAL:
-        time.sleep(settings.poll_interval)
-        current = request_json("GET", f"{base}/runs/{run_id}", None, headers)
-        new_state = str(current.get("state", ""))
-        if new_state != state:
-            print(f"run {run_id}: {new_state or 'unknown'}")
-            state = new_state
-        if TERMINAL.get(state):
-            error = current.get("error") or {}
-            if isinstance(error, dict) and error.get("message"):
-                print(f"run {run_id} failed: {error['message']}", file=sys.stderr)
-    return TERMINAL[state]
+        return ExitCode.OK
+    label = f"run {run_id}"
+    code, last = follow(
+        lambda: api.request("GET", f"/runs/{urllib.parse.quote(run_id, safe='')}"),
+        TERMINAL,
+        label=label,
+        poll_interval=settings.poll_interval,
+        deadline=Deadline(settings.run_timeout),
+        say=submission.say,
+    )
+    if code is ExitCode.RUN_FAILED:
+        say_failure(submission, label, last)
+    return code
+
+
+def say_failure(submission: Submission, label: str, answer: JSON) -> None:
+    """The engine's reason for a failed run, when its answer has one (`error.message`: KFP and
+    Vertex AI both)."""
+    error = answer.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        submission.say(f"{label} failed: {one_line(error['message'])}")

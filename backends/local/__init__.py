@@ -1,20 +1,25 @@
 """The `local` target: run a pipeline on this machine with nothing to set up.
 
 `emit` writes `plan.json`, the executable plan (see `pipec.backends.runner.plan`); `run` executes
-it with pipec's own scheduler (`pipec.backends.runner`) and a fork executor: artifacts on disk (or
-any fsspec URL) and run metadata in SQLite under the project's `.pipec/` folder.
+it with pipec's own scheduler (`pipec.backends.runner`) and the fork executor (`local.fork`):
+artifacts on disk (or any fsspec URL) and run metadata in SQLite under the project's `.pipec/`
+folder.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipec.backends.base import Backend, Bundle, Capabilities, RunOptions, RunOutcome
-from pipec.backends.runner import plan as local_plan
+from pipec.backends.runner import plan
 from pipec.backends.settings import TargetSettings
+from pipec.ir import quantity
 from pipec.ir.model import Pipeline
+
+if TYPE_CHECKING:
+    from pipec.backends.runner.executor import Executor
 
 
 class LocalSettings(TargetSettings):
@@ -33,9 +38,20 @@ class LocalSettings(TargetSettings):
     memory: str | None = None
     image: str | None = None
 
+    @field_validator("memory")
+    @classmethod
+    def _memory_is_a_quantity(cls, value: str | None) -> str | None:
+        if value is not None and not quantity.is_quantity(value):
+            raise ValueError(f"{value!r} is not a quantity (e.g. 8Gi, 512Mi)")
+        return value
+
 
 class LocalBackend(Backend[LocalSettings]):
-    """Runs every step through the shared runtime in forked worker processes on this machine."""
+    """Runs every step through the shared runtime in forked worker processes on this machine.
+
+    A target that runs steps elsewhere through the same scheduler (e.g. `local_docker`) is this
+    class with another `make_executor` and its own settings model.
+    """
 
     name: ClassVar[str] = "local"
     description: ClassVar[str] = "this machine: artifacts on disk, run metadata in SQLite"
@@ -49,17 +65,23 @@ class LocalBackend(Backend[LocalSettings]):
 
     def emit(self, pipeline: Pipeline) -> Bundle:
         """`plan.json`: the executable plan, deterministic for a given pipeline and settings."""
-        return {"plan.json": local_plan.to_text(local_plan.build(pipeline, self.settings))}
+        return {"plan.json": plan.build(pipeline, self.settings).to_text()}
+
+    def make_executor(self) -> Executor[Any]:
+        """What starts each step attempt: a fork of this process (see `local.fork`)."""
+        from pipec.backends.local.fork import ForkExecutor
+
+        return ForkExecutor()
 
     def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
         """Run here and wait for the end (`--wait` changes nothing)."""
-        from pipec.backends.runner import scheduler  # SQLite, rich: only when running
+        from pipec.backends.runner import runs  # SQLite, rich: only when running
 
-        plan = local_plan.build(pipeline, self.settings)
-        result = scheduler.run_plan(
-            plan,
+        result = runs.run_plan(
+            plan.build(pipeline, self.settings),
             params,
             self.project_root,
+            self.make_executor(),
             no_cache=options.no_cache,
             parallelism=options.parallelism,
             view=options.view,
@@ -68,9 +90,13 @@ class LocalBackend(Backend[LocalSettings]):
 
     def resume(self, run_id: str, options: RunOptions) -> RunOutcome:
         """Continue run `run_id` of this project: finished steps are kept."""
-        from pipec.backends.runner import scheduler
+        from pipec.backends.runner import runs
 
-        result = scheduler.resume_run(
-            run_id, self.project_root, parallelism=options.parallelism, view=options.view
+        result = runs.resume_run(
+            run_id,
+            self.project_root,
+            self.make_executor(),
+            parallelism=options.parallelism,
+            view=options.view,
         )
         return RunOutcome(result.exit_code, result)

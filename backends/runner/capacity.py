@@ -1,4 +1,4 @@
-"""What the machine can give local steps at once: parallelism, CPUs and memory.
+"""What the machine can give steps at once: parallelism, CPUs and memory.
 
 A step's `resources.cpu` and `resources.memory` are reserved while it runs; a step without them
 reserves nothing but a parallelism slot. A request larger than the whole machine is clamped to
@@ -8,11 +8,10 @@ it, so such a step runs alone instead of never.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pipec.ir import quantity
+from pipec.ir.model import Resources
 
 Request = tuple[float, int]
 """(cpus, memory bytes) a step reserves."""
@@ -77,10 +76,10 @@ class Capacity:
         self.used_memory -= request[1]
 
 
-def request_of(resources: Mapping[str, Any], capacity: Capacity) -> Request:
+def request_of(resources: Resources, capacity: Capacity) -> Request:
     """A step's (cpus, memory bytes), clamped to the machine."""
-    cpu = min(float(resources.get("cpu") or 0.0), capacity.cpus)
-    memory = quantity.to_bytes(resources["memory"]) if resources.get("memory") else 0
+    cpu = min(float(resources.cpu or 0.0), capacity.cpus)
+    memory = quantity.to_bytes(resources.memory) if resources.memory else 0
     if capacity.memory:
         memory = min(memory, capacity.memory)
     return (cpu, memory)

@@ -78,6 +78,32 @@ CREATE INDEX IF NOT EXISTS consumers_by_step ON consumers (run_id, step_id, iter
 # Values bigger than this stay in the store only (a `runs show` would not want them either).
 MAX_RECORDED_VALUE = 64 * 1024
 
+# Column lists for the INSERTs (rows are read back by name).
+RUN_COLUMNS = (
+    *("run_id", "pipeline_id", "pipeline_name", "status", "started_at", "ended_at"),
+    *("params", "plan", "project_root", "artifact_root", "runner_pid", "runner_host"),
+)
+STEP_COLUMNS = (
+    *("run_id", "step_id", "iteration", "name", "status", "reason", "started_at", "ended_at"),
+    *("attempts", "cached_from", "cache_key", "cache_parts", "log_path"),
+)
+ARTIFACT_COLUMNS = (
+    *("run_id", "step_id", "iteration", "output", "uri", "hash", "type", "materializer"),
+    "value",
+)
+CONSUMER_COLUMNS = ("run_id", "step_id", "iteration", "input", "uri")
+
+
+def _insert(table: str, columns: Sequence[str], verb: str = "INSERT") -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+INSERT_RUN = _insert("runs", RUN_COLUMNS)
+SAVE_STEP = _insert("steps", STEP_COLUMNS, "INSERT OR REPLACE")
+INSERT_ARTIFACT = _insert("artifacts", ARTIFACT_COLUMNS)
+INSERT_CONSUMER = _insert("consumers", CONSUMER_COLUMNS)
+
 
 @dataclass
 class ArtifactRecord:
@@ -130,7 +156,9 @@ class StepRecord:
 
 @dataclass
 class RunRecord:
-    """One run of one pipeline."""
+    """One run of one pipeline. `plan` is the JSON text of its plan, kept as text (read only
+    when the run is resumed or shown, by `runner.plan.load`), so a run recorded by another
+    version of pipec can still be listed and shown."""
 
     run_id: str
     pipeline_id: str
@@ -139,7 +167,7 @@ class RunRecord:
     started_at: float
     ended_at: float | None
     params: dict[str, Any]
-    plan: dict[str, Any]
+    plan: str
     project_root: str
     artifact_root: str
     runner_pid: int | None
@@ -164,6 +192,7 @@ class MetadataStore:
         self.path = path
         # Autocommit off (the sqlite3 default): writes batch until `commit()`.
         self._db = sqlite3.connect(path, timeout=60.0, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row  # rows are read by column name
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=60000")
@@ -184,7 +213,7 @@ class MetadataStore:
     def create_run(self, run: RunRecord) -> None:
         """Record a new run."""
         self._db.execute(
-            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            INSERT_RUN,
             (
                 run.run_id,
                 run.pipeline_id,
@@ -193,7 +222,7 @@ class MetadataStore:
                 run.started_at,
                 run.ended_at,
                 json.dumps(run.params, sort_keys=True),
-                json.dumps(run.plan, sort_keys=True),
+                run.plan,
                 run.project_root,
                 run.artifact_root,
                 run.runner_pid,
@@ -231,7 +260,7 @@ class MetadataStore:
         """Insert or replace one step instance with its artifacts and inputs (not committed)."""
         key = (step.run_id, step.step_id, step.iteration)
         self._db.execute(
-            "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            SAVE_STEP,
             (
                 *key,
                 step.name,
@@ -248,7 +277,7 @@ class MetadataStore:
         )
         self._db.execute("DELETE FROM artifacts WHERE run_id=? AND step_id=? AND iteration=?", key)
         self._db.executemany(
-            "INSERT INTO artifacts VALUES (?,?,?,?,?,?,?,?,?)",
+            INSERT_ARTIFACT,
             [
                 (*key, a.output, a.uri, a.hash, a.type, a.materializer, a.value_json)
                 for a in step.artifacts.values()
@@ -256,7 +285,7 @@ class MetadataStore:
         )
         self._db.execute("DELETE FROM consumers WHERE run_id=? AND step_id=? AND iteration=?", key)
         self._db.executemany(
-            "INSERT INTO consumers VALUES (?,?,?,?,?)",
+            INSERT_CONSUMER,
             [(*key, name, uri) for name, uris in step.inputs.items() for uri in uris],
         )
 
@@ -267,15 +296,15 @@ class MetadataStore:
             "iteration",
             (run_id,),
         ).fetchall()
-        records = {(r[1], r[2]): _step(r) for r in rows}
+        records = {(r["step_id"], r["iteration"]): _step(r) for r in rows}
         for row in self._db.execute("SELECT * FROM artifacts WHERE run_id=?", (run_id,)):
-            record = records.get((row[1], row[2]))
+            record = records.get((row["step_id"], row["iteration"]))
             if record is not None:
-                record.artifacts[row[3]] = _artifact(row)
+                record.artifacts[row["output"]] = _artifact(row)
         for row in self._db.execute("SELECT * FROM consumers WHERE run_id=?", (run_id,)):
-            record = records.get((row[1], row[2]))
+            record = records.get((row["step_id"], row["iteration"]))
             if record is not None:
-                record.inputs.setdefault(row[3], []).append(row[4])
+                record.inputs.setdefault(row["input"], []).append(row["uri"])
         return list(records.values())
 
     def find_cached(self, step_id: str, cache_key: str) -> StepRecord | None:
@@ -292,7 +321,7 @@ class MetadataStore:
             "SELECT * FROM artifacts WHERE run_id=? AND step_id=? AND iteration=?",
             (record.run_id, record.step_id, record.iteration),
         ):
-            record.artifacts[art[3]] = _artifact(art)
+            record.artifacts[art["output"]] = _artifact(art)
         return record
 
     def previous_execution(
@@ -312,57 +341,58 @@ class MetadataStore:
     def mean_durations(self, pipeline_id: str) -> dict[str, float]:
         """Step id -> mean measured duration of its executed (not cached) runs so far."""
         rows = self._db.execute(
-            "SELECT s.step_id, AVG(s.ended_at - s.started_at) FROM steps s "
+            "SELECT s.step_id, AVG(s.ended_at - s.started_at) AS mean FROM steps s "
             "JOIN runs r ON r.run_id = s.run_id WHERE r.pipeline_id=? AND s.status='succeeded' "
             "AND s.started_at IS NOT NULL AND s.ended_at IS NOT NULL GROUP BY s.step_id",
             (pipeline_id,),
         )
-        return {step_id: float(mean) for step_id, mean in rows}
+        return {row["step_id"]: float(row["mean"]) for row in rows}
 
 
-def _run(row: Sequence[Any]) -> RunRecord:
+def _run(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
-        run_id=row[0],
-        pipeline_id=row[1],
-        pipeline_name=row[2],
-        status=row[3],
-        started_at=row[4],
-        ended_at=row[5],
-        params=json.loads(row[6]),
-        plan=json.loads(row[7]),
-        project_root=row[8],
-        artifact_root=row[9],
-        runner_pid=row[10],
-        runner_host=row[11],
+        run_id=row["run_id"],
+        pipeline_id=row["pipeline_id"],
+        pipeline_name=row["pipeline_name"],
+        status=row["status"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        params=json.loads(row["params"]),
+        plan=row["plan"],
+        project_root=row["project_root"],
+        artifact_root=row["artifact_root"],
+        runner_pid=row["runner_pid"],
+        runner_host=row["runner_host"],
     )
 
 
-def _step(row: Sequence[Any]) -> StepRecord:
+def _step(row: sqlite3.Row) -> StepRecord:
+    parts = row["cache_parts"]
     return StepRecord(
-        run_id=row[0],
-        step_id=row[1],
-        iteration=row[2],
-        name=row[3],
-        status=row[4],
-        reason=row[5],
-        started_at=row[6],
-        ended_at=row[7],
-        attempts=row[8],
-        cached_from=row[9],
-        cache_key=row[10],
-        cache_parts=json.loads(row[11]) if row[11] else None,
-        log_path=row[12],
+        run_id=row["run_id"],
+        step_id=row["step_id"],
+        iteration=row["iteration"],
+        name=row["name"],
+        status=row["status"],
+        reason=row["reason"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        attempts=row["attempts"],
+        cached_from=row["cached_from"],
+        cache_key=row["cache_key"],
+        cache_parts=json.loads(parts) if parts else None,
+        log_path=row["log_path"],
     )
 
 
-def _artifact(row: Sequence[Any]) -> ArtifactRecord:
+def _artifact(row: sqlite3.Row) -> ArtifactRecord:
     return ArtifactRecord(
-        output=row[3],
-        uri=row[4],
-        hash=row[5],
-        type=row[6],
-        materializer=row[7],
-        value_json=row[8],
+        output=row["output"],
+        uri=row["uri"],
+        hash=row["hash"],
+        type=row["type"],
+        materializer=row["materializer"],
+        value_json=row["value"],
     )
 
 

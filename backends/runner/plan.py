@@ -1,16 +1,19 @@
-"""The local execution plan: the IR flattened into what the local runner executes.
+"""The runner's plan: the IR flattened into what pipec's own scheduler executes.
 
-`build(pipeline, settings)` turns a validated pipeline into a JSON-able dict (written as
-`plan.json` by `pipec compile --target local`, stored with every run so `--resume` needs no
-source): every node by id with its enclosing scopes, each step's runtime command template, where
-its inputs come from and where its outputs go, and a canonical step order. The plan holds no
-absolute paths, timestamps or random ids; placeholders stand for what is known only at run time:
+`build(pipeline, settings)` turns a validated pipeline into a `Plan` (written as `plan.json` by
+`pipec compile --target local`, stored with every run so `--resume` needs no source): every node
+by id with its enclosing scopes, each step's runtime arguments, where its inputs come from (the
+IR's own `Binding`s) and what it outputs, and a canonical step order. The plan holds no absolute
+paths, timestamps or random ids; placeholders in the runtime arguments stand for what is known
+only at run time:
 
-    {python}         the interpreter running pipec
     {project_root}   the folder the component modules import from (`--code-root`)
     {artifact_root}  the artifact store root, {run_id} the run
     {iteration}      "" outside loops, "/<i>" or "/<i>/<j>" inside (see runtime.store)
     {input:NAME}     the runtime SOURCE of input NAME, resolved when the step is ready
+
+The arguments are those after `python -m pipec.backends.runtime`: which interpreter (or
+container) runs them is the executor's business (`runner.executor`).
 """
 
 from __future__ import annotations
@@ -18,98 +21,299 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, assert_never
+from collections.abc import Callable
+from functools import cached_property
+from typing import Annotated, Final, Literal, assert_never
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipec.backends.runtime.invocation import Invocation
 from pipec.backends.settings import TargetSettings
 from pipec.ir import graph
-from pipec.ir.model import Condition, Group, Loop, Node, Pipeline, Step
+from pipec.ir.model import (
+    Binding,
+    Component,
+    Condition,
+    Expr,
+    Group,
+    Loop,
+    Node,
+    Param,
+    Pipeline,
+    Resources,
+    Step,
+)
 
-PLAN_VERSION = 1
-PLACEHOLDER = re.compile(r"\{(python|project_root|artifact_root|run_id|iteration|input:\w+)\}")
+PLAN_VERSION: Final = 2
+PLACEHOLDER = re.compile(r"\{(project_root|artifact_root|run_id|iteration|input:\w+)\}")
 
 
 class PlanError(ValueError):
-    """The pipeline has a shape the local plan cannot represent."""
+    """The pipeline has a shape the plan cannot represent."""
 
 
-def build(pipeline: Pipeline, settings: TargetSettings) -> dict[str, Any]:
-    """The local plan of a validated pipeline (see the module docstring)."""
+class PlanModel(BaseModel):
+    """Base of the plan's models: frozen, unknown fields are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunSettings(PlanModel):
+    """What the scheduler reads of a target's settings (see `LocalSettings` for their meaning)."""
+
+    artifact_root: str | None = None
+    parallelism: int | None = Field(default=None, ge=1)
+    cpus: float | None = Field(default=None, gt=0)
+    memory: str | None = None
+    image: str | None = None
+
+    @classmethod
+    def of(cls, settings: TargetSettings) -> RunSettings:
+        """The scheduler's part of a target's settings (fields it does not read stay out)."""
+        given = settings.model_dump(mode="json", include=set(cls.model_fields))
+        return cls.model_validate(given)
+
+
+class PlanComponent(PlanModel):
+    """The part of a component the scheduler needs: what to preload, and the code hash that is
+    part of cache keys and checked again on resume."""
+
+    id: str
+    module: str
+    function: str
+    returns: Literal["single", "named", "none"]
+    code_hash: str
+    unhashed: tuple[str, ...] = ()
+    """What the code hash could not cover (`ir.Component.unhashed`): such a step is never served
+    from the cache."""
+
+    @property
+    def target(self) -> str:
+        """`module:function`."""
+        return f"{self.module}:{self.function}"
+
+
+class PlanStep(PlanModel):
+    """One step: its inputs (IR bindings), outputs (name -> type), runtime arguments, options.
+
+    `depends_on` is what it reads and `.after()`; `loops` and `scopes` are the enclosing loops
+    and scopes (outermost first)."""
+
+    kind: Literal["step"] = "step"
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    loops: tuple[str, ...]
+    component: PlanComponent
+    inputs: dict[str, Binding]
+    outputs: dict[str, str]
+    after: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    runtime_args: tuple[str, ...]
+    image: str | None
+    resources: Resources
+    retries: int
+    retry_delay: float
+    timeout: float | None
+    cache: bool
+    secrets: tuple[str, ...]
+    env: dict[str, str]
+
+
+class PlanCondition(PlanModel):
+    """`when(test)`: `then` when the test holds, `otherwise` when not; `depends_on` is what the
+    test reads."""
+
+    kind: Literal["condition"] = "condition"
+    id: str
+    scopes: tuple[str, ...]
+    loops: tuple[str, ...]
+    test: Expr
+    then: tuple[str, ...]
+    otherwise: tuple[str, ...]
+    depends_on: tuple[str, ...]
+
+    @property
+    def children(self) -> tuple[str, ...]:
+        """Both branches."""
+        return (*self.then, *self.otherwise)
+
+
+class PlanLoop(PlanModel):
+    """`foreach(items)`: `body` once per item, at most `parallelism` iterations at a time."""
+
+    kind: Literal["loop"] = "loop"
+    id: str
+    scopes: tuple[str, ...]
+    loops: tuple[str, ...]
+    items: Binding
+    parallelism: int | None
+    body: tuple[str, ...]
+    depends_on: tuple[str, ...]
+
+    @property
+    def children(self) -> tuple[str, ...]:
+        """The body."""
+        return self.body
+
+
+class PlanGroup(PlanModel):
+    """A nested pipeline, inlined (also the root of a run, with id "")."""
+
+    kind: Literal["group"] = "group"
+    id: str
+    scopes: tuple[str, ...]
+    loops: tuple[str, ...]
+    pipeline: str
+    body: tuple[str, ...]
+
+    @property
+    def children(self) -> tuple[str, ...]:
+        """The body."""
+        return self.body
+
+
+PlanNode = Annotated[PlanStep | PlanCondition | PlanLoop | PlanGroup, Field(discriminator="kind")]
+PlanScope = PlanCondition | PlanLoop | PlanGroup
+
+
+class PlanPipeline(PlanModel):
+    """Which pipeline the plan runs."""
+
+    id: str
+    name: str
+    description: str | None
+
+
+class Plan(PlanModel):
+    """The whole plan (see the module docstring)."""
+
+    plan_version: Literal[2] = PLAN_VERSION
+    pipeline: PlanPipeline
+    params: tuple[Param, ...]
+    settings: RunSettings
+    body: tuple[str, ...]
+    nodes: dict[str, PlanNode]
+    order: tuple[str, ...]
+
+    @cached_property
+    def steps(self) -> dict[str, PlanStep]:
+        """Step id -> step."""
+        return {k: n for k, n in self.nodes.items() if isinstance(n, PlanStep)}
+
+    @cached_property
+    def declared_params(self) -> dict[str, Param]:
+        """Parameter name -> parameter (what `params.resolve_params` takes)."""
+        return {p.name: p for p in self.params}
+
+    def root(self) -> PlanGroup:
+        """The pipeline body as a group with id ""."""
+        return PlanGroup(id="", scopes=(), loops=(), pipeline=self.pipeline.id, body=self.body)
+
+    def step_dependencies(self, step_id: str) -> list[str]:
+        """The steps a step waits for: its own data and `.after()`, plus what its enclosing
+        conditions and loops read."""
+        needed = set(self.steps[step_id].depends_on)
+        for scope_id in self.steps[step_id].scopes:
+            scope = self.nodes[scope_id]
+            if isinstance(scope, PlanCondition | PlanLoop):
+                needed.update(scope.depends_on)
+        return sorted(needed)
+
+    def to_text(self) -> str:
+        """plan.json text: sorted keys, two-space indent, one trailing newline."""
+        data = self.model_dump(mode="json")
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+class PlanVersionError(PlanError):
+    """A stored plan written by another version of pipec, in a shape this one does not read."""
+
+
+def load(text: str) -> Plan:
+    """A plan from its JSON text (as stored with a run); PlanVersionError when another version
+    of pipec wrote it."""
+    data = json.loads(text)
+    version = data.get("plan_version") if isinstance(data, dict) else None
+    if version != PLAN_VERSION:
+        raise PlanVersionError(f"plan version {version!r}; this pipec reads {PLAN_VERSION}")
+    return Plan.model_validate(data)
+
+
+def order_of(text: str) -> list[str]:
+    """The canonical step order of a stored plan of any version (for showing old runs)."""
+    data = json.loads(text)
+    order = data.get("order", []) if isinstance(data, dict) else []
+    return [str(step_id) for step_id in order]
+
+
+def build(pipeline: Pipeline, settings: TargetSettings) -> Plan:
+    """The plan of a validated pipeline (see the module docstring)."""
     components = graph.components(pipeline)
-    nodes: dict[str, dict[str, Any]] = {}
-    loops_of: dict[str, list[str]] = {}
+    nodes: dict[str, PlanStep | PlanCondition | PlanLoop | PlanGroup] = {}
     for node, scopes in graph.walk(pipeline.body):
-        scope_ids = [s.id for s in scopes]
-        loops_of[node.id] = [s.id for s in scopes if s.kind == "loop"]
-        nodes[node.id] = _node(node, scope_ids, loops_of[node.id], components)
-    _check_collects(nodes, loops_of)
-    order = _canonical_order(pipeline)
-    for step_id, priority in _remaining_path(order, nodes).items():
-        nodes[step_id]["priority"] = priority
-    return {
-        "plan_version": PLAN_VERSION,
-        "pipeline": {
-            "id": pipeline.id,
-            "name": pipeline.name,
-            "description": pipeline.description,
-        },
-        "params": {
-            p.name: {"type": p.type, "required": p.required, "default": p.default}
-            for p in pipeline.params
-        },
-        "settings": settings.model_dump(mode="json", exclude_none=True),
-        "body": [node.id for node in pipeline.body],
-        "nodes": nodes,
-        "order": order,
-    }
-
-
-def to_text(plan: Mapping[str, Any]) -> str:
-    """plan.json text: sorted keys, two-space indent, one trailing newline."""
-    return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        scope_ids = tuple(s.id for s in scopes)
+        loops = tuple(s.id for s in scopes if s.kind == "loop")
+        nodes[node.id] = _node(node, scope_ids, loops, components)
+    return Plan(
+        pipeline=PlanPipeline(id=pipeline.id, name=pipeline.name, description=pipeline.description),
+        params=pipeline.params,
+        settings=RunSettings.of(settings),
+        body=tuple(node.id for node in pipeline.body),
+        nodes=nodes,
+        order=tuple(_canonical_order(pipeline)),
+    )
 
 
 def _node(
     node: Node,
-    scopes: list[str],
-    loops: list[str],
-    components: Mapping[str, Any],
-) -> dict[str, Any]:
-    base: dict[str, Any] = {"kind": node.kind, "id": node.id, "scopes": scopes, "loops": loops}
+    scopes: tuple[str, ...],
+    loops: tuple[str, ...],
+    components: dict[str, Component],
+) -> PlanStep | PlanCondition | PlanLoop | PlanGroup:
     match node:
         case Step():
-            return {**base, **_step(node, components[node.component])}
+            return _step(node, scopes, loops, components[node.component])
         case Condition():
-            return {
-                **base,
-                "test": node.test.model_dump(mode="json"),
-                "then": [n.id for n in node.then],
-                "otherwise": [n.id for n in node.otherwise],
-                "depends_on": _producers(graph.node_bindings(node)),
-            }
+            return PlanCondition(
+                id=node.id,
+                scopes=scopes,
+                loops=loops,
+                test=node.test,
+                then=tuple(n.id for n in node.then),
+                otherwise=tuple(n.id for n in node.otherwise),
+                depends_on=_producers(graph.node_bindings(node)),
+            )
         case Loop():
-            return {
-                **base,
-                "items": node.items.model_dump(mode="json"),
-                "parallelism": node.parallelism,
-                "body": [n.id for n in node.body],
-                "depends_on": _producers(graph.node_bindings(node)),
-            }
+            return PlanLoop(
+                id=node.id,
+                scopes=scopes,
+                loops=loops,
+                items=node.items,
+                parallelism=node.parallelism,
+                body=tuple(n.id for n in node.body),
+                depends_on=_producers(graph.node_bindings(node)),
+            )
         case Group():
-            return {**base, "pipeline": node.pipeline, "body": [n.id for n in node.body]}
+            return PlanGroup(
+                id=node.id,
+                scopes=scopes,
+                loops=loops,
+                pipeline=node.pipeline,
+                body=tuple(n.id for n in node.body),
+            )
         case _:
             assert_never(node)
 
 
-def _producers(bindings: list[Any]) -> list[str]:
-    return sorted({p for b in bindings for p in graph.producers(b)})
+def _producers(bindings: list[Binding]) -> tuple[str, ...]:
+    return tuple(sorted({p for b in bindings for p in graph.producers(b)}))
 
 
-def _step(step: Step, component: Any) -> dict[str, Any]:
-    outputs = {port.name: port.type for port in component.outputs}
-    if component.returns == "none":
-        outputs = {}
+def _step(
+    step: Step, scopes: tuple[str, ...], loops: tuple[str, ...], component: Component
+) -> PlanStep:
+    outputs = {} if component.returns == "none" else {p.name: p.type for p in component.outputs}
     invocation: Invocation[str] = Invocation.of(
         component,
         "{project_root}",
@@ -119,48 +323,34 @@ def _step(step: Step, component: Any) -> dict[str, Any]:
             for name in sorted(outputs)
         },
     )
-    command = invocation.command("{python}")
     data_deps = _producers(list(step.args.values()))
-    return {
-        "name": step.name,
-        "component": {
-            "id": component.id,
-            "module": component.module,
-            "function": component.function,
-            "returns": component.returns,
-            "code_hash": component.code_hash,
-        },
-        "inputs": {name: b.model_dump(mode="json") for name, b in sorted(step.args.items())},
-        "outputs": dict(sorted(outputs.items())),
-        "after": sorted(step.after),
-        "depends_on": sorted(set(data_deps) | set(step.after)),
-        "command": command,
-        "image": step.image,
-        "resources": step.resources.model_dump(mode="json"),
-        "retries": step.retries,
-        "retry_delay": step.retry_delay,
-        "timeout": step.timeout,
-        "cache": step.cache,
-        "secrets": sorted(step.secrets),
-        "env": dict(sorted(step.env.items())),
-    }
-
-
-def _check_collects(nodes: dict[str, dict[str, Any]], loops_of: dict[str, list[str]]) -> None:
-    """A collected output must come from a step directly in that loop (no deeper loop), so the
-    collected list has one item per iteration."""
-    for node in nodes.values():
-        if node["kind"] != "step":
-            continue
-        for name, binding in node["inputs"].items():
-            if binding["kind"] != "collect":
-                continue
-            producer_loops = loops_of.get(binding["step"], [])
-            if not producer_loops or producer_loops[-1] != binding["loop"]:
-                raise PlanError(
-                    f"step {node['id']!r} input {name!r} collects {binding['step']!r} over loop "
-                    f"{binding['loop']!r}, but that step is not directly inside that loop"
-                )
+    return PlanStep(
+        id=step.id,
+        name=step.name,
+        scopes=scopes,
+        loops=loops,
+        component=PlanComponent(
+            id=component.id,
+            module=component.module,
+            function=component.function,
+            returns=component.returns,
+            code_hash=component.code_hash,
+            unhashed=component.unhashed,
+        ),
+        inputs=dict(sorted(step.args.items())),
+        outputs=dict(sorted(outputs.items())),
+        after=tuple(sorted(step.after)),
+        depends_on=tuple(sorted(set(data_deps) | set(step.after))),
+        runtime_args=tuple(invocation.argv()),
+        image=step.image,
+        resources=step.resources,
+        retries=step.retries,
+        retry_delay=step.retry_delay,
+        timeout=step.timeout,
+        cache=step.cache,
+        secrets=tuple(sorted(step.secrets)),
+        env=dict(sorted(step.env.items())),
+    )
 
 
 def _canonical_order(pipeline: Pipeline) -> list[str]:
@@ -186,37 +376,13 @@ def _canonical_order(pipeline: Pipeline) -> list[str]:
             if remaining[consumer] == 0:
                 heapq.heappush(ready, (position[consumer], consumer))
     if len(order) != len(written):
+        # Validation (O001) reports cycles; this guards pipelines built without it.
         stuck = sorted(set(written) - set(order))
         raise PlanError(f"steps depend on each other in a cycle: {', '.join(stuck)}")
     return order
 
 
-def _remaining_path(order: list[str], nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
-    """Step id -> the number of steps on the longest path from it to the end (itself included).
-
-    The runner starts the ready step with the longest remaining path first; it refines this with
-    the durations measured in earlier runs when it has them.
-    """
-    dependents: dict[str, list[str]] = {s: [] for s in order}
-    for step_id in order:
-        for producer in step_dependencies(nodes, step_id):
-            dependents[producer].append(step_id)
-    longest: dict[str, int] = {}
-    for step_id in reversed(order):
-        longest[step_id] = 1 + max((longest[c] for c in dependents[step_id]), default=0)
-    return longest
-
-
-def step_dependencies(nodes: Mapping[str, Mapping[str, Any]], step_id: str) -> list[str]:
-    """The steps a step waits for: its own data and `.after()`, plus what its enclosing
-    conditions and loops read."""
-    needed = set(nodes[step_id]["depends_on"])
-    for scope in nodes[step_id]["scopes"]:
-        needed.update(nodes[scope].get("depends_on", ()))
-    return sorted(needed)
-
-
 def render(template: str, lookup: Callable[[str], str]) -> str:
-    """Fill the placeholders of one command argument in a single pass (filled text is not
+    """Fill the placeholders of one runtime argument in a single pass (filled text is not
     scanned again, so JSON braces in values are safe)."""
     return PLACEHOLDER.sub(lambda m: lookup(m.group(1)), template)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipec.backends.runner.expansion import SUCCEEDED
 from pipec.backends.runner.metadata import MetadataStore, StepRecord, iteration_key, parse_iteration
+from pipec.backends.runner.plan import order_of
 from pipec.backends.runtime import store
 
 LOG_TAIL_LINES = 20
@@ -140,7 +141,7 @@ def stored_result(metadata: MetadataStore, run_id: str) -> RunResult:
     run = metadata.get_run(run_id)
     if run is None:
         raise RunError(f"no run {run_id!r} in {metadata.path}")
-    position = {step_id: i for i, step_id in enumerate(run.plan.get("order", []))}
+    position = {step_id: i for i, step_id in enumerate(order_of(run.plan))}
     records = sorted(
         metadata.steps_of(run_id),
         key=lambda r: (position.get(r.step_id, 0), parse_iteration(r.iteration)),

@@ -1,41 +1,38 @@
-"""The local runner: execute a local plan on this machine — parallel, cached, resumable.
+"""The scheduling loop: run a plan's step instances through an executor — parallel, cached, retried.
 
-`run_pipeline` (a validated IR pipeline) and `run_plan` (a plan dict, e.g. plan.json) start a run;
-`resume_run` continues one that crashed or was interrupted. The runner is one thread: it asks the
-expansion (`local_graph`) which step instances are ready, resolves their inputs to runtime SOURCEs,
-reuses cached or already-finished results, starts the rest as forked step processes
-(`local_exec`) within the parallelism and the machine's cpu/memory, longest remaining path first,
-and records everything in the metadata store (`metadata`). Run layout under the project:
-
-    .pipec/metadata.db                      runs, steps, artifacts, lineage
-    .pipec/<run_id>/<step_id>[/<i>...]/...  artifacts (default artifact root; see `store`)
-    .pipec/logs/<run_id>/<step_id>[.<i>...].log
+The runner is one thread. It asks the expansion (`runner.expansion`) which step instances are
+ready, resolves their inputs (`runner.inputs`), reuses finished or cached results
+(`runner.reuse`), and hands the rest to the executor (`runner.executor`) within the parallelism
+and the machine's cpu/memory (`runner.capacity`), longest remaining path first. It retries failed
+attempts after their delay and records everything in the metadata store (`runner.metadata`).
+Runs are started and resumed by `runner.runs`.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
-import os
-import secrets
-import socket
-import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Generic
 
-from pipec.backends import runtime as _runtime
-from pipec.backends.local import fork as local_exec
-from pipec.backends.params import resolve_params
-from pipec.backends.runner import expansion as local_graph
-from pipec.backends.runner import plan as local_plan
-from pipec.backends.runner import secrets as local_secrets
-from pipec.backends.runner.cache import cache_key, digest, explain_miss, key_parts
-from pipec.backends.runner.capacity import Capacity, request_of
-from pipec.backends.runner.expansion import CACHED, FAILED, OK, SUCCEEDED, Expansion, Instance
+from pipec.backends.runner import secrets
+from pipec.backends.runner.capacity import Capacity, Request, request_of
+from pipec.backends.runner.executor import Executor, Exit, H, Launch
+from pipec.backends.runner.expansion import (
+    CACHED,
+    FAILED,
+    SUCCEEDED,
+    Expansion,
+    ExpansionError,
+    Instance,
+    Key,
+)
+from pipec.backends.runner.inputs import Inputs, runtime_args
 from pipec.backends.runner.metadata import (
+    ArtifactRecord,
     MetadataStore,
     RunRecord,
     StepRecord,
@@ -43,167 +40,55 @@ from pipec.backends.runner.metadata import (
     iteration_key,
     parse_iteration,
 )
-from pipec.backends.runner.results import RunError, RunResult, label_of, step_result
+from pipec.backends.runner.plan import Plan
+from pipec.backends.runner.results import RunResult, label_of, step_result
+from pipec.backends.runner.reuse import Reuse, cache_key, key_parts
 from pipec.backends.runner.view import View, make_view
 from pipec.backends.runtime import store
-from pipec.backends.settings import TargetSettings
-from pipec.ir.code import code_hash
-from pipec.ir.model import Pipeline
 
-STATE_DIR = ".pipec"
+TICK = 0.1
+"""Seconds between redraws of the live view while steps run."""
 
 
-def state_dir(project_root: Path) -> Path:
-    """The project's `.pipec/` folder."""
-    return project_root / STATE_DIR
-
-
-def open_metadata(project_root: Path) -> MetadataStore:
-    """The project's metadata store."""
-    return MetadataStore(state_dir(project_root) / "metadata.db")
-
-
-def new_run_id() -> str:
-    """Sortable by start time, unique across concurrent runs."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def run_pipeline(
-    pipeline: Pipeline,
-    settings: TargetSettings,
-    params: Mapping[str, Any] | None = None,
-    *,
-    root: Path | None = None,
-    no_cache: bool = False,
-    parallelism: int | None = None,
-    view: str = "auto",
-) -> RunResult:
-    """Run a validated pipeline on this machine and return what happened."""
-    plan = local_plan.build(pipeline, settings)
-    project_root = (root or Path.cwd()).resolve()
-    return run_plan(
-        plan, params or {}, project_root, no_cache=no_cache, parallelism=parallelism, view=view
-    )
-
-
-def run_plan(
-    plan: Mapping[str, Any],
-    params: Mapping[str, Any],
-    project_root: Path,
-    *,
-    no_cache: bool = False,
-    parallelism: int | None = None,
-    view: str = "auto",
-) -> RunResult:
-    """Run a local plan (see `local_plan`) with parameter values (defaults filled in here)."""
-    values = resolve_params(plan["params"], params)
-    settings = plan.get("settings", {})
-    artifact_root = _artifact_root(settings.get("artifact_root"), project_root)
-    metadata = open_metadata(project_root)
-    run = RunRecord(
-        run_id=new_run_id(),
-        pipeline_id=plan["pipeline"]["id"],
-        pipeline_name=plan["pipeline"]["name"],
-        status="running",
-        started_at=time.time(),
-        ended_at=None,
-        params=values,
-        plan=dict(plan),
-        project_root=str(project_root),
-        artifact_root=artifact_root,
-        runner_pid=os.getpid(),
-        runner_host=socket.gethostname(),
-    )
-    metadata.create_run(run)
-    runner = Runner(run, metadata, no_cache=no_cache, parallelism=parallelism, view=view)
-    return runner.execute()
-
-
-def resume_run(
-    run_id: str,
-    project_root: Path,
-    *,
-    parallelism: int | None = None,
-    view: str = "auto",
-) -> RunResult:
-    """Continue a run: steps that finished are kept, everything else runs (again)."""
-    metadata = open_metadata(project_root)
-    run = metadata.get_run(run_id)
-    if run is None:
-        raise RunError(f"no run {run_id!r} in {metadata.path}")
-    if run.status == "running" and _runner_alive(run):
-        raise RunError(f"run {run_id} is still in progress (runner pid {run.runner_pid})")
-    _check_code_unchanged(run, project_root)
-    previous = {(r.step_id, r.iteration): r for r in metadata.steps_of(run_id)}
-    metadata.set_run_status(run_id, "running", ended=False, runner_pid=os.getpid())
-    runner = Runner(run, metadata, parallelism=parallelism, view=view, previous=previous)
-    return runner.execute()
-
-
-def _check_code_unchanged(run: RunRecord, project_root: Path) -> None:
-    """Refuse to resume when a step's code changed since the run started: the finished steps ran
-    the old code, and the rest would run the new code under the old code's cache key."""
-    changed = []
-    for node in run.plan.get("nodes", {}).values():
-        comp = node.get("component")
-        if not comp:
-            continue
-        target = f"{comp['module']}:{comp['function']}"
-        try:
-            func = _runtime.load_function(target, str(project_root))
-            now = code_hash(getattr(func, "func", func), comp["module"], comp["function"])
-        except Exception:  # gone, renamed or broken: it changed all the same
-            now = None
-        if now != comp["code_hash"]:
-            changed.append(target)
-    if changed:
-        raise RunError(
-            f"the code of {', '.join(sorted(set(changed)))} changed since run {run.run_id} "
-            "started; resuming would mix two versions. Start a new run (unchanged steps come from "
-            "the cache)"
-        )
-
-
-def _runner_alive(run: RunRecord) -> bool:
-    if run.runner_pid is None or run.runner_host != socket.gethostname():
-        return False
-    if run.runner_pid == os.getpid():
-        return False
-    try:
-        os.kill(run.runner_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _artifact_root(configured: str | None, project_root: Path) -> str:
-    if not configured:
-        return str(state_dir(project_root))
-    if "://" in configured:
-        return configured.rstrip("/")
-    path = Path(configured)
-    return str(path if path.is_absolute() else project_root / path)
+def priorities(plan: Plan, measured: Mapping[str, float]) -> dict[str, float]:
+    """Step id -> the longest remaining path from it to the end (itself included), each step
+    weighted by its mean duration in earlier runs (their mean for steps never measured; 1 each
+    with no history, i.e. a count of steps)."""
+    fallback = sum(measured.values()) / len(measured) if measured else 1.0
+    dependents: dict[str, list[str]] = {s: [] for s in plan.order}
+    for step_id in plan.order:
+        for producer in plan.step_dependencies(step_id):
+            dependents[producer].append(step_id)
+    longest: dict[str, float] = {}
+    for step_id in reversed(plan.order):
+        rest = max((longest[c] for c in dependents[step_id]), default=0.0)
+        longest[step_id] = measured.get(step_id, fallback) + rest
+    return longest
 
 
 @dataclass
-class _Prepared:
-    """A ready step instance with its inputs resolved, waiting for a slot."""
+class _Attempts:
+    """A ready step instance with its inputs resolved: waiting for a slot, running, or waiting
+    to be retried."""
 
     argv: list[str]
     record: StepRecord
-    request: tuple[float, int]
+    request: Request
+    image: str | None
     attempt: int = 0
+    masks: list[str] = field(default_factory=list)
 
 
-class Runner:
+class Runner(Generic[H]):
     """Executes one run; see the module docstring."""
 
     def __init__(
         self,
         run: RunRecord,
+        plan: Plan,
         metadata: MetadataStore,
+        executor: Executor[H],
+        state_dir: Path,
         *,
         no_cache: bool = False,
         parallelism: int | None = None,
@@ -211,40 +96,44 @@ class Runner:
         previous: Mapping[tuple[str, str], StepRecord] | None = None,
     ) -> None:
         self.run = run
-        self.plan = run.plan
-        self.nodes: Mapping[str, Mapping[str, Any]] = self.plan["nodes"]
+        self.plan = plan
         self.metadata = metadata
-        self.no_cache = no_cache
-        self.previous = dict(previous or {})
+        self.executor = executor
         self.project_root = Path(run.project_root)
-        self.settings: Mapping[str, Any] = self.plan.get("settings", {})
+        self.log_dir = state_dir / "logs" / run.run_id
+        settings = plan.settings
         self.capacity = Capacity.of_machine(
-            parallelism or self.settings.get("parallelism"),
-            self.settings.get("cpus"),
-            self.settings.get("memory"),
+            parallelism or settings.parallelism, settings.cpus, settings.memory
         )
-        self.expansion = Expansion(self.plan, self._value_of)
-        self.outputs: dict[local_graph.Key, dict[str, Any]] = {}
-        self.records: dict[local_graph.Key, StepRecord] = {}
+        self.expansion = Expansion(plan)
+        self.outputs: dict[Key, dict[str, ArtifactRecord]] = {}
+        self.inputs = Inputs(self.expansion, run.params, self.outputs)
+        self.reuse = Reuse(run, metadata, no_cache=no_cache, previous=previous or {})
+        self.places = {
+            "project_root": str(self.project_root),
+            "artifact_root": run.artifact_root,
+            "run_id": run.run_id,
+        }
+        self.records: dict[Key, StepRecord] = {}
         self.ready: list[tuple[float, int, Instance]] = []
-        self.prepared: dict[local_graph.Key, _Prepared] = {}
+        self.attempts: dict[Key, _Attempts] = {}
         self.retries: list[tuple[float, int, Instance]] = []
-        self.running: dict[int, tuple[Instance, local_exec.StepProcess]] = {}
-        self.priority = self._priorities()
+        self.running: dict[H, Instance] = {}
+        self.priority = priorities(plan, metadata.mean_durations(run.pipeline_id))
         self._seq = 0
-        self._masks: dict[int, list[str]] = {}
-        static = [s for s in self.plan["order"] if not self.nodes[s]["loops"]]
+        static = [s for s in plan.order if not plan.steps[s].loops]
         self.view: View = make_view(view, run.run_id, static)
-        self._preload_modules()
 
     # ------------------------------------------------------------------------------ the loop
 
     def execute(self) -> RunResult:
         """Run to the end (or until interrupted) and return the result."""
-        started = time.monotonic()
         status = "interrupted"
+        started = time.monotonic()
         try:
-            self.expansion.start()
+            self.executor.prepare(self.plan, self.project_root)
+            started = time.monotonic()  # the run's time is the steps', not the executor's setup
+            self.expansion.start(self.inputs.value_of)
             self._collect_ready()
             while not self.expansion.finished:
                 self._schedule()
@@ -256,6 +145,7 @@ class Runner:
         except KeyboardInterrupt:
             self._interrupt()
         finally:
+            self.executor.close()
             self.metadata.set_run_status(self.run.run_id, status, ended=True)
             self.view.close(status)
         return self._result(status, time.monotonic() - started)
@@ -274,34 +164,30 @@ class Runner:
         while self.ready:
             entry = heapq.heappop(self.ready)
             instance = entry[2]
-            prepared = self.prepared.get(instance.key) or self._prepare(instance)
-            if prepared is None:
+            attempts = self.attempts.get(instance.key) or self._prepare(instance)
+            if attempts is None:
                 continue  # settled without running (cached, resumed, or failed to prepare)
-            if not self.capacity.fits(prepared.request, len(self.running)):
+            if not self.capacity.fits(attempts.request, len(self.running)):
                 blocked.append(entry)
                 if len(self.running) >= self.capacity.parallelism:
                     break
                 continue
-            self._launch(instance, prepared)
+            self._launch(instance, attempts)
         for entry in blocked:
             heapq.heappush(self.ready, entry)
 
     def _wait(self) -> None:
-        processes = [process for _, process in self.running.values()]
-        now = time.monotonic()
-        wake = [now + 0.1] if self.running else [now + 3600.0]
-        wake += [p.deadline for p in processes if p.deadline is not None]
-        if self.retries:
-            wake.append(self.retries[0][0])
         if not self.running and not self.retries:
-            raise RuntimeError("local runner: nothing running and nothing ready (internal)")
-        for process, code in local_exec.wait(processes, max(0.0, min(wake) - now)):
-            self._finished(process, code)
+            raise RuntimeError("runner: nothing running and nothing ready (internal)")
         now = time.monotonic()
-        for _, process in list(self.running.values()):
-            if process.deadline is not None and now >= process.deadline:
-                process.timed_out = True
-                local_exec.kill_tree(process)
+        wake = now + TICK if self.running else now + 3600.0
+        if self.retries:
+            wake = min(wake, self.retries[0][0])
+        if self.running:
+            for handle, exit in self.executor.wait(list(self.running), max(0.0, wake - now)):
+                self._finished(handle, exit)
+        else:
+            time.sleep(max(0.0, wake - now))
         self.view.tick()
 
     # ------------------------------------------------------------------------- preparation
@@ -332,7 +218,7 @@ class Runner:
             run_id=self.run.run_id,
             step_id=step_id,
             iteration=iteration_key(ctx),
-            name=self.nodes[step_id]["name"],
+            name=self.plan.steps[step_id].name,
             status="pending",
         )
 
@@ -340,196 +226,125 @@ class Runner:
         self.expansion.complete(instance, status, reason)
         self._collect_ready()
 
-    def _prepare(self, instance: Instance) -> _Prepared | None:
-        node = self.nodes[instance.id]
+    def _prepare(self, instance: Instance) -> _Attempts | None:
+        """Resolve a ready instance's inputs; settle it at once when its result exists."""
+        step = instance.step
         record = self._new_record(instance.id, instance.ctx)
         try:
-            sources, params, hashes, lineage = self._resolve_inputs(node, instance)
-        except (local_graph.ExpansionError, FileNotFoundError, KeyError) as exc:
+            resolved = self.inputs.resolve(step, instance)
+        except (ExpansionError, FileNotFoundError, KeyError) as exc:
             self._fail(instance, record, f"inputs could not be resolved: {exc}")
             return None
-        record.inputs = lineage
-        image = node.get("image") or self.settings.get("image")
+        record.inputs = resolved.lineage
+        image = step.image or self.plan.settings.image
         record.cache_parts = key_parts(
-            node["component"]["code_hash"], image, params, hashes, node.get("env")
+            step.component.code_hash, image, resolved.params, resolved.hashes, step.env
         )
         record.cache_key = cache_key(record.cache_parts)
-        if self._reuse_previous(instance, record) or self._reuse_cached(instance, node, record):
+        kept = self.reuse.kept(instance.id, record.iteration)
+        if kept is not None:
+            self.records[instance.key] = kept
+            self.outputs[instance.key] = dict(kept.artifacts)
+            self.view.step_changed(label_of(instance.id, instance.ctx), kept.status, "kept")
+            self._complete(instance, kept.status, kept.reason)
             return None
-        argv = [self._render(arg, instance, sources) for arg in node["command"][3:]]
-        prepared = _Prepared(argv, record, request_of(node["resources"], self.capacity))
-        self.prepared[instance.key] = prepared
-        return prepared
-
-    def _resolve_inputs(
-        self, node: Mapping[str, Any], instance: Instance
-    ) -> tuple[dict[str, str], dict[str, Any], dict[str, str], dict[str, list[str]]]:
-        sources: dict[str, str] = {}
-        params: dict[str, Any] = {}
-        hashes: dict[str, str] = {}
-        lineage: dict[str, list[str]] = {}
-        for name, binding in node["inputs"].items():
-            kind = binding["kind"]
-            if kind == "output":
-                key = self.expansion.producer_key(binding["step"], instance)
-                artifact = self.outputs[key][binding["output"]]
-                sources[name] = f"artifact:{artifact.uri}"
-                hashes[name] = artifact.hash
-                lineage[name] = [artifact.uri]
-            elif kind == "collect":
-                keys = self.expansion.collect_keys(binding, instance)
-                artifacts = [self.outputs[key][binding["output"]] for key in keys]
-                sources[name] = "artifacts:" + json.dumps([a.uri for a in artifacts])
-                hashes[name] = digest([a.hash for a in artifacts])
-                lineage[name] = [a.uri for a in artifacts]
-            else:
-                value = self._value_of(binding, instance)
-                params[name] = value
-                sources[name] = "value:" + json.dumps(value, sort_keys=True)
-        return sources, params, hashes, lineage
-
-    def _render(self, template: str, instance: Instance, sources: Mapping[str, str]) -> str:
-        iteration = "".join(f"/{i}" for i in instance.ctx)
-
-        def lookup(name: str) -> str:
-            if name.startswith("input:"):
-                return sources[name.removeprefix("input:")]
-            return {
-                "python": sys.executable,
-                "project_root": str(self.project_root),
-                "artifact_root": self.run.artifact_root,
-                "run_id": self.run.run_id,
-                "iteration": iteration,
-            }[name]
-
-        return local_plan.render(template, lookup)
-
-    def _reuse_previous(self, instance: Instance, record: StepRecord) -> bool:
-        """On resume: a step instance that already finished keeps its result."""
-        earlier = self.previous.get((instance.id, record.iteration))
-        if earlier is None or earlier.status not in OK:
-            return False
-        if not all(store.exists(a.uri) for a in earlier.artifacts.values()):
-            return False
-        self.records[instance.key] = earlier
-        self.outputs[instance.key] = dict(earlier.artifacts)
-        self.view.step_changed(label_of(instance.id, instance.ctx), earlier.status, "kept")
-        self._complete(instance, earlier.status, earlier.reason)
-        return True
-
-    def _reuse_cached(
-        self, instance: Instance, node: Mapping[str, Any], record: StepRecord
-    ) -> bool:
-        assert record.cache_key is not None and record.cache_parts is not None
-        if not node["cache"]:
-            record.reason = "not cached: cache=False on this step"
-            return False
-        if self.no_cache:
-            record.reason = "not cached: --no-cache"
-            return False
-        hit = self.metadata.find_cached(instance.id, record.cache_key)
-        if hit is not None and all(store.exists(a.uri) for a in hit.artifacts.values()):
-            record.status, record.cached_from = CACHED, hit.cached_from or hit.run_id
-            record.reason = f"cached from run {record.cached_from}"
-            record.artifacts = dict(hit.artifacts)
-            record.started_at = record.ended_at = time.time()
+        if self.reuse.cached(step, record):
             self._store_result(instance, record)
             self.view.step_changed(label_of(instance.id, instance.ctx), CACHED)
             self._complete(instance, CACHED, record.reason)
-            return True
-        earlier = self.metadata.previous_execution(
-            self.run.pipeline_id, instance.id, record.iteration, self.run.run_id
-        )
-        why = explain_miss(record.cache_parts, earlier.cache_parts if earlier else None)
-        record.reason = f"not cached: {why}"
-        return False
+            return None
+        argv = runtime_args(step, instance, resolved.sources, self.places)
+        attempts = _Attempts(argv, record, request_of(step.resources, self.capacity), image)
+        self.attempts[instance.key] = attempts
+        return attempts
 
     def _store_result(self, instance: Instance, record: StepRecord) -> None:
         self.records[instance.key] = record
         self.outputs[instance.key] = dict(record.artifacts)
         self.metadata.save_step(record)
 
-    # --------------------------------------------------------------------------- processes
+    # ----------------------------------------------------------------------------- attempts
 
-    def _launch(self, instance: Instance, prepared: _Prepared) -> None:
-        node = self.nodes[instance.id]
-        record = prepared.record
-        prepared.attempt += 1
-        record.attempts = prepared.attempt
+    def _launch(self, instance: Instance, attempts: _Attempts) -> None:
+        step = instance.step
+        record = attempts.record
+        attempts.attempt += 1
+        record.attempts = attempts.attempt
         record.status = "running"
         record.started_at = time.time()
+        label = label_of(instance.id, instance.ctx)
         name = record.step_id + (f".{record.iteration}" if record.iteration else "")
-        log_path = state_dir(self.project_root) / "logs" / self.run.run_id / f"{name}.log"
+        log_path = self.log_dir / f"{name}.log"
         record.log_path = str(log_path)
         try:
-            secret_values = local_secrets.resolve(node["secrets"], self.project_root)
-        except local_secrets.MissingSecret as exc:
+            secret_values = secrets.resolve(step.secrets, self.project_root)
+        except secrets.MissingSecret as exc:
             self._fail(instance, record, str(exc))
             return
+        attempts.masks = list(secret_values.values())
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        if prepared.attempt > 1:
+        if attempts.attempt > 1:
             with log_path.open("a", encoding="utf-8") as log:
-                log.write(f"--- pipec: attempt {prepared.attempt} ---\n")
+                log.write(f"--- pipec: attempt {attempts.attempt} ---\n")
         env = {
-            **node["env"],
+            **step.env,
             **secret_values,
             "PIPEC_RUN_ID": self.run.run_id,
             "PIPEC_STEP_ID": instance.id,
             "PIPEC_ITERATION": record.iteration,
-            "PIPEC_ATTEMPT": str(prepared.attempt),
+            "PIPEC_ATTEMPT": str(attempts.attempt),
         }
-        launch = local_exec.Launch(
-            argv=prepared.argv,
+        launch = Launch(
+            step=step,
+            label=label,
+            attempt=attempts.attempt,
+            argv=attempts.argv,
             env=env,
             log_path=log_path,
             cwd=self.project_root,
-            mask=list(secret_values.values()),
+            masks=attempts.masks,
+            image=attempts.image,
         )
-        process = local_exec.start(launch, node["timeout"])
-        self._masks[process.pid] = list(secret_values.values())
-        self.capacity.take(prepared.request)
-        self.running[process.pid] = (instance, process)
+        handle = self.executor.start(launch)
+        self.capacity.take(attempts.request)
+        self.running[handle] = instance
         self.metadata.save_step(record)
-        detail = f"attempt {prepared.attempt}" if prepared.attempt > 1 else ""
-        self.view.step_changed(label_of(instance.id, instance.ctx), "running", detail)
+        detail = f"attempt {attempts.attempt}" if attempts.attempt > 1 else ""
+        self.view.step_changed(label, "running", detail)
 
-    def _finished(self, process: local_exec.StepProcess, code: int) -> None:
-        instance, _ = self.running.pop(process.pid)
-        local_exec.kill_tree(process)  # whatever the step left behind goes with it
-        prepared = self.prepared[instance.key]
-        self.capacity.release(prepared.request)
-        record = prepared.record
-        node = self.nodes[instance.id]
-        masks = self._masks.pop(process.pid, [])
-        if code == 0:
+    def _finished(self, handle: H, exit: Exit) -> None:
+        instance = self.running.pop(handle)
+        self.executor.kill(handle)  # whatever the step left behind goes with it
+        step = instance.step
+        attempts = self.attempts[instance.key]
+        self.capacity.release(attempts.request)
+        record = attempts.record
+        if exit.code == 0:
             problem = self._collect_outputs(instance, record)
             if problem is None:
                 record.status, record.ended_at = SUCCEEDED, time.time()
                 self._store_result(instance, record)
-                del self.prepared[instance.key]
+                del self.attempts[instance.key]
                 self.view.step_changed(label_of(instance.id, instance.ctx), SUCCEEDED)
                 self._complete(instance, SUCCEEDED, record.reason)
                 return
             why = problem
-        elif process.timed_out:
-            why = f"timed out after {node['timeout']:g}s (process group killed)"
         else:
-            why = local_exec.describe_exit(code)
-        why = local_exec.mask_text(why, masks)
-        if prepared.attempt <= node["retries"]:
+            why = self.executor.describe_exit(exit)
+        why = secrets.mask_text(why, attempts.masks)
+        if attempts.attempt <= step.retries:
             self._seq += 1
-            due = time.monotonic() + float(node["retry_delay"])
+            due = time.monotonic() + step.retry_delay
             heapq.heappush(self.retries, (due, self._seq, instance))
             label = label_of(instance.id, instance.ctx)
-            self.view.step_changed(label, "retrying", f"{why}; attempt {prepared.attempt + 1}")
+            self.view.step_changed(label, "retrying", f"{why}; attempt {attempts.attempt + 1}")
             return
         self._fail(instance, record, why)
 
     def _collect_outputs(self, instance: Instance, record: StepRecord) -> str | None:
         """Read the meta.json of every declared output; a missing one fails the step."""
-        node = self.nodes[instance.id]
         iteration = list(instance.ctx)
-        for output in node["outputs"]:
+        for output in instance.step.outputs:
             uri = store.output_uri(
                 self.run.artifact_root, self.run.run_id, instance.id, iteration, output
             )
@@ -546,94 +361,33 @@ class Runner:
 
     def _fail(self, instance: Instance, record: StepRecord, why: str) -> None:
         record.status, record.reason, record.ended_at = FAILED, why, time.time()
-        self.prepared.pop(instance.key, None)
+        self.attempts.pop(instance.key, None)
         self._store_result(instance, record)
         self.view.step_changed(label_of(instance.id, instance.ctx), FAILED, why)
         self._complete(instance, FAILED, why)
 
     def _interrupt(self) -> None:
-        for instance, process in list(self.running.values()):
-            local_exec.kill_tree(process)
-            local_exec.wait([process], 5.0)
-            record = self.prepared[instance.key].record
+        for handle, instance in list(self.running.items()):
+            self.executor.kill(handle)
+            self.executor.wait([handle], 5.0)
+            record = self.attempts[instance.key].record
             record.status, record.reason, record.ended_at = FAILED, "interrupted", time.time()
             self.records[instance.key] = record
             self.metadata.save_step(record)
         self.running.clear()
         self.metadata.commit()
 
-    # ------------------------------------------------------------------------------ values
-
-    def _value_of(self, binding: Mapping[str, Any], instance: Instance) -> Any:
-        kind = binding["kind"]
-        if kind == "const":
-            return binding["value"]
-        if kind == "param":
-            return self.run.params[binding["param"]]
-        if kind == "item":
-            return self.expansion.loop_item(binding["loop"], instance)
-        if kind == "output":
-            key = self.expansion.producer_key(binding["step"], instance)
-            return self._artifact_value(self.outputs[key][binding["output"]])
-        if kind == "collect":
-            keys = self.expansion.collect_keys(binding, instance)
-            return [self._artifact_value(self.outputs[k][binding["output"]]) for k in keys]
-        raise local_graph.ExpansionError(f"unknown binding kind {kind!r}")
-
-    def _artifact_value(self, artifact: Any) -> Any:
-        if artifact.is_value:
-            return artifact.value()
-        found, value = store.read_value(artifact.uri)
-        if not found:
-            raise local_graph.ExpansionError(
-                f"{artifact.uri} holds a {artifact.type}, not a JSON value"
-            )
-        return value
-
-    # ----------------------------------------------------------------------------- helpers
-
-    def _priorities(self) -> dict[str, float]:
-        """Longest remaining path per step, weighted by durations measured in earlier runs."""
-        measured = self.metadata.mean_durations(self.run.pipeline_id)
-        fallback = sum(measured.values()) / len(measured) if measured else 1.0
-        order: list[str] = self.plan["order"]
-        dependents: dict[str, list[str]] = {s: [] for s in order}
-        for step_id in order:
-            for producer in local_plan.step_dependencies(self.nodes, step_id):
-                dependents[producer].append(step_id)
-        longest: dict[str, float] = {}
-        for step_id in reversed(order):
-            rest = max((longest[c] for c in dependents[step_id]), default=0.0)
-            longest[step_id] = measured.get(step_id, fallback) + rest
-        return longest
-
-    def _preload_modules(self) -> None:
-        """Import the components' modules before forking, so each step starts warm. A module
-        that fails to import here fails in its step, with the traceback in the step's log."""
-        import importlib
-
-        root = str(self.project_root)
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        modules = {self.nodes[s]["component"]["module"] for s in self.plan["order"]}
-        for module in sorted(modules):
-            try:
-                importlib.import_module(module)
-            except Exception:
-                continue
-
     def _result(self, status: str, duration: float) -> RunResult:
-        position = {step_id: i for i, step_id in enumerate(self.plan["order"])}
+        position = {step_id: i for i, step_id in enumerate(self.plan.order)}
         records = sorted(
             self.records.values(),
             key=lambda r: (position.get(r.step_id, 0), parse_iteration(r.iteration)),
         )
-        steps = [step_result(r) for r in records]
         return RunResult(
             run_id=self.run.run_id,
             pipeline=self.run.pipeline_name,
             status=status,
-            steps=steps,
+            steps=[step_result(r) for r in records],
             errors=list(self.expansion.errors),
             duration=duration,
         )

@@ -1,7 +1,8 @@
-"""Secrets for local steps: values from the environment, else from the project's `.env` file.
+"""Secrets for the steps pipec runs: values from the environment, else from the project's `.env`.
 
 Only names appear in plans and metadata; values are read when a step starts and handed to its
-process environment (and to the log masker), nowhere else.
+environment and to the executor's log masker, nowhere else; messages the runner itself writes
+about a step are masked with `mask_text`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+MASK = "***"
 
 
 class MissingSecret(Exception):
@@ -53,3 +56,11 @@ def resolve(names: Sequence[str], project_root: Path) -> dict[str, str]:
             f"{'them' if len(missing) > 1 else 'it'} or add to {project_root / '.env'}"
         )
     return found
+
+
+def mask_text(text: str, secrets: Sequence[str]) -> str:
+    """Replace every secret value in `text` (longest first, so one that contains another goes
+    whole)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text

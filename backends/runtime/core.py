@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
-from pipec.backends.runtime import materializers, store
+from pipec.backends.runtime import materializers, returns, store
 from pipec.backends.runtime.invocation import (
     OUTPUT_TEXT,
     OUTPUT_VALUE,
@@ -30,6 +30,7 @@ from pipec.backends.runtime.invocation import (
     parse,
     split_source,
 )
+from pipec.backends.runtime.returns import OutputTypeError
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
@@ -109,8 +110,11 @@ def _artifact(uri: str) -> Any:
     return store.read(uri)
 
 
-def split_result(result: Any, returns: str) -> dict[str, Any]:
-    """Map a function's return value to named outputs according to `returns`."""
+def split_result(
+    result: Any, returns: str, fields: tuple[str, ...] | None = None, where: str = "the step"
+) -> dict[str, Any]:
+    """Map a function's return value to named outputs according to `returns` (`fields`: the
+    declared NamedTuple's field names, which a plain tuple of that length fills in order)."""
     if returns == "none":
         return {}
     if returns == "single":
@@ -120,8 +124,11 @@ def split_result(result: Any, returns: str) -> dict[str, Any]:
         return named
     if isinstance(result, dict):
         return dict(result)
-    raise InvocationError(
-        f"--returns named needs a NamedTuple (or dict) result, got {type(result).__name__}"
+    if isinstance(result, tuple) and fields is not None and len(result) == len(fields):
+        return dict(zip(fields, result, strict=True))
+    expected = f"a NamedTuple with fields {', '.join(fields)}" if fields else "a NamedTuple"
+    raise OutputTypeError(
+        f"{where} is declared to return {expected} but returned a {type(result).__name__}"
     )
 
 
@@ -130,14 +137,25 @@ def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
     function = load_function(invocation.component, invocation.code_root)
     kwargs = {name: load_input(source) for name, source in invocation.inputs.items()}
     result = function(**kwargs)
-    produced = split_result(result, invocation.returns)
+    where = f"step {invocation.component}"
+    declared = returns.declared_outputs(function, invocation.returns)
+    if invocation.returns == "none" and result is not None and declared:
+        returns.checked(result, "none", where)
+    fields = returns.named_fields(function) if invocation.returns == "named" else None
+    produced = {
+        name: returns.checked(value, declared.get(name, "any"), f"output {name!r} of {where}")
+        for name, value in split_result(result, invocation.returns, fields, where).items()
+    }
     missing = sorted(set(invocation.outputs) - set(produced))
     if missing:
         raise InvocationError(
             f"{invocation.component} returned no output named {', '.join(missing)} "
             f"(it returned: {', '.join(sorted(produced)) or 'nothing'})"
         )
-    metas = {name: store.write(produced[name], dest) for name, dest in invocation.outputs.items()}
+    metas = {
+        name: _store(produced[name], dest, f"output {name!r} of {where}")
+        for name, dest in invocation.outputs.items()
+    }
     for name, path in invocation.output_values.items():
         value = produced[name]
         if not materializers.is_json_value(value):
@@ -151,6 +169,15 @@ def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
             raise InvocationError(f"{OUTPUT_TEXT} {name}: {type(value).__name__} is not a str")
         _write_text(path, value)
     return metas
+
+
+def _store(value: Any, dest: str, what: str) -> dict[str, Any]:
+    try:
+        return store.write(value, dest)
+    except Exception as exc:  # pickle, pyarrow, a full disk: say which output it was
+        raise OutputTypeError(
+            f"{what} could not be stored: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _write_text(path: str, text: str) -> None:
@@ -190,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvocationError as exc:
         print(f"pipec runtime: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INVOCATION
+    except OutputTypeError as exc:  # what the step returned: the step failed, in one line
+        print(f"pipec runtime: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_STEP_FAILED
     except BaseException as exc:  # the user's code: report it whatever it raised
         if isinstance(exc, KeyboardInterrupt):
             raise

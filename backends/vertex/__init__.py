@@ -23,12 +23,11 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from pipec.backends.base import Bundle, Capabilities
-from pipec.backends.common import yaml_text
-from pipec.backends.kubeflow import KFP_FEATURES, KfpBackend, KfpSettings
+from pipec.backends.common import k8s, yaml_text
+from pipec.backends.kubeflow import KFP_FEATURES, KfpBackend, KfpSettings, memory_gb
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import spec as ks
 from pipec.backends.settings import SettingsError, TargetSettings
-from pipec.ir import quantity
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -128,7 +127,7 @@ class VertexHooks:
         found: JSON = {}
         if r.cpu is not None:
             found["cpuLimit"] = float(r.cpu)
-            found["resourceCpuLimit"] = f"{r.cpu:g}"
+            found["resourceCpuLimit"] = k8s.cpu_quantity(r.cpu)
         if r.memory is not None:
             found["memoryLimit"] = memory_gb(r.memory)
             found["resourceMemoryLimit"] = r.memory
@@ -149,12 +148,6 @@ class VertexHooks:
 def accelerator_name(gpu_type: str) -> str:
     """Vertex's accelerator enum name for a GPU type (`nvidia-tesla-t4` -> `NVIDIA_TESLA_T4`)."""
     return re.sub(r"[^A-Za-z0-9]+", "_", gpu_type).strip("_").upper()
-
-
-def memory_gb(text: str) -> float:
-    """A Kubernetes memory quantity in (decimal) gigabytes, as Vertex's memoryLimit wants it
-    (the options pass has already rejected malformed quantities, R002)."""
-    return round(quantity.amount(text) / 1e9, 9)
 
 
 def pipeline_job(pipeline: Pipeline, settings: VertexSettings, spec: JSON) -> JSON:

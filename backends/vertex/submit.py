@@ -3,11 +3,12 @@
 `pipec run REF --target vertex [--param k=v] [--wait]` posts the emitted `pipeline_job.json` (with
 the `--param` values merged into its parameter values) to
 `POST {endpoint}/v1/projects/{project}/locations/{region}/pipelineJobs`, and `schedule.json` to
-`.../schedules` when the pipeline has a schedule; `--wait` polls the job until it ends. The request
-is built here, not by aiplatform.PipelineJob. Credentials are the user's Application Default
-Credentials through google-auth (the `vertex` extra), imported only when submitting.
+`.../schedules` when the pipeline has a schedule; `--wait` follows the job until it ends or
+`run_timeout` passes. The request is built here, not by aiplatform.PipelineJob. Credentials are
+the user's Application Default Credentials through google-auth (the `vertex` extra), imported only
+when submitting; the access token goes only to the API endpoint (`common.http`).
 
-Exit codes as in `kubeflow_submit`: 0 ok, 1 the job failed or was cancelled, 2 nothing was sent.
+Exit codes, output and errors as every submitter (`common.submit`).
 """
 
 from __future__ import annotations
@@ -15,30 +16,32 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import sys
-import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pipec.backends.base import Bundle
-from pipec.backends.kubeflow.submit import (
-    EXIT_NOT_SUBMITTED,
-    EXIT_OK,
+from pipec.backends.common.http import JSON, JsonApi, bearer, check_url
+from pipec.backends.common.submit import (
+    Deadline,
+    ExitCode,
+    Submission,
     SubmitError,
-    parameter_values,
-    request_json,
+    follow,
+    submitting,
 )
+from pipec.backends.kubeflow.submit import parameter_values, say_failure
 from pipec.ir.model import Pipeline
 
 if TYPE_CHECKING:
     from pipec.backends.vertex import VertexBackend, VertexSettings
 
-JSON = dict[str, Any]
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 TERMINAL = {
-    "PIPELINE_STATE_SUCCEEDED": 0,
-    "PIPELINE_STATE_FAILED": 1,
-    "PIPELINE_STATE_CANCELLED": 1,
+    "PIPELINE_STATE_SUCCEEDED": ExitCode.OK,
+    "PIPELINE_STATE_FAILED": ExitCode.RUN_FAILED,
+    "PIPELINE_STATE_CANCELLED": ExitCode.RUN_FAILED,
 }
+CONSOLE = "https://console.cloud.google.com/vertex-ai"
 
 
 def access_token() -> str:
@@ -72,49 +75,53 @@ def submit(
     wait: bool,
 ) -> int:
     """Create the PipelineJob (and Schedule); follow the job when `wait`. Returns the exit code."""
-    try:
-        backend.settings.require()
-        return _submit(pipeline, backend.settings, bundle, params, wait)
-    except SubmitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_NOT_SUBMITTED
+    settings = backend.settings
+    settings.require()
+    endpoint = check_url(settings.endpoint(), "api_endpoint", "vertex")
+    return submitting(
+        "vertex", lambda run: _submit(run, pipeline, settings, endpoint, bundle, params, wait)
+    )
 
 
 def _submit(
+    submission: Submission,
     pipeline: Pipeline,
     settings: VertexSettings,
+    endpoint: str,
     bundle: Bundle,
     params: dict[str, Any],
     wait: bool,
-) -> int:
+) -> ExitCode:
     job: JSON = json.loads(bundle["pipeline_job.json"])
     overrides = parameter_values(pipeline, params)
     if overrides:
         job["runtimeConfig"].setdefault("parameterValues", {}).update(overrides)
-    headers = {"Authorization": f"Bearer {access_token()}"}
-    parent = f"{settings.endpoint()}/v1/projects/{settings.project}/locations/{settings.region}"
-    created = request_json("POST", f"{parent}/pipelineJobs", job, headers)
-    name = str(created.get("name", ""))
-    if not name:
-        raise SubmitError(f"Vertex AI created no job (answer: {json.dumps(created)[:300]})")
-    print(f"created pipeline job {name}")
+    api = JsonApi(f"{endpoint}/v1", bearer(access_token(), "the Google access token"))
+    parent = f"/projects/{settings.project}/locations/{settings.region}"
+    created = api.request("POST", f"{parent}/pipelineJobs", job)
+    name = created.get("name")
+    if not isinstance(name, str) or not name:
+        raise SubmitError(f"POST {api.display(parent + '/pipelineJobs')} answered without a name")
+    job_id = name.rpartition("/")[2]
+    console = f"{CONSOLE}/locations/{settings.region}/pipelines/runs/{job_id}"
+    submission.created("pipeline job", name, f"{console}?project={settings.project}")
     if "schedule.json" in bundle:
         schedule: JSON = json.loads(bundle["schedule.json"])
         schedule["createPipelineJobRequest"]["pipelineJob"] = copy.deepcopy(job)
-        made = request_json("POST", f"{parent}/schedules", schedule, headers)
-        print(f"created schedule {made.get('name', '?')} on {pipeline.schedule!r}")
+        made = api.request("POST", f"{parent}/schedules", schedule)
+        ident = str(made.get("name") or "?")
+        submission.created("schedule", ident, f"cron {pipeline.schedule!r}", primary=False)
     if not wait:
-        return EXIT_OK
-    state = ""
-    while state not in TERMINAL:
-        time.sleep(settings.poll_interval)
-        current = request_json("GET", f"{settings.endpoint()}/v1/{name}", None, headers)
-        new_state = str(current.get("state", ""))
-        if new_state != state:
-            print(f"{name}: {new_state or 'unknown'}")
-            state = new_state
-        if TERMINAL.get(state):
-            error = current.get("error") or {}
-            if isinstance(error, dict) and error.get("message"):
-                print(f"{name} failed: {error['message']}", file=sys.stderr)
-    return TERMINAL[state]
+        return ExitCode.OK
+    label = f"pipeline job {job_id}"
+    code, last = follow(
+        lambda: api.request("GET", "/" + urllib.parse.quote(name, safe="/")),
+        TERMINAL,
+        label=label,
+        poll_interval=settings.poll_interval,
+        deadline=Deadline(settings.run_timeout),
+        say=submission.say,
+    )
+    if code is ExitCode.RUN_FAILED:
+        say_failure(submission, label, last)
+    return code

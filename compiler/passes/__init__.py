@@ -21,8 +21,9 @@ from pipec.passes.ordering import ordering
 from pipec.passes.scopes import scopes
 from pipec.passes.signature import signature
 from pipec.passes.typecheck import typecheck
+from pipec.passes.values import values
 
-VALIDATE: tuple[Pass, ...] = (naming, signature, typecheck, scopes, ordering, options)
+VALIDATE: tuple[Pass, ...] = (naming, values, signature, typecheck, scopes, ordering, options)
 CANONICAL: tuple[Pass, ...] = (canonical,)
 
 __all__ = ["CANONICAL", "OPTIMIZE", "VALIDATE", "Pass", "PassContext", "run"]

@@ -72,5 +72,7 @@ def _step(step: Step, ctx: PassContext) -> None:
             "use retries >= 0 and a delay >= 0",
             loc,
         )
+    if step.image is not None and not step.image.strip():
+        ctx.error("R007", f"step {step.id!r} has an empty image", "name an image, or drop it", loc)
     if step.timeout is not None and step.timeout <= 0:
         ctx.error("R004", f"step {step.id!r} has timeout {step.timeout}", "use a timeout > 0", loc)

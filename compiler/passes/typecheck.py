@@ -28,6 +28,8 @@ _ORDERED = {"int", "float", "str", "any"}
 
 def typecheck(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
     """Report type mismatches; references to things that do not exist are reported here too."""
+    if not _type_strings_parse(pipeline, ctx):
+        return pipeline  # every check below reads these types
     for param in pipeline.params:
         _check_param(param.name, param.type, param.required, param.default, pipeline, ctx)
     env = graph.TypeEnv(pipeline)
@@ -42,7 +44,13 @@ def typecheck(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
                     port = inputs.get(name)
                     if source is None or port is None:
                         continue
-                    if not types.assignable(source, port.type):
+                    if isinstance(binding, Const):
+                        # A literal is checked element by element: [0.1, "x"] is a list[any],
+                        # which would pass as a list[float] by type alone.
+                        fits = types.check_value(binding.value, port.type)
+                    else:
+                        fits = types.assignable(source, port.type)
+                    if not fits:
                         ctx.error(
                             "T101",
                             f"input {name!r} of step {node.id!r} expects {port.type} but gets "
@@ -81,15 +89,27 @@ def typecheck(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
     return pipeline
 
 
+def _type_strings_parse(pipeline: Pipeline, ctx: PassContext) -> bool:
+    """Report every malformed type string (only hand-written IR has them): T107."""
+    ok = True
+    declared = [(f"parameter {p.name!r}", p.type) for p in pipeline.params]
+    for comp in pipeline.components:
+        for port in (*comp.inputs, *comp.outputs):
+            declared.append((f"port {port.name!r} of component {comp.id!r}", port.type))
+    for what, type_text in declared:
+        try:
+            types.parse(type_text)
+        except types.TypeSyntaxError as exc:
+            hint = "use a type from pipec.ir.types"
+            ctx.error("T107", f"{what}: {exc}", hint, pipeline.location)
+            ok = False
+    return ok
+
+
 def _check_param(
     name: str, type_: str, required: bool, default: object, pipeline: Pipeline, ctx: PassContext
 ) -> None:
-    try:
-        is_value = types.is_value(type_)
-    except types.TypeSyntaxError as exc:
-        ctx.error("T107", f"parameter {name!r}: {exc}", "use a type from pipec.ir.types", None)
-        return
-    if not is_value:
+    if not types.is_value(type_):
         ctx.error(
             "T102",
             f"parameter {name!r} has type {type_}, which is not a value type",

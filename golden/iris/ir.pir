@@ -7,7 +7,7 @@ param min_accuracy: float = 0.9
 
 component evaluate = examples.iris:evaluate
   file "examples/iris.py"
-  code "sha256:06b43f2cfee438b8c2b08a196bb0ac29a0cbe368408131f2a1f77934d57bb512"
+  code "sha256:14d89d841dfd4041f285a8381553ebd2e1f0f676ee7d2c1a5ff8b5fd43f42496"
   input model: artifact[bytes]
   input x: list[list[float]]
   input y: list[int]
@@ -21,7 +21,7 @@ component load_iris = examples.iris:load_iris
 
 component pick_best = examples.iris:pick_best
   file "examples/iris.py"
-  code "sha256:acb7d1315cfea4d20985e1c2a4ceee42c9b3a8086ee616c4f0da04339b946dc1"
+  code "sha256:d97532be1c345e4364f230f75d98503ebd8f5c77c0ce0bc3df8a9a6c601bd7d6"
   returns named
   input results: list[dict[str, float]]
   output c: float
@@ -29,7 +29,7 @@ component pick_best = examples.iris:pick_best
 
 component register = examples.iris:register
   file "examples/iris.py"
-  code "sha256:f2f291524445feab9a7258289570d2371c8821bf2285d3896ddc99d754e92252"
+  code "sha256:8c7e2cd808702f01efe8d06af6f89b4ea23b79c9133f9eeb80e82298c9902533"
   input c: float
   input accuracy: float
   input registry: str = ".pipec/registry"
@@ -43,7 +43,7 @@ component reject = examples.iris:reject
 
 component split = examples.iris:split
   file "examples/iris.py"
-  code "sha256:2b9f2ddc7bd2c51aca9ca6e343d83b6f98d82e68f6d20132052f61c6529c46f2"
+  code "sha256:fa78fad1c023fa395702165cba7fda7b756fd3295fb0554197a98214bc431d3e"
   returns named
   input data: dict[str, any]
   input test_size: float = 0.3
@@ -55,7 +55,7 @@ component split = examples.iris:split
 
 component train = examples.iris:train
   file "examples/iris.py"
-  code "sha256:44669be919474f233235bbdc179808ad24ebade0575eb408f5566d2e36cab090"
+  code "sha256:e49d3b14d340e863efee963ddb8cf64554de8379bb997379decfa7190f6e61e8"
   input x: list[list[float]]
   input y: list[int]
   input c: float

@@ -27,7 +27,7 @@ component make_shards = examples.nested:make_shards
 
 component publish = examples.nested:publish
   file "examples/nested.py"
-  code "sha256:66d39b2a2a00b8ffc53a2a57316bade867ca6dc039a3379ea2b90bc4d190f71e"
+  code "sha256:26fb10d5cbd10b71d34b608bdf4ce8ca05a2ab4f1cfe23f30f1a708e7256f4b4"
   returns none
   input message: str
   input strict: bool = false

@@ -20,20 +20,20 @@ component cleanup = examples.training:cleanup
 
 component deploy = examples.training:deploy
   file "examples/training.py"
-  code "sha256:f82852bef486b4edc321aee7feae4fba49f85f1a5162ee5a0b69b71df203edf1"
+  code "sha256:d6a289b15da4521c104e3a4fc321c879d940029007a705caf62a5953bc08201e"
   returns none
   input model: artifact[bytes]
 
 component evaluate = examples.training:evaluate
   file "examples/training.py"
-  code "sha256:e26003da29c58aa6a58d43d155a15c5a89be6f47739aecf0fda40dec51e9e540"
+  code "sha256:bd6385a58b142202d5a1494e59becd7497566c41436eae7eb024fbe13b69b163"
   input model: artifact[bytes]
   input test: list[float]
   output output: float
 
 component load = examples.training:load
   file "examples/training.py"
-  code "sha256:bc4e529a464547bc87867b7babb826d14bb73152b61fd6637d839da903b885f3"
+  code "sha256:2e324c1f62cf821d9bfdc56ed4bb8f998e710b197f68fb34fb5c1cb633d66314"
   input n: int = 100
   output output: list[float]
 
@@ -45,7 +45,7 @@ component notify = examples.training:notify
 
 component split = examples.training:split
   file "examples/training.py"
-  code "sha256:89a4ff8e4b1b3c7e11e2b90ad1746eda9f54fa788fd8b6ef72a0dd2b65c23f1f"
+  code "sha256:520ecfa6b0a6e83d8bb4f6624f431448318552606873678f25ccf41150204343"
   returns named
   input data: list[float]
   input ratio: float = 0.8

@@ -13,11 +13,25 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk import DAG, Param
 
 
+def _run_folder(run_id: str) -> str:
+    """This run's artifact folder: the run id as one path segment that names no other folder."""
+    if not run_id:
+        raise ValueError("an empty run id has no artifact folder")
+    safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~:+-"
+    folder = "".join(
+        c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in run_id
+    )
+    # A leading dot would make `.`, `..` or a hidden folder.
+    return "%2E" + folder[1:] if folder.startswith(".") else folder
+
+
 with DAG(
     dag_id="hello",
     start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
     catchup=False,
     params={"name": Param("world", type="string")},
+    user_defined_macros={"pipec_run_folder": _run_folder},
     tags=["pipec"],
 ) as dag:
     greet_task = KubernetesPodOperator(
@@ -30,7 +44,8 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input", "name=env:PIPEC_INPUT_name",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/greet/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/hello/{{ pipec_run_folder(run_id) }}/greet/output",
         ],
         env_vars={"PIPEC_INPUT_name": '{{ params["name"] | tojson | replace("$", "\\\\u0024") }}'},
     )
@@ -44,8 +59,10 @@ with DAG(
             "--component", "examples.hello:shout",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
-            "--input", "text=artifact:s3://pipec-artifacts/examples/{{ run_id }}/greet/output",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/shout/output",
+            "--input",
+            "text=artifact:s3://pipec-artifacts/examples/hello/{{ pipec_run_folder(run_id) }}/greet/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/hello/{{ pipec_run_folder(run_id) }}/shout/output",
         ],
     )
     greet_task >> shout_task

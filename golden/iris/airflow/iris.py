@@ -14,18 +14,32 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.sdk import DAG, Param, task_group
 
 
-ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
+def _run_folder(run_id: str) -> str:
+    """This run's artifact folder: the run id as one path segment that names no other folder."""
+    if not run_id:
+        raise ValueError("an empty run id has no artifact folder")
+    safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~:+-"
+    folder = "".join(
+        c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in run_id
+    )
+    # A leading dot would make `.`, `..` or a hidden folder.
+    return "%2E" + folder[1:] if folder.startswith(".") else folder
 
 
-def _param_items(name, params):
-    """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
+RUN_ROOT = "s3://pipec-artifacts/examples/iris"
 
 
 def _output_dirs(run_id, step, output, items):
     """JSON list of one output's folders over every iteration of a foreach (for collect)."""
     count = items if isinstance(items, int) else len(items)
-    return json.dumps([f"{ARTIFACT_ROOT}/{run_id}/{step}/{i}/{output}" for i in range(count)])
+    folder = f"{RUN_ROOT}/{_run_folder(run_id)}/{step}"
+    return json.dumps([f"{folder}/{i}/{output}" for i in range(count)])
+
+
+def _param_items(name, params):
+    """The items of a foreach over a DAG parameter, each as JSON text."""
+    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
 
 
 def _when_condition_1(values, params):
@@ -44,7 +58,7 @@ with DAG(
         "cs": Param([0.01, 0.1, 1.0, 10.0], items={"type": "number"}, type="array"),
         "min_accuracy": Param(0.9, type="number"),
     },
-    user_defined_macros={"pipec_output_dirs": _output_dirs},
+    user_defined_macros={"pipec_run_folder": _run_folder, "pipec_output_dirs": _output_dirs},
     tags=["pipec"],
 ) as dag:
     load_iris_task = KubernetesPodOperator(
@@ -56,7 +70,8 @@ with DAG(
             "--component", "examples.iris:load_iris",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/load_iris/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/load_iris/output",
         ],
     )
 
@@ -69,11 +84,16 @@ with DAG(
             "--component", "examples.iris:split",
             "--returns", "named",
             "--code-root", "/opt/pipec/project",
-            "--input", "data=artifact:s3://pipec-artifacts/examples/{{ run_id }}/load_iris/output",
-            "--output", "x_train=s3://pipec-artifacts/examples/{{ run_id }}/split/x_train",
-            "--output", "x_test=s3://pipec-artifacts/examples/{{ run_id }}/split/x_test",
-            "--output", "y_train=s3://pipec-artifacts/examples/{{ run_id }}/split/y_train",
-            "--output", "y_test=s3://pipec-artifacts/examples/{{ run_id }}/split/y_test",
+            "--input",
+            "data=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/load_iris/output",
+            "--output",
+            "x_train=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/x_train",
+            "--output",
+            "x_test=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/x_test",
+            "--output",
+            "y_train=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/y_train",
+            "--output",
+            "y_test=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/y_test",
         ],
     )
     load_iris_task >> split_task
@@ -96,10 +116,12 @@ with DAG(
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
                 "--input", "c=env:PIPEC_INPUT_c",
-                "--input", "x=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/x_train",
-                "--input", "y=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/y_train",
+                "--input",
+                "x=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/x_train",
+                "--input",
+                "y=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/y_train",
                 "--output",
-                "output=s3://pipec-artifacts/examples/{{ run_id }}/train/{{ ti.map_index }}/output",
+                "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/train/{{ ti.map_index }}/output",
             ],
             env_vars={"PIPEC_INPUT_c": item},
         )
@@ -116,11 +138,13 @@ with DAG(
                 "--code-root", "/opt/pipec/project",
                 "--input", "c=env:PIPEC_INPUT_c",
                 "--input",
-                "model=artifact:s3://pipec-artifacts/examples/{{ run_id }}/train/{{ ti.map_index }}/output",
-                "--input", "x=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/x_test",
-                "--input", "y=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/y_test",
+                "model=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/train/{{ ti.map_index }}/output",
+                "--input",
+                "x=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/x_test",
+                "--input",
+                "y=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/y_test",
                 "--output",
-                "output=s3://pipec-artifacts/examples/{{ run_id }}/evaluate/{{ ti.map_index }}/output",
+                "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/evaluate/{{ ti.map_index }}/output",
             ],
             env_vars={"PIPEC_INPUT_c": item},
         )
@@ -140,8 +164,10 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--input",
             'results=artifacts:{{ pipec_output_dirs(run_id, "evaluate", "output", ti.xcom_pull(task_ids="loop_1-items")) }}',
-            "--output", "c=s3://pipec-artifacts/examples/{{ run_id }}/pick_best/c",
-            "--output", "accuracy=s3://pipec-artifacts/examples/{{ run_id }}/pick_best/accuracy",
+            "--output",
+            "c=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/c",
+            "--output",
+            "accuracy=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/accuracy",
             "--output-value", "accuracy=/airflow/xcom/return.json",
         ],
         do_xcom_push=True,
@@ -165,9 +191,11 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input",
-            "accuracy=artifact:s3://pipec-artifacts/examples/{{ run_id }}/pick_best/accuracy",
-            "--input", "c=artifact:s3://pipec-artifacts/examples/{{ run_id }}/pick_best/c",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/register/output",
+            "accuracy=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/accuracy",
+            "--input",
+            "c=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/c",
+            "--output",
+            "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/register/output",
         ],
     )
     [pick_best_task, condition_1_branch] >> register_task
@@ -182,7 +210,7 @@ with DAG(
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
             "--input",
-            "accuracy=artifact:s3://pipec-artifacts/examples/{{ run_id }}/pick_best/accuracy",
+            "accuracy=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/accuracy",
         ],
     )
     [pick_best_task, condition_1_branch] >> reject_task

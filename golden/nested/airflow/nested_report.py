@@ -14,18 +14,32 @@ from airflow.providers.standard.operators.python import BranchPythonOperator
 from airflow.sdk import DAG, Param, TaskGroup, task_group
 
 
-ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
+def _run_folder(run_id: str) -> str:
+    """This run's artifact folder: the run id as one path segment that names no other folder."""
+    if not run_id:
+        raise ValueError("an empty run id has no artifact folder")
+    safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~:+-"
+    folder = "".join(
+        c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in run_id
+    )
+    # A leading dot would make `.`, `..` or a hidden folder.
+    return "%2E" + folder[1:] if folder.startswith(".") else folder
 
 
-def _json_text(item):
-    """One foreach item as JSON text: how an iteration's task receives it."""
-    return json.dumps(item).replace("$", "\\u0024")
+RUN_ROOT = "s3://pipec-artifacts/examples/nested_report"
 
 
 def _output_dirs(run_id, step, output, items):
     """JSON list of one output's folders over every iteration of a foreach (for collect)."""
     count = items if isinstance(items, int) else len(items)
-    return json.dumps([f"{ARTIFACT_ROOT}/{run_id}/{step}/{i}/{output}" for i in range(count)])
+    folder = f"{RUN_ROOT}/{_run_folder(run_id)}/{step}"
+    return json.dumps([f"{folder}/{i}/{output}" for i in range(count)])
+
+
+def _json_text(item):
+    """One foreach item as JSON text: how an iteration's task receives it."""
+    return json.dumps(item).replace("$", "\\u0024")
 
 
 def _when_condition_1(values, params):
@@ -53,7 +67,7 @@ with DAG(
         "strict": Param(False, type="boolean"),
         "mode": Param("full", type="string"),
     },
-    user_defined_macros={"pipec_output_dirs": _output_dirs},
+    user_defined_macros={"pipec_run_folder": _run_folder, "pipec_output_dirs": _output_dirs},
     tags=["pipec"],
 ) as dag:
     with TaskGroup(
@@ -71,7 +85,8 @@ with DAG(
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
                 "--input", "shards=env:PIPEC_INPUT_shards",
-                "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/make_shards/output",
+                "--output",
+                "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/make_shards/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
             env_vars={
@@ -93,7 +108,7 @@ with DAG(
                     "--code-root", "/opt/pipec/project",
                     "--input", "shard=env:PIPEC_INPUT_shard",
                     "--output",
-                    "output=s3://pipec-artifacts/examples/{{ run_id }}/count_words/{{ ti.map_index }}/output",
+                    "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/count_words/{{ ti.map_index }}/output",
                 ],
                 env_vars={"PIPEC_INPUT_shard": item},
             )
@@ -112,7 +127,8 @@ with DAG(
                 "--code-root", "/opt/pipec/project",
                 "--input",
                 'counts=artifacts:{{ pipec_output_dirs(run_id, "count_words", "output", ti.xcom_pull(task_ids="make_shards")) }}',
-                "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/total/output",
+                "--output",
+                "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
             do_xcom_push=True,
@@ -135,7 +151,7 @@ with DAG(
                 "--code-root", "/opt/pipec/project",
                 "--input", "shards=env:PIPEC_INPUT_shards",
                 "--output",
-                "output=s3://pipec-artifacts/examples/{{ run_id }}/make_shards_2/output",
+                "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/make_shards_2/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
             env_vars={"PIPEC_INPUT_shards": "2"},
@@ -155,7 +171,7 @@ with DAG(
                     "--code-root", "/opt/pipec/project",
                     "--input", "shard=env:PIPEC_INPUT_shard",
                     "--output",
-                    "output=s3://pipec-artifacts/examples/{{ run_id }}/count_words_2/{{ ti.map_index }}/output",
+                    "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/count_words_2/{{ ti.map_index }}/output",
                 ],
                 env_vars={"PIPEC_INPUT_shard": item},
             )
@@ -174,7 +190,8 @@ with DAG(
                 "--code-root", "/opt/pipec/project",
                 "--input",
                 'counts=artifacts:{{ pipec_output_dirs(run_id, "count_words_2", "output", ti.xcom_pull(task_ids="make_shards_2")) }}',
-                "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/total_2/output",
+                "--output",
+                "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total_2/output",
                 "--output-value", "output=/airflow/xcom/return.json",
             ],
             do_xcom_push=True,
@@ -198,8 +215,10 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input", "kind=env:PIPEC_INPUT_kind",
-            "--input", "value=artifact:s3://pipec-artifacts/examples/{{ run_id }}/total/output",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/label/output",
+            "--input",
+            "value=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label/output",
         ],
         env_vars={"PIPEC_INPUT_kind": '"big"'},
     )
@@ -214,7 +233,8 @@ with DAG(
             "--component", "examples.nested:publish",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
-            "--input", "message=artifact:s3://pipec-artifacts/examples/{{ run_id }}/label/output",
+            "--input",
+            "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label/output",
             "--input", "strict=env:PIPEC_INPUT_strict",
         ],
         env_vars={
@@ -240,8 +260,10 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input", "kind=env:PIPEC_INPUT_kind",
-            "--input", "value=artifact:s3://pipec-artifacts/examples/{{ run_id }}/total_2/output",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/label_2/output",
+            "--input",
+            "value=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total_2/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_2/output",
         ],
         env_vars={"PIPEC_INPUT_kind": '"medium"'},
     )
@@ -256,7 +278,8 @@ with DAG(
             "--component", "examples.nested:publish",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
-            "--input", "message=artifact:s3://pipec-artifacts/examples/{{ run_id }}/label_2/output",
+            "--input",
+            "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_2/output",
         ],
     )
     [label_2_task, condition_1_branch, condition_2_branch] >> publish_2_task
@@ -271,8 +294,10 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input", "kind=env:PIPEC_INPUT_kind",
-            "--input", "value=artifact:s3://pipec-artifacts/examples/{{ run_id }}/total/output",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/label_3/output",
+            "--input",
+            "value=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_3/output",
         ],
         env_vars={"PIPEC_INPUT_kind": '"small"'},
     )
@@ -287,7 +312,8 @@ with DAG(
             "--component", "examples.nested:publish",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
-            "--input", "message=artifact:s3://pipec-artifacts/examples/{{ run_id }}/label_3/output",
+            "--input",
+            "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_3/output",
         ],
     )
     [label_3_task, condition_1_branch, condition_2_branch] >> publish_3_task

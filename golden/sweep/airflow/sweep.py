@@ -14,18 +14,32 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.sdk import DAG, Param, task_group
 
 
-ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
+def _run_folder(run_id: str) -> str:
+    """This run's artifact folder: the run id as one path segment that names no other folder."""
+    if not run_id:
+        raise ValueError("an empty run id has no artifact folder")
+    safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~:+-"
+    folder = "".join(
+        c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in run_id
+    )
+    # A leading dot would make `.`, `..` or a hidden folder.
+    return "%2E" + folder[1:] if folder.startswith(".") else folder
 
 
-def _param_items(name, params):
-    """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
+RUN_ROOT = "s3://pipec-artifacts/examples/sweep"
 
 
 def _output_dirs(run_id, step, output, items):
     """JSON list of one output's folders over every iteration of a foreach (for collect)."""
     count = items if isinstance(items, int) else len(items)
-    return json.dumps([f"{ARTIFACT_ROOT}/{run_id}/{step}/{i}/{output}" for i in range(count)])
+    folder = f"{RUN_ROOT}/{_run_folder(run_id)}/{step}"
+    return json.dumps([f"{folder}/{i}/{output}" for i in range(count)])
+
+
+def _param_items(name, params):
+    """The items of a foreach over a DAG parameter, each as JSON text."""
+    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
 
 
 def _when_condition_1(values, params):
@@ -45,7 +59,7 @@ with DAG(
         "factor": Param(2.0, type="number"),
         "threshold": Param(20.0, type="number"),
     },
-    user_defined_macros={"pipec_output_dirs": _output_dirs},
+    user_defined_macros={"pipec_run_folder": _run_folder, "pipec_output_dirs": _output_dirs},
     tags=["pipec"],
 ) as dag:
     loop_1_items = PythonOperator(
@@ -69,7 +83,7 @@ with DAG(
                 "--input", "factor=env:PIPEC_INPUT_factor",
                 "--input", "x=env:PIPEC_INPUT_x",
                 "--output",
-                "output=s3://pipec-artifacts/examples/{{ run_id }}/scale/{{ ti.map_index }}/output",
+                "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/scale/{{ ti.map_index }}/output",
             ],
             env_vars={
                 "PIPEC_INPUT_factor": '{{ params["factor"] | tojson | replace("$", "\\\\u0024") }}',
@@ -88,9 +102,9 @@ with DAG(
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
                 "--input",
-                "x=artifact:s3://pipec-artifacts/examples/{{ run_id }}/scale/{{ ti.map_index }}/output",
+                "x=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/scale/{{ ti.map_index }}/output",
                 "--output",
-                "output=s3://pipec-artifacts/examples/{{ run_id }}/square/{{ ti.map_index }}/output",
+                "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/square/{{ ti.map_index }}/output",
             ],
         )
         scale_task >> square_task
@@ -109,7 +123,8 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--input",
             'values=artifacts:{{ pipec_output_dirs(run_id, "square", "output", ti.xcom_pull(task_ids="loop_1-items")) }}',
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/total/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
         ],
     )
     loop_1_group >> total_task
@@ -124,8 +139,10 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input", "threshold=env:PIPEC_INPUT_threshold",
-            "--input", "value=artifact:s3://pipec-artifacts/examples/{{ run_id }}/total/output",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/is_big/output",
+            "--input",
+            "value=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/is_big/output",
             "--output-value", "output=/airflow/xcom/return.json",
         ],
         env_vars={
@@ -151,8 +168,10 @@ with DAG(
             "--component", "examples.sweep:high",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
-            "--input", "value=artifact:s3://pipec-artifacts/examples/{{ run_id }}/total/output",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/high/output",
+            "--input",
+            "value=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/high/output",
         ],
     )
     [total_task, condition_1_branch] >> high_task
@@ -166,8 +185,10 @@ with DAG(
             "--component", "examples.sweep:low",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
-            "--input", "value=artifact:s3://pipec-artifacts/examples/{{ run_id }}/total/output",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/low/output",
+            "--input",
+            "value=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/low/output",
         ],
     )
     [total_task, condition_1_branch] >> low_task

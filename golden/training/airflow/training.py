@@ -16,18 +16,32 @@ from airflow.sdk import DAG, Param, task_group
 from kubernetes.client import models as k8s
 
 
-ARTIFACT_ROOT = "s3://pipec-artifacts/examples"
+def _run_folder(run_id: str) -> str:
+    """This run's artifact folder: the run id as one path segment that names no other folder."""
+    if not run_id:
+        raise ValueError("an empty run id has no artifact folder")
+    safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~:+-"
+    folder = "".join(
+        c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in run_id
+    )
+    # A leading dot would make `.`, `..` or a hidden folder.
+    return "%2E" + folder[1:] if folder.startswith(".") else folder
 
 
-def _param_items(name, params):
-    """The items of a foreach over a DAG parameter, each as JSON text."""
-    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
+RUN_ROOT = "s3://pipec-artifacts/examples/training"
 
 
 def _output_dirs(run_id, step, output, items):
     """JSON list of one output's folders over every iteration of a foreach (for collect)."""
     count = items if isinstance(items, int) else len(items)
-    return json.dumps([f"{ARTIFACT_ROOT}/{run_id}/{step}/{i}/{output}" for i in range(count)])
+    folder = f"{RUN_ROOT}/{_run_folder(run_id)}/{step}"
+    return json.dumps([f"{folder}/{i}/{output}" for i in range(count)])
+
+
+def _param_items(name, params):
+    """The items of a foreach over a DAG parameter, each as JSON text."""
+    return [json.dumps(item).replace("$", "\\u0024") for item in params[name]]
 
 
 def _when_condition_1(values, params):
@@ -48,7 +62,7 @@ with DAG(
         "lr": Param(0.01, type="number"),
         "lrs": Param([0.1, 0.01], items={"type": "number"}, type="array"),
     },
-    user_defined_macros={"pipec_output_dirs": _output_dirs},
+    user_defined_macros={"pipec_run_folder": _run_folder, "pipec_output_dirs": _output_dirs},
     tags=["pipec"],
 ) as dag:
     load_task = KubernetesPodOperator(
@@ -61,7 +75,8 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input", "n=env:PIPEC_INPUT_n",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/load/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/load/output",
         ],
         env_vars={"PIPEC_INPUT_n": '{{ params["n"] | tojson | replace("$", "\\\\u0024") }}'},
     )
@@ -78,10 +93,14 @@ with DAG(
             "--component", "examples.training:split",
             "--returns", "named",
             "--code-root", "/opt/pipec/project",
-            "--input", "data=artifact:s3://pipec-artifacts/examples/{{ run_id }}/load/output",
-            "--output", "train=s3://pipec-artifacts/examples/{{ run_id }}/split/train",
-            "--output", "test=s3://pipec-artifacts/examples/{{ run_id }}/split/test",
+            "--input",
+            "data=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/load/output",
+            "--output",
+            "train=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/train",
+            "--output",
+            "test=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/test",
         ],
+        active_deadline_seconds=600,
     )
     load_task >> split_task
 
@@ -95,8 +114,10 @@ with DAG(
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
             "--input", "lr=env:PIPEC_INPUT_lr",
-            "--input", "train=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/train",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/train/output",
+            "--input",
+            "train=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/train",
+            "--output",
+            "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train/output",
         ],
         env_vars={"PIPEC_INPUT_lr": '{{ params["lr"] | tojson | replace("$", "\\\\u0024") }}'},
         container_resources=k8s.V1ResourceRequirements(
@@ -104,6 +125,9 @@ with DAG(
             limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
         ),
         node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+        tolerations=[
+            k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
+        ],
     )
     split_task >> train_task
 
@@ -116,9 +140,12 @@ with DAG(
             "--component", "examples.training:evaluate",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
-            "--input", "model=artifact:s3://pipec-artifacts/examples/{{ run_id }}/train/output",
-            "--input", "test=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/test",
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/evaluate/output",
+            "--input",
+            "model=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train/output",
+            "--input",
+            "test=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/test",
+            "--output",
+            "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/evaluate/output",
             "--output-value", "output=/airflow/xcom/return.json",
         ],
         do_xcom_push=True,
@@ -141,7 +168,8 @@ with DAG(
             "--component", "examples.training:deploy",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
-            "--input", "model=artifact:s3://pipec-artifacts/examples/{{ run_id }}/train/output",
+            "--input",
+            "model=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train/output",
         ],
         env_vars={"STAGE": "prod"},
         secrets=[Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")],
@@ -157,7 +185,8 @@ with DAG(
             "--component", "examples.training:notify",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
-            "--input", "score=artifact:s3://pipec-artifacts/examples/{{ run_id }}/evaluate/output",
+            "--input",
+            "score=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/evaluate/output",
         ],
     )
     [evaluate_task, condition_1_branch] >> notify_task
@@ -181,9 +210,10 @@ with DAG(
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
                 "--input", "lr=env:PIPEC_INPUT_lr",
-                "--input", "train=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/train",
+                "--input",
+                "train=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/train",
                 "--output",
-                "output=s3://pipec-artifacts/examples/{{ run_id }}/train_2/{{ ti.map_index }}/output",
+                "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train_2/{{ ti.map_index }}/output",
             ],
             env_vars={"PIPEC_INPUT_lr": item},
             container_resources=k8s.V1ResourceRequirements(
@@ -191,6 +221,9 @@ with DAG(
                 limits={"memory": "16Gi", "nvidia.com/gpu": "1"},
             ),
             node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+            tolerations=[
+                k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
+            ],
         )
         split_task >> train_2_task
 
@@ -205,10 +238,11 @@ with DAG(
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
                 "--input",
-                "model=artifact:s3://pipec-artifacts/examples/{{ run_id }}/train_2/{{ ti.map_index }}/output",
-                "--input", "test=artifact:s3://pipec-artifacts/examples/{{ run_id }}/split/test",
+                "model=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train_2/{{ ti.map_index }}/output",
+                "--input",
+                "test=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/test",
                 "--output",
-                "output=s3://pipec-artifacts/examples/{{ run_id }}/evaluate_2/{{ ti.map_index }}/output",
+                "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/evaluate_2/{{ ti.map_index }}/output",
             ],
         )
         [train_2_task, split_task] >> evaluate_2_task
@@ -227,7 +261,8 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--input",
             'scores=artifacts:{{ pipec_output_dirs(run_id, "evaluate_2", "output", ti.xcom_pull(task_ids="loop_1-items")) }}',
-            "--output", "output=s3://pipec-artifacts/examples/{{ run_id }}/best/output",
+            "--output",
+            "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/best/output",
         ],
     )
     loop_1_group >> best_task

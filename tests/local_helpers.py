@@ -1,42 +1,31 @@
-"""Helpers for the local-target tests: a throwaway project, the `pipec` command, waiting.
-
-(No tests here; pytest collects the module and finds none.)
-"""
+"""Helpers for the local-target tests: a throwaway project, the `pipec` command, waiting."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipec.backends.base import RunOptions
 from pipec.backends.runner.results import RunResult
-from pipec.backends.runner.scheduler import run_pipeline
-from tests.helpers import prepared
+from tests import helpers
 
 PIPEC = Path(sys.executable).with_name("pipec")
-HEADER = """\
-import os, sys, time, subprocess
-from pathlib import Path
-from typing import NamedTuple
-from pipec import Resources, collect, foreach, otherwise, pipeline, step, when
-"""
-_modules = itertools.count()
+# Step bodies in these tests sleep, spawn processes and write files.
+HEADER = "import os, sys, time, subprocess\nfrom pathlib import Path\n" + helpers.HEADER
 
 
 def make_project(root: Path, body: str) -> str:
-    """Write a project (pyproject.toml + one uniquely named module); return the module file."""
+    """Write a project (pyproject.toml + one uniquely named module, as the runner imports it in
+    this process); return the module file."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
-    name = f"lp_{os.getpid()}_{next(_modules)}.py"
-    (root / name).write_text(HEADER + textwrap.dedent(body), encoding="utf-8")
-    return name
+    return helpers.write_pipeline(root, body, HEADER).name
 
 
 def pipec(
@@ -64,9 +53,12 @@ def run_json(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple
 
 
 def run_here(root: Path, ref: str, params: dict[str, Any] | None = None, **kw: Any) -> RunResult:
-    """Load REF through the driver and run it in this process (quietly)."""
-    pipeline, settings, _ = prepared(str(root / ref), "local")
-    return run_pipeline(pipeline, settings, params or {}, root=root, view="quiet", **kw)
+    """Compile REF for the local target and run it through its backend in this process
+    (quietly); `kw` are `RunOptions`."""
+    pipeline, _, backend = helpers.prepared(str(root / ref), "local")
+    outcome = backend.run(pipeline, params or {}, RunOptions(view="quiet", **kw))
+    assert outcome.result is not None
+    return outcome.result
 
 
 def by_label(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

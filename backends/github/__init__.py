@@ -1,0 +1,89 @@
+"""The `github` target: one GitHub Actions workflow per pipeline, run here with act or dispatched.
+
+`emit` writes `.github/workflows/<pipeline>.yml` (`-o .` puts it in a repository): one job per
+step (`jobs`), values as job outputs and artifacts in the store (`layout`), conditions as job
+`if:` (`expressions`), foreach as a matrix, parameters as typed inputs (`workflow`). Every job
+runs the shared step runtime through `pipec.backends.github.job`, which adds the retries and loop
+inputs GitHub lacks.
+
+`pipec run --target github --set via=act` runs the workflow on this machine with act's host mode
+and prints the local target's summary (`act_run`); without `via` it dispatches the workflow
+through GitHub's REST API (`submit`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pipec.backends.base import Backend, Bundle, Capabilities, RunOptions, RunOutcome
+from pipec.backends.github import checks, workflow
+from pipec.backends.github.settings import GithubSettings
+from pipec.backends.settings import TargetSettings
+from pipec.ir.diagnostics import Diagnostic
+from pipec.ir.model import Pipeline
+
+
+class GithubBackend(Backend[GithubSettings]):
+    """GitHub Actions: a job per step, `needs` from the data flow, matrices for foreach."""
+
+    name: ClassVar[str] = "github"
+    description: ClassVar[str] = "GitHub Actions: one workflow file (run here with act)"
+    extra: ClassVar[str | None] = "github"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        frozenset(
+            {
+                "condition",
+                "loop_literal",
+                "loop_param",
+                "loop_output",
+                "loop_parallelism",
+                "collect",
+                "nested",
+                "after",
+                "retries",
+                "timeout",
+                "cache",
+                "resources",
+                "disk",
+                "gpu",
+                "secrets",
+                "env",
+                "image",
+                "schedule",
+                "artifacts",
+            }
+        )
+    )
+    notes: ClassVar[dict[str, str]] = {
+        "cache": "GitHub runs every job each time; cache=False holds, nothing is reused",
+        "resources": "not enforced: pick a runner with `runners`",
+        "disk": "not enforced: pick a runner with `runners`",
+        "gpu": "needs a GPU runner label in `runners`",
+        "retries": "done by pipec's job wrapper inside the job (GitHub has no retries)",
+        "image": "as the job's container:, not with via=act",
+    }
+    settings_model: ClassVar[type[TargetSettings]] = GithubSettings
+
+    def check(self, pipeline: Pipeline) -> list[Diagnostic]:
+        """What GitHub Actions cannot express (see `checks`)."""
+        return checks.check(pipeline, self.settings)
+
+    def emit(self, pipeline: Pipeline) -> Bundle:
+        """`.github/workflows/<pipeline>.yml`, deterministic for a pipeline and settings (with
+        `via=act`: the workflow act runs on this machine, see `act_run.act_settings`)."""
+        settings = self.settings
+        if settings.via == "act":
+            from pipec.backends.github.act_run import act_settings
+
+            settings = act_settings(settings, self.project_root)
+        return {workflow.path(pipeline): workflow.render(pipeline, settings)}
+
+    def run(self, pipeline: Pipeline, params: dict[str, Any], options: RunOptions) -> RunOutcome:
+        """`via=act`: run here with act; otherwise dispatch on GitHub (see the module doc)."""
+        if self.settings.via == "act":
+            from pipec.backends.github import act_run
+
+            return act_run.run(self, pipeline, params, options)
+        return super().run(pipeline, params, options)
+
+    submitter: ClassVar[str | None] = "pipec.backends.github.submit:submit"

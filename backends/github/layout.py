@@ -1,0 +1,204 @@
+"""What the workflow's jobs need to know about the pipeline before any job is written: where each
+value travels (job output, store, loop item), which outputs a job exports, how each condition is
+decided, and which jobs each job waits for.
+
+Jobs: one per step (id = the step id), `params` when the pipeline has parameters (every
+parameter's checked value), and `<condition>-test` for a condition GitHub's expressions cannot
+decide with Python's meaning (see `expressions`). IR ids never hold `-`, so these never collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipec.backends.common.conditions import ConditionError, Operand
+from pipec.backends.github.expressions import Value, to_github
+from pipec.ir import graph, types
+from pipec.ir.model import (
+    Collect,
+    Condition,
+    Const,
+    Loop,
+    LoopItem,
+    OutputRef,
+    ParamRef,
+    Pipeline,
+    Step,
+)
+
+PARAMS_JOB = "params"
+TEST_SUFFIX = "-test"
+INDICES_SUFFIX = "-indices"
+
+
+def test_job(condition_id: str) -> str:
+    """The job that decides a condition in Python."""
+    return f"{condition_id}{TEST_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One enclosing condition branch of a job: the condition and whether it is `then`."""
+
+    condition: str
+    then: bool
+
+
+@dataclass
+class Layout:
+    """The pipeline seen as GitHub jobs (see the module docstring)."""
+
+    pipeline: Pipeline
+    steps: dict[str, Step] = field(default_factory=dict)
+    loop_of: dict[str, Loop | None] = field(default_factory=dict)
+    branches: dict[str, tuple[Branch, ...]] = field(default_factory=dict)
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    tests: dict[str, str | None] = field(default_factory=dict)
+    """Condition id -> its `if:` expression, or None when the `-test` job decides it."""
+    exports: dict[str, list[str]] = field(default_factory=dict)
+    indices: dict[str, list[str]] = field(default_factory=dict)
+    looped_params: list[str] = field(default_factory=list)
+    needs: dict[str, set[str]] = field(default_factory=dict)
+    loops: dict[str, Loop] = field(default_factory=dict)
+
+
+def build(pipeline: Pipeline) -> Layout:
+    """The layout of a checked pipeline (nested loops and conditions in loops were refused)."""
+    layout = Layout(pipeline, loops=graph.loops(pipeline))
+    env = graph.TypeEnv(pipeline)
+    for node, scopes in graph.walk(pipeline.body):
+        loops = [s for s in scopes if s.kind == "loop"]
+        branches = tuple(Branch(s.id, s.branch == "then") for s in scopes if s.kind == "condition")
+        if isinstance(node, Step):
+            layout.steps[node.id] = node
+            layout.loop_of[node.id] = layout.loops[loops[-1].id] if loops else None
+            layout.branches[node.id] = branches
+        elif isinstance(node, Condition):
+            layout.conditions[node.id] = node
+            layout.branches[test_job(node.id)] = branches
+    _values(layout, env)
+    for condition in layout.conditions.values():
+        layout.tests[condition.id] = _test(condition, layout, env)
+    _needs(layout)
+    return layout
+
+
+def _export(layout: Layout, step: str, output: str) -> None:
+    outputs = layout.exports.setdefault(step, [])
+    if output not in outputs:
+        outputs.append(output)
+
+
+def travels_as_output(layout: Layout, env: graph.TypeEnv, ref: OutputRef, reader: str) -> bool:
+    """Whether `reader` gets output `ref` as a job output: a JSON value made outside any loop
+    (inside one, iterations overwrite each other's job outputs, so the store carries it)."""
+    produced = env.outputs.get((ref.step, ref.output), "any")
+    return layout.loop_of.get(ref.step) is None and types.is_value(produced) and reader != ref.step
+
+
+def _values(layout: Layout, env: graph.TypeEnv) -> None:
+    """Which outputs each step exports, which lists become matrices."""
+    for step in layout.steps.values():
+        for binding in step.args.values():
+            if isinstance(binding, OutputRef) and travels_as_output(layout, env, binding, step.id):
+                _export(layout, binding.step, binding.output)
+    for node, _ in graph.walk(layout.pipeline.body):
+        if isinstance(node, Condition):
+            for operand in graph.expr_operands(node.test):
+                if isinstance(operand, OutputRef):
+                    _export(layout, operand.step, operand.output)
+        elif isinstance(node, Loop):
+            match node.items:
+                case OutputRef():
+                    _export(layout, node.items.step, node.items.output)
+                    layout.indices.setdefault(node.items.step, []).append(node.items.output)
+                case ParamRef():
+                    if node.items.param not in layout.looped_params:
+                        layout.looped_params.append(node.items.param)
+                case Const() | LoopItem() | Collect():
+                    pass  # a literal needs no job; the others were refused by the checks
+
+
+def operand_value(operand: Operand, env: graph.TypeEnv) -> Value:
+    """An operand in a job's `if:`: the JSON value a job output holds, parsed."""
+    match operand:
+        case ParamRef():
+            text = f"fromJSON(needs.{PARAMS_JOB}.outputs.{operand.param})"
+        case OutputRef():
+            text = f"fromJSON(needs.{operand.step}.outputs.{operand.output})"
+        case LoopItem():
+            raise ConditionError("a job's if: cannot see a foreach item")
+    return Value(text, env.of(operand) or "any")
+
+
+def _test(condition: Condition, layout: Layout, env: graph.TypeEnv) -> str | None:
+    try:
+        return to_github(condition.test, lambda operand: operand_value(operand, env))
+    except ConditionError:
+        return None
+
+
+def _needs(layout: Layout) -> None:
+    """Direct needs of every job: producers, `.after()`, what enclosing conditions and loops
+    read, the `params` job and `-test` jobs."""
+    pipeline = layout.pipeline
+    reads_params = {
+        node.id
+        for node, _ in graph.walk(pipeline.body)
+        if any(isinstance(b, ParamRef) for b in graph.node_bindings(node))
+    }
+    for node, scopes in graph.walk(pipeline.body):
+        if not isinstance(node, Step | Condition):
+            continue
+        job = node.id if isinstance(node, Step) else test_job(node.id)
+        if isinstance(node, Condition) and layout.tests[node.id] is not None:
+            continue
+        own = {p for b in graph.node_bindings(node) for p in graph.producers(b)}
+        if isinstance(node, Step):
+            own.update(node.after)
+            for binding in node.args.values():
+                if isinstance(binding, Collect):  # the collected loop's items give the count
+                    items = layout.loops[binding.loop].items
+                    own.update(graph.producers(items))
+                    if isinstance(items, ParamRef):
+                        own.add(PARAMS_JOB)
+        if node.id in reads_params:
+            own.add(PARAMS_JOB)
+        for scope in scopes:
+            block = _block(layout, scope.id)
+            if block is None:
+                continue
+            own.update(p for b in graph.node_bindings(block) for p in graph.producers(b))
+            if block.id in reads_params:
+                own.add(PARAMS_JOB)
+            if isinstance(block, Condition) and layout.tests[block.id] is None:
+                own.add(test_job(block.id))
+        layout.needs[job] = own
+    if layout.pipeline.params:
+        layout.needs[PARAMS_JOB] = set()
+
+
+def _block(layout: Layout, scope_id: str) -> Condition | Loop | None:
+    if scope_id in layout.conditions:
+        return layout.conditions[scope_id]
+    return layout.loops.get(scope_id)
+
+
+def may_be_skipped_for(layout: Layout, need: str, job: str) -> bool:
+    """Whether `need` can be skipped by a branch `job` is not inside (then `job` must not let
+    GitHub's default skip it too)."""
+    mine = layout.branches.get(job, ())
+    theirs = layout.branches.get(need, ())
+    return mine[: len(theirs)] != theirs
+
+
+def ancestors(layout: Layout, job: str) -> set[str]:
+    """Every job `job` waits for, directly or not."""
+    seen: set[str] = set()
+    todo = list(layout.needs.get(job, ()))
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(layout.needs.get(current, ()))
+    return seen

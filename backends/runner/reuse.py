@@ -1,0 +1,159 @@
+"""Whether a step instance needs to run: results kept on resume, and the step cache.
+
+On resume, a step instance that finished in the run keeps its result (when its outputs still
+exist); the run may be resumed only while the steps' code is unchanged. Otherwise a step instance
+is reused from the cache when its code (`component.code_hash`: the function and what it uses from
+its module), image, environment variables, parameter values and the content hashes of its inputs
+all match an earlier successful execution whose outputs still exist. The key is kept as its
+parts, so a miss can say which part changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pipec.backends import runtime
+from pipec.backends.runner.expansion import CACHED, OK
+from pipec.backends.runner.metadata import MetadataStore, RunRecord, StepRecord
+from pipec.backends.runner.plan import Plan, PlanStep
+from pipec.backends.runner.results import RunError
+from pipec.backends.runtime import store
+from pipec.backends.runtime.materializers import canonical_json
+from pipec.ir.code import code_hash
+
+
+def digest(value: Any) -> str:
+    """`sha256:` of a JSON-able value's canonical text."""
+    return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def key_parts(
+    code_hash: str,
+    image: str | None,
+    params: Mapping[str, Any],
+    input_hashes: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The parts of a cache key: code, image, the step's environment variables (secret values
+    stay out: only their names are part of the step), a digest per parameter value, a hash per
+    input."""
+    return {
+        "code": code_hash,
+        "image": image,
+        "env": digest(dict(sorted((env or {}).items()))),
+        "params": {name: digest(value) for name, value in sorted(params.items())},
+        "inputs": dict(sorted(input_hashes.items())),
+    }
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """One string for all the parts."""
+    return digest(parts)
+
+
+def explain_miss(parts: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
+    """Why no earlier execution could be reused, comparing with the latest one of this step."""
+    if previous is None:
+        return "no earlier execution"
+    changed: list[str] = []
+    if parts["code"] != previous.get("code"):
+        changed.append("code changed")
+    if parts["image"] != previous.get("image"):
+        changed.append("image changed")
+    if parts.get("env") != previous.get("env"):
+        changed.append("env changed")
+    changed += _changed_names("param", parts["params"], previous.get("params", {}))
+    changed += _changed_names("input", parts["inputs"], previous.get("inputs", {}))
+    if not changed:
+        return "outputs of the earlier execution are gone"
+    return ", ".join(changed)
+
+
+def _changed_names(what: str, now: Mapping[str, str], before: Mapping[str, str]) -> list[str]:
+    names = sorted(n for n in set(now) | set(before) if now.get(n) != before.get(n))
+    if not names:
+        return []
+    plural = "s" if len(names) > 1 else ""
+    return [f"{what}{plural} {', '.join(names)} changed"]
+
+
+class Reuse:
+    """Answers, for one run, whether a step instance's result already exists."""
+
+    def __init__(
+        self,
+        run: RunRecord,
+        metadata: MetadataStore,
+        *,
+        no_cache: bool,
+        previous: Mapping[tuple[str, str], StepRecord],
+    ) -> None:
+        self.run = run
+        self.metadata = metadata
+        self.no_cache = no_cache
+        self.previous = previous
+
+    def kept(self, step_id: str, iteration: str) -> StepRecord | None:
+        """On resume: the record of a step instance that already finished in this run (and whose
+        outputs still exist)."""
+        earlier = self.previous.get((step_id, iteration))
+        if earlier is None or earlier.status not in OK:
+            return None
+        if not all(store.exists(a.uri) for a in earlier.artifacts.values()):
+            return None
+        return earlier
+
+    def cached(self, step: PlanStep, record: StepRecord) -> bool:
+        """Fill `record` from the cache and return True on a hit; on a miss, say why in
+        `record.reason` and return False. `record` carries its cache key already."""
+        assert record.cache_key is not None and record.cache_parts is not None
+        if not step.cache:
+            record.reason = "not cached: cache=False on this step"
+            return False
+        if self.no_cache:
+            record.reason = "not cached: --no-cache"
+            return False
+        if step.component.unhashed:
+            # Its code hash cannot see a change in these, so a hit could be stale: run it.
+            record.reason = (
+                f"not cached: the step uses {', '.join(step.component.unhashed)}, which pipec "
+                "cannot hash by value"
+            )
+            return False
+        hit = self.metadata.find_cached(step.id, record.cache_key)
+        if hit is not None and all(store.exists(a.uri) for a in hit.artifacts.values()):
+            record.status, record.cached_from = CACHED, hit.cached_from or hit.run_id
+            record.reason = f"cached from run {record.cached_from}"
+            record.artifacts = dict(hit.artifacts)
+            record.started_at = record.ended_at = time.time()
+            return True
+        earlier = self.metadata.previous_execution(
+            self.run.pipeline_id, step.id, record.iteration, self.run.run_id
+        )
+        why = explain_miss(record.cache_parts, earlier.cache_parts if earlier else None)
+        record.reason = f"not cached: {why}"
+        return False
+
+
+def check_code_unchanged(plan: Plan, run_id: str, project_root: Path) -> None:
+    """Refuse to resume when a step's code changed since the run started: the finished steps ran
+    the old code, and the rest would run the new code under the old code's cache key."""
+    changed = set()
+    for step in plan.steps.values():
+        component = step.component
+        try:
+            func = runtime.load_function(component.target, str(project_root))
+            now = code_hash(getattr(func, "func", func), component.module, component.function)
+        except Exception:  # gone, renamed or broken: it changed all the same
+            now = None
+        if now != component.code_hash:
+            changed.add(component.target)
+    if changed:
+        raise RunError(
+            f"the code of {', '.join(sorted(changed))} changed since run {run_id} started; "
+            "resuming would mix two versions. Start a new run (unchanged steps come from the cache)"
+        )

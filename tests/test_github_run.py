@@ -1,0 +1,247 @@
+"""The github target run for real here: `pipec run --target github --set via=act` (act's host
+mode, offline) against the local target, both started in the SAME environment (OpenBLAS
+variables change floats), compared step by step: status, attempts, JSON outputs and the content
+hash of every stored artifact.
+
+Covered: every example (conditions decided by `if:` and by a `-test` job, fan-out over a step
+output, fan-in, a GPU step on a mapped runner label, a secret), retries done by the job wrapper,
+a secret from the environment act is given, a hostile parameter that arrives verbatim, and a
+fan-out over more items than a GitHub matrix takes (a clear runtime error).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec.backends.runtime import store
+from tests.conftest import EXAMPLES, REPO
+from tests.github_check import tool
+from tests.helpers import write_pipeline
+
+pytestmark = pytest.mark.slow
+PIPEC = str(REPO / ".venv" / "bin" / "pipec")
+
+
+def run_json(ref: str, cwd: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [PIPEC, "run", ref, "--json", "--view", "quiet", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.strip(), done.stderr[-4000:]
+    return done.returncode, json.loads(done.stdout)
+
+
+def comparable(summary: dict[str, Any]) -> dict[tuple[str, tuple[int, ...]], Any]:
+    """What must be equal between targets: per step instance, the status, the attempts of a step
+    that ran, the JSON outputs and each stored output's content hash."""
+    found = {}
+    for step in summary["steps"]:
+        hashes = {n: (store.read_meta(u) or {}).get("hash") for n, u in step["artifacts"].items()}
+        ran = step["status"] in ("succeeded", "failed")
+        found[(step["id"], tuple(step["iteration"]))] = (
+            step["status"],
+            step["attempts"] if ran else None,
+            step["outputs"],
+            hashes,
+        )
+    return found
+
+
+def both(ref: str, cwd: Path, env: dict[str, str], *args: str) -> tuple[Any, Any]:
+    """The local run and the act run of REF, in the same environment."""
+    code_local, local = run_json(ref, cwd, env, "--no-cache", *args)
+    code_act, act = run_json(
+        ref,
+        cwd,
+        env,
+        "--target",
+        "github",
+        "--set",
+        "via=act",
+        "--set",
+        f"act={tool('act')}",
+        *args,
+    )
+    assert code_local == code_act
+    return comparable(local), comparable(act)
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    """This process's environment (nothing stripped), plus the examples' secret."""
+    return {**os.environ, "REGISTRY_TOKEN": "token-for-the-example"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_under_act_equals_the_local_target(
+    example: Path, env: dict[str, str]
+) -> None:
+    local, act = both(example.relative_to(REPO).as_posix(), REPO, env)
+    assert act == local
+    assert any(status == "succeeded" for status, *_ in act.values())
+
+
+PIPELINE = """
+import os
+from pathlib import Path
+
+@step(retries=2)
+def flaky(tag: str) -> str:
+    marker = Path(os.environ["FLAKY_DIR"]) / tag
+    if not marker.exists():
+        marker.write_text("tried")
+        raise RuntimeError("the first attempt fails")
+    return tag
+
+@step(secrets=["PIPEC_TEST_SECRET"])
+def secret_length() -> int:
+    return len(os.environ["PIPEC_TEST_SECRET"])
+
+@step
+def echo(text: str) -> str:
+    return text
+
+@step
+def shards(n: int) -> list[str]:
+    return [f"s{i}" for i in range(n)]
+
+@step
+def size(shard: str) -> int:
+    return len(shard)
+
+@step
+def total(sizes: list[int]) -> int:
+    return sum(sizes)
+
+@pipeline
+def mixed(text: str = "plain", n: int = 3, mode: str = "Full") -> None:
+    flaky(tag="a")
+    secret_length()
+    echo(text=text)
+    with foreach(shards(n=n)) as s:
+        k = size(shard=s)
+    t = total(sizes=collect(k))
+    with when((t > 5) & (mode == "full")):
+        echo(text="big and full")
+    with otherwise():
+        echo(text="otherwise")
+"""
+HOSTILE = "${{ secrets.PIPEC_TEST_SECRET }} $(touch pwned) `id` 'q\" \\ \n\u2028 é ✓ }}"
+
+
+def test_retries_secrets_hostile_values_and_fan_out_equal_the_local_target(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """`mode == "full"` against "Full" is false in Python; GitHub's `==` ignores case, so the
+    target decides it in a `-test` job."""
+    source = write_pipeline(tmp_path, PIPELINE)
+    flaky_dir = tmp_path / "flaky"
+    env = {**env, "FLAKY_DIR": str(flaky_dir), "PIPEC_TEST_SECRET": "s3cret-value"}
+    results = []
+    for target_args in (
+        [],
+        [
+            "--target",
+            "github",
+            "--set",
+            "via=act",
+            "--set",
+            f"act={tool('act')}",
+            "--set",
+            f"artifact_root={tmp_path / 'store'}",
+        ],
+    ):
+        shutil.rmtree(flaky_dir, ignore_errors=True)
+        flaky_dir.mkdir()
+        code, summary = run_json(
+            str(source), tmp_path, env, "--param", f"text={HOSTILE}", "--param", "n=4", *target_args
+        )
+        assert code == 0
+        results.append(comparable(summary))
+    local, act = results
+    assert act == local
+    assert act[("flaky", ())][1] == 2  # the wrapper retried it in the job
+    assert act[("echo", ())][2] == {"output": HOSTILE}
+    assert act[("secret_length", ())][2] == {"output": len("s3cret-value")}
+    assert act[("echo_3", ())][2] == {"output": "otherwise"}
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_fan_out_over_more_than_256_items_fails_clearly(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    source = write_pipeline(
+        tmp_path,
+        """
+        @step
+        def many() -> list[int]:
+            return list(range(300))
+
+        @step
+        def one(x: int) -> int:
+            return x
+
+        @pipeline
+        def wide() -> None:
+            with foreach(many()) as x:
+                one(x=x)
+        """,
+    )
+    code, summary = run_json(
+        str(source),
+        tmp_path,
+        env,
+        "--target",
+        "github",
+        "--set",
+        "via=act",
+        "--set",
+        f"act={tool('act')}",
+    )
+    assert code == 1
+    failed = {s["id"]: s for s in summary["steps"]}["many"]
+    assert failed["status"] == "failed"
+    log = Path(failed["log"]).read_text(encoding="utf-8")
+    assert "has 300 items; a GitHub matrix expands at most 256 jobs" in log
+
+
+def test_a_missing_secret_is_one_line_before_anything_runs(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    source = write_pipeline(tmp_path, PIPELINE)
+    env = {k: v for k, v in env.items() if k != "PIPEC_TEST_SECRET"}
+    done = subprocess.run(
+        [
+            PIPEC,
+            "run",
+            str(source),
+            "--target",
+            "github",
+            "--set",
+            "via=act",
+            "--set",
+            f"act={tool('act')}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: secret PIPEC_TEST_SECRET not set: export it or add to {tmp_path / '.env'}"
+    ]

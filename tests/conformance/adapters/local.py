@@ -1,27 +1,26 @@
-"""The `local` target's adapter: plan.json checked by the runtime's own argument parser, runs
-through the `pipec run` command line. Its runs are the reference every other target is held to."""
+"""The `local` target's adapter: plan.json read by the runner's own loader, every step's
+arguments by the runtime's parser; runs through the `pipec run` command line. Its runs are the
+reference every other target is held to."""
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipec import driver
 from pipec.backends.base import Bundle
-from pipec.backends.runtime.invocation import RUNTIME_MODULE, InvocationError, parse
+from pipec.backends.runner import plan as runner_plan
+from pipec.backends.runtime.invocation import InvocationError, parse
 from tests.conformance.harness import Outputs, RunFailed, Seen, StepView
 from tests.conformance.outputs import stored_outputs
 
-# The plan's run-time placeholders (pipec.backends.runner.plan) and a stand-in for each, so the
+# A stand-in for each of the plan's run-time placeholders (pipec.backends.runner.plan), so the
 # runtime's parser sees a command line of the shape a run gives it.
-_PLACEHOLDER = re.compile(r"\{(python|project_root|artifact_root|run_id|iteration|input:\w+)\}")
 _STAND_INS = {
-    "python": "python3",
     "project_root": "/project",
     "artifact_root": "/artifacts",
     "run_id": "run",
@@ -29,26 +28,8 @@ _STAND_INS = {
 }
 
 
-def _stand_in(match: re.Match[str]) -> str:
-    name = match.group(1)
+def _stand_in(name: str) -> str:
     return "value:null" if name.startswith("input:") else _STAND_INS[name]
-
-
-def _runtime_nodes(plan: Any) -> Iterator[dict[str, Any]]:
-    """Every plan node whose command runs the step runtime (wherever the plan keeps them)."""
-    if isinstance(plan, dict):
-        command = plan.get("command")
-        if isinstance(command, list) and RUNTIME_MODULE in command:
-            yield plan
-        for value in plan.values():
-            yield from _runtime_nodes(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            yield from _runtime_nodes(value)
-
-
-def _argv(command: list[str]) -> list[str]:
-    return command[command.index(RUNTIME_MODULE) + 1 :]
 
 
 def cli_run(
@@ -57,10 +38,13 @@ def cli_run(
     artifacts: Path,
     env: Mapping[str, str],
     settings: Sequence[str] = (),
+    target: str = "local",
+    options: Sequence[str] = ("--no-cache",),
 ) -> Outputs:
-    """`pipec run REF --target local --json` in REF's folder with exactly `env`; its outputs."""
-    command = [sys.executable, "-m", "pipec.cli", "run", ref, "--target", "local", "--json"]
-    command += ["--no-cache", "--view", "quiet", "--set", f"artifact_root={artifacts}"]
+    """`pipec run REF --target TARGET --json` in REF's folder with exactly `env` (for targets
+    whose runs pipec reports itself, their store under `artifacts`); every output."""
+    command = [sys.executable, "-m", "pipec.cli", "run", ref, "--target", target, "--json"]
+    command += [*options, "--view", "quiet", "--set", f"artifact_root={artifacts}"]
     for setting in settings:
         command += ["--set", setting]
     for name, value in params.items():
@@ -88,24 +72,26 @@ class LocalHarness:
         return driver.compile_ref(ref, self.target, [*self.settings, *extra])
 
     def steps(self, bundle: Bundle) -> dict[str, StepView]:
-        plan = json.loads(bundle["plan.json"])
+        plan = runner_plan.load(bundle["plan.json"])
         # The local executor hands a step its env as written: no engine expands it.
         return {
-            node["id"]: StepView(_argv(node["command"]), dict(node.get("env") or {}))
-            for node in _runtime_nodes(plan)
+            step_id: StepView(list(step.runtime_args), dict(step.env))
+            for step_id, step in plan.steps.items()
         }
 
     def validate(self, bundles: Mapping[str, Bundle]) -> dict[str, Seen]:
+        """The runner's own loader reads plan.json; the runtime's parser reads every step's
+        arguments with the placeholders filled the way the runner fills them."""
         seen: dict[str, Seen] = {}
         for label, bundle in bundles.items():
-            plan = json.loads(bundle["plan.json"])
-            for node in _runtime_nodes(plan):
-                argv = [_PLACEHOLDER.sub(_stand_in, arg) for arg in _argv(node["command"])]
+            plan = runner_plan.load(bundle["plan.json"])
+            for step_id, step in plan.steps.items():
+                argv = [runner_plan.render(arg, _stand_in) for arg in step.runtime_args]
                 try:
                     parse(argv)
                 except InvocationError as exc:
-                    raise AssertionError(f"{label}: step {node['id']!r}: {exc}") from None
-            params = {name: spec.get("default") for name, spec in plan["params"].items()}
+                    raise AssertionError(f"{label}: step {step_id!r}: {exc}") from None
+            params = {p.name: p.default for p in plan.params if not p.required}
             seen[label] = Seen(params)
         return seen
 

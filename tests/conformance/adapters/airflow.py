@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipec import driver, loader
+from pipec.backends.airflow.paths import run_folder
 from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
 from pipec.backends.runtime.invocation import InvocationError, parse
@@ -145,4 +146,5 @@ class AirflowHarness:
             result = run_dag(dag_file, params, run_env)
         except AssertionError as exc:
             raise RunFailed(str(exc)) from None
-        return stored_outputs(artifacts / result["run_id"])
+        # Airflow's steps store under <root>/<dag_id>/<run folder> (backends/airflow/paths.py).
+        return stored_outputs(artifacts / dag_file.stem / run_folder(result["run_id"]))

@@ -20,7 +20,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipec.ir import graph
 from pipec.ir.diagnostics import InvalidInput
@@ -47,6 +47,14 @@ class ContainerSettings(TargetSettings):
     artifact_root: str | None = None
     python: str = Field(default="python3", min_length=1)
     code_root: str | None = None
+
+    @field_validator("image", "artifact_root", "python", "code_root")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        # A blank value would be written into the engine's files as is (`image: " "`).
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank (leave the setting out instead)")
+        return value
 
 
 class KubernetesSettings(ContainerSettings):

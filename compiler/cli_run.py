@@ -10,6 +10,7 @@ JSON document (the run summary) and everything else goes to stderr.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -25,10 +26,16 @@ from pipec import driver, loader
 from pipec.backends import UnknownTarget
 from pipec.backends.base import NoSubmitter, RunOptions
 from pipec.backends.params import ParamError, declared_params, parse_pairs, resolve_params
-from pipec.backends.runner.metadata import RunRecord, iteration_key
 from pipec.backends.runner.plan import PlanError
-from pipec.backends.runner.results import RunError, RunResult, log_tail, stored_result
-from pipec.backends.runner.runs import open_metadata
+from pipec.backends.runner.records import RunRecord, iteration_key
+from pipec.backends.runner.results import (
+    RunError,
+    RunResult,
+    StepResult,
+    log_tail,
+    stored_result,
+)
+from pipec.backends.runner.runs import open_metadata, unlock_run
 from pipec.backends.runner.view import STATUS_STYLE
 from pipec.backends.settings import SettingsError
 from pipec.cli import show_warnings
@@ -59,7 +66,12 @@ def project_root_of(ref: str | None) -> Path:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Target setting.")
 @click.option("--parallelism", type=click.IntRange(min=1), help="Steps at once (default: CPUs).")
 @click.option("--no-cache", is_flag=True, help="Run every step even when a cached result exists.")
-@click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue an unfinished run.")
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    help="Continue an unfinished run, with its parameters, settings and options.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("--wait", is_flag=True, help="Remote targets: follow the run until it finishes.")
 @click.option(
@@ -91,8 +103,8 @@ def run(
     )
     try:
         if resume_id:
-            if params or settings or no_cache:
-                _invalid("error: --resume continues a run as it was: drop --param/--set/--no-cache")
+            if params or settings:
+                _invalid("error: --resume continues a run as it was: drop --param/--set")
             backend = driver.configure(target, project_root_of(ref))
             outcome = backend.resume(resume_id, options)
         else:
@@ -220,6 +232,17 @@ def runs_show(run_id: str, as_json: bool) -> None:
     print_summary(result, Console(highlight=False))
 
 
+@runs.command("unlock")
+@click.argument("run_id")
+def runs_unlock(run_id: str) -> None:
+    """Release RUN_ID from a process that is gone (one on another host cannot be checked)."""
+    try:
+        holder = unlock_run(run_id, loader.project_root(Path.cwd()))
+    except RunError as exc:
+        _invalid(f"error: {exc}")
+    click.echo(f"run {run_id} released (it was held by pid {holder.pid} on {holder.host})")
+
+
 @click.command("logs")
 @click.argument("run_id")
 @click.argument("step")
@@ -240,10 +263,25 @@ def logs(run_id: str, step: str) -> None:
     if not matches:
         known = sorted({s.step_id for s in result.steps})
         _invalid(f"error: no step {step!r} in run {run_id}; steps: {', '.join(known)}")
+    out = sys.stdout.buffer
     for match in matches:
         if len(matches) > 1:
             click.echo(f"=== {match.label} ===")
         if not match.log_path or not Path(match.log_path).is_file():
-            click.echo(f"({match.label} has no log: {match.status} {match.reason})".rstrip())
+            click.echo(_no_log(match, step))
             continue
-        click.echo(Path(match.log_path).read_text(encoding="utf-8", errors="replace"), nl=False)
+        sys.stdout.flush()
+        with open(match.log_path, "rb") as log:  # as written, however big
+            shutil.copyfileobj(log, out)
+        out.flush()
+
+
+def _no_log(step: StepResult, asked: str) -> str:
+    """Why a step instance has no log in this run (and where to look instead)."""
+    if step.status == "cached" and step.cached_from:
+        return (
+            f"({step.label} was cached from run {step.cached_from}: it did not run in this run; "
+            f"its log: pipec logs {step.cached_from} {asked})"
+        )
+    why = f": {step.reason}" if step.reason else ""
+    return f"({step.label} did not run in this run: {step.status}{why})"

@@ -253,3 +253,12 @@ def test_an_ir_file_whose_code_changed_is_refused(tmp_path: Path) -> None:
         done.stderr
     )
     assert "flow:one" not in done.stderr  # only what changed
+
+
+def test_a_blank_container_setting_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
+    (tmp_path / "flow.py").write_text(SCRIPT.format(body="return x"), encoding="utf-8")
+    for target in ("kubeflow", "airflow", "github"):
+        done = _pipec(tmp_path, "compile", "flow.py", "--target", target, "--set", "image= ")
+        assert done.returncode == 2, (target, done.stderr)
+        assert "image" in done.stderr and "must not be blank" in done.stderr

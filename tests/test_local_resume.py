@@ -206,3 +206,58 @@ def test_a_run_recorded_by_another_pipec_is_not_resumed(tmp_path: Path) -> None:
     assert "start a new run" in done.stderr and "Traceback" not in done.stderr
     listed = pipec(tmp_path, "runs", "show", summary["run_id"])
     assert listed.returncode == 0 and "boom" in listed.stdout
+
+
+def test_resume_keeps_the_runs_no_cache_and_accepts_it(tmp_path: Path) -> None:
+    """A run started with --no-cache is resumed without the cache: its unfinished steps run
+    instead of being filled from an earlier run; `--resume --no-cache` is accepted."""
+    ref = make_project(
+        tmp_path,
+        f"""
+        def _mark(name: str) -> None:
+            with open({str(tmp_path)!r} + "/" + name + ".count", "a") as f:
+                f.write("x")
+
+        @step
+        def first() -> int:
+            _mark("first")
+            return 1
+
+        @step
+        def second(x: int, salt: int) -> int:
+            _mark("second")
+            if Path({str(tmp_path / "broken")!r}).exists():
+                raise RuntimeError("broken")
+            return x + 1
+
+        @pipeline
+        def twice(salt: int = 0) -> None:
+            second(first(), salt)
+        """,
+    )
+    code, _ = run_json(tmp_path, ref)  # fills the cache for both steps
+    assert code == 0
+    (tmp_path / "broken").write_text("")
+    code, summary = run_json(tmp_path, ref, "--no-cache")
+    assert code == 1 and by_label(summary)["second"]["status"] == "failed"
+    (tmp_path / "broken").unlink()
+    code, resumed = run_json(tmp_path, "--resume", summary["run_id"])
+    assert code == 0, resumed
+    steps = by_label(resumed)
+    assert steps["second"]["status"] == "succeeded", steps["second"]
+    assert "--no-cache" in steps["second"]["reason"]
+    counts = {n: _count(tmp_path / f"{n}.count") for n in ("first", "second")}
+    assert counts == {"first": 2, "second": 3}
+    # --no-cache on a resume applies to what runs in it: a failed run resumed with it runs the
+    # failed step although another run has cached it since.
+    (tmp_path / "broken").write_text("")
+    code, plain = run_json(tmp_path, ref, "--param", "salt=1")
+    assert code == 1 and by_label(plain)["first"]["status"] == "cached"
+    (tmp_path / "broken").unlink()
+    code, _ = run_json(tmp_path, ref, "--param", "salt=1")
+    assert code == 0
+    code, again = run_json(tmp_path, "--resume", plain["run_id"], "--no-cache")
+    assert code == 0, again
+    assert by_label(again)["first"]["status"] == "cached"  # finished in the run: kept
+    assert by_label(again)["second"]["status"] == "succeeded"
+    assert _count(tmp_path / "second.count") == 6

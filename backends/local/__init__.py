@@ -45,6 +45,13 @@ class LocalSettings(TargetSettings):
             raise ValueError(f"{value!r} is not a quantity (e.g. 8Gi, 512Mi)")
         return value
 
+    @field_validator("image")
+    @classmethod
+    def _image_is_named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty: name an image (e.g. python:3.12-slim) or leave it unset")
+        return value
+
 
 class LocalBackend(Backend[LocalSettings]):
     """Runs every step through the shared runtime in forked worker processes on this machine.
@@ -89,13 +96,15 @@ class LocalBackend(Backend[LocalSettings]):
         return RunOutcome(result.exit_code, result)
 
     def resume(self, run_id: str, options: RunOptions) -> RunOutcome:
-        """Continue run `run_id` of this project: finished steps are kept."""
+        """Continue run `run_id` of this project: finished steps are kept; the run's own options
+        apply (`--no-cache` adds to them, `--parallelism` replaces the run's)."""
         from pipec.backends.runner import runs
 
         result = runs.resume_run(
             run_id,
             self.project_root,
             self.make_executor(),
+            no_cache=options.no_cache,
             parallelism=options.parallelism,
             view=options.view,
         )

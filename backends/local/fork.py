@@ -1,111 +1,205 @@
-"""The fork executor: each step attempt runs in a forked warm worker, in its own process group.
+"""The fork executor: each step attempt runs in a forked warm worker, under the run's supervisor.
 
-Each step runs in a child forked from the runner, which has already imported pipec and the
-pipeline's modules (`prepare` preloads them), so a step costs a fork instead of a fresh
-interpreter. The child calls the shared runtime (`pipec.backends.runtime.main`) with the same
-arguments a remote engine would pass, so inputs and outputs go through the artifact store exactly
-as elsewhere. The child leads its own process group: a timeout (or the end of the step) kills the
-group, grandchildren included, and the child dies with the runner (Linux parent-death signal) so a
-killed runner leaves no orphans.
+`prepare` imports the pipeline's modules and then forks the run's supervisor
+(`local.supervisor`), so every worker it forks starts warm: a step costs a fork instead of a
+fresh interpreter. The worker calls the shared runtime (`pipec.backends.runtime.main`) with the
+same arguments a remote engine would pass, so inputs and outputs go through the artifact store
+exactly as elsewhere (`local.worker`). When an attempt ends, runs out of time or is stopped, or
+when the runner dies (even by SIGKILL), every process it started is killed, including those in
+sessions of their own.
 
-Secret values are masked at the file-descriptor level: the step's stdout and stderr (and those of
-anything it spawns) go through a pipe that a thread in the child filters before the log file.
+This side speaks to the supervisor through two pipes: start and stop requests out, attempt ends
+in. Timeouts are kept here (a stop request at the deadline).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
-import io
+import itertools
 import os
 import select
 import signal
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipec.backends.local import supervisor
+from pipec.backends.local.worker import run_attempt
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
-from pipec.backends.runner.secrets import MASK
+from pipec.backends.runner.results import RunError
 
-_PR_SET_PDEATHSIG = 1
+LOST = -signal.SIGKILL
+"""The exit code of an attempt whose supervisor died under it."""
 
 
 @dataclass(eq=False)
 class StepProcess:
-    """A running step process (the leader of its own process group)."""
+    """A started attempt, known by its token to the supervisor."""
 
-    pid: int
+    token: int
     deadline: float | None
     timeout: float | None
-    pidfd: int | None = None
     timed_out: bool = False
+    ended: bool = False
+
+
+class _Supervisor:
+    """The runner's end of the supervisor: its pid and the two pipes."""
+
+    def __init__(self) -> None:
+        to_supervisor, requests = os.pipe()
+        events, to_runner = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the supervisor, which never returns
+            try:
+                os.close(requests)
+                os.close(events)
+                supervisor.serve(to_supervisor, to_runner, run_attempt)
+            finally:
+                os._exit(1)
+        os.close(to_supervisor)
+        os.close(to_runner)
+        os.set_blocking(requests, False)
+        os.set_blocking(events, False)
+        self.pid, self.requests, self.events = pid, requests, events
+        self.inbox = bytearray()
+        self.gone = False
+
+    def send(self, message: object) -> None:
+        """Write one request, reading reports meanwhile so that neither side waits for the
+        other forever."""
+        data = memoryview(supervisor.frame(message))
+        while data and not self.gone:
+            writable = select.select([self.events], [self.requests], [])[1]
+            self.read()
+            if writable:
+                try:
+                    data = data[os.write(self.requests, data) :]
+                except (BlockingIOError, BrokenPipeError):
+                    continue
+
+    def read(self) -> None:
+        """Move what the supervisor has written into the inbox."""
+        while not self.gone:
+            try:
+                chunk = os.read(self.events, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self.gone = True
+                return
+            self.inbox += chunk
+
+    def close(self) -> None:
+        """Close both pipes (the supervisor sees the end of its requests, or a broken pipe if it
+        was reporting, ends what is left and exits); reap it."""
+        for fd in (self.events, self.requests):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
 
 
 class ForkExecutor:
-    """Runs each step attempt in a child forked from the runner (see the module docstring)."""
+    """Runs each step attempt in a worker forked by the run's supervisor (see the module
+    docstring)."""
+
+    def __init__(self) -> None:
+        self._supervisor: _Supervisor | None = None
+        self._tokens = itertools.count(1)
+        self._running: dict[int, StepProcess] = {}
+        self._ended: dict[int, int] = {}
 
     def prepare(self, plan: Plan, project_root: Path) -> None:
-        """Import the components' modules before forking, so each step starts warm. A module
-        that fails to import here fails in its step, with the traceback in the step's log."""
+        """Import the components' modules, then fork the supervisor, so each step starts warm. A
+        module that is not there at all stops the run before it starts; one that fails to import
+        (an error in it, a dependency it lacks) fails in its step, with the traceback in the
+        step's log."""
         root = str(project_root)
         if root not in sys.path:
             sys.path.insert(0, root)
         for module in sorted({step.component.module for step in plan.steps.values()}):
             try:
                 importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name == module or module.startswith(f"{exc.name}."):
+                    raise RunError(
+                        f"the steps' module {module!r} cannot be imported from {root}: {exc}"
+                    ) from None
             except Exception:
                 continue
+        self._supervisor = _Supervisor()
 
     def start(self, launch: Launch) -> StepProcess:
-        """Fork a child that runs the step; return at once."""
+        """Ask the supervisor to fork a worker for the attempt; return at once."""
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child, reported through its exit code
-            os._exit(_child(launch))
-        pidfd: int | None = None
-        if hasattr(os, "pidfd_open"):
-            with contextlib.suppress(OSError):
-                pidfd = os.pidfd_open(pid)
+        if self._supervisor is None or self._supervisor.gone:
+            self._supervisor = _Supervisor()  # first use without prepare, or it died
         timeout = launch.timeout
         deadline = time.monotonic() + timeout if timeout else None
-        return StepProcess(pid=pid, deadline=deadline, timeout=timeout, pidfd=pidfd)
+        process = StepProcess(token=next(self._tokens), deadline=deadline, timeout=timeout)
+        self._running[process.token] = process
+        self._supervisor.send(("start", process.token, launch))
+        return process
 
     def wait(
         self, handles: Sequence[StepProcess], timeout: float
     ) -> list[tuple[StepProcess, Exit]]:
         """Wait up to `timeout` seconds (less when a deadline comes first) for any of `handles`
-        to exit; kill the process groups that ran out of time (reported on a later call)."""
+        to end; stop the attempts that ran out of time (reported on a later call)."""
         now = time.monotonic()
         deadlines = [p.deadline for p in handles if p.deadline is not None and not p.timed_out]
         until = min([now + max(0.0, timeout), *deadlines])
-        exited = _wait(handles, max(0.0, until - now))
+        if not any(p.token in self._ended for p in handles):
+            self._receive(max(0.0, until - now))
         now = time.monotonic()
         for process in handles:
             if process.deadline is not None and now >= process.deadline and not process.timed_out:
                 process.timed_out = True
                 self.kill(process)
-        return [
-            (p, Exit(code, timed_out_after=p.timeout if p.timed_out else None))
-            for p, code in exited
-        ]
+        found = []
+        for process in handles:
+            code = self._ended.pop(process.token, None)
+            if code is not None:
+                process.ended = True
+                self._running.pop(process.token, None)
+                timed_out = process.timeout if process.timed_out else None
+                found.append((process, Exit(code, timed_out_after=timed_out)))
+        return found
+
+    def _receive(self, timeout: float) -> None:
+        """Collect the attempts' ends the supervisor reports within `timeout` seconds."""
+        link = self._supervisor
+        if link is None:
+            time.sleep(timeout)
+            return
+        if not link.gone:
+            with contextlib.suppress(InterruptedError):
+                select.select([link.events], [], [], timeout)
+            link.read()
+        for _, token, code in supervisor.unframe(link.inbox):
+            self._ended[token] = code
+        if link.gone:  # it died: what it was running is lost (its workers die with it)
+            for token in self._running:
+                self._ended.setdefault(token, LOST)
 
     def kill(self, handle: StepProcess) -> None:
-        """SIGKILL the step's whole process group (the step and everything it started)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(handle.pid, signal.SIGKILL)
+        """Stop an attempt: the supervisor kills the step and everything it started. Nothing to
+        do once the attempt ended: its worker ended its tree before it exited."""
+        if handle.ended or self._supervisor is None:
+            return
+        self._supervisor.send(("stop", handle.token))
 
     def describe_exit(self, exit: Exit) -> str:
         """Human words for an exit."""
         if exit.timed_out_after is not None:
-            return f"timed out after {exit.timed_out_after:g}s (process group killed)"
+            return f"timed out after {exit.timed_out_after:g}s (its processes were killed)"
         if exit.code >= 0:
             return f"exit code {exit.code}"
         try:
@@ -115,125 +209,7 @@ class ForkExecutor:
         return f"killed by {name}"
 
     def close(self) -> None:
-        """Nothing to release: every child was reaped by `wait`."""
-
-
-def _child(launch: Launch) -> int:  # pragma: no cover - runs in the forked child
-    masker: threading.Thread | None = None
-    try:
-        os.setsid()
-        _die_with_parent()
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
-            signal.signal(signum, signal.SIG_DFL)
-        with contextlib.suppress(ValueError):
-            signal.set_wakeup_fd(-1)
-        log_fd = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        masker = _redirect_output(log_fd, [s.encode() for s in launch.masks if s])
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        # Fresh stream objects: a lock held by another runner thread at fork time is not ours.
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        os.environ.update(launch.env)
-        os.chdir(launch.cwd)
-        from pipec.backends import runtime
-
-        code = runtime.main(launch.argv)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    if masker is not None:
-        os.close(1)
-        os.close(2)
-        masker.join(timeout=5)
-    return code
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Ask Linux to SIGKILL this process when the runner dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() == 1:  # the runner died before prctl took effect
-            os._exit(137)
-
-
-def _redirect_output(log_fd: int, secrets: list[bytes]) -> threading.Thread | None:
-    """Point fds 1 and 2 at the log, through a masking pipe when there are secrets."""
-    if not secrets:
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
-        return None
-    read_fd, write_fd = os.pipe()
-    os.dup2(write_fd, 1)
-    os.dup2(write_fd, 2)
-    os.close(write_fd)
-    thread = threading.Thread(target=_mask_stream, args=(read_fd, log_fd, secrets), daemon=True)
-    thread.start()
-    return thread
-
-
-def _mask_stream(read_fd: int, log_fd: int, secrets: list[bytes]) -> None:
-    """Copy `read_fd` to `log_fd`, replacing every secret, even one split across reads."""
-    keep = max(len(s) for s in secrets) - 1
-    ordered = sorted(secrets, key=len, reverse=True)
-    mask = MASK.encode()
-    pending = b""
-    while True:
-        chunk = os.read(read_fd, 65536)
-        pending += chunk
-        for secret in ordered:
-            pending = pending.replace(secret, mask)
-        if not chunk:
-            os.write(log_fd, pending)
-            break
-        # Hold back a tail that could be the start of a secret completed by the next read.
-        cut = max(0, len(pending) - keep)
-        os.write(log_fd, pending[:cut])
-        pending = pending[cut:]
-    os.close(read_fd)
-    os.close(log_fd)
-
-
-def _wait(processes: Sequence[StepProcess], timeout: float) -> list[tuple[StepProcess, int]]:
-    """Wait up to `timeout` seconds for any of `processes` to exit; return (process, exit code)
-    for each one that did (negative codes are signals, as in subprocess)."""
-    if not processes:
-        time.sleep(max(0.0, timeout))
-        return []
-    pidfds = {p.pidfd: p for p in processes if p.pidfd is not None}
-    if len(pidfds) == len(processes):
-        readable, _, _ = select.select(list(pidfds), [], [], max(0.0, timeout))
-        candidates = [pidfds[fd] for fd in readable]
-        exited = _reap(candidates)
-        if exited or not candidates:
-            return exited
-    # No pidfd (not Linux): poll.
-    end = time.monotonic() + max(0.0, timeout)
-    while True:
-        exited = _reap(processes)
-        if exited or time.monotonic() >= end:
-            return exited
-        time.sleep(min(0.002, max(0.0, end - time.monotonic())))
-
-
-def _reap(processes: Sequence[StepProcess]) -> list[tuple[StepProcess, int]]:
-    exited: list[tuple[StepProcess, int]] = []
-    for process in processes:
-        try:
-            pid, status = os.waitpid(process.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = process.pid, 255 << 8
-        if pid == 0:
-            continue
-        if process.pidfd is not None:
-            os.close(process.pidfd)
-            process.pidfd = None
-        exited.append((process, os.waitstatus_to_exitcode(status)))
-    return exited
+        """Let the supervisor go (it kills whatever is left) and reap it."""
+        if self._supervisor is not None:
+            self._supervisor.close()
+            self._supervisor = None

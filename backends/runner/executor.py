@@ -62,12 +62,14 @@ class Exit:
 class Executor(Protocol[H]):
     """Starts step attempts and reports their ends; `H` is its handle of one running attempt.
 
-    One executor serves one run: `prepare` is called before the first `start`, `close` after the
-    last attempt ended (also when the run is interrupted).
+    One executor serves one run: `prepare` is called before the run is recorded (or, on resume,
+    continued), `close` after the last attempt ended (also when the run is interrupted).
     """
 
     def prepare(self, plan: Plan, project_root: Path) -> None:
-        """Get ready for a run of `plan` (warm caches, pull images, ...)."""
+        """Get ready for a run of `plan` (warm caches, pull images, ...). Raise `RunError`
+        (`runner.results`) when no step could run at all (a module that is not there, an
+        image that does not exist): the run then stops before it starts, with that message."""
 
     def start(self, launch: Launch) -> H:
         """Start an attempt and return at once."""

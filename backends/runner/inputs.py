@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from pipec.backends.runner.expansion import Expansion, ExpansionError, Instance, Key
-from pipec.backends.runner.metadata import ArtifactRecord
 from pipec.backends.runner.plan import PlanStep, render
+from pipec.backends.runner.records import ArtifactRecord
 from pipec.backends.runner.reuse import digest
 from pipec.backends.runtime import store
 from pipec.backends.runtime.invocation import SourceKind, source

@@ -3,85 +3,33 @@
 One database per project (`<project>/.pipec/metadata.db`), in WAL mode so that `pipec runs` can
 read while runs write, with a busy timeout so two runs at the same time wait for each other's short
 write transactions instead of failing. A runner batches its writes and commits before it waits for
-steps, so it never holds the write lock while idle.
+steps, so it never holds the write lock while idle. The records are in `runner.records`.
 
-Secrets never reach this store: it records names, statuses, timings, URIs, hashes and JSON output
-values, never a step's environment.
+A run has one owner at a time: `claim_run` checks the recorded owner and writes the new one in
+one IMMEDIATE transaction (SQLite's write lock), so of two processes claiming a run at once one
+wins and the other sees the winner. Lookups that every step does (the cache, the step's latest
+execution) are served by indexes that end in `ended_at`, and measured durations are kept as one
+running mean per step, so neither grows with the project's history.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    pipeline_id TEXT NOT NULL,
-    pipeline_name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    params TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    project_root TEXT NOT NULL,
-    artifact_root TEXT NOT NULL,
-    runner_pid INTEGER,
-    runner_host TEXT
-);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL,
-    step_id TEXT NOT NULL,
-    iteration TEXT NOT NULL,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    started_at REAL,
-    ended_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    cached_from TEXT,
-    cache_key TEXT,
-    cache_parts TEXT,
-    log_path TEXT,
-    PRIMARY KEY (run_id, step_id, iteration)
-);
-CREATE INDEX IF NOT EXISTS steps_by_cache_key ON steps (cache_key, status);
-CREATE INDEX IF NOT EXISTS steps_by_step ON steps (step_id, iteration, status);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL,
-    step_id TEXT NOT NULL,
-    iteration TEXT NOT NULL,
-    output TEXT NOT NULL,
-    uri TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    type TEXT NOT NULL,
-    materializer TEXT NOT NULL,
-    value TEXT,
-    PRIMARY KEY (run_id, step_id, iteration, output)
-);
-CREATE TABLE IF NOT EXISTS consumers (
-    run_id TEXT NOT NULL,
-    step_id TEXT NOT NULL,
-    iteration TEXT NOT NULL,
-    input TEXT NOT NULL,
-    uri TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS consumers_by_uri ON consumers (uri);
-CREATE INDEX IF NOT EXISTS consumers_by_step ON consumers (run_id, step_id, iteration);
-"""
-
-# Values bigger than this stay in the store only (a `runs show` would not want them either).
-MAX_RECORDED_VALUE = 64 * 1024
+from pipec.backends.runner import owner as owners
+from pipec.backends.runner import schema
+from pipec.backends.runner.records import ArtifactRecord, Owner, RunRecord, StepRecord
 
 # Column lists for the INSERTs (rows are read back by name).
 RUN_COLUMNS = (
     *("run_id", "pipeline_id", "pipeline_name", "status", "started_at", "ended_at"),
-    *("params", "plan", "project_root", "artifact_root", "runner_pid", "runner_host"),
+    *("params", "plan", "project_root", "artifact_root", "options"),
+    *("runner_pid", "runner_host", "runner_start", "runner_role"),
 )
 STEP_COLUMNS = (
     *("run_id", "step_id", "iteration", "name", "status", "reason", "started_at", "ended_at"),
@@ -103,85 +51,12 @@ INSERT_RUN = _insert("runs", RUN_COLUMNS)
 SAVE_STEP = _insert("steps", STEP_COLUMNS, "INSERT OR REPLACE")
 INSERT_ARTIFACT = _insert("artifacts", ARTIFACT_COLUMNS)
 INSERT_CONSUMER = _insert("consumers", CONSUMER_COLUMNS)
-
-
-@dataclass
-class ArtifactRecord:
-    """One output of one step execution."""
-
-    output: str
-    uri: str
-    hash: str
-    type: str
-    materializer: str
-    value_json: str | None = None
-
-    @property
-    def is_value(self) -> bool:
-        """Whether the output is a JSON value recorded here."""
-        return self.value_json is not None
-
-    def value(self) -> Any:
-        """The JSON value (only meaningful when `is_value`)."""
-        return json.loads(self.value_json) if self.value_json is not None else None
-
-
-@dataclass
-class StepRecord:
-    """One step instance (a step, or one loop iteration of it) in one run."""
-
-    run_id: str
-    step_id: str
-    iteration: str
-    name: str
-    status: str
-    reason: str = ""
-    started_at: float | None = None
-    ended_at: float | None = None
-    attempts: int = 0
-    cached_from: str | None = None
-    cache_key: str | None = None
-    cache_parts: dict[str, Any] | None = None
-    log_path: str | None = None
-    artifacts: dict[str, ArtifactRecord] = field(default_factory=dict)
-    inputs: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds between start and end, when both are known."""
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return self.ended_at - self.started_at
-
-
-@dataclass
-class RunRecord:
-    """One run of one pipeline. `plan` is the JSON text of its plan, kept as text (read only
-    when the run is resumed or shown, by `runner.plan.load`), so a run recorded by another
-    version of pipec can still be listed and shown."""
-
-    run_id: str
-    pipeline_id: str
-    pipeline_name: str
-    status: str
-    started_at: float
-    ended_at: float | None
-    params: dict[str, Any]
-    plan: str
-    project_root: str
-    artifact_root: str
-    runner_pid: int | None
-    runner_host: str | None
-
-
-def iteration_key(iteration: Sequence[int]) -> str:
-    """How an iteration tuple is spelled in the store: "" outside loops, "2", "2.0" nested."""
-    return ".".join(str(i) for i in iteration)
-
-
-def parse_iteration(text: str) -> tuple[int, ...]:
-    """The inverse of `iteration_key`."""
-    return tuple(int(part) for part in text.split(".")) if text else ()
+RECORD_DURATION = (
+    "INSERT INTO step_durations (pipeline_id, step_id, mean, count) VALUES (?, ?, ?, 1) "
+    "ON CONFLICT (pipeline_id, step_id) DO UPDATE SET "
+    f"mean = mean + (excluded.mean - mean) / MIN(count + 1, {schema.DURATION_WEIGHT}), "
+    f"count = MIN(count + 1, {schema.DURATION_WEIGHT})"
+)
 
 
 class MetadataStore:
@@ -196,8 +71,27 @@ class MetadataStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=60000")
-        with self._db:
-            self._db.executescript(SCHEMA)
+        if schema.version(self._db) < schema.SCHEMA_VERSION:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Create the tables, or bring a store written by an earlier pipec up to date (one
+        writer at a time; the second finds it done)."""
+        with self._immediate():
+            schema.upgrade(self._db)
+
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One transaction that holds the write lock from its start (reads in it see what no
+        other writer can change before it commits)."""
+        self._db.commit()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
 
     def close(self) -> None:
         """Commit what is pending and close."""
@@ -211,35 +105,73 @@ class MetadataStore:
     # ---------------------------------------------------------------------------------- runs
 
     def create_run(self, run: RunRecord) -> None:
-        """Record a new run."""
+        """Record a new run (held by `run.owner`)."""
+        holder = run.owner
         self._db.execute(
             INSERT_RUN,
             (
-                run.run_id,
-                run.pipeline_id,
-                run.pipeline_name,
-                run.status,
-                run.started_at,
-                run.ended_at,
-                json.dumps(run.params, sort_keys=True),
-                run.plan,
-                run.project_root,
-                run.artifact_root,
-                run.runner_pid,
-                run.runner_host,
+                *(run.run_id, run.pipeline_id, run.pipeline_name, run.status),
+                *(run.started_at, run.ended_at, json.dumps(run.params, sort_keys=True)),
+                *(run.plan, run.project_root, run.artifact_root),
+                json.dumps(run.options, sort_keys=True),
+                *_owner_columns(holder),
             ),
         )
         self.commit()
 
-    def set_run_status(
-        self, run_id: str, status: str, *, ended: bool, runner_pid: int | None = None
-    ) -> None:
-        """Update a run's status (and end time, and the pid of the process running it)."""
+    def claim_run(self, run_id: str, me: Owner) -> Owner | None:
+        """Make `me` the owner of a run unless another process holds it, alive or on another
+        host; return that holder (None: the run is now `me`'s). A holder that died (or whose pid
+        now belongs to another process) no longer holds the run."""
+        with self._immediate():
+            row = self._db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            holder = _owner(row) if row else None
+            if holder is not None and holder != me and owners.alive(holder) is not False:
+                return holder
+            self._db.execute(
+                "UPDATE runs SET runner_pid=?, runner_host=?, runner_start=?, runner_role=? "
+                "WHERE run_id=?",
+                (*_owner_columns(me), run_id),
+            )
+        return None
+
+    def release_run(self, run_id: str, me: Owner) -> None:
+        """Give up a run `me` holds (a run held by another process is left alone)."""
         self._db.execute(
-            "UPDATE runs SET status=?, ended_at=?, runner_pid=COALESCE(?, runner_pid) "
-            "WHERE run_id=?",
-            (status, time.time() if ended else None, runner_pid, run_id),
+            "UPDATE runs SET runner_pid=NULL, runner_host=NULL, runner_start=NULL, "
+            "runner_role=NULL WHERE run_id=? AND runner_pid=? AND runner_host=? "
+            "AND runner_start IS ?",
+            (run_id, me.pid, me.host, me.start),
         )
+        self.commit()
+
+    def unlock_run(self, run_id: str, holder: Owner) -> bool:
+        """Take the lock of a holder known to be gone from the run (False: the run's holder is
+        no longer `holder`)."""
+        changed = self._db.execute(
+            "UPDATE runs SET runner_pid=NULL, runner_host=NULL, runner_start=NULL, "
+            "runner_role=NULL WHERE run_id=? AND runner_pid=? AND runner_host IS ? "
+            "AND runner_start IS ? AND runner_role IS ?",
+            (run_id, holder.pid, holder.host, holder.start, holder.role),
+        ).rowcount
+        self.commit()
+        return changed == 1
+
+    def reopen_run(self, run_id: str, options: dict[str, object]) -> None:
+        """A resumed run runs again, with these options."""
+        self._db.execute(
+            "UPDATE runs SET status='running', ended_at=NULL, options=? WHERE run_id=?",
+            (json.dumps(options, sort_keys=True), run_id),
+        )
+        self.commit()
+
+    def end_run(self, run_id: str, status: str, me: Owner | None) -> None:
+        """Record how a run ended and give it up."""
+        self._db.execute(
+            "UPDATE runs SET status=?, ended_at=? WHERE run_id=?", (status, time.time(), run_id)
+        )
+        if me is not None:
+            self.release_run(run_id, me)
         self.commit()
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -307,12 +239,21 @@ class MetadataStore:
                 record.inputs.setdefault(row["input"], []).append(row["uri"])
         return list(records.values())
 
+    def recorded_values(self, run_id: str) -> dict[tuple[str, str, str], str]:
+        """(step id, iteration, output) -> the JSON text recorded for it, for a whole run."""
+        rows = self._db.execute(
+            "SELECT step_id, iteration, output, value FROM artifacts "
+            "WHERE run_id=? AND value IS NOT NULL",
+            (run_id,),
+        )
+        return {(r["step_id"], r["iteration"], r["output"]): r["value"] for r in rows}
+
     def find_cached(self, step_id: str, cache_key: str) -> StepRecord | None:
         """The latest finished execution of `step_id` with this cache key, with its artifacts."""
         row = self._db.execute(
-            "SELECT * FROM steps WHERE cache_key=? AND step_id=? "
+            "SELECT * FROM steps WHERE step_id=? AND cache_key=? "
             "AND status IN ('succeeded', 'cached') ORDER BY ended_at DESC LIMIT 1",
-            (cache_key, step_id),
+            (step_id, cache_key),
         ).fetchone()
         if row is None:
             return None
@@ -331,25 +272,46 @@ class MetadataStore:
         (what a cache miss is explained against)."""
         row = self._db.execute(
             "SELECT s.* FROM steps s JOIN runs r ON r.run_id = s.run_id "
-            "WHERE r.pipeline_id=? AND s.step_id=? AND s.iteration=? AND s.run_id != ? "
+            "WHERE s.step_id=? AND s.iteration=? AND r.pipeline_id=? AND s.run_id != ? "
             "AND s.status IN ('succeeded', 'cached') AND s.cache_parts IS NOT NULL "
             "ORDER BY s.ended_at DESC LIMIT 1",
-            (pipeline_id, step_id, iteration, before_run),
+            (step_id, iteration, pipeline_id, before_run),
         ).fetchone()
         return _step(row) if row else None
 
+    def record_duration(self, pipeline_id: str, step_id: str, seconds: float) -> None:
+        """Fold one measured execution of a step into its running mean (not committed)."""
+        self._db.execute(RECORD_DURATION, (pipeline_id, step_id, seconds))
+
     def mean_durations(self, pipeline_id: str) -> dict[str, float]:
-        """Step id -> mean measured duration of its executed (not cached) runs so far."""
+        """Step id -> mean measured duration of its recent executions (cached ones excluded)."""
         rows = self._db.execute(
-            "SELECT s.step_id, AVG(s.ended_at - s.started_at) AS mean FROM steps s "
-            "JOIN runs r ON r.run_id = s.run_id WHERE r.pipeline_id=? AND s.status='succeeded' "
-            "AND s.started_at IS NOT NULL AND s.ended_at IS NOT NULL GROUP BY s.step_id",
-            (pipeline_id,),
+            "SELECT step_id, mean FROM step_durations WHERE pipeline_id=?", (pipeline_id,)
         )
         return {row["step_id"]: float(row["mean"]) for row in rows}
 
 
+def _owner_columns(holder: Owner | None) -> tuple[object, ...]:
+    if holder is None:
+        return (None, None, None, None)
+    return (holder.pid, holder.host, holder.start, holder.role)
+
+
+def _owner(row: sqlite3.Row) -> Owner | None:
+    """The holder of a run row; a row without a role was written before owners were recorded
+    (its pid is that of a runner long gone, or of one that does not take locks)."""
+    if row["runner_pid"] is None or row["runner_role"] is None:
+        return None
+    return Owner(
+        pid=row["runner_pid"],
+        host=row["runner_host"] or "",
+        start=row["runner_start"],
+        role=row["runner_role"],
+    )
+
+
 def _run(row: sqlite3.Row) -> RunRecord:
+    options = row["options"]
     return RunRecord(
         run_id=row["run_id"],
         pipeline_id=row["pipeline_id"],
@@ -361,8 +323,8 @@ def _run(row: sqlite3.Row) -> RunRecord:
         plan=row["plan"],
         project_root=row["project_root"],
         artifact_root=row["artifact_root"],
-        runner_pid=row["runner_pid"],
-        runner_host=row["runner_host"],
+        owner=_owner(row),
+        options=json.loads(options) if options else {},
     )
 
 
@@ -393,20 +355,4 @@ def _artifact(row: sqlite3.Row) -> ArtifactRecord:
         type=row["type"],
         materializer=row["materializer"],
         value_json=row["value"],
-    )
-
-
-def artifact_from_meta(
-    output: str, uri: str, meta: Mapping[str, Any], value_json: str | None
-) -> ArtifactRecord:
-    """An artifact record from an output's meta.json (and its JSON text when it is a value)."""
-    if value_json is not None and len(value_json) > MAX_RECORDED_VALUE:
-        value_json = None
-    return ArtifactRecord(
-        output=output,
-        uri=uri,
-        hash=str(meta["hash"]),
-        type=str(meta["type"]),
-        materializer=str(meta["materializer"]),
-        value_json=value_json,
     )

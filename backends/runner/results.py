@@ -3,17 +3,23 @@ rebuilding them from the metadata store (`pipec runs show`), and log tails."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipec.backends.runner.expansion import SUCCEEDED
-from pipec.backends.runner.metadata import MetadataStore, StepRecord, iteration_key, parse_iteration
+from pipec.backends.runner.metadata import MetadataStore
 from pipec.backends.runner.plan import order_of
+from pipec.backends.runner.records import StepRecord, iteration_key, parse_iteration
 from pipec.backends.runtime import store
 
 LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 64 * 1024
+"""At most this much of the end of a log is read for a tail, however big the log is."""
+LOG_LINE_CHARS = 2000
+"""A longer line in a tail shows its start and its end, and says how much was cut."""
 EXIT_INTERRUPTED = 130
 
 
@@ -35,6 +41,8 @@ class StepResult:
     outputs: dict[str, Any]
     artifacts: dict[str, str]
     log_path: str | None
+    cached_from: str | None = None
+    """The run whose execution a cached step reused (its log is there)."""
 
     @property
     def label(self) -> str:
@@ -133,7 +141,20 @@ def step_result(record: StepRecord) -> StepResult:
         outputs=outputs,
         artifacts={n: a.uri for n, a in record.artifacts.items()},
         log_path=record.log_path,
+        cached_from=record.cached_from,
     )
+
+
+def with_values(record: StepRecord, values: Mapping[tuple[str, str, str], str]) -> StepRecord:
+    """A copy of `record` whose artifacts carry the JSON values recorded for them."""
+    artifacts = {
+        name: dataclasses.replace(
+            artifact,
+            value_json=values.get((record.step_id, record.iteration, name), artifact.value_json),
+        )
+        for name, artifact in record.artifacts.items()
+    }
+    return dataclasses.replace(record, artifacts=artifacts)
 
 
 def stored_result(metadata: MetadataStore, run_id: str) -> RunResult:
@@ -157,8 +178,30 @@ def stored_result(metadata: MetadataStore, run_id: str) -> RunResult:
 
 
 def log_tail(path: str | None, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of a step log ("" when there is none)."""
-    if not path or not Path(path).is_file():
+    """The last lines of a step log ("" when there is none), read from its last
+    `LOG_TAIL_BYTES` only; a line longer than `LOG_LINE_CHARS` is cut in the middle, saying
+    how many characters were left out."""
+    if not path:
         return ""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = max(0, size - LOG_TAIL_BYTES)
+            handle.seek(start)
+            data = handle.read(LOG_TAIL_BYTES)
+    except OSError:  # no log (the step never started), or not a file
+        return ""
+    read = data.decode("utf-8", errors="replace").rstrip("\n").splitlines()
+    shown = read[-lines:]
+    if start and shown and len(read) <= lines:
+        # The first line shown starts before what was read.
+        shown[0] = f"[{start:,} earlier bytes not read] " + shown[0]
+    return "\n".join(_cut(line) for line in shown)
+
+
+def _cut(line: str) -> str:
+    if len(line) <= LOG_LINE_CHARS:
+        return line
+    half = LOG_LINE_CHARS // 2
+    left_out = len(line) - 2 * half
+    return f"{line[:half]} [... {left_out:,} characters cut ...] {line[-half:]}"

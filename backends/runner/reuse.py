@@ -18,8 +18,9 @@ from typing import Any
 
 from pipec.backends import runtime
 from pipec.backends.runner.expansion import CACHED, OK
-from pipec.backends.runner.metadata import MetadataStore, RunRecord, StepRecord
+from pipec.backends.runner.metadata import MetadataStore
 from pipec.backends.runner.plan import Plan, PlanStep
+from pipec.backends.runner.records import RunRecord, StepRecord
 from pipec.backends.runner.results import RunError
 from pipec.backends.runtime import store
 from pipec.backends.runtime.materializers import canonical_json

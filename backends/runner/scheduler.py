@@ -5,20 +5,20 @@ ready, resolves their inputs (`runner.inputs`), reuses finished or cached result
 (`runner.reuse`), and hands the rest to the executor (`runner.executor`) within the parallelism
 and the machine's cpu/memory (`runner.capacity`), longest remaining path first. It retries failed
 attempts after their delay and records everything in the metadata store (`runner.metadata`).
-Runs are started and resumed by `runner.runs`.
+SIGTERM and SIGHUP stop a run as Ctrl-C does: running steps are stopped and the run is recorded
+as interrupted, ready to resume. Runs are started and resumed by `runner.runs`.
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic
 
-from pipec.backends.runner import secrets
+from pipec.backends.runner import outputs, secrets
 from pipec.backends.runner.capacity import Capacity, Request, request_of
 from pipec.backends.runner.executor import Executor, Exit, H, Launch
 from pipec.backends.runner.expansion import (
@@ -31,18 +31,18 @@ from pipec.backends.runner.expansion import (
     Key,
 )
 from pipec.backends.runner.inputs import Inputs, runtime_args
-from pipec.backends.runner.metadata import (
+from pipec.backends.runner.metadata import MetadataStore
+from pipec.backends.runner.plan import Plan
+from pipec.backends.runner.records import (
     ArtifactRecord,
-    MetadataStore,
     RunRecord,
     StepRecord,
-    artifact_from_meta,
     iteration_key,
     parse_iteration,
 )
-from pipec.backends.runner.plan import Plan
-from pipec.backends.runner.results import RunResult, label_of, step_result
+from pipec.backends.runner.results import RunResult, label_of, step_result, with_values
 from pipec.backends.runner.reuse import Reuse, cache_key, key_parts
+from pipec.backends.runner.signals import Stopped, stop_signals_interrupt
 from pipec.backends.runner.view import View, make_view
 from pipec.backends.runtime import store
 
@@ -106,6 +106,7 @@ class Runner(Generic[H]):
             parallelism or settings.parallelism, settings.cpus, settings.memory
         )
         self.expansion = Expansion(plan)
+        self.needed = outputs.read_by_scopes(plan)
         self.outputs: dict[Key, dict[str, ArtifactRecord]] = {}
         self.inputs = Inputs(self.expansion, run.params, self.outputs)
         self.reuse = Reuse(run, metadata, no_cache=no_cache, previous=previous or {})
@@ -127,27 +128,27 @@ class Runner(Generic[H]):
     # ------------------------------------------------------------------------------ the loop
 
     def execute(self) -> RunResult:
-        """Run to the end (or until interrupted) and return the result."""
+        """Run to the end (or until interrupted) and return the result; the run's owner gives
+        it up at the end."""
         status = "interrupted"
         started = time.monotonic()
-        try:
-            self.executor.prepare(self.plan, self.project_root)
-            started = time.monotonic()  # the run's time is the steps', not the executor's setup
-            self.expansion.start(self.inputs.value_of)
-            self._collect_ready()
-            while not self.expansion.finished:
-                self._schedule()
-                if self.expansion.finished:
-                    break
-                self.metadata.commit()
-                self._wait()
-            status = self._final_status()
-        except KeyboardInterrupt:
-            self._interrupt()
-        finally:
-            self.executor.close()
-            self.metadata.set_run_status(self.run.run_id, status, ended=True)
-            self.view.close(status)
+        with stop_signals_interrupt():
+            try:
+                self.expansion.start(self.inputs.value_of)
+                self._collect_ready()
+                while not self.expansion.finished:
+                    self._schedule()
+                    if self.expansion.finished:
+                        break
+                    self.metadata.commit()
+                    self._wait()
+                status = self._final_status()
+            except (KeyboardInterrupt, Stopped):
+                self._interrupt()
+            finally:
+                self.executor.close()
+                self.metadata.end_run(self.run.run_id, status, self.run.owner)
+                self.view.close(status)
         return self._result(status, time.monotonic() - started)
 
     def _final_status(self) -> str:
@@ -243,8 +244,9 @@ class Runner(Generic[H]):
         record.cache_key = cache_key(record.cache_parts)
         kept = self.reuse.kept(instance.id, record.iteration)
         if kept is not None:
+            kept.artifacts = outputs.kept_in_memory(instance.id, kept.artifacts, self.needed)
             self.records[instance.key] = kept
-            self.outputs[instance.key] = dict(kept.artifacts)
+            self.outputs[instance.key] = kept.artifacts
             self.view.step_changed(label_of(instance.id, instance.ctx), kept.status, "kept")
             self._complete(instance, kept.status, kept.reason)
             return None
@@ -259,9 +261,12 @@ class Runner(Generic[H]):
         return attempts
 
     def _store_result(self, instance: Instance, record: StepRecord) -> None:
-        self.records[instance.key] = record
-        self.outputs[instance.key] = dict(record.artifacts)
+        """Record a settled instance (with its output values), then hold it without the values
+        no condition or loop reads."""
         self.metadata.save_step(record)
+        record.artifacts = outputs.kept_in_memory(instance.id, record.artifacts, self.needed)
+        self.records[instance.key] = record
+        self.outputs[instance.key] = record.artifacts
 
     # ----------------------------------------------------------------------------- attempts
 
@@ -319,16 +324,23 @@ class Runner(Generic[H]):
         attempts = self.attempts[instance.key]
         self.capacity.release(attempts.request)
         record = attempts.record
+        self._remove_staging(instance)
         if exit.code == 0:
-            problem = self._collect_outputs(instance, record)
-            if problem is None:
+            found = outputs.collect(
+                self.run.artifact_root, self.run.run_id, instance.id, instance.ctx, step.outputs
+            )
+            if not isinstance(found, str):
+                record.artifacts = found
                 record.status, record.ended_at = SUCCEEDED, time.time()
+                if record.started_at is not None:
+                    seconds = record.ended_at - record.started_at
+                    self.metadata.record_duration(self.run.pipeline_id, instance.id, seconds)
                 self._store_result(instance, record)
                 del self.attempts[instance.key]
                 self.view.step_changed(label_of(instance.id, instance.ctx), SUCCEEDED)
                 self._complete(instance, SUCCEEDED, record.reason)
                 return
-            why = problem
+            why = found
         else:
             why = self.executor.describe_exit(exit)
         why = secrets.mask_text(why, attempts.masks)
@@ -341,23 +353,15 @@ class Runner(Generic[H]):
             return
         self._fail(instance, record, why)
 
-    def _collect_outputs(self, instance: Instance, record: StepRecord) -> str | None:
-        """Read the meta.json of every declared output; a missing one fails the step."""
-        iteration = list(instance.ctx)
-        for output in instance.step.outputs:
-            uri = store.output_uri(
-                self.run.artifact_root, self.run.run_id, instance.id, iteration, output
-            )
-            meta = store.read_meta(uri)
-            if meta is None:
-                return f"output {output!r} was not written to {uri}"
-            value_json = None
-            if meta.get("materializer") == "json" and not store.is_remote(uri):
-                value_json = (store.local_path(uri) / "value.json").read_text(encoding="utf-8")
-            elif meta.get("materializer") == "json":
-                value_json = json.dumps(store.read(uri))
-            record.artifacts[output] = artifact_from_meta(output, uri, meta, value_json)
-        return None
+    def _remove_staging(self, instance: Instance) -> None:
+        """What an ended attempt left half-written in its output folder (its processes are gone,
+        so nothing writes there now)."""
+        if store.is_remote(self.run.artifact_root):
+            return
+        folder = store.output_uri(
+            self.run.artifact_root, self.run.run_id, instance.id, list(instance.ctx), ""
+        )
+        store.remove_staging(store.local_path(folder), recursive=False)
 
     def _fail(self, instance: Instance, record: StepRecord, why: str) -> None:
         record.status, record.reason, record.ended_at = FAILED, why, time.time()
@@ -369,7 +373,10 @@ class Runner(Generic[H]):
     def _interrupt(self) -> None:
         for handle, instance in list(self.running.items()):
             self.executor.kill(handle)
-            self.executor.wait([handle], 5.0)
+            if not self.executor.wait([handle], 5.0):
+                self.executor.kill(handle)  # a second time: without waiting for the step
+                self.executor.wait([handle], 5.0)
+            self._remove_staging(instance)
             record = self.attempts[instance.key].record
             record.status, record.reason, record.ended_at = FAILED, "interrupted", time.time()
             self.records[instance.key] = record
@@ -378,9 +385,11 @@ class Runner(Generic[H]):
         self.metadata.commit()
 
     def _result(self, status: str, duration: float) -> RunResult:
+        """The run's result, with the output values the metadata store recorded."""
         position = {step_id: i for i, step_id in enumerate(self.plan.order)}
+        values = self.metadata.recorded_values(self.run.run_id)
         records = sorted(
-            self.records.values(),
+            (with_values(r, values) for r in self.records.values()),
             key=lambda r: (position.get(r.step_id, 0), parse_iteration(r.iteration)),
         )
         return RunResult(

@@ -11,6 +11,10 @@ output directory holds `meta.json` (`type`, `materializer`, `hash`, plus materia
 the data file(s). Local writes go to a temporary sibling that is renamed into place, so a reader
 (or a resumed run) sees a whole output or none. On object stores, which have no atomic rename, the
 data files are uploaded first and `meta.json` last: an output exists once its meta.json does.
+
+A writer killed mid-write leaves its staging sibling (`.<output>.tmp-<pid>-<random>`, or the
+`.old-` copy a replacement set aside); `remove_staging` clears them once no writer can be active
+(the local runner calls it when an attempt ended and when a run is resumed).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -30,6 +35,8 @@ from pipec.backends.runtime import materializers
 
 META_FILE = "meta.json"
 HASH_PREFIX = "sha256:"
+STAGING = re.compile(r"^\..+\.(tmp|old)-\d+-[0-9a-f]{8}$")
+"""The names `write` gives its staging folders (see `_staging`)."""
 
 
 def is_remote(uri: str) -> bool:
@@ -82,7 +89,7 @@ def write(value: Any, dest: str) -> dict[str, Any]:
         return _write_remote(value, dest)
     target = local_path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    staging = _staging(target, "tmp")
     staging.mkdir()
     try:
         meta = _fill(value, staging)
@@ -102,10 +109,27 @@ def _replace_dir(staging: Path, target: Path) -> None:
         if not target.exists():
             raise
     # rename(2) will not replace a non-empty directory: set the old one aside first.
-    stale = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    stale = _staging(target, "old")
     os.rename(target, stale)
     os.rename(staging, target)
     shutil.rmtree(stale, ignore_errors=True)
+
+
+def _staging(target: Path, kind: str) -> Path:
+    """A sibling of `target` only this writer uses (matches `STAGING`)."""
+    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def remove_staging(folder: Path, *, recursive: bool) -> list[Path]:
+    """Remove the staging folders left in `folder` (and below it, when `recursive`) by writers
+    that were killed; return what was removed. Call it only when no writer can be active there."""
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*") if recursive else folder.glob(".*")
+    leftovers = [path for path in found if STAGING.match(path.name) and path.is_dir()]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
 
 
 def _write_remote(value: Any, dest: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 
 from pipec.ir import graph, names
@@ -37,6 +38,7 @@ def naming(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
                     f"use ASCII letters, digits and '_' (at most {MAX_PARAM} characters)",
                     None,
                 )
+    _importable(pipeline, ctx)
     seen_names: dict[str, Step] = {}
     seen_ids: set[str] = set()
     for node, _ in graph.walk(pipeline.body):
@@ -66,6 +68,30 @@ def naming(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
                     node.location,
                 )
     return pipeline
+
+
+def _importable(pipeline: Pipeline, ctx: PassContext) -> None:
+    """Every engine imports a component as `module` and gets `function` from it: both must be
+    dotted Python names (a hand-written IR may hold a file name or a path instead)."""
+    first_use: dict[str, Location] = {}
+    for step in graph.steps(pipeline):
+        first_use.setdefault(step.component, step.location)
+    for comp in pipeline.components:
+        for what, name in (("module", comp.module), ("function", comp.function)):
+            if not _dotted_name(name):
+                ctx.error(
+                    "N006",
+                    f"component {comp.id!r}: {what} {name!r} is not a Python {what} name "
+                    "(dotted identifiers)",
+                    "the tracer writes it (e.g. `pkg.steps` and `train`); if this IR was "
+                    "written by hand, name the module as Python imports it, not as a file or path",
+                    first_use.get(comp.id, pipeline.location),
+                )
+
+
+def _dotted_name(text: str) -> bool:
+    parts = text.split(".")
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in parts)
 
 
 def _display(text: str, what: str, loc: Location | None, ctx: PassContext) -> None:

@@ -1,0 +1,287 @@
+"""The run's supervisor: one process that starts every step attempt and ends each one's whole tree.
+
+A process group is not enough to stop what a step started: anything that calls `setsid` (the
+`setsid` command, `start_new_session=True`, a daemon's double fork) leaves the group, and a
+runner killed with SIGKILL cannot kill anything at all. So the fork executor forks, once per run
+(after the steps' modules are imported), a supervisor that
+
+* is the *child subreaper* (Linux `PR_SET_CHILD_SUBREAPER`) of everything below it, so no process
+  of a step is ever re-parented to init, whatever session or group it moved to;
+* forks one worker per attempt on the runner's request (a fork of a warm process, as before).
+  Each worker is itself a subreaper: while it lives, every process its step started stays below
+  it, so a tree belongs to exactly one attempt. When the step returns, the worker ends its own
+  tree (`end_tree`) before it exits;
+* on a stop request (a timeout, an interrupt) freezes the attempt's tree with SIGSTOP until no
+  new process appears, then SIGKILLs it (`sweep`): nothing can fork its way out;
+* treats any child that is not a live worker as left behind by a worker that died without
+  ending its tree (SIGKILL, `os._exit`, a crash) and sweeps it;
+* when the runner goes away (end of file on its request pipe, or the parent-death signal: also
+  after `kill -9` of the runner) sweeps everything below it and exits.
+
+It reports each worker's end (its exit code, or minus the signal) on the event pipe. Messages are
+length-prefixed pickles: `("start", token, Launch)` and `("stop", token)` in, `("exit", token,
+code)` out. Where there is no subreaper or /proc (not Linux), a stop kills the worker's process
+group only; processes that left the group are not reached there (`docs/guarantees.md`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_HEADER = struct.Struct("!I")
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def frame(message: Any) -> bytes:
+    """One message as written on a pipe."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+def unframe(buffer: bytearray) -> list[Any]:
+    """The whole messages at the start of `buffer` (removed from it)."""
+    found = []
+    while len(buffer) >= _HEADER.size:
+        (size,) = _HEADER.unpack_from(buffer)
+        if len(buffer) < _HEADER.size + size:
+            break
+        found.append(pickle.loads(bytes(buffer[_HEADER.size : _HEADER.size + size])))
+        del buffer[: _HEADER.size + size]
+    return found
+
+
+def serve(requests: int, events: int, work: Callable[[Any], int]) -> NoReturn:  # pragma: no cover
+    """The supervisor (in the process the runner forked; never returns). `work(launch)` runs
+    one attempt in a worker and returns its exit code. However it ends, it kills everything
+    below it first."""
+    runner = os.getppid()
+    os.setsid()  # a terminal's Ctrl-C reaches the runner only, which then stops the steps
+    prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    try:
+        if os.getppid() == runner:  # else the runner died before the parent-death signal was set
+            _loop(requests, events, work)
+    finally:
+        sweep_below(os.getpid())
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                os.waitpid(-1, 0)
+        os._exit(0)
+
+
+def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pragma: no cover
+    """Serve the runner's requests and report the workers' ends until the runner is gone."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    stopping: list[int] = []
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a runner gone is a BrokenPipeError
+    inherited = [requests, events, wake_read, wake_write]
+    live: dict[int, int] = {}  # worker pid -> token
+    pending = bytearray()
+    while not stopping:
+        try:
+            readable, _, _ = select.select([requests, wake_read], [], [])
+        except InterruptedError:
+            continue
+        if wake_read in readable:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_read, 4096)
+            if not _reap(live, events):
+                return  # the runner is gone
+        if requests not in readable:
+            continue
+        data = os.read(requests, 1 << 16)
+        if not data:
+            return  # the runner is gone
+        pending += data
+        for message in unframe(pending):
+            match message:
+                case ("start", token, launch):
+                    pid = _fork_worker(inherited, launch, work)
+                    if pid is None:
+                        if not _report(events, [("exit", token, 1)]):
+                            return
+                    else:
+                        live[pid] = token
+                case ("stop", token):
+                    for pid, owner in list(live.items()):
+                        if owner == token:
+                            sweep(pid)
+
+
+def _fork_worker(
+    inherited: list[int], launch: Any, work: Callable[[Any], int]
+) -> int | None:  # pragma: no cover - supervisor
+    """Fork the worker of one attempt; None when the system cannot (said in the step's log)."""
+    me = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        with contextlib.suppress(OSError), open(launch.log_path, "a", encoding="utf-8") as log:
+            log.write(f"pipec: the step could not be started: {exc}\n")
+        return None
+    if pid == 0:
+        _worker(me, inherited, launch, work)
+    return pid
+
+
+def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supervisor
+    """Report the workers that ended; sweep what a worker left behind without ending it.
+    False when the runner no longer reads the reports."""
+    ended: list[tuple[str, int, int]] = []
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            token = live.pop(pid, None)
+            if token is not None:
+                ended.append(("exit", token, os.waitstatus_to_exitcode(status)))
+    if ended:
+        for child in children(os.getpid()):
+            if child not in live:
+                sweep(child)
+    return _report(events, ended)
+
+
+def _report(events: int, reports: list[tuple[str, int, int]]) -> bool:  # pragma: no cover
+    """Write reports to the runner; False when it no longer reads them."""
+    try:
+        for report in reports:
+            os.write(events, frame(report))
+    except BrokenPipeError:
+        return False
+    return True
+
+
+def _worker(
+    supervisor: int, inherited: list[int], launch: Any, work: Callable[[Any], int]
+) -> NoReturn:  # pragma: no cover - runs in the forked worker
+    """Run one attempt, end what it left running, exit with its code."""
+    code = 1
+    try:
+        for fd in inherited:
+            os.close(fd)
+        signal.set_wakeup_fd(-1)
+        for signum in (*_STOP_SIGNALS, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        os.setpgid(0, 0)
+        prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != supervisor:
+            os._exit(128 + signal.SIGKILL)
+        code = work(launch)
+        end_tree()
+    finally:
+        os._exit(code)
+
+
+def end_tree() -> None:
+    """In a process whose step has returned: kill everything still below it and reap it all."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] != 0:
+            continue  # ended children (orphans re-parented here among them)
+    except ChildProcessError:
+        return  # no child, so nothing below: the common case costs one system call
+    sweep_below(os.getpid())
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.waitpid(-1, 0)
+
+
+def sweep(root: int) -> None:
+    """Kill `root` and every process below it, so that none can escape by forking meanwhile."""
+    with contextlib.suppress(OSError):
+        os.kill(root, signal.SIGSTOP)
+    _freeze_and_kill(root, [root])
+    with contextlib.suppress(OSError):
+        os.killpg(root, signal.SIGKILL)  # where /proc cannot show what is below `root`
+
+
+def sweep_below(root: int) -> None:
+    """Kill every process below `root` (not `root` itself)."""
+    _freeze_and_kill(root, [])
+
+
+def _freeze_and_kill(root: int, frozen: list[int]) -> None:
+    """SIGSTOP what is below `root` until a pass finds nothing new (a stopped process cannot
+    fork), then SIGKILL every process stopped, `frozen` included."""
+    seen = set(frozen)
+    while True:
+        fresh = [pid for pid in descendants(root) if pid not in seen]
+        if not fresh:
+            break
+        for pid in fresh:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+            seen.add(pid)
+            frozen.append(pid)
+    for pid in frozen:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def children(pid: int) -> list[int]:
+    """The children of a single-threaded process (Linux's task `children` list when the kernel
+    has it, else a walk of /proc)."""
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(child) for child in listing.read_text(encoding="ascii").split()]
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EACCES):
+            raise
+    return [child for child, parent in _parents().items() if parent == pid]
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below `root`, by parent pid through /proc (empty without /proc)."""
+    below: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        below.setdefault(parent, []).append(child)
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        for child in below.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process /proc shows."""
+    parents: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = (entry / "stat").read_text(encoding="utf-8", errors="replace")
+                parents[int(entry.name)] = int(text.rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # ended meanwhile
+    return parents
+
+
+def prctl(option: int, value: int) -> None:
+    """Linux prctl(2); a no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)

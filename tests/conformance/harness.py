@@ -38,6 +38,9 @@ class StepView:
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    runtime: frozenset[str] = frozenset()
+    """Variables of `env` whose values the engine fills in only at run time (another job's
+    output on GitHub); their values here are stand-ins."""
 
 
 @dataclass(frozen=True)

@@ -30,5 +30,5 @@ def test_step_env_reaches_the_process_as_written(adapter: Harness, project: Proj
                 kind, variable = split_source(text)
             except InvocationError:
                 continue  # an engine placeholder that becomes a source only at run time
-            if kind is SourceKind.ENV:
+            if kind is SourceKind.ENV and variable not in view.runtime:
                 assert json.loads(view.env[variable]) == ENV_INPUTS[step, name], (step, name)

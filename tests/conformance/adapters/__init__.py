@@ -4,6 +4,7 @@ one per mode where a target's modes run steps differently. A new target adds its
 from __future__ import annotations
 
 from tests.conformance.adapters.airflow import AirflowHarness
+from tests.conformance.adapters.github import GithubHarness
 from tests.conformance.adapters.kfp import KubeflowHarness, VertexHarness
 from tests.conformance.adapters.local import LocalHarness
 from tests.conformance.harness import Harness
@@ -15,6 +16,7 @@ ADAPTERS: list[Harness] = [
     AirflowHarness("kubernetes"),
     AirflowHarness("docker"),
     AirflowHarness("local"),
+    GithubHarness(),
 ]
 
 

@@ -74,15 +74,18 @@ SECRET = "s3cr3t value"
 """The value of the secret training's `deploy` step reads (REGISTRY_TOKEN)."""
 SECRETS = {"REGISTRY_TOKEN": SECRET}
 
-EXAMPLE_RUNS: list[tuple[str, dict[str, Any]]] = [
-    ("hello", {"name": "Ada"}),
-    ("training", {"lrs": [0.5, 0.25, 0.125]}),
-    ("nested", {"shards": 5, "mode": "dry-run"}),
-    ("nested", {"shards": 2, "strict": True}),
-    ("iris", {"cs": [0.1, 1.0]}),
-    ("sweep", {}),
-]
-assert {stem for stem, _ in EXAMPLE_RUNS} == {e.stem for e in EXAMPLES}, "an example has no run"
+EXAMPLE_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    # test id -> (example, parameters)
+    "hello": ("hello", {"name": "Ada"}),
+    "training": ("training", {"lrs": [0.5, 0.25, 0.125]}),
+    "nested-dry-run": ("nested", {"shards": 5, "mode": "dry-run"}),
+    "nested-strict": ("nested", {"shards": 2, "strict": True}),
+    "iris": ("iris", {"cs": [0.1, 1.0]}),
+    "sweep-defaults": ("sweep", {}),
+}
+assert {stem for stem, _ in EXAMPLE_RUNS.values()} == {e.stem for e in EXAMPLES}, (
+    "an example has no run"
+)
 
 # --- hostile names and values -----------------------------------------------------------------
 

@@ -82,8 +82,8 @@ EXAMPLE_GAPS: dict[str, list[pytest.MarkDecorator]] = {
 
 def _example_params() -> list[Any]:
     return [
-        pytest.param(stem, params, marks=EXAMPLE_GAPS.get(stem, []), id=f"{stem}-{i}")
-        for i, (stem, params) in enumerate(EXAMPLE_RUNS)
+        pytest.param(stem, params, marks=EXAMPLE_GAPS.get(stem, []), id=case)
+        for case, (stem, params) in EXAMPLE_RUNS.items()
     ]
 
 

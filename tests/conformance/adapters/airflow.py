@@ -25,7 +25,7 @@ from pipec.backends.files import write_files
 from pipec.backends.runtime.invocation import InvocationError, parse
 from tests.airflow_helpers import airflow_env, check, compile_to, migrate, run_dag
 from tests.conformance import kubelet
-from tests.conformance.harness import NoEngineHere, Outputs, RunFailed, Seen, StepView
+from tests.conformance.harness import Harness, NoEngineHere, Outputs, RunFailed, Seen, StepView
 from tests.conformance.outputs import stored_outputs
 
 IMAGE = "ghcr.io/acme/pipec-conformance:0.1"  # compiles only: never pulled
@@ -148,3 +148,6 @@ class AirflowHarness:
             raise RunFailed(str(exc)) from None
         # Airflow's steps store under <root>/<dag_id>/<run folder> (backends/airflow/paths.py).
         return stored_outputs(artifacts / dag_file.stem / run_folder(result["run_id"]))
+
+
+ADAPTERS: list[Harness] = [AirflowHarness(mode) for mode in ("kubernetes", "docker", "local")]

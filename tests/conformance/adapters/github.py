@@ -27,7 +27,7 @@ from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
 from pipec.backends.runtime.invocation import InvocationError, parse
 from tests.conformance.adapters.local import cli_run
-from tests.conformance.harness import Outputs, Seen, StepView
+from tests.conformance.harness import Harness, Outputs, Seen, StepView
 from tests.github_check import problems, tool
 
 WRAPPER = "pipec.backends.github.job"
@@ -93,7 +93,7 @@ def dispatch_defaults(workflow: Mapping[str, Any]) -> dict[str, Any]:
     numbers and booleans as GitHub types them, the rest JSON text), or, for an input pipec leaves
     empty (`PIPEC_EMPTY_IS_DEFAULT`: a default GitHub could not hold as written), the declared
     default the params job applies (`PIPEC_DECLARED`)."""
-    triggers = workflow.get("on", workflow.get(True)) or {}
+    triggers = workflow["on"] or {}  # pipec quotes the key: YAML 1.1 would read `on` as true
     inputs = (triggers.get("workflow_dispatch") or {}).get("inputs") or {}
     params_env: dict[str, str] = {}
     for step in workflow["jobs"].get("params", {}).get("steps", []):
@@ -175,3 +175,6 @@ class GithubHarness:
             target=self.target,
             options=(),
         )
+
+
+ADAPTERS: list[Harness] = [GithubHarness()]

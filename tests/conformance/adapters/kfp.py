@@ -25,9 +25,8 @@ from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
 from pipec.backends.runtime.invocation import RUNTIME_MODULE
 from pipec.ir import graph
-from tests.conformance import kubelet
-from tests.conformance.adapters import docker
-from tests.conformance.harness import NoEngineHere, Outputs, RunFailed, Seen, StepView
+from tests.conformance import images, kubelet
+from tests.conformance.harness import Harness, NoEngineHere, Outputs, RunFailed, Seen, StepView
 from tests.conformance.outputs import value_hash
 from tests.conftest import REPO, tool_python
 
@@ -122,7 +121,7 @@ class KubeflowHarness(_KfpFamily):
 
     def step_env(self, base: Mapping[str, str]) -> dict[str, str]:
         # A container starts with its image's environment; nothing of the host gets in.
-        return docker.image_env(docker.base_image())
+        return images.image_env(images.base_image())
 
     def run(
         self,
@@ -154,7 +153,7 @@ def kfp_local_run(
     """Compile REF for kubeflow into `workdir` and run it under kfp.local's DockerRunner (tests/
     kfp_check.py `run`) in a throwaway image holding REF's project. RunFailed when it fails."""
     project = loader.project_root(Path(ref).parent)
-    tag = docker.project_image(project, PROJECT_IN_IMAGE)
+    tag = images.project_image(project, PROJECT_IN_IMAGE)
     try:
         settings = [*KubeflowHarness.settings, f"image={tag}", f"code_root={PROJECT_IN_IMAGE}"]
         bundle = driver.compile_ref(ref, "kubeflow", settings)
@@ -173,7 +172,7 @@ def kfp_local_run(
         if done.returncode != 0:
             raise RunFailed(f"kfp.local failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     finally:
-        docker.remove_image(tag)
+        images.remove_image(tag)
     (folder,) = root.iterdir()
     return KfpLocalRun(folder, spec_of(bundle), json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -265,3 +264,6 @@ def _key(parts: Sequence[str], steps: Mapping[str, list[tuple[str, Any]]]) -> st
         raise RunFailed(f"kfp.local wrote one folder for steps {', '.join(users)}: cannot compare")
     indices = [m.group(1) for s in scopes if (m := _ITERATION.search(s))]
     return "/".join([users[0], *indices, output])
+
+
+ADAPTERS: list[Harness] = [KubeflowHarness(), VertexHarness()]

@@ -15,7 +15,7 @@ from pipec import driver
 from pipec.backends.base import Bundle
 from pipec.backends.runner import plan as runner_plan
 from pipec.backends.runtime.invocation import InvocationError, parse
-from tests.conformance.harness import Outputs, RunFailed, Seen, StepView
+from tests.conformance.harness import Harness, Outputs, RunFailed, Seen, StepView
 from tests.conformance.outputs import stored_outputs
 
 # A stand-in for each of the plan's run-time placeholders (pipec.backends.runner.plan), so the
@@ -108,3 +108,6 @@ class LocalHarness:
     ) -> Outputs:
         # The local target reads a step's secrets from the environment of `pipec run`.
         return cli_run(ref, params, workdir / "artifacts", {**env, **secrets}, self.settings)
+
+
+ADAPTERS: list[Harness] = [LocalHarness()]

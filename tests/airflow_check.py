@@ -20,6 +20,15 @@ may share stdout):
         the pod each KubernetesPodOperator task would create (its own builder, dry run), as
         Kubernetes API dicts: {task_id: {"resources", "nodeSelector", "tolerations",
         "secretEnv", "activeDeadlineSeconds"}}
+    python airflow_check.py render DAGS_FOLDER...
+        DagBag import of each folder (one DagBag each, so DAG ids may repeat across folders),
+        then every task that runs the pipec step runtime with its templates rendered by Airflow
+        for a run with the DAG's default params (map index 0; any XCom is two stand-in items; an
+        Airflow Variable is a stand-in text naming it):
+        {folder: {"errors": {...}, "dags": {dag_id: {"params": {...}, "steps": {task_id:
+        {"argv": [...], "env": [[name, value], ...]}}}}}} (`argv` after `-m
+        pipec.backends.runtime`; `env` in the operator's order, before a container runtime
+        expands it)
 
 AIRFLOW_HOME must point at a scratch folder (the caller makes one per test).
 """
@@ -125,7 +134,9 @@ def step_env(folder: str) -> dict[str, Any]:
             elif isinstance(getattr(task, "op_kwargs", None), dict) and "argv" in task.op_kwargs:
                 env = dict(task.op_kwargs["env"])
             if env is not None:
-                rendered = task.render_template(env, {"params": params, "run_id": "run"})
+                rendered = task.render_template(
+                    env, {"params": params, "run_id": "run", "ti": _StandInTI()}
+                )
                 found.setdefault(dag_id, {})[task.task_id] = rendered
     return {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "env": found}
 
@@ -160,6 +171,95 @@ def pods(folder: str, dag_id: str) -> dict[str, Any]:
     return {"errors": {}, "pods": found}
 
 
+RUNTIME_MODULE = "pipec.backends.runtime"
+
+
+def _env_pairs(env: Any) -> list[list[str]]:
+    """An operator's env in order: a dict, or Kubernetes V1EnvVar-like objects (those that take
+    their value from a secret or a field are left out: they hold no value here)."""
+    if not env:
+        return []
+    if isinstance(env, dict):
+        return [[str(k), str(v)] for k, v in env.items()]
+    pairs = []
+    for item in env:
+        name = item["name"] if isinstance(item, dict) else item.name
+        value = item.get("value") if isinstance(item, dict) else item.value
+        if value is not None:
+            pairs.append([name, value])
+    return pairs
+
+
+def _runtime_call(task: Any, context: dict[str, Any]) -> dict[str, Any] | None:
+    """The step runtime's argv and env of one task, rendered; None for other tasks."""
+    for argv_field, env_field in (
+        ("arguments", "env_vars"),  # KubernetesPodOperator
+        ("command", "environment"),  # DockerOperator
+        ("op_kwargs", None),  # PythonOperator running pipec's local helper
+    ):
+        if not hasattr(task, argv_field):
+            continue
+        rendered = task.render_template(getattr(task, argv_field), context)
+        env = task.render_template(getattr(task, env_field), context) if env_field else None
+        if argv_field == "op_kwargs":
+            if not isinstance(rendered, dict) or "argv" not in rendered:
+                continue
+            rendered, env = rendered["argv"], rendered.get("env")
+        if isinstance(rendered, list) and "--component" in rendered:
+            if RUNTIME_MODULE in rendered:
+                rendered = rendered[rendered.index(RUNTIME_MODULE) + 1 :]
+            return {"argv": [str(a) for a in rendered], "env": _env_pairs(env)}
+    return None
+
+
+class _StandInTI:
+    """What templates may ask of the task instance when no run exists: iteration 0 of the
+    first try (the step context's PIPEC_ITERATION and PIPEC_ATTEMPT), and two stand-in items for
+    any XCom (a loop's items)."""
+
+    map_index = 0
+    try_number = 1
+
+    def xcom_pull(self, *args: Any, **kwargs: Any) -> list[str]:
+        return ["xcom-0", "xcom-1"]
+
+
+class _StandInVariables:
+    """`var.value.NAME` without a metadata database: a stand-in naming the Variable."""
+
+    class _Values:
+        def __getattr__(self, name: str) -> str:
+            return f"<Airflow Variable {name}>"
+
+    value = _Values()
+    json = value
+
+
+def render_dags(folder: str) -> dict[str, Any]:
+    """Import `folder`; every runtime task's argv and env as Airflow renders them."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    with contextlib.redirect_stdout(sys.stderr):
+        bag = DagBag(dag_folder=folder)
+    dags: dict[str, Any] = {}
+    for dag_id, dag in bag.dags.items():
+        params = {k: dag.params.get_param(k).resolve(suppress_exception=True) for k in dag.params}
+        context = {
+            "params": params,
+            "run_id": "conformance_run",
+            "dag": dag,
+            "ti": _StandInTI(),
+            "var": _StandInVariables(),
+        }
+        steps = {}
+        for task in dag.tasks:
+            call = _runtime_call(task, context)
+            if call is not None:
+                steps[task.task_id] = call
+        dags[dag_id] = {"params": params, "steps": steps}
+    return {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": dags}
+
+
 def main(argv: list[str]) -> int:
     if "AIRFLOW_HOME" not in os.environ:
         print("AIRFLOW_HOME must be set to a scratch folder", file=sys.stderr)
@@ -175,6 +275,8 @@ def main(argv: list[str]) -> int:
         result = step_env(rest[0])
     elif command == "pods":
         result = pods(rest[0], rest[1])
+    elif command == "render":
+        result = {folder: render_dags(folder) for folder in rest}
     else:
         print(f"unknown command {command!r}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,18 @@ def inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
 
 
-def airflow_env(home: Path, dags: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """An environment for one Airflow process: its own home, SQLite database and DAGs folder."""
+def airflow_env(
+    home: Path,
+    dags: Path,
+    extra: dict[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """An environment for one Airflow process: its own home, SQLite database and DAGs folder, on
+    top of `base` (default: this process's environment) without its Airflow settings."""
     home.mkdir(parents=True, exist_ok=True)
-    env = inherited_env()
+    env = inherited_env() if base is None else {
+        k: v for k, v in base.items() if not k.startswith("AIRFLOW")
+    }
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
@@ -74,6 +82,28 @@ def check(command: Sequence[str], env: dict[str, str], timeout: float = 600) -> 
     answer: dict[str, Any] = json.loads(answers[-1][len(MARKER) :])
     if "errors" in answer and answer["errors"] and command[0] == "run":
         raise AssertionError(f"the DAG did not import: {answer['errors']}")
+    return answer
+
+
+def run_dag(dag_file: Path, conf: Mapping[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """`dag.test()` of the DAG in `dag_file` (its id is the file's stem) with `conf`; the answer
+    of the checker's `run`. A run that does not succeed is an AssertionError holding the task
+    states and the end of Airflow's log, so a failure says which step failed and why."""
+    command = [str(CHECKER), "run", str(dag_file), dag_file.stem, json.dumps(dict(conf))]
+    done = subprocess.run(
+        [str(tool_python("airflow")), *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    answers = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    answer: dict[str, Any] = json.loads(answers[-1][len(MARKER) :]) if answers else {}
+    if done.returncode != 0 or answer.get("errors") or answer.get("state") != "success":
+        raise AssertionError(
+            f"the DAG run of {dag_file.name} did not succeed: {answer}\n{done.stderr[-8000:]}"
+        )
     return answer
 
 

@@ -51,3 +51,82 @@ def tool_python(name: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return python
+
+
+# Target markers (ibis' notimpl / notyet / never): a test that a target cannot pass yet is marked
+# for that target and becomes a strict xfail there, so it fails the day the target starts to pass
+# and the marker must go. `targets` are registered target names (`airflow`) or conformance
+# adapter ids (`airflow-docker`); a name that is neither fails the collection.
+TARGET_MARKERS = {
+    "notimpl": "pipec does not implement this for the target yet",
+    "notyet": "the engine (or its stand-in here) cannot do this yet",
+    "never": "the target will never do this (by design, or no engine can exist here)",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, meaning in TARGET_MARKERS.items():
+        config.addinivalue_line(
+            "markers",
+            f"{name}(targets, reason, raises=None): {meaning}; a strict xfail for those targets",
+        )
+
+
+def _target_of(item: pytest.Item) -> tuple[str, str] | None:
+    """(target, adapter id) of a test parametrized by a conformance adapter (`adapter` or
+    `engine`) or by `target` (a target name); None for a test that is neither."""
+    params = getattr(item, "callspec", None)
+    if params is None:
+        return None
+    adapter = params.params.get("adapter", params.params.get("engine"))
+    if adapter is not None:
+        return adapter.target, adapter.id
+    target = params.params.get("target")
+    if isinstance(target, str):
+        return target, target
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from pipec import backends
+    from tests.conformance.adapters import adapter_ids
+
+    known = set(backends.available()) | set(adapter_ids())
+    for item in items:
+        for marker in item.iter_markers():
+            if marker.name not in TARGET_MARKERS:
+                continue
+            names, reason, raises = _marker_args(item, marker)
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @{marker.name} names unknown target(s) {', '.join(unknown)}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+            owner = _target_of(item)
+            if owner is None:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @{marker.name} on a test that is not parametrized by "
+                    "`adapter`, `engine` or `target`"
+                )
+            if owner[0] in names or owner[1] in names:
+                item.add_marker(
+                    pytest.mark.xfail(
+                        strict=True, raises=raises, reason=f"{marker.name}: {reason}"
+                    )
+                )
+
+
+def _marker_args(
+    item: pytest.Item, marker: pytest.Mark
+) -> tuple[list[str], str, type[BaseException] | tuple[type[BaseException], ...] | None]:
+    """`@notimpl(["t1", "t2"], reason="...", raises=SomeError)`: every part checked."""
+    targets = marker.args[0] if marker.args else marker.kwargs.get("targets")
+    reason = marker.kwargs.get("reason") or (marker.args[1] if len(marker.args) > 1 else None)
+    if not isinstance(targets, list | tuple) or not targets or not all(
+        isinstance(t, str) for t in targets
+    ):
+        raise pytest.UsageError(f"{item.nodeid}: @{marker.name} needs a list of target names")
+    if not isinstance(reason, str) or not reason.strip():
+        raise pytest.UsageError(f"{item.nodeid}: @{marker.name} needs a reason")
+    return list(targets), reason, marker.kwargs.get("raises")

@@ -10,6 +10,10 @@
     python tests/kfp_check.py run FILE ARGS_JSON ROOT IMAGE
                                                     run under kfp.local's DockerRunner; prints
                                                     the output parameters of every task as JSON
+    python tests/kfp_check.py seen MANIFEST_JSON    for {label: {"spec": F, "job": F|null,
+                                                    "schedule": F|null}}: every check above, then
+                                                    the parameter defaults kfp's loader (and the
+                                                    Vertex API type) read, as JSON on the last line
 
 Each command prints `ok ...` (or the JSON result) and exits 0, or prints the error and exits 1.
 """
@@ -89,6 +93,31 @@ def run(path: str, arguments: str, root: str, image: str) -> None:
     print(json.dumps(values, sort_keys=True, default=str))
 
 
+def seen(manifest: str) -> None:
+    """Check every file of every entry; print what the engines' types read from them."""
+    from google.cloud import aiplatform_v1
+    from kfp import components
+
+    found: dict[str, Any] = {}
+    for label, files in json.loads(manifest).items():
+        check_spec(files["spec"])
+        loaded = components.load_component_from_file(files["spec"])
+        entry: dict[str, Any] = {
+            "params": {
+                name: spec.default for name, spec in (loaded.component_spec.inputs or {}).items()
+            }
+        }
+        if files.get("job"):
+            check_vertex("vertex-job", files["job"])
+            job = aiplatform_v1.PipelineJob.from_json(Path(files["job"]).read_text("utf-8"))
+            values = aiplatform_v1.PipelineJob.to_dict(job)["runtime_config"]["parameter_values"]
+            entry["job_params"] = values
+        if files.get("schedule"):
+            check_vertex("vertex-schedule", files["schedule"])
+        found[label] = entry
+    print(json.dumps(found, sort_keys=True))
+
+
 def sdk_pods() -> None:
     """The pod settings of examples/training.py's `train`, `deploy` and `split` steps, written
     with the KFP SDK and kfp-kubernetes the way a KFP user would, under pipec's policy (CPU as a
@@ -148,6 +177,8 @@ def main(argv: list[str]) -> int:
             sdk_pods()
         elif command == "run":
             run(*rest)
+        elif command == "seen":
+            seen(rest[0])
         else:
             print(f"unknown command {command!r}")
             return 2

@@ -196,29 +196,3 @@ def test_targets_table_names_the_extra_to_install() -> None:
     assert result.exit_code == 0
     assert "pip install 'pipec[vertex]'" in result.output
     assert "on; off with fuse=false" in result.output and "--no-optimize" in result.output
-
-
-@pytest.mark.parametrize(
-    ("target", "settings"),
-    [
-        ("kubeflow", []),
-        ("vertex", ["project=p", "region=r", "pipeline_root=gs://b/r"]),
-        ("airflow", ["operator=docker", "artifact_root=/data"]),
-    ],
-)
-def test_container_targets_need_an_image(target: str, settings: list[str], tmp_path: Path) -> None:
-    """One clear error naming the steps without an image, and nothing written."""
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "p.py").write_text(
-        "from pipec import pipeline, step\n\n@step\ndef a() -> int:\n    return 1\n\n"
-        "@pipeline\ndef p():\n    a()\n"
-    )
-    args = ["compile", str(tmp_path / "p.py"), "-t", target, "-o", str(tmp_path / "out")]
-    for setting in settings:
-        args += ["--set", setting]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2, result.output
-    assert f"target {target!r} needs an image for step a" in result.output
-    assert not (tmp_path / "out").exists()
-    with_image = CliRunner().invoke(main, [*args, "--set", "image=img"])
-    assert with_image.exit_code == 0, with_image.output

@@ -149,7 +149,7 @@ def ir_command(
         if pipeline is None or errors(diagnostics):
             raise DiagnosticError(errors(diagnostics) or diagnostics)
     elif target is not None:
-        compiled = driver.prepare(ref, target, settings)
+        compiled = driver.prepare(ref, target, settings, images=False)
         show_warnings(compiled.warnings)
         pipeline = compiled.pipeline
     elif optimized:
@@ -207,7 +207,7 @@ def explain(ref: str, target: str | None, settings: tuple[str, ...]) -> None:
         validated, _ = driver.load_checked(ref)
         pipeline, rewrites = driver.optimized(validated)
     else:
-        compiled = driver.prepare(ref, target, settings)
+        compiled = driver.prepare(ref, target, settings, images=False)
         show_warnings(compiled.warnings)
         assert compiled.validated is not None
         validated, pipeline, rewrites = compiled.validated, compiled.pipeline, compiled.rewrites
@@ -381,7 +381,7 @@ def graph_command(ref: str, fmt: str, out: Path | None, target: str | None) -> N
     from pipec.graph import outline, picture
 
     if target is not None:
-        compiled = driver.prepare(ref, target, optimize=False)
+        compiled = driver.prepare(ref, target, optimize=False, images=False)
         show_warnings(compiled.warnings)
         pipeline = compiled.pipeline
     else:

@@ -63,6 +63,9 @@ def test_compile_without_a_build_says_to_build(tmp_path: Path) -> None:
     done = pipec(tmp_path, "compile", ref, "--target", "kubeflow", "-o", "out")
     line = one_line_exit_2(done, "pipec.lock has no image for pipeline 'single'")
     assert f"pipec build {ref} --target kubeflow" in line
+    # Commands that only show the pipeline need no image.
+    shown = pipec(tmp_path, "explain", ref, "--target", "kubeflow")
+    assert shown.returncode == 0, shown.stderr
 
 
 def _lock_as_built(root: Path, ref: str, image: str) -> None:

@@ -152,6 +152,9 @@ class Backend(ABC, Generic[S]):
     starting a task is expensive (a CI job, a pod), off where the UI shows one task per step."""
     limits: ClassVar[Limits] = Limits()
     """What the engine cannot hold (none known by default)."""
+    builds_images: ClassVar[bool] = False
+    """Whether the target builds the image from `base_image` itself before a run (local_docker),
+    so its compile never reads `pipec.lock` (`pipec.backends.images.lock`)."""
 
     def __init__(self, settings: S, project_root: Path | None = None) -> None:
         """`project_root` is the folder the pipeline's files are relative to (the driver passes

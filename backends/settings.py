@@ -5,7 +5,7 @@ concept has one name on every target that has it:
 
 * `TargetSettings`: the base (frozen, unknown keys are an error);
 * `ContainerSettings`: targets that run steps in containers (`image`, `artifact_root`, `python`,
-  `code_root`);
+  `code_root`, and `base_image`, `requirements`, `registry` for `pipec build`);
 * `KubernetesSettings`: targets whose steps are Kubernetes pods (`secret_name` and the GPU
   placement settings), rendered by `pipec.backends.common.k8s`.
 
@@ -71,8 +71,18 @@ class ContainerSettings(TargetSettings):
     """The interpreter that runs the step runtime in the image."""
     code_root: str | None = None
     """The folder the step modules import from (None: the image's working directory)."""
+    base_image: str | None = None
+    """With `image` unset: a local image with Python >= 3.11 that `pipec build` builds the step
+    image from (pipec's runtime, the requirements and the steps' code added); compile then uses
+    the image `pipec.lock` records."""
+    requirements: str | list[str] | None = None
+    """What `pipec build` installs besides pipec: a requirements file (relative to the project
+    root), a list of requirements, or unset for the project's `[project] dependencies`."""
+    registry: str | None = None
+    """Where `pipec build --push` pushes the built image (`host:port/path`, e.g.
+    `127.0.0.1:5000/team`); compile then names it by digest (`...@sha256:...`)."""
 
-    @field_validator("image", "artifact_root", "python", "code_root")
+    @field_validator("image", "artifact_root", "python", "code_root", "base_image", "registry")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         # A blank value would be written into the engine's files as is (`image: " "`).
@@ -219,5 +229,5 @@ def require_images(pipeline: Pipeline, default_image: str | None, target: str) -
         raise SettingsError(
             f"target {target!r} needs an image for step{'s' if len(bare) > 1 else ''} {shown}: "
             f"set `image` in [tool.pipec.targets.{target}] or --set image=..., or give the step "
-            "its own image"
+            "its own image (or set `base_image` and run `pipec build`)"
         )

@@ -1,4 +1,5 @@
-"""The `pipec` command line: ir, validate, compile, graph, targets, schema (run, runs, ...: lazy).
+"""The `pipec` command line: ir, validate, compile, graph, targets, schema (run, runs, build,
+...: lazy).
 
 Exit codes: 0 ok, 1 the pipeline ran and failed, 2 the input is invalid (diagnostics on stderr,
 never a traceback unless --debug), 3 pipec itself failed.
@@ -66,13 +67,13 @@ def report_errors(invoke: Callable[[], Any], debug: bool) -> Any:
 
 class _Commands(click.Group):
     """The `pipec` group. `run`, `logs` (`pipec.cli_run`), `runs`, `artifacts`
-    (`pipec.cli_runs`) and `ui` (`pipec.ui`) pull in the local runner, SQLite, rich or a web
-    server; a module is imported only when one of its commands is used, so `validate` and
-    `compile` start faster."""
+    (`pipec.cli_runs`), `build` (`pipec.cli_build`) and `ui` (`pipec.ui`) pull in the local
+    runner, SQLite, rich, Docker or a web server; a module is imported only when one of its
+    commands is used, so `validate` and `compile` start faster."""
 
     lazy: ClassVar[dict[str, str]] = {
         "logs": "cli_run", "run": "cli_run", "runs": "cli_runs", "artifacts": "cli_runs",
-        "ui": "ui",
+        "ui": "ui", "build": "cli_build",
     }
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -148,7 +149,7 @@ def ir_command(
         if pipeline is None or errors(diagnostics):
             raise DiagnosticError(errors(diagnostics) or diagnostics)
     elif target is not None:
-        compiled = driver.prepare(ref, target, settings)
+        compiled = driver.prepare(ref, target, settings, images=False)
         show_warnings(compiled.warnings)
         pipeline = compiled.pipeline
     elif optimized:
@@ -206,7 +207,7 @@ def explain(ref: str, target: str | None, settings: tuple[str, ...]) -> None:
         validated, _ = driver.load_checked(ref)
         pipeline, rewrites = driver.optimized(validated)
     else:
-        compiled = driver.prepare(ref, target, settings)
+        compiled = driver.prepare(ref, target, settings, images=False)
         show_warnings(compiled.warnings)
         assert compiled.validated is not None
         validated, pipeline, rewrites = compiled.validated, compiled.pipeline, compiled.rewrites
@@ -386,7 +387,7 @@ def graph_command(ref: str, fmt: str, out: Path | None, target: str | None) -> N
     from pipec.graph import outline, picture
 
     if target is not None:
-        compiled = driver.prepare(ref, target, optimize=False)
+        compiled = driver.prepare(ref, target, optimize=False, images=False)
         show_warnings(compiled.warnings)
         pipeline = compiled.pipeline
     else:

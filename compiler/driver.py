@@ -232,13 +232,36 @@ def _check_known(
 
 
 def prepare(
-    ref: str, target: str, overrides: Sequence[str] = (), optimize: bool = True
+    ref: str,
+    target: str,
+    overrides: Sequence[str] = (),
+    optimize: bool = True,
+    images: bool = True,
 ) -> Compiled:
-    """REF -> a pipeline compiled for `target` (see `compile_pipeline`)."""
+    """REF -> a pipeline compiled for `target` (see `compile_pipeline`). With `images` (compile
+    and run; not the commands that only show the IR), a container target whose step image
+    `pipec build` makes gets the image `pipec.lock` records for it (an error when the image is
+    missing or stale; `pipec.backends.images.pipeline`)."""
+    from pipec.backends.images.pipeline import with_locked_image
+
     backends.load(target)  # an unknown target fails before any import of user code
     pipeline, front, root = _load(ref)
     backend = configure(target, root, overrides)
+    if images and not front:  # front-end errors are reported as such, lock or not
+        backend = with_locked_image(backend, pipeline, ref)
     return compile_pipeline(pipeline, backend, optimize, front)
+
+
+def prepare_build(
+    ref: str, target: str, overrides: Sequence[str] = ()
+) -> tuple[Pipeline, Backend[Any]]:
+    """REF checked for `target` (every phase, as compile runs them) and the configured backend,
+    for `pipec build`: the traced pipeline, whose steps' modules are the image's code."""
+    backends.load(target)
+    pipeline, front, root = _load(ref)
+    backend = configure(target, root, overrides)
+    compile_pipeline(pipeline, backend, True, front)
+    return pipeline, backend
 
 
 def compile_ref(ref: str, target: str, overrides: Sequence[str] = ()) -> Bundle:

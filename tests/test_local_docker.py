@@ -22,8 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipec import driver
-from pipec.backends.local_docker import build
-from pipec.backends.local_docker.engine import Engine, EngineError, connect
+from pipec.backends.images import build
+from pipec.backends.images.engine import Engine, EngineError, connect
 from pipec.backends.local_docker.executor import Masker
 from pipec.backends.settings import SettingsError
 from pipec.ir.diagnostics import DiagnosticError

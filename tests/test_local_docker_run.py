@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pipec.backends.local_docker.engine import Engine
+from pipec.backends.images.engine import Engine
 from tests.conftest import EXAMPLES, REPO
 from tests.local_helpers import PIPEC, by_label, make_project, wait_for
 from tests.test_local_docker import (

@@ -3,12 +3,14 @@
 It is `LocalBackend` with a Docker executor (`executor.py`): the same scheduler, plan, cache,
 metadata, resume and live view, so a run has everything a local run has, while each step runs in
 the image it will have in production. Images (`images.py`): a step's `image`, else the `image`
-setting, else one pipec builds from `base_image` (`build.py`) with its step runtime and the
-project's requirements, reused while those inputs do not change; the project's code is mounted
-read-only at run time, so editing a step never rebuilds (`code = "bake"` puts it in the image).
+setting, else one pipec builds from `base_image` (`pipec.backends.images`, shared with `pipec
+build`) with its step runtime and the project's requirements, reused while those inputs do not
+change; the project's code is mounted read-only at run time, so editing a step never rebuilds
+(`code = "bake"` puts it in the image).
 
-Compiling needs no Docker SDK; running imports it (`engine.py`) and checks the engine and every
-image before the run starts, so a missing engine or a bad image is one line and nothing ran.
+Compiling needs no Docker SDK; running imports it (`pipec.backends.images.engine`) and checks the
+engine and every image before the run starts, so a missing engine or a bad image is one line and
+nothing ran.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Pipeline
 
 if TYPE_CHECKING:
-    from pipec.backends.local_docker.engine import Engine
+    from pipec.backends.images.engine import Engine
     from pipec.backends.local_docker.images import ImageSettings
     from pipec.backends.runner.executor import Executor
 
@@ -91,6 +93,7 @@ class LocalDockerBackend(LocalBackend):
         "disk": "Docker caps a container's disk only on some storage drivers (--storage-opt)",
     }
     settings_model: ClassVar[type[TargetSettings]] = LocalDockerSettings
+    builds_images: ClassVar[bool] = True
     settings: LocalDockerSettings
     _connected: Engine | None = None
 
@@ -182,7 +185,7 @@ class LocalDockerBackend(LocalBackend):
     def _engine(self) -> Engine:
         engine = self._connected
         if engine is None:
-            from pipec.backends.local_docker.engine import connect
+            from pipec.backends.images.engine import connect
 
             engine = connect()
             self._connected = engine
@@ -203,7 +206,7 @@ class LocalDockerBackend(LocalBackend):
         )
 
     def _check_gpus(self, plan: plans.Plan) -> None:
-        from pipec.backends.local_docker.engine import EngineError
+        from pipec.backends.images.engine import EngineError
 
         wanting = sorted(s.id for s in plan.steps.values() if s.resources.gpu)
         if wanting and not self._engine().has_gpu_runtime():
@@ -216,7 +219,7 @@ class LocalDockerBackend(LocalBackend):
 
 
 def _baked_code() -> str:
-    from pipec.backends.local_docker.build import CODE
+    from pipec.backends.images.build import CODE
 
     return CODE
 

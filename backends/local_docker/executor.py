@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from pipec.backends.common import docker as policy
-from pipec.backends.local_docker import launcher
-from pipec.backends.local_docker.engine import (
+from pipec.backends.images.engine import (
     LABEL_ATTEMPT,
     LABEL_ITERATION,
     LABEL_RUN,
     LABEL_STEP,
     Engine,
 )
+from pipec.backends.local_docker import launcher
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
 from pipec.backends.runner.results import RunError

@@ -13,35 +13,19 @@ cache miss), the built image by its content-hash tag. That is what cache keys an
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipec.backends.local_docker import build
-from pipec.backends.local_docker.engine import Engine, EngineError
+from pipec.backends.images import build
+from pipec.backends.images.engine import Engine, EngineError
+from pipec.backends.images.probe import PROBE_FILE, Probes, base_image_id
 from pipec.backends.runner import plan as plans
 from pipec.backends.runner.runs import state_dir
 from pipec.backends.runtime.invocation import CODE_ROOT
 from pipec.backends.settings import SettingsError
 
-PROBE_FILE = "docker-images.json"
-MIN_PYTHON = (3, 11)
-PROBE = """\
-import json, platform, sys
-found = {"python": list(sys.version_info[:3]), "machine": platform.machine(),
-         "libc": list(platform.libc_ver())}
-if sys.version_info >= (3, 11):
-    try:
-        import pipec.backends.runtime
-        found["runtime"] = True
-    except Exception as exc:
-        found["runtime"] = type(exc).__name__ + ": " + str(exc)
-print("PIPEC-PROBE " + json.dumps(found))
-"""
 PULL_OR_LOAD = "pull it (`docker pull {0}`), load it (`docker load -i FILE`) or build it"
 
 
@@ -129,7 +113,7 @@ def prepare(
 ) -> tuple[plans.Plan, list[ImageUse]]:
     """Every image of the run, ready (see the module docstring): the plan with exact image
     references, and one `ImageUse` per image."""
-    probes = _Probes(engine, settings, state_dir(project_root) / PROBE_FILE)
+    probes = Probes(engine, settings.python, state_dir(project_root) / PROBE_FILE)
     named = step_images(plan, settings.image)
     uses: dict[str | None, ImageUse] = {}
     for step_id, image in sorted(named.items()):
@@ -149,7 +133,7 @@ def _use(
     settings: ImageSettings,
     engine: Engine,
     project_root: Path,
-    probes: _Probes,
+    probes: Probes,
     say: Callable[[str], None],
 ) -> ImageUse:
     if image is not None:
@@ -165,12 +149,7 @@ def _use(
         return ImageUse(image, image_id, origin=origin)
     recipe = recipe_of(plan, settings, project_root)
     base = recipe.base_image
-    base_id = engine.image_id(base)
-    if base_id is None:
-        raise EngineError(
-            f"base image {base!r} is not on this Docker engine: build one (`docker build -t "
-            f"{base} DIR`; any image with Python >= 3.11) or load one (`docker load -i FILE`)"
-        )
+    base_id = base_image_id(engine, base)
     built = build.ensure(
         recipe, engine, base_id, lambda: probes.check(base, base_id, runtime=False), say
     )
@@ -182,66 +161,6 @@ def _use(
         built_seconds=built.seconds,
         built_here=built.seconds is not None,
     )
-
-
-class _Probes:
-    """Probe results by image id, read from and written back to the project's state folder."""
-
-    def __init__(self, engine: Engine, settings: ImageSettings, path: Path) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.path = path
-        try:
-            self.known: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self.known = {}
-        self.changed = False
-
-    def check(self, name: str, image_id: str, runtime: bool) -> build.PythonTarget:
-        """The image's Python; EngineError naming the image when it cannot run steps."""
-        key = f"{self.settings.python}@{image_id}"
-        found = self.known.get(key)
-        if not isinstance(found, dict) or "python" not in found or "machine" not in found:
-            found = self._probe(name)
-            self.known[key] = found
-            self.changed = True
-        version = tuple(found["python"])
-        if version < MIN_PYTHON:
-            raise EngineError(
-                f"image {name!r} has Python {'.'.join(map(str, version))}; pipec's steps need "
-                "Python >= 3.11 (use another image, or set `python` to its newer interpreter)"
-            )
-        if runtime and found.get("runtime") is not True:
-            raise EngineError(
-                f"image {name!r} does not have pipec's step runtime (`import "
-                f"pipec.backends.runtime` failed: {found.get('runtime')}): install pipec in it, "
-                "or leave `image` unset and set `base_image` so pipec builds the step image"
-            )
-        libc = found.get("libc") or ["", ""]
-        return build.PythonTarget(
-            (int(version[0]), int(version[1])), str(found["machine"]), (libc[0], libc[1])
-        )
-
-    def _probe(self, name: str) -> dict[str, Any]:
-        python = self.settings.python
-        code, output = self.engine.run_once(name, [python, "-c", PROBE], "none")
-        for line in output.splitlines():
-            if line.startswith("PIPEC-PROBE "):
-                found: dict[str, Any] = json.loads(line.removeprefix("PIPEC-PROBE "))
-                return found
-        why = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
-        raise EngineError(
-            f"image {name!r} cannot run `{python}` (the `python` setting): {why}; pipec's steps "
-            "need Python >= 3.11 in the image"
-        )
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.time_ns()}")
-        temporary.write_text(json.dumps(self.known, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, self.path)
 
 
 def _with_images(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipec.backends.base import Bundle
-from pipec.backends.local_docker.engine import LABEL_INPUTS, BuildError, Engine, EngineError
+from pipec.backends.images.engine import LABEL_INPUTS, BuildError, Engine, EngineError
 
 BUILDER = "1"
 """Part of every tag: bumped when the way images are built changes."""
@@ -92,6 +92,9 @@ class Recipe:
     code: tuple[tuple[str, Path], ...] = ()
     """With `code = "bake"`: (path under code/, file here) for every file of the project's
     modules that the steps import."""
+    code_dir: str = CODE
+    """Where the baked code goes in the image (the working directory; the KFP family's
+    `code_root`, `/app`, for images made by `pipec build`)."""
 
     @property
     def bake(self) -> bool:
@@ -121,7 +124,7 @@ class Recipe:
             f"RUN {_compile_all(self.python, SITE + '/pipec')}\n"
         )
         if self.bake:
-            text += f"COPY code {CODE}\nWORKDIR {CODE}\n"
+            text += f"COPY code {self.code_dir}\nWORKDIR {self.code_dir}\n"
         return text
 
     def files(self) -> Bundle:
@@ -167,6 +170,19 @@ class Recipe:
             }
         )
 
+    def source_inputs(self) -> dict[str, str]:
+        """A hash of each input this machine can see without a Docker engine: the base image by
+        name (not by id), the Dockerfiles, the requirements, pipec and the baked code.
+        `pipec.lock` records them, so `pipec compile` tells a stale image (and what changed)
+        without Docker."""
+        return {
+            "base image": _digest(self.base_image),
+            "Dockerfiles": _digest([BUILDER, self.deps_dockerfile(), self.step_dockerfile()]),
+            "requirements": _digest(self.requirements),
+            "pipec": _files_digest(pipec_files()),
+            "code": _files_digest(dict(self.code)),
+        }
+
     def step_key(self, deps_key: str) -> str:
         """The content hash of the step image's inputs."""
         return _digest(
@@ -186,6 +202,7 @@ def recipe(
     requirements: str | list[str] | None,
     project_root: Path,
     bake_modules: list[str] | None = None,
+    code_dir: str = CODE,
 ) -> Recipe:
     """The recipe for a project: `requirements` is the setting (a file, a list, or None for
     the project's own `[project] dependencies`); `bake_modules` the steps' modules when the code
@@ -198,7 +215,7 @@ def recipe(
     # the same requirements give the same image whichever way they were given.
     text += "# the project's requirements\n" + "".join(f"{r}\n" for r in extra)
     code = _code_files(project_root, bake_modules) if bake_modules is not None else ()
-    return Recipe(base_image, python, text, origin, code)
+    return Recipe(base_image, python, text, origin, code, code_dir)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ def _sdk() -> Any:
         import docker  # type: ignore[import-untyped]
     except ImportError:
         raise EngineError(
-            "target 'local_docker' needs the Docker SDK for Python: pip install "
-            "'pipec[local_docker]'"
+            "target 'local_docker' and `pipec build` need the Docker SDK for Python: pip "
+            "install 'pipec[local_docker]'"
         ) from None
     return docker
 
@@ -125,6 +125,32 @@ class Engine:
             raise BuildError(_build_failure(tag, [*lines, str(exc.explanation or exc)])) from None
         if self.image_id(tag) is None:
             raise BuildError(_build_failure(tag, lines))
+
+    def tag(self, image: str, ref: str) -> None:
+        """Give image `image` the name `ref` (`repository:tag`) as well."""
+        repository, _, tag = ref.rpartition(":")
+        self.api.tag(image, repository, tag)
+
+    def push(self, ref: str) -> str:
+        """Push `repository:tag` to its registry; the manifest digest the registry answered
+        (`sha256:...`). EngineError naming the registry when it cannot be reached or refuses."""
+        repository, _, tag = ref.rpartition(":")
+        digest: str | None = None
+        last: list[str] = []
+        try:
+            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    raise EngineError(_push_failure(ref, str(chunk["error"])))
+                found = (chunk.get("aux") or {}).get("Digest")
+                if found:
+                    digest = str(found)
+                if chunk.get("status"):
+                    last = [str(chunk["status"])]
+        except self.sdk.errors.APIError as exc:
+            raise EngineError(_push_failure(ref, str(exc.explanation or exc))) from None
+        if digest is None:
+            raise EngineError(_push_failure(ref, last[0] if last else "no digest in the answer"))
+        return digest
 
     # ------------------------------------------------------------------------------ containers
 
@@ -207,6 +233,15 @@ class Engine:
 def _build_failure(tag: str, lines: list[str]) -> str:
     tail = " | ".join(line.strip() for line in _last(lines, 6) if line.strip())
     return f"building image {tag} failed: {tail or 'no output from the builder'}"
+
+
+def _push_failure(ref: str, why: str) -> str:
+    registry = ref.split("/")[0]
+    return (
+        f"cannot push {ref} to registry {registry} ({why.strip()}): check that the registry "
+        "runs and that the `registry` setting names it (a registry other than 127.0.0.1 needs "
+        "TLS or an `insecure-registries` entry in the engine's daemon.json)"
+    )
 
 
 def _last(lines: list[str], n: int) -> Iterator[str]:

@@ -52,7 +52,9 @@ def line_of(path_text: str, needle: str) -> int:
     raise AssertionError(f"{needle!r} not found")
 
 
-def prepared(ref: str, target: str, overrides: Sequence[str] = ()) -> tuple[Pipeline, Any, Any]:
+def prepared(
+    ref: str, target: str, overrides: Sequence[str] = (), optimize: bool = True
+) -> tuple[Pipeline, Any, Any]:
     """REF compiled for `target` (lowered IR), with the target's settings and backend."""
-    compiled = driver.prepare(ref, target, overrides)
+    compiled = driver.prepare(ref, target, overrides, optimize=optimize)
     return compiled.pipeline, compiled.backend.settings, compiled.backend

@@ -7,6 +7,9 @@
     python tests/kfp_check.py sdk-pods              the container resources and kfp-kubernetes
                                                     config the KFP SDK writes for the training
                                                     example's GPU, secret and timeout steps
+    python tests/kfp_check.py sdk-scratch [CLASS]   the env and kfp-kubernetes config the KFP SDK
+                                                    writes for a 10Gi scratch volume at /scratch
+                                                    (from StorageClass CLASS, else the default)
     python tests/kfp_check.py run FILE ARGS_JSON ROOT IMAGE
                                                     run under kfp.local's DockerRunner; prints
                                                     the output parameters of every task as JSON
@@ -165,6 +168,40 @@ def sdk_pods() -> None:
     print(json.dumps(found, sort_keys=True))
 
 
+def sdk_scratch(storage_class: str | None) -> None:
+    """A step with a 10Gi scratch volume, written with the KFP SDK and kfp-kubernetes the way a
+    KFP user would: a generic ephemeral volume mounted at /scratch, and the variable that says
+    where. Prints the executor's container env and platform config as JSON."""
+    import tempfile
+
+    from kfp import compiler, dsl, kubernetes
+
+    @dsl.container_component
+    def big():
+        return dsl.ContainerSpec(image="img", command=["true"])
+
+    @dsl.pipeline(name="scratch")
+    def scratch():
+        task = big()
+        task.set_env_variable("PIPEC_SCRATCH", "/scratch")
+        kubernetes.add_ephemeral_volume(
+            task,
+            volume_name="pipec-scratch",
+            mount_path="/scratch",
+            access_modes=["ReadWriteOnce"],
+            size="10Gi",
+            storage_class_name=storage_class,
+        )
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scratch.yaml"
+        compiler.Compiler().compile(scratch, str(path))
+        spec, platform = yaml.safe_load_all(path.read_text(encoding="utf-8"))
+    (executor,) = spec["deploymentSpec"]["executors"].values()
+    (config,) = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+    print(json.dumps({"env": executor["container"]["env"], "platform": config}, sort_keys=True))
+
+
 def main(argv: list[str]) -> int:
     command, *rest = argv
     try:
@@ -175,6 +212,8 @@ def main(argv: list[str]) -> int:
             check_vertex(command, rest[0])
         elif command == "sdk-pods":
             sdk_pods()
+        elif command == "sdk-scratch":
+            sdk_scratch(rest[0] if rest else None)
         elif command == "run":
             run(*rest)
         elif command == "seen":

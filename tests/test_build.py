@@ -10,12 +10,7 @@ HTTP API, so a push that did not arrive fails the test. TLS and authentication a
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +21,7 @@ from pipec.backends.images import lock
 from pipec.backends.images.pipeline import recipe_for
 from pipec.backends.settings import SettingsError
 from tests.local_helpers import make_project, pipec
+from tests.registry_helpers import free_port, manifest_digest, serve_registry
 from tests.test_local_docker import BASE, ONE_STEP, engine_ready, one_line_exit_2
 
 
@@ -47,12 +43,6 @@ def _fails_with(done: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert len(errors) == 1 and done.stderr.rstrip().endswith(errors[0]), done.stderr
     for needle in needles:
         assert needle in errors[0], errors[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------- compile and the lock (no Docker)
@@ -131,50 +121,7 @@ def test_build_input_errors_are_one_line(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A distribution registry on 127.0.0.1 (filesystem storage, no auth): its host:port."""
-    server = shutil.which("docker-registry")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("docker-registry is not installed (.ci/apt installs it)")
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
-    folder = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = folder / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n",
-        encoding="utf-8",
-    )
-    log = (folder / "registry.log").open("w")
-    process = subprocess.Popen([server, "serve", str(config)], stdout=log, stderr=log)
-    try:
-        for _ in range(200):  # until it answers (a count, not a time limit)
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=5).close()
-                break
-            except OSError:
-                assert process.poll() is None, (folder / "registry.log").read_text()
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait()
-        log.close()
-
-
-def _manifest_digest(registry: str, repository: str, tag: str) -> str:
-    """The digest the registry itself gives for `repository:tag`."""
-    request = urllib.request.Request(
-        f"http://{registry}/v2/{repository}/manifests/{tag}",
-        method="HEAD",
-        headers={
-            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json"
-        },
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return str(answer.headers["Docker-Content-Digest"])
+    yield from serve_registry(tmp_path_factory.mktemp("registry"))
 
 
 @pytest.mark.docker
@@ -190,7 +137,7 @@ def test_build_pushes_compile_names_the_digest_and_a_rebuild_builds_nothing(
     repository, _, digest = image.partition("@")
     assert target == "kubeflow" and repository == f"{registry}/team/single", first.stdout
     tag = json.loads((tmp_path / "pipec.lock").read_text())["images"]["kubeflow"]["single"]["tag"]
-    assert _manifest_digest(registry, "team/single", tag.rpartition(":")[2]) == digest
+    assert manifest_digest(registry, "team/single", tag.rpartition(":")[2]) == digest
     compiled = pipec(tmp_path, "compile", ref, "--target", "kubeflow", "-o", "out")
     assert compiled.returncode == 0, compiled.stderr
     assert f'image: "{image}"' in (tmp_path / "out" / "pipeline.yaml").read_text()
@@ -205,7 +152,7 @@ def test_build_pushes_compile_names_the_digest_and_a_rebuild_builds_nothing(
 @pytest.mark.docker
 def test_an_unreachable_registry_or_base_image_is_one_line(tmp_path: Path) -> None:
     engine_ready()
-    ref = _project(tmp_path, f"127.0.0.1:{_free_port()}/team")
+    ref = _project(tmp_path, f"127.0.0.1:{free_port()}/team")
     pushed = pipec(tmp_path, "build", ref, "--target", "kubeflow", "--push", timeout=1800)
     _fails_with(pushed, "cannot push", "check that the registry runs")
     missing = pipec(tmp_path, "build", ref, "-t", "kubeflow", "--set", "base_image=no-such:1")

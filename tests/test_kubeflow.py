@@ -302,7 +302,7 @@ def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
     pipeline = load_ok(
         tmp_path,
         """
-        @step(resources=Resources(disk="10Gi"))
+        @step
         def f() -> int | None:
             return None
 
@@ -317,10 +317,6 @@ def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
             g(values=collect(b))
         """,
     )
-    _, found = driver.check(pipeline, "kubeflow")  # the shared capability check
-    assert [(d.code, "disk requests" in d.message, "'f'" in d.message) for d in found] == [
-        ("U001", True, True)
-    ]
     with pytest.raises(DiagnosticError) as caught:
         KubeflowBackend(KubeflowSettings(image="img")).emit(pipeline)
     messages = [d.message for d in caught.value.diagnostics]
@@ -424,6 +420,61 @@ def test_vertex_takes_a_collect_of_artifacts_too(tmp_path: Path) -> None:
     write_files(bundle, tmp_path / "vertex")
     _checker("spec", str(tmp_path / "vertex" / "pipeline.yaml"))
     _checker("vertex-job", str(tmp_path / "vertex" / "pipeline_job.json"))
+
+
+@pytest.mark.parametrize("storage_class", [None, "fast"])
+def test_a_disk_request_is_a_scratch_volume_as_kfp_kubernetes_writes_it(
+    tmp_path: Path, storage_class: str | None
+) -> None:
+    """A disk request is kfp-kubernetes' generic ephemeral volume of that size at
+    `scratch_path`, with PIPEC_SCRATCH saying where: field for field what the KFP SDK writes for
+    the same volume (tests/kfp_check.py sdk-scratch), and a spec KFP's proto and loader accept.
+    The step's own env stays beside it; no ephemeral-storage reaches the container."""
+    settings = {"scratch_storage_class": storage_class} if storage_class else {}
+    result = _kubeflow(
+        """
+        @step(resources=Resources(disk="10Gi", cpu=1), env={"STAGE": "prod"})
+        def big() -> None:
+            pass
+
+        @step
+        def small() -> None:
+            pass
+
+        @pipeline
+        def p() -> None:
+            big()
+            small()
+        """,
+        tmp_path,
+        **settings,
+    )
+    python = tool_python("kfp")
+    done = subprocess.run(
+        [str(python), str(CHECKER), "sdk-scratch", *([storage_class] if storage_class else [])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    sdk = json.loads(done.stdout)
+    executors = result["spec"]["deploymentSpec"]["executors"]
+    platform = result["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert platform == {"exec-big": sdk["platform"]}  # `small` has no disk: no volume
+    container = executors["exec-big"]["container"]
+    assert container["env"] == [*sdk["env"], {"name": "STAGE", "value": "prod"}]  # sorted
+    assert container["resources"] == {"cpuRequest": 1.0, "resourceCpuRequest": "1"}
+    assert "env" not in executors["exec-small"]["container"]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(result["text"], encoding="utf-8")
+    _checker("spec", str(path))
+
+
+def test_scratch_path_must_be_absolute() -> None:
+    assert KubeflowSettings(scratch_path="/data").scratch_path == "/data"
+    for bad in ("scratch", "/"):
+        with pytest.raises(SettingsError, match="scratch_path"):
+            load_settings(KubeflowSettings, "kubeflow", {"scratch_path": bad})
 
 
 def test_vertex_states_only_its_differences(tmp_path: Path) -> None:

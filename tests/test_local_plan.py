@@ -58,7 +58,9 @@ def test_plan_is_deterministic_and_has_no_machine_details(tmp_path: Path) -> Non
 
 def test_plan_content(tmp_path: Path) -> None:
     ref = make_project(tmp_path, SOURCE)
-    assert pipec(tmp_path, "compile", ref, "--target", "local", "-o", "out").returncode == 0
+    # As written: the optimizer would merge the two identical calls of `c` (cse).
+    compiled = pipec(tmp_path, "compile", ref, "--target", "local", "-o", "out", "--no-optimize")
+    assert compiled.returncode == 0, compiled.stderr
     plan = json.loads((tmp_path / "out" / "plan.json").read_text())
     assert plan["order"] == ["a", "b", "c", "c_2"]
     b = plan["nodes"]["b"]
@@ -77,7 +79,7 @@ def test_plan_content(tmp_path: Path) -> None:
 
 def test_plan_round_trips_and_priorities_follow_the_longest_path(tmp_path: Path) -> None:
     ref = make_project(tmp_path, SOURCE)
-    pipeline, settings, _ = prepared(str(tmp_path / ref), "local")
+    pipeline, settings, _ = prepared(str(tmp_path / ref), "local", optimize=False)  # as written
     plan = plans.build(pipeline, settings)
     assert plans.load(plan.to_text()) == plan
     # Longest remaining path first: a heads a chain of four (a, b, c, then c_2 under the when).

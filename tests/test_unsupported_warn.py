@@ -1,7 +1,7 @@
 """`--set unsupported=warn`: each droppable feature a target cannot express is dropped from the
 node that uses it, with one W005 warning naming the node and the feature; structural features
-stay U001 errors saying why. Checked on the real targets that lack a feature (vertex: disk and
-secrets; kubeflow: disk) and, for every droppable feature, on a kubeflow target that claims none
+stay U001 errors saying why. Checked on the real target that lacks features (vertex: disk and
+secrets) and, for every droppable feature, on a kubeflow target that claims none
 of them (what the emitted spec says is checked too: nothing of the feature is left)."""
 
 from __future__ import annotations
@@ -155,11 +155,6 @@ def p() -> None:
     spec = yaml.safe_load(compiled.emit()["pipeline.yaml"])
     (executor,) = spec["deploymentSpec"]["executors"].values()
     assert executor["container"]["resources"]["resourceCpuLimit"] == "1"  # cpu is kept
-
-
-def test_kubeflow_drops_disk(tmp_path: Path) -> None:
-    compiled = _compile(tmp_path, _source("disk"), KubeflowBackend, unsupported="warn")
-    assert [w.code for w in compiled.warnings] == ["W005"]
 
 
 def test_the_setting_takes_error_or_warn() -> None:

@@ -47,11 +47,14 @@ class ContainerNeeds:
             return None
         return max(MIN_CPU_SHARES, round(self.cpus * CPU_SHARES_PER_CPU))
 
-    def device_requests(self) -> list[dict[str, Any]]:
-        """`DeviceRequests` as the Docker API spells them."""
+    def device_requests(self, devices: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """`DeviceRequests` as the Docker API spells them: `devices` when the scheduler gave the
+        step specific GPUs, else any `gpus` of them."""
         if not self.gpus:
             return []
         capabilities = [list(c) for c in GPU_CAPABILITIES]
+        if devices:
+            return [{"DeviceIDs": list(devices), "Capabilities": capabilities}]
         return [{"Count": self.gpus, "Capabilities": capabilities}]
 
 

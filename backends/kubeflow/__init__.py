@@ -2,9 +2,11 @@
 
 `emit` writes `pipeline.yaml`: the PipelineSpec, followed by the kfp-kubernetes platform config as
 a second YAML document (as KFP does) when a step needs one — secrets as environment variables from
-a Kubernetes Secret, a node selector and toleration for GPU steps, and timeouts as the pod's active
-deadline. The spec is built in `spec` / `dag` / `components`; this module holds the KFP family's
-base (`KfpBackend`, shared with `vertex`), the target's settings, and the hooks that spell the pod
+a Kubernetes Secret, a node selector and toleration for GPU steps, timeouts as the pod's active
+deadline, and a disk request as a generic ephemeral volume of that size mounted at `scratch_path`
+(the step finds it in `PIPEC_SCRATCH`; a PipelineSpec container has no ephemeral-storage field).
+The spec is built in `spec` / `dag` / `components`; this module holds the KFP family's base
+(`KfpBackend`, shared with `vertex`), the target's settings, and the hooks that spell the pod
 `common.k8s` renders (the policy every pod target shares) the KFP way. The submitter (`submit`)
 speaks KFP's REST API directly; nothing here imports the kfp SDK.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipec.backends.base import Backend, Bundle, Capabilities, Limits
 from pipec.backends.common import k8s, yaml_text
@@ -54,6 +56,12 @@ KFP_FEATURES = frozenset(
         "artifacts",
     }
 )
+
+SCRATCH_ENV = "PIPEC_SCRATCH"
+"""The variable that tells a step with a disk request where its scratch volume is mounted."""
+
+SCRATCH_VOLUME = "pipec-scratch"
+"""The name of that volume in the pod (and of the PersistentVolumeClaim made for it)."""
 
 
 class KfpSettings(ContainerSettings):
@@ -115,6 +123,20 @@ class KubeflowSettings(KfpSettings, KubernetesSettings):
     """The experiment runs go to (unset: the deployment's default experiment)."""
     token_env: str = "KFP_TOKEN"
     """The environment variable holding a bearer token for the API (if it needs one)."""
+    scratch_path: str = "/scratch"
+    """Where a step with a disk request finds its ephemeral volume of that size (its path is
+    also in the step's `PIPEC_SCRATCH`)."""
+    scratch_storage_class: str | None = None
+    """The StorageClass that provisions a disk request's ephemeral volume (unset: the cluster's
+    default StorageClass)."""
+
+    @field_validator("scratch_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        # Kubernetes rejects a relative mountPath when the pod is created, long after compiling.
+        if not value.startswith("/") or value == "/":
+            raise ValueError(f"{value!r} is not an absolute path below / (a volume's mount path)")
+        return value
 
 
 class KubeflowBackend(KfpBackend[KubeflowSettings]):
@@ -123,10 +145,10 @@ class KubeflowBackend(KfpBackend[KubeflowSettings]):
     name: ClassVar[str] = "kubeflow"
     description: ClassVar[str] = "Kubeflow Pipelines: a PipelineSpec (pipeline.yaml)"
     extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to the KFP API
-    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
+    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES | {"disk"})
     notes: ClassVar[dict[str, str]] = {
         **KfpBackend.notes,
-        "disk": "no disk request in a KFP pod; an ephemeral volume of that size is not emitted yet",
+        "disk": "an ephemeral volume of that size at `scratch_path` (in PIPEC_SCRATCH)",
     }
     settings_model: ClassVar[type[TargetSettings]] = KubeflowSettings
     submitter: ClassVar[str | None] = "pipec.backends.kubeflow.submit:submit"
@@ -162,10 +184,6 @@ class KubeflowHooks:
         return image
 
     def check(self, step: Step) -> list[str]:
-        # Disk requests are not among KFP_FEATURES, so the shared capability check reports them
-        # first; this keeps a direct emit from reaching `kfp_resources` with one.
-        if step.resources.disk is not None:
-            return ["disk requests (a PipelineSpec has no ephemeral-storage field)"]
         return []
 
     def _pod(self, step: Step) -> k8s.PodNeeds:
@@ -174,11 +192,45 @@ class KubeflowHooks:
     def resources(self, step: Step) -> JSON | None:
         return kfp_resources(self._pod(step).resources, self.settings.gpu_resource)
 
+    def env(self, step: Step) -> dict[str, str]:
+        if step.resources.disk is None:
+            return {}
+        return {SCRATCH_ENV: self.settings.scratch_path}
+
     def runtime_timeout(self, step: Step) -> float | None:
         return None  # the pod's active deadline keeps it (`platform`)
 
     def platform(self, step: Step) -> JSON | None:
-        return kfp_platform(self._pod(step))
+        found = kfp_platform(self._pod(step)) or {}
+        if step.resources.disk is not None:
+            found["genericEphemeralVolume"] = [
+                scratch_volume(
+                    step.resources.disk,
+                    self.settings.scratch_path,
+                    self.settings.scratch_storage_class,
+                )
+            ]
+        return found or None
+
+
+def scratch_volume(size: str, mount_path: str, storage_class: str | None) -> JSON:
+    """A disk request as kfp-kubernetes' generic ephemeral volume: a PersistentVolumeClaim of
+    `size` made for the pod, mounted in the step's container, and deleted with the pod. A
+    volume rather than an `ephemeral-storage` request because a PipelineSpec container has no
+    field for the latter; unlike the node's own disk the claim is the step's alone, so the size
+    is what it gets (a full volume fails the step's writes, it evicts nobody)."""
+    volume: JSON = {
+        "volumeName": SCRATCH_VOLUME,
+        "mountPath": mount_path,
+        # One pod mounts it: ReadWriteOnce is the mode every provisioner supports.
+        "accessModes": ["ReadWriteOnce"],
+        "size": size,
+    }
+    if storage_class is None:
+        volume["defaultStorageClass"] = True  # as kfp-kubernetes says "the cluster's default"
+    else:
+        volume["storageClassName"] = storage_class
+    return volume
 
 
 # The PipelineSpec's ResourceSpec fields for Kubernetes resource names: the quantity as written,
@@ -215,7 +267,9 @@ def kfp_resources(requirements: JSON, gpu_resource: str) -> JSON | None:
                     "type": name,
                     "count": amount,  # an int64: a string in the proto's JSON form
                 }
-            else:  # ephemeral-storage: `check` reports disk requests before this runs
+            elif name == "ephemeral-storage":
+                continue  # no PipelineSpec field: the disk is a scratch volume (`scratch_volume`)
+            else:
                 raise AssertionError(f"no PipelineSpec field for {kind} of {name}")
     return found or None
 

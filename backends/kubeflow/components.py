@@ -231,9 +231,12 @@ def container(
     code_root: str,
     python: str,
     timeout: float | None = None,
+    target_env: dict[str, str] | None = None,
 ) -> JSON:
     """The container executor of one step (without resources; the target adds those);
-    `timeout`: the one the step runtime keeps itself (`--timeout`)."""
+    `timeout`: the one the step runtime keeps itself (`--timeout`); `target_env`: variables the
+    target sets besides the step's own `env` (the target's value wins: it states a fact about the
+    pod, such as where the scratch volume is mounted)."""
     outputs = {port.name: port.type for port in component.outputs}
     invocation = runtime_invocation(component, uses, code_root, outputs)
     spec: JSON = {
@@ -241,6 +244,7 @@ def container(
         "command": runtime_command(python, component.code_hash),
         "args": invocation.with_attempts(timeout).argv(),
     }
-    if step.env:
-        spec["env"] = [{"name": k, "value": k8s.env_value(v)} for k, v in sorted(step.env.items())]
+    env = {**step.env, **(target_env or {})}
+    if env:
+        spec["env"] = [{"name": k, "value": k8s.env_value(v)} for k, v in sorted(env.items())]
     return spec

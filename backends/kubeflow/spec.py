@@ -2,8 +2,8 @@
 kfp-kubernetes platform config.
 
 The target (kubeflow or vertex) supplies the parts where engines differ through `TargetHooks`:
-the resources of a container and the per-executor platform config. Everything here is plain
-dicts; the backend turns them into YAML/JSON with sorted keys.
+the resources of a container, the environment it adds, and the per-executor platform config.
+Everything here is plain dicts; the backend turns them into YAML/JSON with sorted keys.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class TargetHooks(Protocol):
 
     def platform(self, step: Step) -> JSON | None:
         """The kfp-kubernetes executor config of the step, or None."""
+
+    def env(self, step: Step) -> dict[str, str]:
+        """Environment variables the target gives the step besides its own `env` (e.g. where
+        its scratch volume is mounted)."""
 
     def runtime_timeout(self, step: Step) -> float | None:
         """The timeout the step runtime keeps itself (`--timeout`): where the engine has no
@@ -89,6 +93,7 @@ class SpecAssembler:
                 self.code_root,
                 self.python,
                 self.hooks.runtime_timeout(step),
+                self.hooks.env(step),
             )
         }
         resources = self.hooks.resources(step)

@@ -86,11 +86,11 @@ def execute(
             parallelism=parallelism,
             view=view,
             previous=previous,
+            capacity=cluster_capacity(parallelism),
         )
     except BaseException:
         executor.close()
         raise
-    runner.capacity = cluster_capacity(parallelism)
     return runner.execute()
 
 

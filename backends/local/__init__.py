@@ -36,6 +36,10 @@ class LocalSettings(TargetSettings):
     memory: str | None = None
     """The machine's memory that steps' requests are checked against, e.g. `8Gi` (unset: what
     the machine has)."""
+    gpus: int | None = Field(default=None, ge=0)
+    """The machine's GPUs, given to GPU steps as `CUDA_VISIBLE_DEVICES` indexes 0..gpus-1
+    (unset: those an inherited `CUDA_VISIBLE_DEVICES` names, else those `nvidia-smi -L`
+    lists, else none)."""
     image: str | None = None
     """Takes part in cache keys only, so that switching to a container target later does not
     reuse results computed elsewhere."""
@@ -69,7 +73,7 @@ class LocalBackend(Backend[LocalSettings]):
     description: ClassVar[str] = "this machine: artifacts on disk, run metadata in SQLite"
     capabilities: ClassVar[Capabilities] = Capabilities.all()
     notes: ClassVar[dict[str, str]] = {
-        "gpu": "not reserved: steps see this machine's GPUs, if any",
+        "gpu": "by count: each GPU step is given its own GPUs in CUDA_VISIBLE_DEVICES",
         "disk": "not reserved: steps share this machine's disk",
         "image": "part of the cache key only: steps run in pipec's own Python environment",
         "schedule": "kept in the IR only: `pipec run` runs once, now (use cron or an engine)",

@@ -38,6 +38,7 @@ from pipec.backends.images.engine import (
     Engine,
 )
 from pipec.backends.local_docker import launcher
+from pipec.backends.runner.capacity import CUDA_VISIBLE_DEVICES
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
 from pipec.backends.runner.results import RunError
@@ -258,7 +259,7 @@ class DockerExecutor:
         )
         host["Mounts"] = list(self.mounts)
         if needs.gpus:
-            host["DeviceRequests"] = needs.device_requests()
+            host["DeviceRequests"] = needs.device_requests(launch.gpus)
         iteration = launch.env.get("PIPEC_ITERATION", "")
         labels = {
             LABEL_RUN: launch.env.get("PIPEC_RUN_ID", ""),
@@ -404,7 +405,10 @@ class Masker:
 def _request(launch: Launch, python: str, workdir: str) -> bytes:
     """The launcher's request line: the whole command, the step's environment, the directory."""
     command = [python, *module_args(), *launch.argv]
-    request = {"argv": command, "env": dict(launch.env), "cwd": workdir}
+    # The container sees exactly the GPUs it was given (`DeviceRequests`), numbered from 0: the
+    # machine's numbering in CUDA_VISIBLE_DEVICES would point past them.
+    env = {k: v for k, v in launch.env.items() if k != CUDA_VISIBLE_DEVICES}
+    request = {"argv": command, "env": env, "cwd": workdir}
     return json.dumps(request).encode() + b"\n"
 
 

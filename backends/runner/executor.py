@@ -31,7 +31,9 @@ class Launch:
     `env` is added to the executor's own environment (the step's env, its secrets and the
     `PIPEC_*` variables); stdout and stderr go to the end of `log_path` with every value in
     `masks` replaced; `cwd` is the project root. `step` is the plan's step, for what only some
-    executors read (resources, a container name); `image` is its image or the target's default.
+    executors read (resources, a container name); `image` is its image or the target's default;
+    `gpus` are the GPU devices it was given (also in `env` as `CUDA_VISIBLE_DEVICES`, for an
+    executor whose steps see the machine's devices as they are).
     """
 
     step: PlanStep
@@ -43,6 +45,7 @@ class Launch:
     cwd: Path
     masks: Sequence[str] = ()
     image: str | None = None
+    gpus: tuple[str, ...] = ()
 
     @property
     def timeout(self) -> float | None:

@@ -65,6 +65,7 @@ class RunSettings(PlanModel):
     parallelism: int | None = Field(default=None, ge=1)
     cpus: float | None = Field(default=None, gt=0)
     memory: str | None = None
+    gpus: int | None = Field(default=None, ge=0)
     image: str | None = None
 
     @classmethod

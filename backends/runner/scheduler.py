@@ -3,8 +3,8 @@
 The runner is one thread. It asks the expansion (`runner.expansion`) which step instances are
 ready, resolves their inputs (`runner.inputs`), reuses finished or cached results
 (`runner.reuse`), and hands the rest to the executor (`runner.executor`) within the parallelism
-and the machine's cpu/memory (`runner.capacity`), longest remaining path first. It retries failed
-attempts after their delay and records everything in the metadata store (`runner.metadata`).
+and the machine's cpu/memory/GPUs (`runner.capacity`), longest remaining path first. It retries
+failed attempts after their delay and records everything in the metadata store (`runner.metadata`).
 SIGTERM and SIGHUP stop a run as Ctrl-C does: running steps are stopped and the run is recorded
 as interrupted, ready to resume. Runs are started and resumed by `runner.runs`.
 """
@@ -12,6 +12,7 @@ as interrupted, ready to resume. Runs are started and resumed by `runner.runs`.
 from __future__ import annotations
 
 import heapq
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Generic
 
 from pipec.backends.runner import outputs, secrets
-from pipec.backends.runner.capacity import Capacity, Request, request_of
+from pipec.backends.runner.capacity import Capacity, Request, oversized, request_of
 from pipec.backends.runner.executor import Executor, Exit, H, Launch
 from pipec.backends.runner.expansion import (
     CACHED,
@@ -77,6 +78,8 @@ class _Attempts:
     image: str | None
     attempt: int = 0
     masks: list[str] = field(default_factory=list)
+    gpus: tuple[str, ...] = ()
+    """The GPU devices the running attempt holds."""
 
 
 class Runner(Generic[H]):
@@ -94,7 +97,10 @@ class Runner(Generic[H]):
         parallelism: int | None = None,
         view: str = "auto",
         previous: Mapping[tuple[str, str], StepRecord] | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
+        """`capacity`: what steps share (unset: this machine's, with the plan's settings; a step
+        asking more than the machine has is a warning on stderr before the run starts)."""
         self.run = run
         self.plan = plan
         self.metadata = metadata
@@ -102,9 +108,14 @@ class Runner(Generic[H]):
         self.project_root = Path(run.project_root)
         self.log_dir = state_dir / "logs" / run.run_id
         settings = plan.settings
-        self.capacity = Capacity.of_machine(
-            parallelism or settings.parallelism, settings.cpus, settings.memory
-        )
+        if capacity is None:
+            capacity = Capacity.of_machine(
+                parallelism or settings.parallelism, settings.cpus, settings.memory, settings.gpus
+            )
+            asked = ((s.name, s.resources) for s in plan.steps.values())
+            for warning in oversized(asked, capacity):
+                print(warning.render(), file=sys.stderr, flush=True)  # before the view draws
+        self.capacity = capacity
         self.expansion = Expansion(plan)
         self.needed = outputs.read_by_scopes(plan)
         self.outputs: dict[Key, dict[str, ArtifactRecord]] = {}
@@ -300,6 +311,9 @@ class Runner(Generic[H]):
             "PIPEC_ITERATION": record.iteration,
             "PIPEC_ATTEMPT": str(attempts.attempt),
         }
+        # Reserved before the start, because the GPUs it is given go into its environment.
+        attempts.gpus = self.capacity.take(attempts.request)
+        env.update(self.capacity.gpu_env(attempts.gpus))
         launch = Launch(
             step=step,
             label=label,
@@ -310,9 +324,13 @@ class Runner(Generic[H]):
             cwd=self.project_root,
             masks=attempts.masks,
             image=attempts.image,
+            gpus=attempts.gpus,
         )
-        handle = self.executor.start(launch)
-        self.capacity.take(attempts.request)
+        try:
+            handle = self.executor.start(launch)
+        except BaseException:
+            self.capacity.release(attempts.request, attempts.gpus)
+            raise
         self.running[handle] = instance
         self.metadata.save_step(record)
         detail = f"attempt {attempts.attempt}" if attempts.attempt > 1 else ""
@@ -323,7 +341,8 @@ class Runner(Generic[H]):
         self.executor.kill(handle)  # whatever the step left behind goes with it
         step = instance.step
         attempts = self.attempts[instance.key]
-        self.capacity.release(attempts.request)
+        self.capacity.release(attempts.request, attempts.gpus)
+        attempts.gpus = ()
         record = attempts.record
         self._remove_staging(instance)
         if exit.code == 0:

@@ -99,7 +99,9 @@ class VertexBackend(KfpBackend[VertexSettings]):
     capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES - {"secrets"})
     notes: ClassVar[dict[str, str]] = {
         **KfpBackend.notes,
-        "disk": "a PipelineSpec container has no disk field: a task gets its machine's boot disk",
+        # A Vertex pipeline task runs as a CustomJob whose DiskSpec (boot disk size and type) the
+        # PipelineSpec cannot set; only a task wrapped as its own CustomJob launcher could.
+        "disk": "each task gets Vertex's default 100 GB boot disk; a PipelineSpec cannot size it",
         "secrets": "no Kubernetes Secret on Vertex; Secret Manager through the runtime: not yet",
     }
     settings_model: ClassVar[type[TargetSettings]] = VertexSettings
@@ -165,6 +167,9 @@ class VertexHooks:
 
     def platform(self, step: Step) -> JSON | None:
         return None
+
+    def env(self, step: Step) -> dict[str, str]:
+        return {}
 
     def runtime_timeout(self, step: Step) -> float | None:
         # Vertex has no per-task timeout in a PipelineSpec: the runtime keeps it (each attempt

@@ -21,9 +21,9 @@ from tests.airflow_helpers import (
     migrate,
     stored_outputs,
 )
+from tests.conformance.images import base_image
 from tests.conftest import REPO, tool_python
 from tests.passes.equivalence import as_written, fused_ports
-from tests.test_kubeflow_run import IMAGE, _docker_images
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +62,8 @@ def test_airflow_runs_fused_chains_like_the_local_target(tmp_path: Path) -> None
 @pytest.mark.docker
 def test_kfp_local_runs_fused_chains_like_the_local_target(tmp_path: Path) -> None:
     python = tool_python("kfp")
-    _docker_images()
-    settings = [f"image={IMAGE}", "code_root=/app", "fuse=true"]
+    image = base_image()  # pipec-kfp-test built from this tree (Docker started when needed)
+    settings = [f"image={image}", "code_root=/app", "fuse=true"]
     ref = SWEEP.relative_to(REPO).as_posix()
     compiled = driver.prepare(ref, "kubeflow", settings)
     ports = fused_ports(compiled.pipeline)
@@ -72,7 +72,7 @@ def test_kfp_local_runs_fused_chains_like_the_local_target(tmp_path: Path) -> No
     root = tmp_path / "kfp-root"
     root.mkdir()
     command = [str(python), str(REPO / "tests" / "kfp_check.py"), "run"]
-    command += [str(tmp_path / "pipeline.yaml"), "{}", str(root), IMAGE]
+    command += [str(tmp_path / "pipeline.yaml"), "{}", str(root), image]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     kfp = json.loads(done.stdout.strip().splitlines()[-1])

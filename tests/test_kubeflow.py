@@ -18,8 +18,9 @@ from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
 from pipec.backends.settings import SettingsError, load_settings
 from pipec.backends.vertex import VertexBackend, VertexSettings, accelerator_name, memory_gb
 from pipec.ir.diagnostics import DiagnosticError
+from pipec.ir.model import Pipeline
 from tests.conftest import EXAMPLES, REPO, tool_python
-from tests.helpers import load_ok
+from tests.helpers import load_ok, write_pipeline
 
 CHECKER = REPO / "tests" / "kfp_check.py"
 
@@ -302,25 +303,123 @@ def test_features_without_kfp_form_name_the_step(tmp_path: Path) -> None:
         tmp_path,
         """
         @step
-        def f() -> bytes:
-            return b""
+        def f() -> int | None:
+            return None
 
         @step
-        def g(blobs: list[bytes]) -> None:
+        def g(values: list[int | None]) -> None:
             pass
 
         @pipeline
         def p() -> None:
             with foreach([1, 2]) as i:
                 b = f()
-            g(blobs=collect(b))
+            g(values=collect(b))
         """,
     )
     with pytest.raises(DiagnosticError) as caught:
         KubeflowBackend(KubeflowSettings(image="img")).emit(pipeline)
     messages = [d.message for d in caught.value.diagnostics]
-    assert any("fan-in of artifacts" in m for m in messages)
+    assert any("carried as JSON text" in m for m in messages)
     assert all(d.code == "U001" for d in caught.value.diagnostics)
+
+
+COLLECTED_ARTIFACTS = """
+    from pathlib import Path
+
+    @step
+    def blob(n: int) -> bytes:
+        return bytes([n])
+
+    @step
+    def sizes(blobs: list[bytes]) -> int:
+        return len(blobs)
+
+    @step
+    def first(files: list[Path]) -> Path:
+        return files[0]
+
+    @step
+    def make(n: int) -> Path:
+        return Path(str(n))
+
+    @pipeline
+    def inner(blobs: list[bytes]) -> None:
+        sizes(blobs=blobs)
+
+    @pipeline
+    def outer(files: list[int] = [1, 2]) -> None:
+        with foreach(files) as n:
+            p = make(n=n)
+        first(files=collect(p))
+
+    @pipeline
+    def p(ns: list[int] = [1, 2]) -> None:
+        with foreach(ns) as n:
+            b = blob(n=n)
+        total = sizes(blobs=collect(b))
+        inner(blobs=collect(b))
+        with when(total > 1):
+            sizes(blobs=collect(b))
+        outer()
+"""
+
+
+def _collected(tmp_path: Path) -> Pipeline:
+    path = write_pipeline(tmp_path, COLLECTED_ARTIFACTS)
+    pipeline, _ = driver.load_checked(f"{path}:p")
+    return pipeline
+
+
+def _artifact_inputs(spec: dict[str, Any], component: str) -> dict[str, Any]:
+    found: dict[str, Any] = spec["components"][component]["inputDefinitions"]["artifacts"]
+    return found
+
+
+def test_a_collect_of_artifacts_is_a_kfp_artifact_list(tmp_path: Path) -> None:
+    """KFP 2.17's own form (`dsl.Collected` of an artifact): the loop DAG's output and every input
+    that carries it are `isArtifactList`; the step reads the list from the executor input."""
+    bundle = KubeflowBackend(KubeflowSettings(image="img:1")).emit(_collected(tmp_path))
+    spec = yaml.safe_load(bundle["pipeline.yaml"])
+    components = spec["components"]
+    loop = components["comp-loop-1"]
+    assert loop["dag"]["outputs"]["artifacts"] == {
+        "pipelinechannel--blob--output": {
+            "artifactSelectors": [{"outputArtifactKey": "output", "producerSubtask": "blob"}]
+        }
+    }
+    listed = {
+        "artifactType": {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"},
+        "isArtifactList": True,
+    }
+    assert loop["outputDefinitions"]["artifacts"]["pipelinechannel--blob--output"] == listed
+    assert _artifact_inputs(spec, "comp-sizes") == {"blobs": listed}
+    assert _artifact_inputs(spec, "comp-inner") == {"pipelinechannel--blob--output": listed}
+    assert _artifact_inputs(spec, "comp-condition-1") == {"pipelinechannel--blob--output": listed}
+    assert _artifact_inputs(spec, "comp-first") == {"files": listed}
+    assert spec["root"]["dag"]["tasks"]["sizes"]["inputs"]["artifacts"]["blobs"] == {
+        "taskOutputArtifact": {
+            "outputArtifactKey": "pipelinechannel--blob--output",
+            "producerTask": "loop-1",
+        }
+    }
+    executors = spec["deploymentSpec"]["executors"]
+    args = executors[components["comp-sizes"]["executorLabel"]]["container"]["args"]
+    assert "blobs=kfp-artifacts:blobs" in args
+    assert args[args.index("--kfp-executor-input") + 1] == "{{$}}"
+    write_files(bundle, tmp_path / "kubeflow")
+    _checker("spec", str(tmp_path / "kubeflow" / "pipeline.yaml"))
+
+
+def test_vertex_takes_a_collect_of_artifacts_too(tmp_path: Path) -> None:
+    pipeline = _collected(tmp_path)
+    settings = VertexSettings(
+        image="img:1", project="p", region="us-central1", pipeline_root="gs://b/root"
+    )
+    bundle = VertexBackend(settings).emit(pipeline)
+    write_files(bundle, tmp_path / "vertex")
+    _checker("spec", str(tmp_path / "vertex" / "pipeline.yaml"))
+    _checker("vertex-job", str(tmp_path / "vertex" / "pipeline_job.json"))
 
 
 @pytest.mark.parametrize("storage_class", [None, "fast"])

@@ -84,7 +84,8 @@ class KfpBackend(Backend[K], Generic[K]):
     target's own decisions supplied through `hooks`."""
 
     notes: ClassVar[dict[str, str]] = {
-        "collect": "of int, float, str or bool outputs; of artifacts or JSON-text values: U001",
+        "collect": "of values and of artifacts (a KFP artifact list); of JSON-text values "
+        "(any, optional): U001",
         "loop_output": "over a list of values; a foreach over artifacts is U001",
     }
 

@@ -11,7 +11,14 @@ value travels through KFP decides how the runtime reads it:
 * values of type `any`, `none` or `optional[...]` have no KFP type: they are `STRING` parameters
   holding canonical JSON text, read with `value:`;
 * artifacts are KFP artifacts of a system type; the runtime writes its output directory (data +
-  `meta.json`) at the artifact's local path and reads an input artifact's directory back.
+  `meta.json`) at the artifact's local path and reads an input artifact's directory back;
+* a `collect` of artifacts is a KFP artifact list (`isArtifactList`, KFP's `dsl.Collected` of an
+  artifact), read with `kfp-artifacts:NAME`. KFP has no placeholder for the paths of a list, so a
+  step with such an input also gets the whole executor input (`--kfp-executor-input {{$}}`,
+  which every KFP engine renders) to read the lists from;
+* a step with artifact outputs lists them in KFP's executor output file
+  (`--kfp-executor-output`, `--kfp-output-uri` per output), as KFP's own components do: kfp.local
+  finds a task's artifact outputs only there.
 
 A component (input/output definitions) and an executor (the container) are keyed by their content,
 so a thousand calls of one function with the same options share one of each, where KFP's own
@@ -31,7 +38,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pipec.backends.common import k8s
-from pipec.backends.runtime.invocation import Invocation, SourceKind, module_args, source
+from pipec.backends.runtime.invocation import (
+    Invocation,
+    SourceKind,
+    module_args,
+    source,
+)
 from pipec.ir import types
 from pipec.ir.model import Component, Port, Step
 
@@ -40,6 +52,12 @@ JSON = dict[str, Any]
 # Where a value output's directory goes inside the container: the value itself leaves the step
 # as a KFP output parameter, so its directory is scratch space.
 SCRATCH = "/tmp/pipec-outputs"
+
+# KFP's placeholder for the whole executor input as JSON (inputs with their artifact lists,
+# outputs), rendered by KFP's launcher, Vertex and kfp.local alike.
+EXECUTOR_INPUT = "{{$}}"
+# Where KFP wants the executor output file (the artifacts a step wrote, and their metadata).
+EXECUTOR_OUTPUT = "{{$.outputs.output_file}}"
 
 _PARAMETER_TYPES = {
     "int": "NUMBER_INTEGER",
@@ -60,10 +78,25 @@ def parameter_type(type_text: str) -> str:
     return _PARAMETER_TYPES.get(types.parse(type_text).name, "STRING")
 
 
+def is_artifact_list(type_text: str) -> bool:
+    """Whether a value of this type is a list of artifacts (a `collect` of an artifact output),
+    which KFP carries as an artifact list."""
+    item = types.item_type(type_text)
+    return item is not None and item != "any" and types.is_artifact(item)
+
+
+def travels_as_artifact(type_text: str) -> bool:
+    """Whether KFP carries a value of this type as an artifact (or a list of them), not as a
+    parameter."""
+    return types.is_artifact(type_text) or is_artifact_list(type_text)
+
+
 def source_kind(type_text: str) -> SourceKind:
     """How the runtime reads a value of this type from its KFP rendering."""
     if types.is_artifact(type_text):
         return SourceKind.ARTIFACT
+    if is_artifact_list(type_text):
+        return SourceKind.KFP_ARTIFACTS
     return SourceKind.TEXT if types.parse(type_text).name == "str" else SourceKind.VALUE
 
 
@@ -77,8 +110,9 @@ def carried_as_json_text(type_text: str) -> bool:
 
 
 def artifact_type(type_text: str) -> JSON:
-    """The KFP system artifact type for an `artifact[...]` type."""
-    name = types.parse(type_text).artifact or ""
+    """The KFP system artifact type for an `artifact[...]` type (or a list of them)."""
+    item = types.item_type(type_text) if is_artifact_list(type_text) else type_text
+    name = types.parse(item or type_text).artifact or ""
     if name in _DATASETS:
         title = "system.Dataset"
     elif name.startswith(_MODEL_MODULES):
@@ -86,6 +120,14 @@ def artifact_type(type_text: str) -> JSON:
     else:
         title = "system.Artifact"
     return {"schemaTitle": title, "schemaVersion": "0.0.1"}
+
+
+def artifact_definition(type_text: str) -> JSON:
+    """How an input or output of this artifact type (or list of them) is declared."""
+    definition: JSON = {"artifactType": artifact_type(type_text)}
+    if is_artifact_list(type_text):
+        definition["isArtifactList"] = True
+    return definition
 
 
 def kfp_value(value: Any, type_text: str) -> Any:
@@ -106,8 +148,8 @@ def input_definitions(uses: list[InputUse]) -> JSON:
     parameters: JSON = {}
     artifacts: JSON = {}
     for use in uses:
-        if types.is_artifact(use.type):
-            artifacts[use.name] = {"artifactType": artifact_type(use.type)}
+        if travels_as_artifact(use.type):
+            artifacts[use.name] = artifact_definition(use.type)
         else:
             parameters[use.name] = {"parameterType": parameter_type(use.type)}
     return _definitions(parameters, artifacts)
@@ -143,22 +185,33 @@ def runtime_invocation(
         kind = source_kind(use.type)
         if kind is SourceKind.ARTIFACT:
             placeholder = f"{{{{$.inputs.artifacts['{use.name}'].path}}}}"
+        elif kind is SourceKind.KFP_ARTIFACTS:
+            placeholder = use.name
         else:
             placeholder = f"{{{{$.inputs.parameters['{use.name}']}}}}"
         inputs[use.name] = source(kind, placeholder)
     outputs: dict[str, str] = {}
     values: dict[str, str] = {}
     texts: dict[str, str] = {}
+    uris: dict[str, str] = {}
     for name, type_text in output_types.items():
         if types.is_artifact(type_text):
             outputs[name] = f"{{{{$.outputs.artifacts['{name}'].path}}}}"
+            uris[name] = f"{{{{$.outputs.artifacts['{name}'].uri}}}}"
             continue
         # The value leaves the step as a KFP output parameter; its directory is scratch space.
         outputs[name] = f"{SCRATCH}/{name}"
         carried = texts if types.parse(type_text).name == "str" else values
         carried[name] = f"{{{{$.outputs.parameters['{name}'].output_file}}}}"
     invocation: Invocation[str] = Invocation.of(component, code_root, inputs, outputs)
-    return replace(invocation, output_values=values, output_texts=texts)
+    invocation = replace(invocation, output_values=values, output_texts=texts)
+    if any(is_artifact_list(use.type) for use in uses):
+        # KFP renders the artifacts of a list only inside the whole executor input.
+        invocation = invocation.with_kfp_executor_input(EXECUTOR_INPUT)
+    if uris:
+        # kfp.local learns a task's artifact outputs only from its executor output file.
+        invocation = invocation.with_kfp_executor_output(EXECUTOR_OUTPUT, uris)
+    return invocation
 
 
 CODE_HASH_OPTION = "pipec-code-hash"

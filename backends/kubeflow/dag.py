@@ -9,7 +9,8 @@ sibling tasks' outputs, so every value read across DAG levels is plumbed:
   KFP's own naming) that its parent task passes in;
 * up: each DAG between a producer and the level where the reader sits declares an output taken
   from its child; crossing a `foreach` boundary turns the output into the list of all iterations
-  (KFP's `dsl.Collected`), which is exactly pipec's `collect`.
+  (KFP's `dsl.Collected`), which is exactly pipec's `collect`: a LIST parameter for values, an
+  artifact list (`isArtifactList`) for artifacts, which every DAG it then crosses declares too.
 
 `dependentTasks` are derived the same way: a reader depends on the sibling (at the deepest common
 DAG) that contains its producer, for data, `.after()` and the inputs of enclosing blocks alike.
@@ -125,7 +126,7 @@ class Source:
 
     @property
     def kind(self) -> str:
-        return "artifacts" if types.is_artifact(self.type) else "parameters"
+        return "artifacts" if kx.travels_as_artifact(self.type) else "parameters"
 
 
 StepTask = Callable[[Step, dict[str, Source]], JSON]
@@ -338,11 +339,6 @@ class DagBuilder:
                         f"reading {binding.step!r}.{binding.output} outside foreach "
                         f"{dag.loop!r} without collect over it"
                     )
-                if is_artifact:
-                    raise NoKfpForm(
-                        f"a collect of the artifact output {binding.step!r}.{binding.output} "
-                        "(fan-in of artifacts: no KFP form the step runtime can read yet)"
-                    )
                 if kx.carried_as_json_text(item_type):
                     raise NoKfpForm(
                         f"a collect of {binding.step!r}.{binding.output} of type {item_type} "
@@ -365,7 +361,7 @@ class DagBuilder:
                 }
             else:
                 dag.selectors[kind][channel] = {"producerSubtask": producer_task, "key": key}
-                definition = {"artifactType": kx.artifact_type(item_type)}
+                definition = kx.artifact_definition(type_text if collected else item_type)
             dag.outputs[kind][channel] = definition
             producer_task, key = dag.task, channel
         if is_artifact:
@@ -387,7 +383,7 @@ class DagBuilder:
                 if kind == "parameters":
                     definition: JSON = {"parameterType": kx.parameter_type(source.type)}
                 else:
-                    definition = {"artifactType": kx.artifact_type(source.type)}
+                    definition = kx.artifact_definition(source.type)
                 dag.inputs[kind][source.channel] = definition
                 parent = self.dags[at[: depth - 1]]
                 parent.tasks[dag.task]["inputs"][kind][source.channel] = ref

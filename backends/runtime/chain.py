@@ -30,11 +30,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pipec.backends.runtime import executor_input
 from pipec.backends.runtime.invocation import (
     Invocation,
     InvocationError,
     SourceKind,
     source,
+    split_source,
 )
 
 COMPONENT_MODULE = __name__
@@ -111,6 +113,11 @@ def _invocation(
             if ref["input"] not in fused.inputs:
                 raise InvocationError(f"chain step {step_id!r}: no --input {ref['input']}")
             inputs[name] = fused.inputs[ref["input"]]
+            kind, rest = split_source(inputs[name])
+            if kind is SourceKind.KFP_ARTIFACTS and fused.kfp_executor_input is not None:
+                # The list is in the fused step's executor input, which members do not get.
+                document = executor_input.parse(fused.kfp_executor_input)
+                inputs[name] = executor_input.as_artifacts_source(document, rest)
         elif isinstance(ref, dict) and (ref.get("step"), ref.get("output")) in produced:
             port = produced[(ref["step"], ref["output"])]
             if port not in fused.outputs:

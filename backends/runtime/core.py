@@ -21,8 +21,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
-from pipec.backends.runtime import context, materializers, returns, store
+from pipec.backends.runtime import context, executor_input, materializers, returns, store
 from pipec.backends.runtime.invocation import (
+    KFP_EXECUTOR_INPUT,
     OUTPUT_TEXT,
     OUTPUT_VALUE,
     SINGLE_OUTPUT,
@@ -60,8 +61,9 @@ def load_function(component: str, code_root: str | None = None) -> Callable[...,
     return target  # type: ignore[no-any-return]
 
 
-def load_input(source: str) -> Any:
-    """The value of one `--input` SOURCE (see `SourceKind` for the kinds)."""
+def load_input(source: str, kfp_executor_input: dict[str, Any] | None = None) -> Any:
+    """The value of one `--input` SOURCE (see `SourceKind` for the kinds); `kfp_executor_input`:
+    the parsed `--kfp-executor-input`, which `kfp-artifacts:` reads."""
     kind, rest = split_source(source)
     match kind:
         case SourceKind.VALUE:
@@ -82,6 +84,11 @@ def load_input(source: str) -> Any:
             if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
                 raise InvocationError("artifacts: takes a JSON list of output directories")
             return [_artifact(uri) for uri in uris]
+        case SourceKind.KFP_ARTIFACTS:
+            if kfp_executor_input is None:
+                raise InvocationError(f"kfp-artifacts:{rest} needs {KFP_EXECUTOR_INPUT}")
+            uris = executor_input.input_uris(kfp_executor_input, rest)
+            return [_artifact(executor_input.readable(uri)) for uri in uris]
         case _:
             assert_never(kind)
 
@@ -137,18 +144,26 @@ def split_result(
 
 def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
     """Run one step in this process; return output name -> meta.json content. Raises on error."""
+    kfp = None
+    if invocation.kfp_executor_input is not None:
+        kfp = executor_input.parse(invocation.kfp_executor_input)
     if invocation.component.startswith(f"{CHAIN_MODULE}:"):
         # A fused chain (`runtime.chain`) runs its members through this function itself.
         chain = importlib.import_module(CHAIN_MODULE)
         metas: dict[str, dict[str, Any]] = chain.run_chain(invocation)
-        return metas
-    function = load_function(invocation.component, invocation.code_root)
-    kwargs = {name: load_input(source) for name, source in invocation.inputs.items()}
-    outer = context.replace(context.from_environment(_scratch_parent(invocation)))
-    try:
-        return _call(function, kwargs, invocation)
-    finally:
-        context.restore(outer)  # also removes the step's own folder, whatever happened
+    else:
+        function = load_function(invocation.component, invocation.code_root)
+        kwargs = {name: load_input(source, kfp) for name, source in invocation.inputs.items()}
+        outer = context.replace(context.from_environment(_scratch_parent(invocation)))
+        try:
+            metas = _call(function, kwargs, invocation)
+        finally:
+            context.restore(outer)  # also removes the step's own folder, whatever happened
+    if invocation.kfp_executor_output is not None:
+        executor_input.write_output(
+            invocation.kfp_executor_output, invocation.kfp_output_uris, metas
+        )
+    return metas
 
 
 def _scratch_parent(invocation: Invocation[str]) -> str | None:

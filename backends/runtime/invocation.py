@@ -4,6 +4,7 @@
         [--code-root DIR] [--timeout SECONDS] [--retries N [--retry-delay SECONDS]]
         [--input NAME=SOURCE ...] [--output NAME=DEST ...]
         [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
+        [--kfp-executor-input JSON] [--kfp-executor-output FILE [--kfp-output-uri NAME=URI ...]]
 
 `Invocation` is both directions: targets build one and write `argv()` with their own templating
 in the values (KFP placeholders, Airflow Jinja, GitHub expressions, local paths); the runtime
@@ -13,6 +14,13 @@ The contract itself is described in docs/DESIGN.md ("The step runtime contract")
 `--timeout` and `--retries` are for engines that cannot keep a step to its timeout or retry it
 themselves: the runtime then runs each attempt in a child process it can kill
 (`pipec.backends.runtime.attempts`).
+
+`--kfp-executor-input` is KFP's executor input (the `{{$}}` placeholder, rendered by KFP's
+launcher, Vertex and kfp.local): the step reads artifact lists from it (`kfp-artifacts:NAME`; KFP
+has no placeholder for the paths of a list). `--kfp-executor-output FILE` with a
+`--kfp-output-uri NAME=URI` after an artifact output's `--output`: once the step succeeded, the
+runtime lists those outputs in KFP's executor output file, as KFP's own components do
+(`runtime.executor_input`).
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ OUTPUT_TEXT = "--output-text"
 TIMEOUT = "--timeout"
 RETRIES = "--retries"
 RETRY_DELAY = "--retry-delay"
+KFP_EXECUTOR_INPUT = "--kfp-executor-input"
+KFP_EXECUTOR_OUTPUT = "--kfp-executor-output"
+KFP_OUTPUT_URI = "--kfp-output-uri"
 
 
 class SourceKind(StrEnum):
@@ -52,6 +63,7 @@ class SourceKind(StrEnum):
     ENV = "env"  # JSON text in an environment variable (never rendered into a command line)
     ARTIFACT = "artifact"  # an output directory written by an earlier step
     ARTIFACTS = "artifacts"  # a JSON list of output directories (fan-in)
+    KFP_ARTIFACTS = "kfp-artifacts"  # NAME: the artifact list NAME of `--kfp-executor-input`
 
 
 def source(kind: SourceKind, rest: str) -> str:
@@ -97,6 +109,12 @@ class Invocation(Generic[T]):
     """Attempts after a failed one (the runtime's own retries)."""
     retry_delay: float = 0.0
     """Seconds the runtime waits before each retry."""
+    kfp_executor_input: str | None = None
+    """KFP's executor input JSON (a KFP engine's `{{$}}`), where the step reads artifact lists."""
+    kfp_executor_output: str | None = None
+    """KFP's executor output file, listing the artifact outputs of `kfp_output_uris`."""
+    kfp_output_uris: dict[str, str] = field(default_factory=dict)
+    """Artifact output name -> the URI KFP gave it (for the executor output)."""
 
     @property
     def supervised(self) -> bool:
@@ -130,6 +148,15 @@ class Invocation(Generic[T]):
             outputs or {},
         )
 
+    def with_kfp_executor_input(self, executor_input: str) -> Invocation[T]:
+        """A copy that reads KFP's executor input (`{{$}}` in a KFP spec)."""
+        return replace(self, kfp_executor_input=executor_input)
+
+    def with_kfp_executor_output(self, file: str, uris: dict[str, str]) -> Invocation[T]:
+        """A copy that lists the artifact outputs `uris` (name -> URI) in KFP's executor output
+        `file` once the step succeeded."""
+        return replace(self, kfp_executor_output=file, kfp_output_uris=dict(uris))
+
     def with_output_value(self, name: str, file: str) -> Invocation[T]:
         """A copy that also writes output `name`'s JSON text to `file` (an engine's value)."""
         return replace(self, output_values={**self.output_values, name: file})
@@ -146,9 +173,17 @@ class Invocation(Generic[T]):
             args += [RETRIES, str(self.retries)]
             if self.retry_delay:
                 args += [RETRY_DELAY, seconds(self.retry_delay)]
+        if self.kfp_executor_input is not None:
+            args += [KFP_EXECUTOR_INPUT, self.kfp_executor_input]
+        if self.kfp_executor_output is not None:
+            args += [KFP_EXECUTOR_OUTPUT, self.kfp_executor_output]
         for name, value in self.inputs.items():
             args += [INPUT, f"{name}={value}"]
-        also = ((OUTPUT_VALUE, self.output_values), (OUTPUT_TEXT, self.output_texts))
+        also = (
+            (OUTPUT_VALUE, self.output_values),
+            (OUTPUT_TEXT, self.output_texts),
+            (KFP_OUTPUT_URI, self.kfp_output_uris),
+        )
         for name, value in self.outputs.items():
             args += [OUTPUT, f"{name}={value}"]
             for flag, extra in also:
@@ -210,7 +245,9 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
     parser.add_argument(TIMEOUT)
     parser.add_argument(RETRIES)
     parser.add_argument(RETRY_DELAY)
-    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT):
+    parser.add_argument(KFP_EXECUTOR_INPUT)
+    parser.add_argument(KFP_EXECUTOR_OUTPUT)
+    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI):
         parser.add_argument(flag, action="append", default=[])
     args = parser.parse_args(list(argv))
     if ":" not in args.component:
@@ -234,12 +271,24 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
         timeout=_duration(TIMEOUT, args.timeout, positive=True),
         retries=retries,
         retry_delay=delay,
+        kfp_executor_input=args.kfp_executor_input,
+        kfp_executor_output=args.kfp_executor_output,
+        kfp_output_uris=_pairs(KFP_OUTPUT_URI, args.kfp_output_uri),
     )
     if invocation.returns == "none" and invocation.outputs:
         raise InvocationError(f"{RETURNS_FLAG} none takes no {OUTPUT}")
+    reads_list = any(
+        text.partition(":")[0] == SourceKind.KFP_ARTIFACTS.value
+        for text in invocation.inputs.values()
+    )
+    if reads_list and invocation.kfp_executor_input is None:
+        raise InvocationError(f"a kfp-artifacts: input needs {KFP_EXECUTOR_INPUT}")
+    if invocation.kfp_output_uris and invocation.kfp_executor_output is None:
+        raise InvocationError(f"{KFP_OUTPUT_URI} needs {KFP_EXECUTOR_OUTPUT}")
     for option, given in (
         (OUTPUT_VALUE, invocation.output_values),
         (OUTPUT_TEXT, invocation.output_texts),
+        (KFP_OUTPUT_URI, invocation.kfp_output_uris),
     ):
         unknown = sorted(set(given) - set(invocation.outputs))
         if unknown:

@@ -34,6 +34,7 @@ CHECKER = REPO / "tests" / "kfp_check.py"
 IMAGE = "ghcr.io/acme/pipec-conformance:0.1"  # compiles only: never pulled
 PROJECT_IN_IMAGE = "/project"
 _ITERATION = re.compile(r"-iteration-(\d+)$")
+EXECUTOR_OUTPUT = "executor_output.json"  # kfp.local's name for a task's executor output file
 
 
 def spec_of(bundle: Bundle) -> dict[str, Any]:
@@ -235,6 +236,7 @@ def kfp_local_outputs(run_dir: Path, spec: Mapping[str, Any]) -> Outputs:
 
     kfp.local keeps a task's outputs in `[loop-N-iteration-i/...]<component>/<output>`: by
     component (without `comp-`), not by task, so steps sharing a component cannot be told apart.
+    Beside them is KFP's executor output file, which the runtime writes for artifact outputs.
     """
     steps: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for key, task, component in _step_tasks(spec):
@@ -243,6 +245,8 @@ def kfp_local_outputs(run_dir: Path, spec: Mapping[str, Any]) -> Outputs:
     found: Outputs = {}
     artifacts = {meta.parent for meta in run_dir.rglob("meta.json")}
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        if path.name == EXECUTOR_OUTPUT:
+            continue
         parts = path.relative_to(run_dir).parts
         if any(parent in artifacts for parent in path.parents):
             if path.name == "meta.json":

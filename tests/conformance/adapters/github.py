@@ -29,6 +29,7 @@ from pipec.backends.runtime.invocation import InvocationError, parse
 from tests.conformance.adapters.local import cli_run
 from tests.conformance.harness import Harness, Outputs, Seen, StepView
 from tests.github_check import problems, tool
+from tests.passes.equivalence import fused_ports
 
 WRAPPER = "pipec.backends.github.job"
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
@@ -166,15 +167,25 @@ class GithubHarness:
         # act reads a secret's value from its environment, as the local target does. (The run
         # has its own artifact_root; act's runs are not cached, so no --no-cache.)
         settings = [s for s in self.settings if not s.startswith("artifact_root=")]
-        return cli_run(
+        settings += ["via=act", f"act={tool('act')}"]
+        outputs = cli_run(
             ref,
             params,
             workdir / "artifacts",
             {**env, **secrets},
-            [*settings, "via=act", f"act={tool('act')}"],
+            settings,
             target=self.target,
             options=(),
         )
+        # github fuses chains by default: a fused job stores each member's outputs under its
+        # own folder (`<fused>/<member>__<output>`); name them by the steps as written.
+        ports = fused_ports(driver.prepare(ref, self.target, settings).pipeline)
+        renamed: Outputs = {}
+        for key, digest in outputs.items():
+            step, *iteration, output = key.split("/")
+            step, output = ports.get((step, output), (step, output))
+            renamed["/".join([step, *iteration, output])] = digest
+        return renamed
 
 
 ADAPTERS: list[Harness] = [GithubHarness()]

@@ -90,3 +90,21 @@ class ExprPrinter(ABC, Generic[T]):
     @abstractmethod
     def truth(self, operand: Operand) -> T:
         """A bare operand used as a test: its Python truth."""
+
+
+
+class InfixPrinter(ExprPrinter[str]):
+    """The connectives of the C-style expression languages engines evaluate (CEL, GitHub
+    expressions): `&&`, `||`, `!`, `true` / `false`. A language states only its operands."""
+
+    def all_of(self, parts: Sequence[str]) -> str:
+        return " && ".join(f"({part})" for part in parts)
+
+    def any_of(self, parts: Sequence[str]) -> str:
+        return " || ".join(f"({part})" for part in parts)
+
+    def negate(self, part: str) -> str:
+        return f"!({part})"
+
+    def constant_truth(self, value: Any) -> str:
+        return "true" if value else "false"

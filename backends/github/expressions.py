@@ -15,14 +15,14 @@ the test in a job of its own, in Python (see `workflow`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pipec.backends.common.conditions import (
     ZERO,
     ConditionError,
-    ExprPrinter,
+    InfixPrinter,
     Operand,
     compare_kind,
 )
@@ -45,23 +45,11 @@ def to_github(expr: Expr, resolve: Resolve) -> str:
     return GithubPrinter(resolve).print(expr)
 
 
-class GithubPrinter(ExprPrinter[str]):
+class GithubPrinter(InfixPrinter):
     """GitHub expression text over job outputs."""
 
     def __init__(self, resolve: Resolve) -> None:
         self.resolve = resolve
-
-    def all_of(self, parts: Sequence[str]) -> str:
-        return " && ".join(f"({part})" for part in parts)
-
-    def any_of(self, parts: Sequence[str]) -> str:
-        return " || ".join(f"({part})" for part in parts)
-
-    def negate(self, part: str) -> str:
-        return f"!({part})"
-
-    def constant_truth(self, value: Any) -> str:
-        return "true" if value else "false"
 
     def truth(self, operand: Operand) -> str:
         value = self.resolve(operand)

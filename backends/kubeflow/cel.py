@@ -17,14 +17,14 @@ errors, which the target reports as U001 naming the condition.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pipec.backends.common.conditions import (
     ZERO,
     ConditionError,
-    ExprPrinter,
+    InfixPrinter,
     Operand,
     compare_kind,
 )
@@ -47,23 +47,11 @@ def to_cel(expr: Expr, resolve: Resolve) -> str:
     return CelPrinter(resolve).print(expr)
 
 
-class CelPrinter(ExprPrinter[str]):
+class CelPrinter(InfixPrinter):
     """CEL text over the task's input parameters."""
 
     def __init__(self, resolve: Resolve) -> None:
         self.resolve = resolve
-
-    def all_of(self, parts: Sequence[str]) -> str:
-        return " && ".join(f"({part})" for part in parts)
-
-    def any_of(self, parts: Sequence[str]) -> str:
-        return " || ".join(f"({part})" for part in parts)
-
-    def negate(self, part: str) -> str:
-        return f"!({part})"
-
-    def constant_truth(self, value: Any) -> str:
-        return "true" if value else "false"
 
     def truth(self, operand: Operand) -> str:
         channel = self.resolve(operand)

@@ -200,6 +200,9 @@ class KubeflowHooks:
     def runtime_timeout(self, step: Step) -> float | None:
         return None  # the pod's active deadline keeps it (`platform`)
 
+    def runtime_secrets(self, step: Step) -> str | None:
+        return None  # a Kubernetes Secret as environment variables (`platform`)
+
     def platform(self, step: Step) -> JSON | None:
         found = kfp_platform(self._pod(step)) or {}
         if step.resources.disk is not None:

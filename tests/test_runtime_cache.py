@@ -4,6 +4,7 @@ engines without a cache run it: `python -m pipec.backends.runtime ...` in a fres
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,13 @@ def project(tmp_path: Path) -> Path:
 
 
 def run(
-    project: Path, run_id: str, n: int, *, cache_key: str | None = None, extra: tuple[str, ...] = ()
+    project: Path,
+    run_id: str,
+    n: int,
+    *,
+    cache_key: str | None = None,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """The exact command an engine runs for step `double` of run `run_id`."""
     args = [
@@ -68,7 +75,9 @@ def run(
     ]
     if cache_key is not None:
         args += ["--cache-root", str(project / "store"), "--cache-key", cache_key]
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        args, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
     return done.returncode, done.stderr
 
 
@@ -228,3 +237,12 @@ def test_an_object_store_root_through_fsspec(project: Path) -> None:
         assert fs.exists(f"/pipec-cache-test/{cache.INDEX_DIR}/flow/double/latest.json")
     finally:
         fsspec.filesystem("memory").rm("/pipec-cache-test", recursive=True)
+
+
+def test_no_cache_in_the_environment_runs_and_still_records(project: Path) -> None:
+    run(project, "r1", 3, cache_key=key())
+    code, err = run(project, "r2", 3, cache_key=key(), env={cache.NO_CACHE_VARIABLE: "1"})
+    assert code == 0 and "cache: not reused: --no-cache" in err
+    assert ran(project) == ["double", "double"]
+    _, err = run(project, "r3", 3, cache_key=key())
+    assert "reused" in err and ran(project) == ["double", "double"]

@@ -102,7 +102,7 @@ def test_github_under_act_twice_reuses_the_cached_steps(tmp_path: Path) -> None:
     source = write_pipeline(tmp_path, PIPELINE)
     marks = tmp_path / "marks"
 
-    def run_once() -> dict[str, Any]:
+    def run_once(*more: str) -> dict[str, Any]:
         done = subprocess.run(
             [
                 str(REPO / ".venv" / "bin" / "pipec"),
@@ -121,6 +121,7 @@ def test_github_under_act_twice_reuses_the_cached_steps(tmp_path: Path) -> None:
                 "--json",
                 "--view",
                 "quiet",
+                *more,
             ],
             cwd=tmp_path,
             env=dict(os.environ),
@@ -139,6 +140,8 @@ def test_github_under_act_twice_reuses_the_cached_steps(tmp_path: Path) -> None:
     outputs = [{s["id"]: s["outputs"] for s in summary["steps"]} for summary in (first, second)]
     assert outputs[0] == outputs[1] and outputs[1]["plus"] == {"output": 21}
     assert (tmp_path / ".pipec" / cache.INDEX_DIR / "cached_flow" / "base" / cache.LATEST).is_file()
+    run_once("--no-cache")  # act hands PIPEC_NO_CACHE=1 to every job: everything runs
+    assert executions(marks) == ["always"] * 3 + ["base"] * 2 + ["plus"] * 2
 
 
 def test_kubernetes_in_cluster_plan_commands_reuse_the_cached_steps(tmp_path: Path) -> None:

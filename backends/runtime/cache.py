@@ -8,6 +8,7 @@ artifact, exactly as the local runner does (`runtime.cache_key`), and then
   to where the engine expects it this time (checked against the recorded content hash first, then
   placed atomically), and `--output-value`/`--output-text`/KFP's executor output are written as
   after a run;
+* with `PIPEC_NO_CACHE=1` in its environment (`pipec run --no-cache` under act) reuses nothing;
 * on a miss prints why (`not reused: code changed`, `no earlier execution`, ...), and after a
   successful run records the execution.
 
@@ -44,6 +45,8 @@ from pipec.backends.runtime.invocation import (
     split_source,
 )
 
+NO_CACHE_VARIABLE = "PIPEC_NO_CACHE"
+"""Set to 1 in a step's environment: reuse nothing (still record), as `pipec run --no-cache`."""
 INDEX_DIR = ".pipec-cache"
 LATEST = "latest.json"
 ENTRY_VERSION = 1
@@ -117,6 +120,9 @@ def _hash_of(uri: str) -> str:
 
 def serve(invocation: Invocation[str], lookup: Lookup) -> bool:
     """Reuse an earlier execution's outputs when one matches (True); else say why (False)."""
+    if os.environ.get(NO_CACHE_VARIABLE) == "1":
+        _say(f"not reused: --no-cache ({NO_CACHE_VARIABLE}=1)")
+        return False
     entry = _read_json(lookup.entry)
     if entry is None or entry.get("parts") != lookup.parts:
         latest = _read_json(lookup.latest)

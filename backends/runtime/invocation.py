@@ -5,6 +5,7 @@
         [--input NAME=SOURCE ...] [--output NAME=DEST ...]
         [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
         [--kfp-executor-input JSON] [--kfp-executor-output FILE [--kfp-output-uri NAME=URI ...]]
+        [--kfp-metrics NAME] [--context KEY=VALUE ...]
 
 `Invocation` is both directions: targets build one and write `argv()` with their own templating
 in the values (KFP placeholders, Airflow Jinja, GitHub expressions, local paths); the runtime
@@ -21,6 +22,14 @@ has no placeholder for the paths of a list). `--kfp-executor-output FILE` with a
 `--kfp-output-uri NAME=URI` after an artifact output's `--output`: once the step succeeded, the
 runtime lists those outputs in KFP's executor output file, as KFP's own components do
 (`runtime.executor_input`).
+
+`--context KEY=VALUE` hands the step context (`pipec.context()`, runtime/context.py) over on the
+command line, for engines that can render their own values into a command but not into the
+environment (KFP: `run_id={{$.pipeline_job_uuid}}`); KEY is one of `CONTEXT_KEYS`, and the
+runtime exports each as the matching `PIPEC_*` variable before the step starts, so the context
+is read from one place whatever the engine. `--kfp-metrics NAME` names the `system.Metrics`
+artifact output (in `--kfp-executor-input`) that receives the step's `log_metric` values, as its
+metadata in KFP's executor output file, which is where KFP's UI reads metrics from.
 """
 
 from __future__ import annotations
@@ -52,6 +61,17 @@ RETRY_DELAY = "--retry-delay"
 KFP_EXECUTOR_INPUT = "--kfp-executor-input"
 KFP_EXECUTOR_OUTPUT = "--kfp-executor-output"
 KFP_OUTPUT_URI = "--kfp-output-uri"
+KFP_METRICS = "--kfp-metrics"
+CONTEXT = "--context"
+
+CONTEXT_KEYS = {
+    "run_id": "PIPEC_RUN_ID",
+    "pipeline": "PIPEC_PIPELINE",
+    "step": "PIPEC_STEP_ID",
+    "iteration": "PIPEC_ITERATION",
+    "attempt": "PIPEC_ATTEMPT",
+}
+"""`--context` key -> the environment variable the runtime exports it as (runtime/context.py)."""
 
 
 class SourceKind(StrEnum):
@@ -115,6 +135,10 @@ class Invocation(Generic[T]):
     """KFP's executor output file, listing the artifact outputs of `kfp_output_uris`."""
     kfp_output_uris: dict[str, str] = field(default_factory=dict)
     """Artifact output name -> the URI KFP gave it (for the executor output)."""
+    kfp_metrics: str | None = None
+    """The `system.Metrics` artifact output of the executor input that gets `log_metric` values."""
+    context: dict[str, str] = field(default_factory=dict)
+    """Step context key (`CONTEXT_KEYS`) -> value, given on the command line."""
 
     @property
     def supervised(self) -> bool:
@@ -157,6 +181,15 @@ class Invocation(Generic[T]):
         `file` once the step succeeded."""
         return replace(self, kfp_executor_output=file, kfp_output_uris=dict(uris))
 
+    def with_kfp_metrics(self, name: str) -> Invocation[T]:
+        """A copy that lists the step's logged metrics as the metadata of the `system.Metrics`
+        artifact output `name` of the executor input (which it needs)."""
+        return replace(self, kfp_metrics=name)
+
+    def with_context(self, values: dict[str, str]) -> Invocation[T]:
+        """A copy that hands the step context over on the command line (`CONTEXT_KEYS`)."""
+        return replace(self, context=dict(values))
+
     def with_output_value(self, name: str, file: str) -> Invocation[T]:
         """A copy that also writes output `name`'s JSON text to `file` (an engine's value)."""
         return replace(self, output_values={**self.output_values, name: file})
@@ -177,6 +210,10 @@ class Invocation(Generic[T]):
             args += [KFP_EXECUTOR_INPUT, self.kfp_executor_input]
         if self.kfp_executor_output is not None:
             args += [KFP_EXECUTOR_OUTPUT, self.kfp_executor_output]
+        if self.kfp_metrics is not None:
+            args += [KFP_METRICS, self.kfp_metrics]
+        for key, value in self.context.items():
+            args += [CONTEXT, f"{key}={value}"]
         for name, value in self.inputs.items():
             args += [INPUT, f"{name}={value}"]
         also = (
@@ -247,7 +284,8 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
     parser.add_argument(RETRY_DELAY)
     parser.add_argument(KFP_EXECUTOR_INPUT)
     parser.add_argument(KFP_EXECUTOR_OUTPUT)
-    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI):
+    parser.add_argument(KFP_METRICS)
+    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI, CONTEXT):
         parser.add_argument(flag, action="append", default=[])
     args = parser.parse_args(list(argv))
     if ":" not in args.component:
@@ -274,7 +312,17 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
         kfp_executor_input=args.kfp_executor_input,
         kfp_executor_output=args.kfp_executor_output,
         kfp_output_uris=_pairs(KFP_OUTPUT_URI, args.kfp_output_uri),
+        kfp_metrics=args.kfp_metrics,
+        context=_pairs(CONTEXT, args.context),
     )
+    unknown_keys = sorted(set(invocation.context) - set(CONTEXT_KEYS))
+    if unknown_keys:
+        raise InvocationError(
+            f"{CONTEXT} {', '.join(unknown_keys)}: not a context key "
+            f"(use {', '.join(CONTEXT_KEYS)})"
+        )
+    if invocation.kfp_metrics is not None and invocation.kfp_executor_input is None:
+        raise InvocationError(f"{KFP_METRICS} needs {KFP_EXECUTOR_INPUT}")
     if invocation.returns == "none" and invocation.outputs:
         raise InvocationError(f"{RETURNS_FLAG} none takes no {OUTPUT}")
     reads_list = any(

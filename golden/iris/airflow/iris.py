@@ -78,6 +78,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "load_iris",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
 
@@ -106,6 +107,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "split",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     load_iris_task >> split_task
@@ -201,6 +203,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "pick_best",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         do_xcom_push=True,
     )
@@ -234,6 +237,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "register",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [pick_best_task, condition_1_branch] >> register_task
@@ -255,6 +259,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "reject",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [pick_best_task, condition_1_branch] >> reject_task

@@ -94,6 +94,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "make_shards",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
                 "PIPEC_INPUT_shards": '{{ params["shards"] | tojson | replace("$", "\\\\u0024") }}',
             },
             do_xcom_push=True,
@@ -147,6 +148,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "total",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
             },
             do_xcom_push=True,
         )
@@ -176,6 +178,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "make_shards_2",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
                 "PIPEC_INPUT_shards": "2",
             },
             do_xcom_push=True,
@@ -229,6 +232,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "total_2",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
             },
             do_xcom_push=True,
         )
@@ -261,6 +265,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"big"',
         },
     )
@@ -284,6 +289,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_strict": '{{ params["strict"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -316,6 +322,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label_2",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"medium"',
         },
     )
@@ -338,6 +345,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish_2",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [label_2_task, condition_1_branch, condition_2_branch] >> publish_2_task
@@ -362,6 +370,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label_3",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"small"',
         },
     )
@@ -384,6 +393,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish_3",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [label_3_task, condition_1_branch, condition_2_branch] >> publish_3_task

@@ -143,6 +143,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "total",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     loop_1_group >> total_task
@@ -168,6 +169,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "is_big",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_threshold": '{{ params["threshold"] | tojson | replace("$", "\\\\u0024") }}',
         },
         do_xcom_push=True,
@@ -200,6 +202,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "high",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [total_task, condition_1_branch] >> high_task
@@ -223,6 +226,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "low",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [total_task, condition_1_branch] >> low_task

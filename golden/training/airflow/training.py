@@ -83,6 +83,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "load",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_n": '{{ params["n"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -111,6 +112,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "split",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         active_deadline_seconds=600,
     )
@@ -136,6 +138,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "train",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_lr": '{{ params["lr"] | tojson | replace("$", "\\\\u0024") }}',
         },
         container_resources=k8s.V1ResourceRequirements(
@@ -171,6 +174,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "evaluate",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         do_xcom_push=True,
     )
@@ -201,6 +205,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "deploy",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         secrets=[Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")],
     )
@@ -223,6 +228,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "notify",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [evaluate_task, condition_1_branch] >> notify_task
@@ -319,6 +325,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "best",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     loop_1_group >> best_task
@@ -338,6 +345,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "cleanup",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     train_task >> cleanup_task

@@ -52,6 +52,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "build",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_text": '{{ params["text"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -75,6 +76,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "size",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     build_task >> size_task
@@ -98,6 +100,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "export",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     build_task >> export_task

@@ -86,7 +86,6 @@ class KfpBackend(Backend[K], Generic[K]):
     notes: ClassVar[dict[str, str]] = {
         "collect": "of values and of artifacts (a KFP artifact list); of JSON-text values "
         "(any, optional): U001",
-        "loop_output": "over a list of values; a foreach over artifacts is U001",
     }
 
     def assemble(self, pipeline: Pipeline) -> ks.Assembly:

@@ -35,6 +35,7 @@ metadata in KFP's executor output file, which is where KFP's UI reads metrics fr
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -273,8 +274,11 @@ def _duration(option: str, text: str | None, positive: bool) -> float | None:
     return value
 
 
-def parse(argv: Sequence[str]) -> Invocation[str]:
-    """Parse runtime arguments; raise `InvocationError` when they are malformed."""
+@functools.cache
+def parser() -> argparse.ArgumentParser:
+    """The runtime's argument parser, built once per process. The local target builds it before
+    it forks its workers, so that no step pays for it (argparse compiles regular expressions and
+    looks up translations for every argument it adds)."""
     parser = _ArgumentParser(prog=f"python -m {RUNTIME_MODULE}", add_help=False)
     parser.add_argument(COMPONENT, required=True)
     parser.add_argument(RETURNS_FLAG, default="single", choices=RETURNS)
@@ -287,7 +291,17 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
     parser.add_argument(KFP_METRICS)
     for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI, CONTEXT):
         parser.add_argument(flag, action="append", default=[])
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def warm_up() -> None:
+    """Build the parser and parse once, so that processes forked from this one parse at once."""
+    parser().parse_args([COMPONENT, "module:function"])
+
+
+def parse(argv: Sequence[str]) -> Invocation[str]:
+    """Parse runtime arguments; raise `InvocationError` when they are malformed."""
+    args = parser().parse_args(list(argv))
     if ":" not in args.component:
         raise InvocationError(f"{COMPONENT} takes MODULE:FUNCTION, got {args.component!r}")
     retries = 0

@@ -58,15 +58,27 @@ def output_uri(root: str, run_id: str, step_id: str, iteration: Sequence[int], o
 def hash_directory(directory: Path) -> str:
     """Content hash of every file under `directory` except meta.json (names and bytes)."""
     digest = hashlib.sha256()
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != META_FILE)
-    for path in files:
-        relative = path.relative_to(directory).as_posix()
+    for relative in _files_below(directory):
+        path = directory / relative
         digest.update(relative.encode() + b"\0")
         digest.update(str(path.stat().st_size).encode() + b"\0")
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return HASH_PREFIX + digest.hexdigest()
+
+
+def _files_below(directory: Path) -> list[str]:
+    """The files under `directory` except any meta.json, as relative POSIX paths in the order of
+    their parts (what sorting their `Path`s gives). `os.walk` rather than `Path.rglob`: this runs
+    once per output of every step, and rglob costs a few milliseconds even for one file."""
+    found: list[tuple[str, ...]] = []
+    for folder, _, names in os.walk(directory):
+        base = Path(folder).relative_to(directory).parts
+        found += [(*base, name) for name in names if name != META_FILE]
+    return [
+        "/".join(parts) for parts in sorted(found) if os.path.isfile(directory.joinpath(*parts))
+    ]
 
 
 def _fill(value: Any, directory: Path, declared: Any = None) -> dict[str, Any]:

@@ -138,9 +138,9 @@ def _runtime(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess
     (tmp_path / "ctxstep.py").write_text(CONTEXT_STEP)
     out = tmp_path / "out" / "output"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPEC_")}
+    command = [sys.executable, "-m", "pipec.backends.runtime", "--component", "ctxstep:seen"]
     done = subprocess.run(
-        [sys.executable, "-m", "pipec.backends.runtime", "--component", "ctxstep:seen"]
-        + ["--code-root", str(tmp_path), "--output", f"output={out}", *options],
+        [*command, "--code-root", str(tmp_path), "--output", f"output={out}", *options],
         capture_output=True,
         text=True,
         env=env,

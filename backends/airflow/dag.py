@@ -196,8 +196,8 @@ class _DagWriter:
             "PIPEC_STEP_ID": step.id,
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
         }
-        if in_loop:
-            found["PIPEC_ITERATION"] = "{{ ti.map_index }}"
+        # Outside a foreach the iteration is `()`, as on every target (unset would be None).
+        found["PIPEC_ITERATION"] = "{{ ti.map_index }}" if in_loop else ""
         return found
 
     def _step(self, step: Step, indent: int) -> None:

@@ -232,6 +232,8 @@ class JobWriter:
         if in_loop:
             env["PIPEC_INDEX"] = expr("matrix.index")
             env["PIPEC_ITERATION"] = expr("matrix.index")
+        else:
+            env["PIPEC_ITERATION"] = ""  # outside a foreach: `()`, as on every target
         if step.env:
             env["PIPEC_ENV"] = json_env_text(step.env)
         for name in step.secrets:

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from pipec.backends.base import Backend, Bundle, Capabilities, Limits
 from pipec.backends.common import k8s, yaml_text
-from pipec.backends.kubeflow import checks
+from pipec.backends.kubeflow import checks, metrics
 from pipec.backends.kubeflow import spec as ks
 from pipec.backends.settings import (
     ContainerSettings,
@@ -91,8 +91,11 @@ class KfpBackend(Backend[K], Generic[K]):
     def assemble(self, pipeline: Pipeline) -> ks.Assembly:
         """The spec as dicts (the submitters reuse it)."""
         require_images(pipeline, self.settings.image, self.name)
+        logging = frozenset(
+            c.id for c in pipeline.components if metrics.logs_metrics(c, self.project_root)
+        )
         assembler = ks.SpecAssembler(
-            pipeline, self.hooks(), self.settings.code_root, self.settings.python
+            pipeline, self.hooks(), self.settings.code_root, self.settings.python, logging
         )
         return assembler.assemble(self.pipeline_root())
 

@@ -13,6 +13,7 @@ the command asks for a timeout or retries).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -31,6 +32,7 @@ from pipec.backends.runtime import (
 )
 from pipec.backends.runtime.gcp_secrets import SecretError
 from pipec.backends.runtime.invocation import (
+    CONTEXT_KEYS,
     KFP_EXECUTOR_INPUT,
     OUTPUT_TEXT,
     OUTPUT_VALUE,
@@ -171,6 +173,11 @@ def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
         executor_input.write_output(
             invocation.kfp_executor_output, invocation.kfp_output_uris, metas
         )
+    if invocation.kfp_metrics is not None:
+        assert kfp is not None  # `parse` requires the executor input with --kfp-metrics
+        executor_input.write_metrics(
+            kfp, invocation.kfp_metrics, context.logged_metrics(), invocation.kfp_output_uris, metas
+        )
     return metas
 
 
@@ -280,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one step from command-line arguments; return the exit code (see module docstring)."""
     try:
         invocation = parse(sys.argv[1:] if argv is None else argv)
+        # Context given on the command line becomes the environment every attempt reads.
+        context.export(invocation.context, CONTEXT_KEYS)
+        invocation = dataclasses.replace(invocation, context={})
         if invocation.cache_root is None:
             return _run(invocation)
         # The engine keeps no cache: the runtime's own (`runtime.cache`).

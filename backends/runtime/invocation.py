@@ -6,6 +6,7 @@
         [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
         [--kfp-executor-input JSON] [--kfp-executor-output FILE [--kfp-output-uri NAME=URI ...]]
         [--cache-root ROOT --cache-key JSON] [--secret-manager PROJECT --secret NAME ...]
+        [--kfp-metrics NAME] [--context KEY=VALUE ...]
 
 `Invocation` is both directions: targets build one and write `argv()` with their own templating
 in the values (KFP placeholders, Airflow Jinja, GitHub expressions, local paths); the runtime
@@ -29,6 +30,13 @@ the key parts known when compiling (pipeline, step, code hash, image, env digest
 output recorded under `ROOT/.pipec-cache/` instead of running the step (`runtime.cache`).
 `--secret-manager PROJECT --secret NAME` have the runtime read each secret NAME from Google Secret
 Manager into the environment variable NAME before the step runs (`runtime.gcp_secrets`).
+`--context KEY=VALUE` hands the step context (`pipec.context()`, runtime/context.py) over on the
+command line, for engines that can render their own values into a command but not into the
+environment (KFP: `run_id={{$.pipeline_job_uuid}}`); KEY is one of `CONTEXT_KEYS`, and the
+runtime exports each as the matching `PIPEC_*` variable before the step starts, so the context
+is read from one place whatever the engine. `--kfp-metrics NAME` names the `system.Metrics`
+artifact output (in `--kfp-executor-input`) that receives the step's `log_metric` values, as its
+metadata in KFP's executor output file, which is where KFP's UI reads metrics from.
 """
 
 from __future__ import annotations
@@ -68,6 +76,17 @@ SECRET_MANAGER = "--secret-manager"
 SECRET = "--secret"
 CACHE_KEY_FIELDS = ("pipeline", "step", "code", "image", "env")
 """What `--cache-key` holds: the key parts a target knows when it compiles."""
+KFP_METRICS = "--kfp-metrics"
+CONTEXT = "--context"
+
+CONTEXT_KEYS = {
+    "run_id": "PIPEC_RUN_ID",
+    "pipeline": "PIPEC_PIPELINE",
+    "step": "PIPEC_STEP_ID",
+    "iteration": "PIPEC_ITERATION",
+    "attempt": "PIPEC_ATTEMPT",
+}
+"""`--context` key -> the environment variable the runtime exports it as (runtime/context.py)."""
 
 
 class SourceKind(StrEnum):
@@ -139,6 +158,10 @@ class Invocation(Generic[T]):
     """The Google Cloud project whose Secret Manager holds `secrets`."""
     secrets: tuple[str, ...] = ()
     """Secret names the runtime reads into environment variables of the same names."""
+    kfp_metrics: str | None = None
+    """The `system.Metrics` artifact output of the executor input that gets `log_metric` values."""
+    context: dict[str, str] = field(default_factory=dict)
+    """Step context key (`CONTEXT_KEYS`) -> value, given on the command line."""
 
     @property
     def supervised(self) -> bool:
@@ -203,6 +226,14 @@ class Invocation(Generic[T]):
         if not names:
             return self
         return replace(self, secret_manager=project, secrets=tuple(names))
+    def with_kfp_metrics(self, name: str) -> Invocation[T]:
+        """A copy that lists the step's logged metrics as the metadata of the `system.Metrics`
+        artifact output `name` of the executor input (which it needs)."""
+        return replace(self, kfp_metrics=name)
+
+    def with_context(self, values: dict[str, str]) -> Invocation[T]:
+        """A copy that hands the step context over on the command line (`CONTEXT_KEYS`)."""
+        return replace(self, context=dict(values))
 
     def with_output_value(self, name: str, file: str) -> Invocation[T]:
         """A copy that also writes output `name`'s JSON text to `file` (an engine's value)."""
@@ -230,6 +261,10 @@ class Invocation(Generic[T]):
             args += [SECRET_MANAGER, self.secret_manager]
             for name in self.secrets:
                 args += [SECRET, name]
+        if self.kfp_metrics is not None:
+            args += [KFP_METRICS, self.kfp_metrics]
+        for key, value in self.context.items():
+            args += [CONTEXT, f"{key}={value}"]
         for name, value in self.inputs.items():
             args += [INPUT, f"{name}={value}"]
         also = (
@@ -336,7 +371,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(CACHE_KEY)
     parser.add_argument(SECRET_MANAGER)
     parser.add_argument(SECRET, action="append", default=[])
-    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI):
+    parser.add_argument(KFP_METRICS)
+    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI, CONTEXT):
         parser.add_argument(flag, action="append", default=[])
     return parser
 
@@ -377,6 +413,8 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
         cache_key=args.cache_key,
         secret_manager=args.secret_manager,
         secrets=tuple(args.secret),
+        kfp_metrics=args.kfp_metrics,
+        context=_pairs(CONTEXT, args.context),
     )
     if (invocation.cache_root is None) != (invocation.cache_key is None):
         raise InvocationError(f"{CACHE_ROOT} and {CACHE_KEY} go together")
@@ -387,6 +425,14 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
     bad = [n for n in invocation.secrets if not n.isidentifier()]
     if bad:
         raise InvocationError(f"{SECRET} takes an environment variable name, got {bad[0]!r}")
+    unknown_keys = sorted(set(invocation.context) - set(CONTEXT_KEYS))
+    if unknown_keys:
+        raise InvocationError(
+            f"{CONTEXT} {', '.join(unknown_keys)}: not a context key "
+            f"(use {', '.join(CONTEXT_KEYS)})"
+        )
+    if invocation.kfp_metrics is not None and invocation.kfp_executor_input is None:
+        raise InvocationError(f"{KFP_METRICS} needs {KFP_EXECUTOR_INPUT}")
     if invocation.returns == "none" and invocation.outputs:
         raise InvocationError(f"{RETURNS_FLAG} none takes no {OUTPUT}")
     reads_list = any(

@@ -55,6 +55,7 @@ with DAG(
             "PIPEC_PIPELINE": "hello",
             "PIPEC_STEP_ID": "greet",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_name": '{{ params["name"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -81,6 +82,7 @@ with DAG(
             "PIPEC_PIPELINE": "hello",
             "PIPEC_STEP_ID": "shout",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     greet_task >> shout_task

@@ -81,6 +81,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "load_iris",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
 
@@ -112,6 +113,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "split",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     load_iris_task >> split_task
@@ -216,6 +218,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "pick_best",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         do_xcom_push=True,
     )
@@ -252,6 +255,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "register",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [pick_best_task, condition_1_branch] >> register_task
@@ -276,6 +280,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "reject",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [pick_best_task, condition_1_branch] >> reject_task

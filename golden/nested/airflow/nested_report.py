@@ -97,6 +97,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "make_shards",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
                 "PIPEC_INPUT_shards": '{{ params["shards"] | tojson | replace("$", "\\\\u0024") }}',
             },
             do_xcom_push=True,
@@ -156,6 +157,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "total",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
             },
             do_xcom_push=True,
         )
@@ -188,6 +190,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "make_shards_2",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
                 "PIPEC_INPUT_shards": "2",
             },
             do_xcom_push=True,
@@ -247,6 +250,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "total_2",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
             },
             do_xcom_push=True,
         )
@@ -282,6 +286,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"big"',
         },
     )
@@ -308,6 +313,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_strict": '{{ params["strict"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -343,6 +349,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label_2",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"medium"',
         },
     )
@@ -368,6 +375,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish_2",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [label_2_task, condition_1_branch, condition_2_branch] >> publish_2_task
@@ -395,6 +403,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label_3",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"small"',
         },
     )
@@ -420,6 +429,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish_3",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [label_3_task, condition_1_branch, condition_2_branch] >> publish_3_task

@@ -152,6 +152,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "total",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     loop_1_group >> total_task
@@ -180,6 +181,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "is_big",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_threshold": '{{ params["threshold"] | tojson | replace("$", "\\\\u0024") }}',
         },
         do_xcom_push=True,
@@ -215,6 +217,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "high",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [total_task, condition_1_branch] >> high_task
@@ -241,6 +244,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "low",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [total_task, condition_1_branch] >> low_task

@@ -86,6 +86,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "load",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_n": '{{ params["n"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -117,6 +118,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "split",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         active_deadline_seconds=600,
     )
@@ -145,6 +147,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "train",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_lr": '{{ params["lr"] | tojson | replace("$", "\\\\u0024") }}',
         },
         container_resources=k8s.V1ResourceRequirements(
@@ -183,6 +186,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "evaluate",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         do_xcom_push=True,
     )
@@ -213,6 +217,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "deploy",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         secrets=[Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")],
     )
@@ -238,6 +243,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "notify",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [evaluate_task, condition_1_branch] >> notify_task
@@ -343,6 +349,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "best",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     loop_1_group >> best_task
@@ -365,6 +372,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "cleanup",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     train_task >> cleanup_task

@@ -55,6 +55,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "build",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_text": '{{ params["text"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -81,6 +82,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "size",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     build_task >> size_task
@@ -107,6 +109,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "export",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     build_task >> export_task

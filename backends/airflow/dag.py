@@ -33,7 +33,7 @@ from pipec.backends.airflow import operators as ops
 from pipec.backends.airflow import values
 from pipec.backends.airflow.checks import export_reads
 from pipec.backends.airflow.order import ITEMS_SUFFIX, TaskOrder
-from pipec.backends.airflow.paths import OutputPaths
+from pipec.backends.airflow.paths import MAP_INDEX, OUTER_ITEM_MACRO, WHERE_MACRO, OutputPaths
 from pipec.backends.airflow.pysource import (
     INDENT,
     Call,
@@ -77,7 +77,7 @@ class _DagWriter:
         self.components = graph.components(pipeline)
         self.order = TaskOrder(pipeline)
         self.loops = graph.loops(pipeline)
-        self.exports = {step: outs[0] for step, outs in export_reads(pipeline).items()}
+        self.exports = export_reads(pipeline)
         self.paths = OutputPaths(settings.artifact_root or "", pipeline.id)
         self.imports: set[str] = {"from airflow.sdk import DAG", "import json"}
         self.helpers: set[str] = set()
@@ -110,7 +110,7 @@ class _DagWriter:
             "",
         ]
         head += self.paths.file_head()
-        for key in ("json_text", "param_items"):
+        for key in ("json_text", "param_items", "nested_items"):
             if key in self.helpers:
                 head += ["", values.HELPERS[key]]
         if self.mode.helper is not None:
@@ -185,7 +185,7 @@ class _DagWriter:
         ]
         self._body(group.body, indent + 1)
 
-    def _context_env(self, step: Step, in_loop: bool, kubernetes: bool) -> dict[str, Any]:
+    def _context_env(self, step: Step, kubernetes: bool) -> dict[str, Any]:
         """The step context (`pipec.context()`, runtime/context.py), rendered by Airflow when the
         task starts. A run id is the triggering user's text: on Kubernetes every `$` is doubled
         so the kubelet expands nothing in it (`common.k8s.env_value`'s rule)."""
@@ -196,8 +196,9 @@ class _DagWriter:
             "PIPEC_STEP_ID": step.id,
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
         }
-        if in_loop:
-            found["PIPEC_ITERATION"] = "{{ ti.map_index }}"
+        where = self._where(step.id)
+        if where is not None:  # `i/j` in a flattened foreach: the runtime reads `/` as `.`
+            found["PIPEC_ITERATION"] = f"{{{{ {where} }}}}"
         return found
 
     def _step(self, step: Step, indent: int) -> None:
@@ -212,7 +213,7 @@ class _DagWriter:
             name: templated_text(k8s.env_value(v) if kubernetes else v, self.mode.template_ext)
             for name, v in step.env.items()
         }
-        env.update(self._context_env(step, loop is not None, kubernetes))
+        env.update(self._context_env(step, kubernetes))
         for name, binding in step.args.items():
             variable = values.input_variable(name)
             match binding:
@@ -225,18 +226,21 @@ class _DagWriter:
                     env[variable] = values.param_template(param)
                     inputs[name] = source(SourceKind.ENV, variable)
                 case LoopItem():
-                    env[variable] = Code("item")
+                    env[variable] = self._item(binding, loop)
                     inputs[name] = source(SourceKind.ENV, variable)
                 case OutputRef():
-                    same_loop = loop is not None and self.order.loop_of(binding.step) == loop
-                    folder = self._output_dir(binding.step, binding.output, same_loop)
+                    # The producer's iteration is this task's, up to the producer's depth.
+                    depth = len(self.order.loops_of(binding.step))
+                    where = self._where(step.id, depth)
+                    folder = self.paths.output_dir(binding.step, binding.output, where)
                     inputs[name] = source(SourceKind.ARTIFACT, folder)
                 case Collect():
-                    inputs[name] = source(SourceKind.ARTIFACTS, self._collected(binding))
+                    folders = self._collected(binding, step.id)
+                    inputs[name] = source(SourceKind.ARTIFACTS, folders)
                 case _:
                     assert_never(binding)
         outputs = {
-            port.name: self._output_dir(step.id, port.name, loop is not None)
+            port.name: self.paths.output_dir(step.id, port.name, self._where(step.id))
             for port in (component.outputs if component.returns != "none" else ())
         }
         upstream = self.order.upstream_of(step)
@@ -253,7 +257,7 @@ class _DagWriter:
             runtime=Invocation.of(component, code_root, inputs, outputs),
             env=env,
             secrets=list(step.secrets),
-            export=self.exports.get(step.id),
+            exports=tuple(self.exports.get(step.id, ())),
             image=step.image or self.settings.image,
             resources=step.resources,
         )
@@ -269,7 +273,7 @@ class _DagWriter:
         values: dict[str, Any] = {}
         for operand in graph.expr_operands(condition.test):
             if isinstance(operand, OutputRef):
-                values[f"{operand.step}.{operand.output}"] = Code(f"{operand.step}_task.output")
+                values[f"{operand.step}.{operand.output}"] = self._xcom(operand)
             elif isinstance(operand, LoopItem):
                 values["item"] = Code("item")  # this iteration's item, as JSON text
         if self.order.loop_of(condition.id) is not None:
@@ -331,35 +335,18 @@ class _DagWriter:
             return  # nothing runs per item; Airflow has no empty mapped group
         self.imports.add("from airflow.sdk import task_group")
         items: Any
-        match loop.items:
-            case Const():
-                assert isinstance(loop.items.value, list)
-                # Expanded values reach the tasks resolved, never rendered by Jinja.
-                items = [k8s.json_env_text(v) for v in loop.items.value]
-            case ParamRef():
-                self.helpers.add("param_items")
-                self.imports.add(
-                    "from airflow.providers.standard.operators.python import PythonOperator"
-                )
-                upstream = self.order.enclosing_conditions(loop.id)
-                reader = call(
-                    "PythonOperator",
-                    task_id=f"{loop.id}{ITEMS_SUFFIX}",
-                    python_callable=Code("_param_items"),
-                    op_kwargs={"name": loop.items.param},
-                    trigger_rule=self.order.trigger_rule(loop.id, upstream),
-                )
-                self.lines += ["", assign(f"{loop.id}_items", reader, indent)]
-                self._depend(f"{loop.id}_items", loop.id, upstream, indent)
-                items = Code(f"{loop.id}_items.output")
-            case OutputRef():
-                self.helpers.add("json_text")
-                items = Code(f"{loop.items.step}_task.output.map(_json_text)")
-            case LoopItem() | Collect():
-                raise AssertionError("reported by airflow_checks: foreach over an item or collect")
-            case _:
-                assert_never(loop.items)
-        decorator = call("task_group", group_id=loop.id, prefix_group_id=False)
+        parent_group = None
+        if self.order.nested(loop.id):
+            items = self._iterations(loop, indent)
+            # Created inside the outer group's function, but a child of the DAG's root group.
+            parent_group = Code("dag.task_group")
+        else:
+            if isinstance(loop.items, ParamRef):
+                self._param_reader(loop, loop.items, indent)
+            items = self._items(loop)
+        decorator = call(
+            "task_group", group_id=loop.id, prefix_group_id=False, parent_group=parent_group
+        )
         self.lines += [
             "",
             f"{INDENT * indent}@{render(decorator, indent, 1)}",
@@ -373,12 +360,127 @@ class _DagWriter:
             ),
         ]
 
+    def _items(self, loop: Loop) -> Any:
+        """What the mapped group of an outermost foreach expands over: JSON text per item."""
+        match loop.items:
+            case Const():
+                assert isinstance(loop.items.value, list)
+                # Expanded values reach the tasks resolved, never rendered by Jinja.
+                return [k8s.json_env_text(v) for v in loop.items.value]
+            case ParamRef():
+                return Code(f"{loop.id}_items.output")
+            case OutputRef():
+                self.helpers.add("json_text")
+                return Code(f"{self._xcom(loop.items).text}.map(_json_text)")
+            case LoopItem() | Collect():
+                raise AssertionError("an item is nested (flattened); a collect is U001 (checks)")
+            case _:
+                assert_never(loop.items)
+
+    def _param_reader(self, loop: Loop, items: ParamRef, indent: int) -> None:
+        """The `<loop>-items` task reading a foreach's parameter items."""
+        self.helpers.add("param_items")
+        self.imports.add("from airflow.providers.standard.operators.python import PythonOperator")
+        upstream = self.order.enclosing_conditions(loop.id)
+        reader = call(
+            "PythonOperator",
+            task_id=f"{loop.id}{ITEMS_SUFFIX}",
+            python_callable=Code("_param_items"),
+            op_kwargs={"name": items.param},
+            trigger_rule=self.order.trigger_rule(loop.id, upstream),
+        )
+        self.lines += ["", assign(f"{loop.id}_items", reader, indent)]
+        self._depend(f"{loop.id}_items", loop.id, upstream, indent)
+
+    def _iterations(self, loop: Loop, indent: int) -> Code:
+        """A foreach inside a foreach (Airflow cannot nest mapped task groups): the task
+        `<loop>-items` lists its iterations over every iteration of the outer foreach
+        (`_nested_items`), and its own mapped group at the DAG's top level expands over them."""
+        self.helpers.add("nested_items")
+        self.imports.add("from airflow.providers.standard.operators.python import PythonOperator")
+        outer = self.order.loop_of(loop.id)
+        assert outer is not None
+        parent: dict[str, Any] = {"loop": outer}
+        if self.order.nested(outer):
+            parent["items"] = Code(f"{outer}_items.output")
+            parent |= {k: Code(f'{outer}_items.output["{k}"]') for k in ("where", "scope")}
+        else:
+            parent["items"] = self._templated(self._items(self.loops[outer]))
+        source: dict[str, Any]
+        match loop.items:
+            case Const():
+                assert isinstance(loop.items.value, list)
+                texts = [k8s.json_env_text(v) for v in loop.items.value]
+                source = {"kind": "each", "items": self._templated(texts)}
+            case ParamRef():
+                source = {"kind": "param", "name": loop.items.param}
+            case LoopItem():
+                source = {"kind": "item", "loop": loop.items.loop}
+            case OutputRef():
+                owner = self.order.loops_of(loop.items.step)
+                source = {"kind": "output", "values": self._xcom(loop.items), "depth": len(owner)}
+                if len(owner) > 1:
+                    source["where"] = Code(f'{owner[-1]}_items.output["where"]')
+            case Collect():
+                raise AssertionError("a foreach over a collect() is U001 (checks)")
+            case _:
+                assert_never(loop.items)
+        upstream = self.order.enclosing_conditions(loop.id)
+        reader = call(
+            "PythonOperator",
+            task_id=f"{loop.id}{ITEMS_SUFFIX}",
+            python_callable=Code("_nested_items"),
+            op_kwargs={"parent": parent, "source": source},
+            trigger_rule=self.order.trigger_rule(loop.id, upstream),
+            task_group=Code("dag.task_group"),
+        )
+        self.lines += [
+            "",
+            f"{INDENT * indent}# {loop.id} runs inside {outer}: Airflow cannot nest mapped task "
+            "groups, so",
+            f"{INDENT * indent}# {loop.id}-items lists its iterations for every item of {outer}.",
+            assign(f"{loop.id}_items", reader, indent),
+        ]
+        self._depend(f"{loop.id}_items", loop.id, upstream, indent)
+        return Code(f"{loop.id}_items.output")
+
+    def _templated(self, items: Any) -> Any:
+        """Literal JSON texts for a templated field (op_kwargs): wrapped where Jinja would
+        change them; expressions as they are."""
+        if isinstance(items, list):
+            return [templated_text(text) for text in items]
+        return items
+
     # ------------------------------------------------------------------ data and order
 
-    def _output_dir(self, step_id: str, output: str, mapped: bool) -> str:
-        return self.paths.output_dir(step_id, output, mapped)
+    def _where(self, node_id: str, depth: int | None = None) -> str | None:
+        """The iteration a task runs for, as a Jinja expression (None outside every foreach):
+        the map index in an outermost foreach; in a flattened one, its `i/j` (or the first
+        `depth` indices of it: the iteration of an enclosing foreach)."""
+        loops = self.order.loops_of(node_id)
+        depth = len(loops) if depth is None else depth
+        if depth == 0:
+            return None
+        if len(loops) == 1:
+            return MAP_INDEX
+        self.paths.nests = True
+        if depth == len(loops):
+            return f'{WHERE_MACRO}(ti, "{loops[-1]}")'
+        return f'{WHERE_MACRO}(ti, "{loops[-1]}", {depth})'
 
-    def _collected(self, binding: Collect) -> str:
+    def _item(self, binding: LoopItem, loop: str | None) -> Any:
+        """A loop item for a task in foreach `loop`: its own (the group's argument), or in a
+        flattened foreach an enclosing one's, from the iteration list."""
+        if binding.loop == loop:
+            return Code("item")
+        self.paths.nests = True
+        return f'{{{{ {OUTER_ITEM_MACRO}(ti, "{loop}", "{binding.loop}") }}}}'
+
+    def _collected(self, binding: Collect, reader: str) -> str:
+        if self.order.nested(binding.loop):
+            self.paths.nests = True
+            prefix = self._where(reader) or "None"
+            return self.paths.nested_collected(binding.step, binding.output, binding.loop, prefix)
         items = self.loops[binding.loop].items
         match items:
             case Const():
@@ -386,10 +488,23 @@ class _DagWriter:
             case ParamRef():
                 count = f'ti.xcom_pull(task_ids="{binding.loop}{ITEMS_SUFFIX}")'
             case OutputRef():
-                count = f'ti.xcom_pull(task_ids="{items.step}")'
+                count = self._xcom_pull(items)
             case _:
                 raise AssertionError("reported by airflow_checks: foreach over an item or collect")
         return self.paths.collected(binding.step, binding.output, count)
+
+    def _xcom(self, ref: OutputRef) -> Code:
+        """The XComArg of one exported output: the task's `return_value`, or (when the step
+        exports several) the XCom named after the output."""
+        if len(self.exports[ref.step]) == 1:
+            return Code(f"{ref.step}_task.output")
+        return Code(f'{ref.step}_task.output["{ref.output}"]')
+
+    def _xcom_pull(self, ref: OutputRef) -> str:
+        """`_xcom` as a Jinja expression (`ti.xcom_pull`)."""
+        if len(self.exports[ref.step]) == 1:
+            return f'ti.xcom_pull(task_ids="{ref.step}")'
+        return f'ti.xcom_pull(task_ids="{ref.step}", key="{ref.output}")'
 
     def _depend(self, variable: str, node_id: str, upstream: Sequence[str], indent: int) -> None:
         self.lines += self.order.depend(variable, node_id, upstream, indent)

@@ -5,6 +5,7 @@ deterministic, and what a mode cannot express is a diagnostic."""
 from __future__ import annotations
 
 import ast
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pipec.ir import graph
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import Resources
 from tests.airflow_helpers import airflow_env, check, compile_to
+from tests.conformance.cases import SHAPES_SOURCE, Project
 from tests.conftest import EXAMPLES, REPO
 from tests.helpers import prepared, write_pipeline
 
@@ -129,24 +131,80 @@ def test_artifact_root_is_required_and_jinja_free() -> None:
         driver.compile_ref("examples/hello.py", "airflow", ["artifact_root=/x/{{ run_id }}"])
 
 
-def test_nested_foreach_is_a_diagnostic(tmp_path: Path) -> None:
-    path = write_pipeline(
-        tmp_path,
-        """
+def test_nested_foreach_and_multi_output_reads_import_in_every_mode(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The shapes Airflow lacks natively (flattened inner foreach groups, one XCom per output
+    read) make DAGs Airflow imports in every mode; tests/conformance/test_run.py runs them."""
+    project = Project.create(tmp_path_factory.mktemp("project"))
+    ref = project.write(SHAPES_SOURCE, "shapes")
+    for mode in MODES:
+        dags = tmp_path_factory.mktemp(f"shapes-{mode}")
+        settings = [f"operator={mode}", "artifact_root=/srv/pipec-artifacts", "image=img:1"]
+        compile_to(ref, dags, settings)
+        result = check(["import", str(dags)], airflow_env(tmp_path_factory.mktemp("home"), dags))
+        assert result["errors"] == {}, mode
+        (dag,) = result["dags"].values()
+        tasks = dag["tasks"]
+        # Each inner foreach is a mapped group of its own, over the iterations its -items task
+        # lists; it waits for the outer step it loops over, and the outer fan-in waits for it.
+        assert tasks["cell"]["group"] == "loop_3"
+        assert tasks["row_width"]["group"] == "loop_2"
+        assert tasks["loop_2-items"]["group"] is None
+        assert "widths" in tasks["loop_2-items"]["upstream"]
+        assert "row_width" in tasks["row_total"]["upstream"]
+        assert tasks["row_total"]["trigger_rule"] == "none_failed"
+        # The condition reads two outputs of one step, each its own XCom.
+        assert tasks["condition_1"]["upstream"] == ["summarize"]
+
+
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        (
+            """
+            with foreach(xs) as x:
+                with when(x > 1):
+                    with foreach([3, 4]) as y:
+                        one(x=x, y=y)
+            """,
+            "a foreach inside a when/otherwise inside a foreach",
+        ),
+        (
+            """
+            with foreach(xs) as x:
+                with foreach([3, 4]) as y:
+                    with when(x > 1):
+                        one(x=x, y=y)
+            """,
+            "tests a value of an enclosing foreach",
+        ),
+        (
+            """
+            with foreach(xs) as x:
+                got = one(x=x, y=1)
+            with foreach(collect(got)) as y:
+                one(x=y, y=2)
+            """,
+            "a foreach over a collect()",
+        ),
+    ],
+)
+def test_shapes_airflow_cannot_lower_are_diagnostics(tmp_path: Path, body: str, what: str) -> None:
+    source = """
         @step
         def one(x: int, y: int) -> int:
             return x + y
 
         @pipeline
         def grid(xs: list[int] = [1, 2]) -> None:
-            with foreach(xs) as x:
-                with foreach([3, 4]) as y:
-                    one(x=x, y=y)
-        """,
-    )
+    """
+    path = write_pipeline(tmp_path, source + textwrap.indent(textwrap.dedent(body), " " * 12))
     with pytest.raises(DiagnosticError) as caught:
         driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts", "image=img"])
-    assert any("foreach inside a foreach" in d.message for d in caught.value.diagnostics)
+    (problem,) = caught.value.diagnostics
+    assert problem.code == "U001"
+    assert what in problem.message
 
 
 def test_templated_text_wraps_only_what_jinja_would_touch() -> None:

@@ -115,6 +115,11 @@ def test_a_run_equals_the_local_run(
     assert got == want
 
 
+@pytest.mark.notyet(
+    ["github"],
+    reason="GitHub matrices do not nest: a foreach inside a foreach is U001 on the github target",
+    raises=RunFailed,
+)
 @pytest.mark.parametrize("params", list(SHAPES_RUNS.values()), ids=list(SHAPES_RUNS))
 def test_nested_loops_and_conditions_over_several_outputs_equal_the_local_run(
     engine: Harness, project: Project, tmp_path: Path, params: dict[str, Any]

@@ -5,6 +5,8 @@ deterministic, and what a mode cannot express is a diagnostic."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import Resources
 from tests.airflow_helpers import airflow_env, check, compile_to
 from tests.conformance.cases import SHAPES_SOURCE, Project
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, tool_python
 from tests.helpers import prepared, write_pipeline
 
 MODES = ("kubernetes", "docker", "local")
@@ -156,6 +158,46 @@ def test_nested_foreach_and_multi_output_reads_import_in_every_mode(
         assert tasks["row_total"]["trigger_rule"] == "none_failed"
         # The condition reads two outputs of one step, each its own XCom.
         assert tasks["condition_1"]["upstream"] == ["summarize"]
+
+
+_RETRIEVE = """
+import io, json, sys, tarfile
+from unittest import mock
+from airflow.dag_processing.dagbag import DagBag
+
+(dag,) = DagBag(dag_folder=sys.argv[1]).dags.values()
+task = dag.get_task("summarize")
+text = b'{"high":1209,"low":409}'  # what the runtime writes for two exported outputs
+archive = io.BytesIO()
+with tarfile.open(fileobj=archive, mode="w") as tar:
+    member = tarfile.TarInfo("pipec-xcom.json")
+    member.size = len(text)
+    tar.addfile(member, io.BytesIO(text))
+client = mock.Mock()
+client.get_archive.return_value = ([archive.getvalue()], {"size": len(text), "name": member.name})
+with mock.patch.object(type(task), "cli", client):
+    print("retrieved: " + json.dumps(task._copy_from_docker("id", task.retrieve_output_path)))
+"""
+
+
+def test_docker_mode_reads_the_xcom_file_as_json(tmp_path: Path) -> None:
+    """DockerOperator unpickles its retrieved output file by default; the runtime writes JSON,
+    so a task that hands Airflow a value uses the file's JSON-reading subclass. The operator's
+    own retrieval code runs here, with Docker's archive call answered by a stand-in."""
+    project = Project.create(tmp_path / "project")
+    ref = project.write(SHAPES_SOURCE, "shapes")
+    dags = tmp_path / "dags"
+    compile_to(ref, dags, ["operator=docker", "artifact_root=/srv/pipec-artifacts", "image=i:1"])
+    done = subprocess.run(
+        [str(tool_python("airflow")), "-c", _RETRIEVE, str(dags)],
+        env=airflow_env(tmp_path / "home", dags),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("retrieved: ")]
+    assert json.loads(line.removeprefix("retrieved: ")) == {"high": 1209, "low": 409}
 
 
 @pytest.mark.parametrize(

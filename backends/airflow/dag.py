@@ -120,6 +120,8 @@ class _DagWriter(LoopWriter):
                 head += ["", values.HELPERS[key]]
         if self.mode.helper is not None:
             head += ["", self.mode.helper]
+        if any(f"{ops.JSON_DOCKER_OPERATOR}(" in line for line in self.lines):
+            head += ["", ops.JSON_DOCKER_SOURCE]
         for callable_text in self.callables:
             head += ["", callable_text]
         with_line = f"with {render(dag, 0, 5)} as dag:"

@@ -23,6 +23,14 @@ from pipec.ir.model import Resources
 K8S_XCOM_FILE = "/airflow/xcom/return.json"  # read by KubernetesPodOperator's XCom sidecar
 DOCKER_XCOM_FILE = "/tmp/pipec-xcom.json"  # read back by DockerOperator(retrieve_output=True)
 DOCKER_TEMPLATE_EXT = (".sh", ".bash", ".env")
+JSON_DOCKER_OPERATOR = "_JsonDockerOperator"
+JSON_DOCKER_SOURCE = f'''class {JSON_DOCKER_OPERATOR}(DockerOperator):
+    """A DockerOperator whose retrieved output file (the task's XCom) is the JSON text the step
+    runtime writes; DockerOperator unpickles that file unless told otherwise."""
+
+    pickling_library = json
+'''
+"""Defined by a docker-mode DAG file whose tasks hand Airflow an output (`retrieve_output`)."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +214,7 @@ def docker_task(
         kwargs["multiple_outputs"] = len(inv.exports) > 1 or None
     else:
         kwargs["do_xcom_push"] = False
-    created = call("DockerOperator", **kwargs)
+    created = call(JSON_DOCKER_OPERATOR if inv.exports else "DockerOperator", **kwargs)
     return Created(created)
 
 

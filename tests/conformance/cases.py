@@ -151,9 +151,10 @@ def hostile_values(params: dict[str, Any]) -> dict[str, Any]:
 # --- shapes some engines lack natively ---------------------------------------------------------
 
 # A foreach inside a foreach (three deep, one over a step output, one over the outer loop's
-# item), collect() at every level, a condition inside an inner foreach, and a condition over two
-# outputs of one step: Airflow cannot nest mapped task groups and passes one XCom per task, so
-# its target lowers these (backends/airflow/dag.py); every engine must give the local outputs.
+# item, one in a branch), collect() at every level, a condition inside an inner foreach, and a
+# condition over two outputs of one step. Airflow cannot nest mapped task groups and passes one
+# XCom per task, so its target lowers these (backends/airflow/loops.py); every engine must give
+# the local outputs.
 SHAPES_SOURCE = """
     from typing import NamedTuple
 
@@ -180,6 +181,10 @@ SHAPES_SOURCE = """
     @step
     def flag(x: int) -> str:
         return f"big {x}"
+
+    @step
+    def pair(a: str, b: str) -> str:
+        return a + "/" + b
 
     @step
     def summarize(totals: list[int]) -> Summary:
@@ -213,10 +218,15 @@ SHAPES_SOURCE = """
                 with when(sq > 4):
                     flag(sq)
             add.with_options(name="group_sum")(collect(sq))
+        with when(n > 0):
+            with foreach(rows) as r:
+                with foreach(["x", "yy"]) as z:
+                    pair(r, z)
 """
 SHAPES_RUNS: dict[str, dict[str, Any]] = {
     # test id -> parameters
-    "defaults": {},  # the `then` side; a square over 4 in one inner iteration only
+    "defaults": {},  # the `then` sides; a square over 4 in one inner iteration only
+    # `otherwise`; inner loops with no items; a nested foreach in a branch not taken
     "narrow-empty-inner": {"rows": ["ccc", "a"], "n": 0, "groups": [[], [5, 1]]},
 }
 

@@ -34,7 +34,6 @@ class AirflowBackend(Backend[AirflowSettings]):
     extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to /api/v2
     capabilities: ClassVar[Capabilities] = Capabilities.all()
     notes: ClassVar[dict[str, str]] = {
-        "cache": "Airflow runs every task each time; cache=False holds, nothing is reused",
         # Nested foreach (flattened groups) and tests of several outputs of one step (one XCom
         # per output) are lowered; these shapes are still U001:
         "collect": "a foreach over a collect() is U001 (loop over a step that returns the list)",
@@ -44,6 +43,10 @@ class AirflowBackend(Backend[AirflowSettings]):
         "disk": "reserved with operator=kubernetes; docker: U001; local: warning W004",
         "gpu": "a GPU type needs operator=kubernetes; local: not reserved (warning W004)",
         "resources": "not enforced with operator=local",
+    }
+    how: ClassVar[dict[str, str]] = {
+        "cache": "by the step runtime, indexed in <artifact_root>/.pipec-cache/ (reuses "
+        "earlier runs' outputs where they are)",
     }
     settings_model: ClassVar[type[TargetSettings]] = AirflowSettings
     submitter: ClassVar[str | None] = "pipec.backends.airflow.submit:submit"

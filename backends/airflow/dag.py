@@ -50,7 +50,7 @@ from pipec.backends.airflow.pysource import (
 )
 from pipec.backends.airflow.settings import AirflowSettings
 from pipec.backends.common import k8s
-from pipec.backends.runtime.invocation import Invocation, SourceKind, source
+from pipec.backends.runtime.invocation import Invocation, SourceKind, source, step_cache_key
 from pipec.ir import graph
 from pipec.ir.model import (
     Collect,
@@ -260,12 +260,19 @@ class _DagWriter(LoopWriter):
             trigger_rule=self.order.trigger_rule(step.id, upstream),
             parallelism=self.loops[loop].parallelism if loop is not None else None,
         )
+        image = step.image or self.settings.image
+        # Airflow reuses nothing: the runtime's own cache, indexed in the artifact root.
+        key = step_cache_key(self.pipeline.id, step, component, image)
+        runtime = Invocation.of(component, code_root, inputs, outputs).with_cache(
+            templated_text(self.paths.root, self.mode.template_ext),
+            None if key is None else templated_text(key, self.mode.template_ext),
+        )
         invocation = ops.StepCall(
-            runtime=Invocation.of(component, code_root, inputs, outputs),
+            runtime=runtime,
             env=env,
             secrets=list(step.secrets),
             exports=tuple(self.exports.get(step.id, ())),
-            image=step.image or self.settings.image,
+            image=image,
             resources=step.resources,
         )
         created = self.mode.task(options, invocation, self.settings, self.imports)

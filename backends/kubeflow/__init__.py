@@ -86,7 +86,6 @@ class KfpBackend(Backend[K], Generic[K]):
     notes: ClassVar[dict[str, str]] = {
         "collect": "of values and of artifacts (a KFP artifact list); of JSON-text values "
         "(any, optional): U001",
-        "loop_output": "over a list of values; a foreach over artifacts is U001",
     }
 
     def assemble(self, pipeline: Pipeline) -> ks.Assembly:
@@ -199,6 +198,9 @@ class KubeflowHooks:
 
     def runtime_timeout(self, step: Step) -> float | None:
         return None  # the pod's active deadline keeps it (`platform`)
+
+    def runtime_secrets(self, step: Step) -> str | None:
+        return None  # a Kubernetes Secret as environment variables (`platform`)
 
     def platform(self, step: Step) -> JSON | None:
         found = kfp_platform(self._pod(step)) or {}

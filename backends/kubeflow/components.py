@@ -232,17 +232,21 @@ def container(
     python: str,
     timeout: float | None = None,
     target_env: dict[str, str] | None = None,
+    secret_manager: str | None = None,
 ) -> JSON:
     """The container executor of one step (without resources; the target adds those);
     `timeout`: the one the step runtime keeps itself (`--timeout`); `target_env`: variables the
     target sets besides the step's own `env` (the target's value wins: it states a fact about the
-    pod, such as where the scratch volume is mounted)."""
+    pod, such as where the scratch volume is mounted); `secret_manager`: the project whose Secret
+    Manager the step runtime reads the step's secrets from (`--secret-manager`)."""
     outputs = {port.name: port.type for port in component.outputs}
-    invocation = runtime_invocation(component, uses, code_root, outputs)
+    invocation = runtime_invocation(component, uses, code_root, outputs).with_attempts(timeout)
+    if secret_manager is not None:
+        invocation = invocation.with_secret_manager(secret_manager, step.secrets)
     spec: JSON = {
         "image": image,
         "command": runtime_command(python, component.code_hash),
-        "args": invocation.with_attempts(timeout).argv(),
+        "args": invocation.argv(),
     }
     env = {**step.env, **(target_env or {})}
     if env:

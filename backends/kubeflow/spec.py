@@ -46,6 +46,10 @@ class TargetHooks(Protocol):
         """The timeout the step runtime keeps itself (`--timeout`): where the engine has no
         form for the step's timeout; None where the engine keeps it."""
 
+    def runtime_secrets(self, step: Step) -> str | None:
+        """The Google Cloud project whose Secret Manager the step runtime reads the step's
+        secrets from (`--secret-manager`), where the engine cannot hand them over; else None."""
+
     def check(self, step: Step) -> list[str]:
         """What this target cannot express about the step (each completes "target T cannot
         express ...")."""
@@ -94,6 +98,7 @@ class SpecAssembler:
                 self.python,
                 self.hooks.runtime_timeout(step),
                 self.hooks.env(step),
+                self.hooks.runtime_secrets(step),
             )
         }
         resources = self.hooks.resources(step)

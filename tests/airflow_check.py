@@ -129,7 +129,7 @@ def step_env(folder: str) -> dict[str, Any]:
                     env = dict(held)
                 else:  # V1EnvVar objects (secret references hold no value)
                     env = {e.name: e.value for e in held if e.value is not None}
-            elif type(task).__name__ == "DockerOperator":
+            elif type(task).__name__.endswith("DockerOperator"):  # pipec's JSON-result one too
                 env = dict(task.environment or {})
             elif isinstance(getattr(task, "op_kwargs", None), dict) and "argv" in task.op_kwargs:
                 env = dict(task.op_kwargs["env"])

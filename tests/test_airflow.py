@@ -5,6 +5,9 @@ deterministic, and what a mode cannot express is a diagnostic."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,8 @@ from pipec.ir import graph
 from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import Resources
 from tests.airflow_helpers import airflow_env, check, compile_to
-from tests.conftest import EXAMPLES, REPO
+from tests.conformance.cases import SHAPES_SOURCE, Project
+from tests.conftest import EXAMPLES, REPO, tool_python
 from tests.helpers import prepared, write_pipeline
 
 MODES = ("kubernetes", "docker", "local")
@@ -129,24 +133,120 @@ def test_artifact_root_is_required_and_jinja_free() -> None:
         driver.compile_ref("examples/hello.py", "airflow", ["artifact_root=/x/{{ run_id }}"])
 
 
-def test_nested_foreach_is_a_diagnostic(tmp_path: Path) -> None:
-    path = write_pipeline(
-        tmp_path,
-        """
+def test_nested_foreach_and_multi_output_reads_import_in_every_mode(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The shapes Airflow lacks natively (flattened inner foreach groups, one XCom per output
+    read) make DAGs Airflow imports in every mode; tests/conformance/test_run.py runs them."""
+    project = Project.create(tmp_path_factory.mktemp("project"))
+    ref = project.write(SHAPES_SOURCE, "shapes")
+    for mode in MODES:
+        dags = tmp_path_factory.mktemp(f"shapes-{mode}")
+        settings = [f"operator={mode}", "artifact_root=/srv/pipec-artifacts", "image=img:1"]
+        compile_to(ref, dags, settings)
+        result = check(["import", str(dags)], airflow_env(tmp_path_factory.mktemp("home"), dags))
+        assert result["errors"] == {}, mode
+        (dag,) = result["dags"].values()
+        tasks = dag["tasks"]
+        # Each inner foreach is a mapped group of its own, over the iterations its -items task
+        # lists; it waits for the outer step it loops over, and the outer fan-in waits for it.
+        assert tasks["cell"]["group"] == "loop_3"
+        assert tasks["row_width"]["group"] == "loop_2"
+        assert tasks["loop_2-items"]["group"] is None
+        assert "widths" in tasks["loop_2-items"]["upstream"]
+        assert "row_width" in tasks["row_total"]["upstream"]
+        assert tasks["row_total"]["trigger_rule"] == "none_failed"
+        # The condition reads two outputs of one step, each its own XCom.
+        assert tasks["condition_1"]["upstream"] == ["summarize"]
+
+
+_RETRIEVE = """
+import io, json, sys, tarfile
+from unittest import mock
+from airflow.dag_processing.dagbag import DagBag
+
+(dag,) = DagBag(dag_folder=sys.argv[1]).dags.values()
+task = dag.get_task("summarize")
+text = b'{"high":1209,"low":409}'  # what the runtime writes for two exported outputs
+archive = io.BytesIO()
+with tarfile.open(fileobj=archive, mode="w") as tar:
+    member = tarfile.TarInfo("pipec-xcom.json")
+    member.size = len(text)
+    tar.addfile(member, io.BytesIO(text))
+client = mock.Mock()
+client.get_archive.return_value = ([archive.getvalue()], {"size": len(text), "name": member.name})
+with mock.patch.object(type(task), "cli", client):
+    print("retrieved: " + json.dumps(task._copy_from_docker("id", task.retrieve_output_path)))
+"""
+
+
+def test_docker_mode_reads_the_xcom_file_as_json(tmp_path: Path) -> None:
+    """DockerOperator unpickles its retrieved output file by default; the runtime writes JSON,
+    so a task that hands Airflow a value uses the file's JSON-reading subclass. The operator's
+    own retrieval code runs here, with Docker's archive call answered by a stand-in."""
+    project = Project.create(tmp_path / "project")
+    ref = project.write(SHAPES_SOURCE, "shapes")
+    dags = tmp_path / "dags"
+    compile_to(ref, dags, ["operator=docker", "artifact_root=/srv/pipec-artifacts", "image=i:1"])
+    done = subprocess.run(
+        [str(tool_python("airflow")), "-c", _RETRIEVE, str(dags)],
+        env=airflow_env(tmp_path / "home", dags),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("retrieved: ")]
+    assert json.loads(line.removeprefix("retrieved: ")) == {"high": 1209, "low": 409}
+
+
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        (
+            """
+            with foreach(xs) as x:
+                with when(x > 1):
+                    with foreach([3, 4]) as y:
+                        one(x=x, y=y)
+            """,
+            "a foreach inside a when/otherwise inside a foreach",
+        ),
+        (
+            """
+            with foreach(xs) as x:
+                with foreach([3, 4]) as y:
+                    with when(x > 1):
+                        one(x=x, y=y)
+            """,
+            "tests a value of an enclosing foreach",
+        ),
+        (
+            """
+            with foreach(xs) as x:
+                got = one(x=x, y=1)
+            with foreach(collect(got)) as y:
+                one(x=y, y=2)
+            """,
+            "a foreach over a collect()",
+        ),
+    ],
+)
+def test_shapes_airflow_cannot_lower_are_diagnostics(tmp_path: Path, body: str, what: str) -> None:
+    source = """
         @step
         def one(x: int, y: int) -> int:
             return x + y
 
         @pipeline
         def grid(xs: list[int] = [1, 2]) -> None:
-            with foreach(xs) as x:
-                with foreach([3, 4]) as y:
-                    one(x=x, y=y)
-        """,
-    )
+    """
+    path = write_pipeline(tmp_path, source + textwrap.indent(textwrap.dedent(body), " " * 12))
     with pytest.raises(DiagnosticError) as caught:
         driver.compile_ref(str(path), "airflow", ["artifact_root=/srv/artifacts", "image=img"])
-    assert any("foreach inside a foreach" in d.message for d in caught.value.diagnostics)
+    (problem,) = caught.value.diagnostics
+    assert problem.code == "U001"
+    assert what in problem.message
 
 
 def test_templated_text_wraps_only_what_jinja_would_touch() -> None:

@@ -96,6 +96,25 @@ def test_named_outputs_value_inputs_and_output_values(code_root: Path) -> None:
     assert (out / "total.txt").read_text() == "13"
 
 
+def test_output_values_sharing_a_file_are_one_object(code_root: Path) -> None:
+    """Airflow's one XCom file per task: outputs sent to the same FILE arrive there together,
+    keyed by output name (one alone is its plain value, as above)."""
+    out = code_root / "out"
+    done = _run(
+        code_root,
+        "--component", "rtmod:add",
+        "--returns", "named",
+        "--input", "a=value:3",
+        "--output", f"total={out}/total",
+        "--output", f"label={out}/label",
+        "--output-value", f"total={out}/xcom.json",
+        "--output-value", f"label={out}/xcom.json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shared = json.loads((out / "xcom.json").read_text())
+    assert shared == {"total": 13, "label": "sum of 3 and 10"}
+
+
 def test_every_source_kind(code_root: Path) -> None:
     out = code_root / "out"
     store.write([1, 2, 3], str(out / "list"))

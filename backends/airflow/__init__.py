@@ -24,7 +24,8 @@ from pipec.ir.model import Pipeline
 
 class AirflowBackend(Backend[AirflowSettings]):
     """Airflow 3 DAG files: tasks per step, branches for conditions, mapped task groups for
-    loops, task groups for nested pipelines."""
+    loops (a foreach inside a foreach flattened into a group of its own), task groups for
+    nested pipelines."""
 
     name: ClassVar[str] = "airflow"
     description: ClassVar[str] = (
@@ -33,6 +34,11 @@ class AirflowBackend(Backend[AirflowSettings]):
     extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to /api/v2
     capabilities: ClassVar[Capabilities] = Capabilities.all()
     notes: ClassVar[dict[str, str]] = {
+        # Nested foreach (flattened groups) and tests of several outputs of one step (one XCom
+        # per output) are lowered; these shapes are still U001:
+        "collect": "a foreach over a collect() is U001 (loop over a step that returns the list)",
+        "condition": "a foreach inside a when inside a foreach, and (in a foreach inside another) "
+        "a test of the outer foreach's item or outputs, are U001",
         "loop_parallelism": "caps running instances of each task in the loop, not iterations",
         "disk": "reserved with operator=kubernetes; docker: U001; local: warning W004",
         "gpu": "a GPU type needs operator=kubernetes; local: not reserved (warning W004)",

@@ -32,7 +32,6 @@ def check(pipeline: Pipeline, settings: AirflowSettings, project_root: Path) -> 
     else:
         require_images(pipeline, settings.image, "airflow")
     found += _shapes(pipeline)
-    found += _exports(pipeline)
     found += _params(pipeline)
     found += environment.check(pipeline)
     for step in graph.steps(pipeline):
@@ -41,32 +40,59 @@ def check(pipeline: Pipeline, settings: AirflowSettings, project_root: Path) -> 
 
 
 def _shapes(pipeline: Pipeline) -> list[Diagnostic]:
-    """Mapped task groups cannot nest, and loops read their items from one task."""
+    """A foreach inside a foreach is flattened into a mapped task group of its own (see
+    `dag`); what that cannot carry, and a foreach over a collect(), stay diagnostics."""
     found: list[Diagnostic] = []
+    where = graph.node_scopes(pipeline)
     for node, scopes in graph.walk(pipeline.body):
-        in_loop = any(s.kind == "loop" for s in scopes)
-        if isinstance(node, Loop) and in_loop:
+        loops = [s.id for s in scopes if s.kind == "loop"]
+        if isinstance(node, Loop) and isinstance(node.items, Collect):
             found.append(
                 unsupported_feature(
                     "airflow",
                     node.id,
                     node.location,
-                    "a foreach inside a foreach (Airflow cannot nest mapped task groups)",
-                    "collect the inner results in a step of its own pipeline, or flatten the "
-                    "items into one list",
+                    "a foreach over a collect()",
+                    "loop over the output of a step that takes the collected list and returns it",
                 )
             )
-        if isinstance(node, Loop) and isinstance(node.items, LoopItem | Collect):
-            found.append(
-                unsupported_feature(
-                    "airflow",
-                    node.id,
-                    node.location,
-                    "a foreach over a loop item or a collect()",
-                    "loop over a literal, a parameter, or the output of a step",
+        if isinstance(node, Loop) and loops:
+            inner = scopes[[s.id for s in scopes].index(loops[-1]) + 1 :]
+            if any(s.kind == "condition" for s in inner):
+                found.append(
+                    unsupported_feature(
+                        "airflow",
+                        node.id,
+                        node.location,
+                        "a foreach inside a when/otherwise inside a foreach (the flattened inner "
+                        "foreach cannot be skipped per outer iteration)",
+                        "move the foreach out of the when/otherwise, or the condition into a step",
+                    )
                 )
-            )
+        if isinstance(node, Condition) and len(loops) > 1:
+            for op in graph.expr_operands(node.test):
+                outer = (isinstance(op, LoopItem) and op.loop != loops[-1]) or (
+                    isinstance(op, OutputRef)
+                    and _innermost_loop(where[op.step]) not in (None, loops[-1])
+                )
+                if outer:
+                    found.append(
+                        unsupported_feature(
+                            "airflow",
+                            node.id,
+                            node.location,
+                            "a condition in a foreach inside a foreach that tests a value of an "
+                            "enclosing foreach",
+                            "pass the value into a step of the inner foreach and test its output",
+                        )
+                    )
+                    break
     return found
+
+
+def _innermost_loop(scopes: tuple[graph.Scope, ...]) -> str | None:
+    loops = [s.id for s in scopes if s.kind == "loop"]
+    return loops[-1] if loops else None
 
 
 def export_reads(pipeline: Pipeline) -> dict[str, list[str]]:
@@ -84,23 +110,6 @@ def export_reads(pipeline: Pipeline) -> dict[str, list[str]]:
             if ref.output not in outputs:
                 outputs.append(ref.output)
     return wanted
-
-
-def _exports(pipeline: Pipeline) -> list[Diagnostic]:
-    """A task hands Airflow one XCom value (`return_value`), so one output per step."""
-    steps = {s.id: s for s in graph.steps(pipeline)}
-    return [
-        unsupported_feature(
-            "airflow",
-            step_id,
-            steps[step_id].location,
-            f"conditions or loops reading several outputs of one step ({', '.join(outputs)})",
-            "Airflow passes one value per task to branches and mapping: add a step that combines "
-            "them into one value",
-        )
-        for step_id, outputs in export_reads(pipeline).items()
-        if len(outputs) > 1
-    ]
 
 
 def _params(pipeline: Pipeline) -> list[Diagnostic]:

@@ -14,7 +14,11 @@
   when its side is not taken, and the side's tasks are skipped with it.
 * A foreach is a mapped task group (`.expand()`) over a literal list, a parameter (through a
   small task that reads it) or a step output (through XCom); `collect()` reads the folders of
-  every iteration, listed by the `pipec_output_dirs` macro (`paths`).
+  every iteration, listed by the `pipec_output_dirs` macro (`paths`). A foreach inside a foreach
+  is flattened: Airflow cannot nest mapped task groups, so a task `<loop>-items` lists its
+  iterations for every outer one (`_nested_items`) and its group, a child of the DAG's root
+  group, maps over that list (`_iterations`).
+* A step whose several outputs Airflow reads pushes one XCom per output (`multiple_outputs`).
 * A nested pipeline (Group) is a TaskGroup. Task and group ids are the IR ids as they are
   (`prefix_group_id=False`); helper tasks add a `-items` suffix, which no IR id can have.
 
@@ -32,7 +36,8 @@ from pipec.backends.airflow import conditions as conditions
 from pipec.backends.airflow import operators as ops
 from pipec.backends.airflow import values
 from pipec.backends.airflow.checks import export_reads
-from pipec.backends.airflow.order import ITEMS_SUFFIX, TaskOrder
+from pipec.backends.airflow.loops import LoopWriter
+from pipec.backends.airflow.order import TaskOrder
 from pipec.backends.airflow.paths import OutputPaths
 from pipec.backends.airflow.pysource import (
     INDENT,
@@ -67,7 +72,7 @@ def render_dag(pipeline: Pipeline, settings: AirflowSettings) -> str:
     return _DagWriter(pipeline, settings).write()
 
 
-class _DagWriter:
+class _DagWriter(LoopWriter):
     """Walks the IR once, collecting imports, helper functions and the DAG body's lines."""
 
     def __init__(self, pipeline: Pipeline, settings: AirflowSettings) -> None:
@@ -77,7 +82,7 @@ class _DagWriter:
         self.components = graph.components(pipeline)
         self.order = TaskOrder(pipeline)
         self.loops = graph.loops(pipeline)
-        self.exports = {step: outs[0] for step, outs in export_reads(pipeline).items()}
+        self.exports = export_reads(pipeline)
         self.paths = OutputPaths(settings.artifact_root or "", pipeline.id)
         self.imports: set[str] = {"from airflow.sdk import DAG", "import json"}
         self.helpers: set[str] = set()
@@ -110,11 +115,13 @@ class _DagWriter:
             "",
         ]
         head += self.paths.file_head()
-        for key in ("json_text", "param_items"):
+        for key in ("json_text", "param_items", "nested_items"):
             if key in self.helpers:
                 head += ["", values.HELPERS[key]]
         if self.mode.helper is not None:
             head += ["", self.mode.helper]
+        if any(f"{ops.JSON_DOCKER_OPERATOR}(" in line for line in self.lines):
+            head += ["", ops.JSON_DOCKER_SOURCE]
         for callable_text in self.callables:
             head += ["", callable_text]
         with_line = f"with {render(dag, 0, 5)} as dag:"
@@ -185,7 +192,7 @@ class _DagWriter:
         ]
         self._body(group.body, indent + 1)
 
-    def _context_env(self, step: Step, in_loop: bool, kubernetes: bool) -> dict[str, Any]:
+    def _context_env(self, step: Step, kubernetes: bool) -> dict[str, Any]:
         """The step context (`pipec.context()`, runtime/context.py), rendered by Airflow when the
         task starts. A run id is the triggering user's text: on Kubernetes every `$` is doubled
         so the kubelet expands nothing in it (`common.k8s.env_value`'s rule)."""
@@ -196,8 +203,10 @@ class _DagWriter:
             "PIPEC_STEP_ID": step.id,
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
         }
-        # Outside a foreach the iteration is `()`, as on every target (unset would be None).
-        found["PIPEC_ITERATION"] = "{{ ti.map_index }}" if in_loop else ""
+        where = self._where(step.id)
+        # Outside a foreach the iteration is `()`, as on every target (unset would be None);
+        # in a flattened foreach it is `i/j`, which the runtime reads as `i.j`.
+        found["PIPEC_ITERATION"] = "" if where is None else f"{{{{ {where} }}}}"
         return found
 
     def _step(self, step: Step, indent: int) -> None:
@@ -212,7 +221,7 @@ class _DagWriter:
             name: templated_text(k8s.env_value(v) if kubernetes else v, self.mode.template_ext)
             for name, v in step.env.items()
         }
-        env.update(self._context_env(step, loop is not None, kubernetes))
+        env.update(self._context_env(step, kubernetes))
         for name, binding in step.args.items():
             variable = values.input_variable(name)
             match binding:
@@ -225,18 +234,21 @@ class _DagWriter:
                     env[variable] = values.param_template(param)
                     inputs[name] = source(SourceKind.ENV, variable)
                 case LoopItem():
-                    env[variable] = Code("item")
+                    env[variable] = self._item(binding, loop)
                     inputs[name] = source(SourceKind.ENV, variable)
                 case OutputRef():
-                    same_loop = loop is not None and self.order.loop_of(binding.step) == loop
-                    folder = self._output_dir(binding.step, binding.output, same_loop)
+                    # The producer's iteration is this task's, up to the producer's depth.
+                    depth = len(self.order.loops_of(binding.step))
+                    where = self._where(step.id, depth)
+                    folder = self.paths.output_dir(binding.step, binding.output, where)
                     inputs[name] = source(SourceKind.ARTIFACT, folder)
                 case Collect():
-                    inputs[name] = source(SourceKind.ARTIFACTS, self._collected(binding))
+                    folders = self._collected(binding, step.id)
+                    inputs[name] = source(SourceKind.ARTIFACTS, folders)
                 case _:
                     assert_never(binding)
         outputs = {
-            port.name: self._output_dir(step.id, port.name, loop is not None)
+            port.name: self.paths.output_dir(step.id, port.name, self._where(step.id))
             for port in (component.outputs if component.returns != "none" else ())
         }
         upstream = self.order.upstream_of(step)
@@ -260,7 +272,7 @@ class _DagWriter:
             runtime=runtime,
             env=env,
             secrets=list(step.secrets),
-            export=self.exports.get(step.id),
+            exports=tuple(self.exports.get(step.id, ())),
             image=image,
             resources=step.resources,
         )
@@ -276,7 +288,7 @@ class _DagWriter:
         values: dict[str, Any] = {}
         for operand in graph.expr_operands(condition.test):
             if isinstance(operand, OutputRef):
-                values[f"{operand.step}.{operand.output}"] = Code(f"{operand.step}_task.output")
+                values[f"{operand.step}.{operand.output}"] = self._xcom(operand)
             elif isinstance(operand, LoopItem):
                 values["item"] = Code("item")  # this iteration's item, as JSON text
         if self.order.loop_of(condition.id) is not None:
@@ -332,74 +344,6 @@ class _DagWriter:
             self._depend(variable, condition.id, upstream, indent)
             for child in body:
                 self._node(child, indent)
-
-    def _loop(self, loop: Loop, indent: int) -> None:
-        if not loop.body:
-            return  # nothing runs per item; Airflow has no empty mapped group
-        self.imports.add("from airflow.sdk import task_group")
-        items: Any
-        match loop.items:
-            case Const():
-                assert isinstance(loop.items.value, list)
-                # Expanded values reach the tasks resolved, never rendered by Jinja.
-                items = [k8s.json_env_text(v) for v in loop.items.value]
-            case ParamRef():
-                self.helpers.add("param_items")
-                self.imports.add(
-                    "from airflow.providers.standard.operators.python import PythonOperator"
-                )
-                upstream = self.order.enclosing_conditions(loop.id)
-                reader = call(
-                    "PythonOperator",
-                    task_id=f"{loop.id}{ITEMS_SUFFIX}",
-                    python_callable=Code("_param_items"),
-                    op_kwargs={"name": loop.items.param},
-                    trigger_rule=self.order.trigger_rule(loop.id, upstream),
-                )
-                self.lines += ["", assign(f"{loop.id}_items", reader, indent)]
-                self._depend(f"{loop.id}_items", loop.id, upstream, indent)
-                items = Code(f"{loop.id}_items.output")
-            case OutputRef():
-                self.helpers.add("json_text")
-                items = Code(f"{loop.items.step}_task.output.map(_json_text)")
-            case LoopItem() | Collect():
-                raise AssertionError("reported by airflow_checks: foreach over an item or collect")
-            case _:
-                assert_never(loop.items)
-        decorator = call("task_group", group_id=loop.id, prefix_group_id=False)
-        self.lines += [
-            "",
-            f"{INDENT * indent}@{render(decorator, indent, 1)}",
-            f"{INDENT * indent}def {loop.id}_body(item):",
-        ]
-        self._body(loop.body, indent + 1)
-        self.lines += [
-            "",
-            assign(
-                f"{loop.id}_group", Call(f"{loop.id}_body.expand", (), (("item", items),)), indent
-            ),
-        ]
-
-    # ------------------------------------------------------------------ data and order
-
-    def _output_dir(self, step_id: str, output: str, mapped: bool) -> str:
-        return self.paths.output_dir(step_id, output, mapped)
-
-    def _collected(self, binding: Collect) -> str:
-        items = self.loops[binding.loop].items
-        match items:
-            case Const():
-                count = str(len(items.value)) if isinstance(items.value, list) else "0"
-            case ParamRef():
-                count = f'ti.xcom_pull(task_ids="{binding.loop}{ITEMS_SUFFIX}")'
-            case OutputRef():
-                count = f'ti.xcom_pull(task_ids="{items.step}")'
-            case _:
-                raise AssertionError("reported by airflow_checks: foreach over an item or collect")
-        return self.paths.collected(binding.step, binding.output, count)
-
-    def _depend(self, variable: str, node_id: str, upstream: Sequence[str], indent: int) -> None:
-        self.lines += self.order.depend(variable, node_id, upstream, indent)
 
 
 def _drop_blank_after_colon(lines: list[str]) -> list[str]:

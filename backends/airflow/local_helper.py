@@ -22,7 +22,8 @@ _TEMPLATE = '''def _run_step(python, argv, env, secrets=(), export=None):
     No shell is involved: values arrive in `env` and reach the step as environment variables.
     Secrets are read from Airflow Variables (any secrets backend) only now, at run time; the
     step's output reaches the task log line by line with every secret value masked.
-    Returns the exported output's value (for XCom) when `export` names one.
+    Returns the exported output's value (for XCom) when `export` names one; a JSON object of
+    them when it lists several (the task pushes one XCom per name: `multiple_outputs`).
     """
     import logging
     import os
@@ -48,8 +49,8 @@ _TEMPLATE = '''def _run_step(python, argv, env, secrets=(), export=None):
     with tempfile.TemporaryDirectory(prefix="pipec-") as scratch:
         command = [python, *MODULE_ARGS, *argv]
         value_file = os.path.join(scratch, "value.json")
-        if export is not None:
-            command += [OUTPUT_VALUE, f"{export}={value_file}"]
+        for name in [export] if isinstance(export, str) else export or ():
+            command += [OUTPUT_VALUE, f"{name}={value_file}"]
         process = subprocess.Popen(
             command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )

@@ -23,6 +23,14 @@ from pipec.ir.model import Resources
 K8S_XCOM_FILE = "/airflow/xcom/return.json"  # read by KubernetesPodOperator's XCom sidecar
 DOCKER_XCOM_FILE = "/tmp/pipec-xcom.json"  # read back by DockerOperator(retrieve_output=True)
 DOCKER_TEMPLATE_EXT = (".sh", ".bash", ".env")
+JSON_DOCKER_OPERATOR = "_JsonDockerOperator"
+JSON_DOCKER_SOURCE = f'''class {JSON_DOCKER_OPERATOR}(DockerOperator):
+    """A DockerOperator whose retrieved output file (the task's XCom) is the JSON text the step
+    runtime writes; DockerOperator unpickles that file unless told otherwise."""
+
+    pickling_library = json
+'''
+"""Defined by a docker-mode DAG file whose tasks hand Airflow an output (`retrieve_output`)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,9 @@ class StepCall:
     runtime: Invocation[Call]
     env: dict[str, Any]
     secrets: list[str]
-    export: str | None
+    exports: tuple[str, ...]
+    """The outputs Airflow reads through XCom: one is the task's `return_value`; several are one
+    JSON object, which `multiple_outputs` pushes as one XCom per output name."""
     image: str | None
     resources: Resources
 
@@ -99,9 +109,7 @@ def kubernetes_task(
     """A KubernetesPodOperator running the step runtime in the step's image, its pod as
     `common.k8s` renders it for every Kubernetes target."""
     imports.add("from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator")
-    runtime = inv.runtime
-    if inv.export is not None:
-        runtime = runtime.with_output_value(inv.export, K8S_XCOM_FILE)
+    runtime = _exporting(inv, K8S_XCOM_FILE)
     argv = [*module_args(), *runtime.argv()]
     kwargs = _common(options)
     # The pod name is left to the operator: it derives a DNS-safe, unique one from the task id.
@@ -112,8 +120,9 @@ def kubernetes_task(
     kwargs["env_vars"] = inv.env or None
     pod = k8s.pod_needs(inv.resources, inv.secrets, options.timeout, settings)
     kwargs.update(_pod_kwargs(pod, imports))
-    if inv.export is not None:  # off by default for this operator
+    if inv.exports:  # off by default for this operator
         kwargs["do_xcom_push"] = True
+        kwargs["multiple_outputs"] = len(inv.exports) > 1 or None
     return Created(call("KubernetesPodOperator", **kwargs))
 
 
@@ -170,9 +179,7 @@ def docker_task(
     """A DockerOperator running the step runtime in the step's image."""
     imports.add("from airflow.providers.docker.operators.docker import DockerOperator")
     ext = DOCKER_TEMPLATE_EXT
-    runtime = inv.runtime
-    if inv.export is not None:
-        runtime = runtime.with_output_value(inv.export, DOCKER_XCOM_FILE)
+    runtime = _exporting(inv, DOCKER_XCOM_FILE)
     command = runtime.command(templated_text(settings.python, ext))
     env = dict(inv.env)
     for name in inv.secrets:
@@ -201,12 +208,13 @@ def docker_task(
         ]
     kwargs["mount_tmp_dir"] = False
     kwargs["auto_remove"] = "success"
-    if inv.export is not None:
+    if inv.exports:
         kwargs["retrieve_output"] = True
         kwargs["retrieve_output_path"] = DOCKER_XCOM_FILE
+        kwargs["multiple_outputs"] = len(inv.exports) > 1 or None
     else:
         kwargs["do_xcom_push"] = False
-    created = call("DockerOperator", **kwargs)
+    created = call(JSON_DOCKER_OPERATOR if inv.exports else "DockerOperator", **kwargs)
     return Created(created)
 
 
@@ -222,13 +230,22 @@ def local_task(
     }
     if inv.secrets:
         op_kwargs["secrets"] = inv.secrets
-    if inv.export is not None:
-        op_kwargs["export"] = inv.export
+    if inv.exports:
+        op_kwargs["export"] = inv.exports[0] if len(inv.exports) == 1 else list(inv.exports)
     kwargs = _common(options)
     kwargs["python_callable"] = Code("_run_step")
     kwargs["op_kwargs"] = op_kwargs
-    kwargs["do_xcom_push"] = inv.export is not None
+    kwargs["do_xcom_push"] = bool(inv.exports)
+    kwargs["multiple_outputs"] = len(inv.exports) > 1 or None
     return Created(call("PythonOperator", **kwargs), _resource_note(inv.resources))
+
+
+def _exporting(inv: StepCall, file: str) -> Invocation[Call]:
+    """The invocation writing every exported output to the XCom `file` (several: one object)."""
+    runtime = inv.runtime
+    for name in inv.exports:
+        runtime = runtime.with_output_value(name, file)
+    return runtime
 
 
 def _resource_note(r: Resources) -> tuple[str, ...]:

@@ -18,7 +18,8 @@ from pipec.ir.diagnostics import DiagnosticError
 from pipec.ir.model import Condition, Group, Loop, Node, ParamRef, Pipeline, Step
 
 ITEMS_SUFFIX = "-items"
-"""The suffix of the task that reads a foreach's parameter items (no IR id can have it)."""
+"""The suffix of the task that reads a foreach's parameter items, or lists the iterations of a
+flattened inner foreach (no IR id can have it)."""
 
 
 class TaskOrder:
@@ -28,10 +29,18 @@ class TaskOrder:
         self.scopes = graph.node_scopes(pipeline)
         self.nodes = {node.id: node for node, _ in graph.walk(pipeline.body)}
 
+    def loops_of(self, node_id: str) -> list[str]:
+        """The foreach loops a node is in, outermost first."""
+        return [s.id for s in self.scopes[node_id] if s.kind == "loop"]
+
     def loop_of(self, node_id: str) -> str | None:
         """The innermost foreach a node is in, if any."""
-        loops = [s.id for s in self.scopes[node_id] if s.kind == "loop"]
+        loops = self.loops_of(node_id)
         return loops[-1] if loops else None
+
+    def nested(self, loop_id: str) -> bool:
+        """Whether a foreach runs inside another (and is flattened: see `dag`)."""
+        return bool(self.loops_of(loop_id))
 
     def enclosing_conditions(self, node_id: str) -> list[str]:
         """What a node waits for to know it runs: the branch task of each enclosing condition,
@@ -83,9 +92,12 @@ class TaskOrder:
     def reference(self, upstream_id: str, from_id: str) -> str:
         """The variable to depend on: a task, or the mapped group of a loop `from_id` is not in."""
         base, gate, side = upstream_id.partition("-")
-        loop = self.loop_of(base)
-        if loop is not None and loop != self.loop_of(from_id):
-            return f"{loop}_group"
+        # A task in a foreach that does not enclose `from_id` is reached through its group; one
+        # in an enclosing foreach (a flattened inner foreach reading its outer one) directly.
+        mine = self.loops_of(from_id)
+        outside = [loop for loop in self.loops_of(base) if loop not in mine]
+        if outside:
+            return f"{outside[-1]}_group"
         if gate:
             return f"{base}_{side}_gate"
         if isinstance(self.node_by_id(upstream_id), Condition):
@@ -120,7 +132,8 @@ class TaskOrder:
                         sides = (("then", node.then), ("otherwise", node.otherwise))
                         found += [f"{node.id}-{side}" for side, body in sides if body]
                 case Loop():
-                    if isinstance(node.items, ParamRef) and node.body:
+                    reader = isinstance(node.items, ParamRef) or self.nested(node.id)
+                    if reader and node.body:
                         found.append(f"{node.id}{ITEMS_SUFFIX}")
                 case Group():
                     pass

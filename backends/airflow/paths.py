@@ -23,7 +23,11 @@ from pipec.backends.airflow.pysource import assign
 
 RUN_FOLDER_MACRO = "pipec_run_folder"
 OUTPUT_DIRS_MACRO = "pipec_output_dirs"
-MAP_INDEX = "{{ ti.map_index }}"
+WHERE_MACRO = "pipec_where"
+OUTER_ITEM_MACRO = "pipec_outer_item"
+NESTED_DIRS_MACRO = "pipec_nested_dirs"
+MAP_INDEX = "ti.map_index"
+"""Where a task of an outermost foreach runs: its map index is the iteration."""
 
 
 def run_folder(run_id: str) -> str:
@@ -50,6 +54,27 @@ OUTPUT_DIRS_SOURCE = '''def _output_dirs(run_id, step, output, items):
 '''
 
 
+NESTED_SOURCE = '''def _where(ti, loop, depth=None):
+    """Where this task's iteration of the flattened foreach `loop` runs: `i/j` (outermost index
+    first, as its output folders), or its first `depth` indices (an enclosing foreach's)."""
+    where = ti.xcom_pull(task_ids=f"{loop}-items", key="where")[ti.map_index]
+    return "/".join(where.split("/")[:depth]) if depth else where
+
+
+def _outer_item(ti, loop, outer):
+    """The item of the enclosing foreach `outer` in this task's iteration of `loop` (JSON)."""
+    return ti.xcom_pull(task_ids=f"{loop}-items", key="scope")[ti.map_index][outer]
+
+
+def _nested_dirs(run_id, step, output, wheres, prefix):
+    """JSON list of one output's folders over the iterations of a flattened foreach that run
+    in the iteration `prefix` of the foreach around it (for collect)."""
+    folder = f"{RUN_ROOT}/{_run_folder(run_id)}/{step}"
+    mine = [w for w in wheres if w.rpartition("/")[0] == str(prefix)]
+    return json.dumps([f"{folder}/{w}/{output}" for w in mine])
+'''
+
+
 class OutputPaths:
     """The output folders of one DAG, as Airflow templates."""
 
@@ -60,10 +85,13 @@ class OutputPaths:
         """Every run's folder is in here."""
         self.collects = False
         """Whether a template calls `pipec_output_dirs` (the file then defines it)."""
+        self.nests = False
+        """Whether the DAG flattens a foreach inside a foreach (the file defines `_where`...)."""
 
-    def output_dir(self, step_id: str, output: str, mapped: bool) -> str:
-        """The folder of one output; in a mapped task, of this iteration's."""
-        iteration = f"/{MAP_INDEX}" if mapped else ""
+    def output_dir(self, step_id: str, output: str, where: str | None) -> str:
+        """The folder of one output; in a mapped task, of the iteration `where` (a Jinja
+        expression: `ti.map_index`, or `pipec_where(...)` in a flattened foreach)."""
+        iteration = f"/{{{{ {where} }}}}" if where is not None else ""
         run = f"{{{{ {RUN_FOLDER_MACRO}(run_id) }}}}"
         return f"{self.run_root}/{run}/{step_id}{iteration}/{output}"
 
@@ -72,16 +100,34 @@ class OutputPaths:
         self.collects = True
         return f'{{{{ {OUTPUT_DIRS_MACRO}(run_id, "{step_id}", "{output}", {count}) }}}}'
 
+    def nested_collected(self, step_id: str, output: str, loop: str, prefix: str) -> str:
+        """`collected` for a flattened foreach `loop`, in the iteration `prefix` (a Jinja
+        expression) of the foreach around it."""
+        wheres = f'ti.xcom_pull(task_ids="{loop}-items", key="where")'
+        return (
+            f'{{{{ {NESTED_DIRS_MACRO}(run_id, "{step_id}", "{output}", {wheres}, {prefix}) }}}}'
+        )
+
     def macros(self) -> dict[str, str]:
         """Macro name -> the function the DAG file defines for it."""
         found = {RUN_FOLDER_MACRO: "_run_folder"}
         if self.collects:
             found[OUTPUT_DIRS_MACRO] = "_output_dirs"
+        if self.nests:
+            found |= {
+                WHERE_MACRO: "_where",
+                OUTER_ITEM_MACRO: "_outer_item",
+                NESTED_DIRS_MACRO: "_nested_dirs",
+            }
         return found
 
     def file_head(self) -> list[str]:
         """The functions (and constant) the DAG file defines for its templates."""
         head = ["", RUN_FOLDER_SOURCE]
+        if self.collects or self.nests:
+            head += ["", assign("RUN_ROOT", self.run_root, 0), ""]
         if self.collects:
-            head += ["", assign("RUN_ROOT", self.run_root, 0), "", "", OUTPUT_DIRS_SOURCE]
+            head += ["", OUTPUT_DIRS_SOURCE]
+        if self.nests:
+            head += ["", NESTED_SOURCE]
         return head

@@ -33,6 +33,39 @@ HELPERS: dict[str, str] = {
     """The items of a foreach over a DAG parameter, each as JSON text."""
     return [json.dumps(item).replace("$", JSON_DOLLAR) for item in params[name]]
 '''.replace("JSON_DOLLAR", py_str(k8s.JSON_DOLLAR)),
+    "nested_items": '''def _nested_items(parent, source, params, ti):
+    """The iterations of a foreach that runs inside foreach `parent["loop"]`, as one list
+    (Airflow cannot nest mapped task groups, so the inner foreach maps a group of its own over
+    every iteration of the outer one): for each outer iteration in order, this loop's items.
+    Returns the items (JSON text each: what the group maps over) and pushes `where` (`i/j`,
+    outermost index first: the iteration's output folders) and `scope` (the enclosing
+    foreaches' items) as XComs of their own."""
+    found = {"items": [], "where": [], "scope": []}
+    for k, outer_item in enumerate(parent["items"]):
+        where = parent["where"][k] if "where" in parent else str(k)
+        scope = {**(parent["scope"][k] if "scope" in parent else {}), parent["loop"]: outer_item}
+        if source["kind"] == "each":  # a literal list: the same JSON texts every time
+            items = source["items"]
+        else:
+            if source["kind"] == "param":
+                values = params[source["name"]]
+            elif source["kind"] == "item":  # the item of an enclosing foreach
+                values = json.loads(scope[source["loop"]])
+            elif source["depth"] == 0:  # the output of a step outside every foreach
+                values = source["values"]
+            else:  # the output of a step in an enclosing foreach, in this iteration
+                at = "/".join(where.split("/")[: source["depth"]])
+                index = source["where"].index(at) if "where" in source else int(at)
+                values = source["values"][index]
+            items = [json.dumps(value).replace("$", JSON_DOLLAR) for value in values]
+        for j, item in enumerate(items):
+            found["items"].append(item)
+            found["where"].append(f"{where}/{j}")
+            found["scope"].append(scope)
+    ti.xcom_push("where", found["where"])
+    ti.xcom_push("scope", found["scope"])
+    return found["items"]
+'''.replace("JSON_DOLLAR", py_str(k8s.JSON_DOLLAR)),
 }
 """Functions a DAG file defines when it needs them, by key."""
 

@@ -219,13 +219,20 @@ def _call(
 
 
 def _write_values(invocation: Invocation[str], produced: dict[str, Any]) -> None:
-    """`--output-value` and `--output-text`: outputs an engine also takes as JSON text or text."""
+    """`--output-value` and `--output-text`: outputs an engine also takes as JSON text or text.
+    Outputs sent to one FILE arrive there together as one JSON object keyed by output name (an
+    engine that reads one value per task: Airflow's XCom file); one output alone is its value
+    as it is."""
+    by_file: dict[str, dict[str, Any]] = {}
     for name, path in invocation.output_values.items():
         value = produced[name]
         if not materializers.is_json_value(value):
             raise InvocationError(
                 f"{OUTPUT_VALUE} {name}: {type(value).__name__} is not a JSON value"
             )
+        by_file.setdefault(path, {})[name] = value
+    for path, named in by_file.items():
+        (value,) = named.values() if len(named) == 1 else (named,)
         _write_text(path, materializers.canonical_json(value))
     for name, path in invocation.output_texts.items():
         value = produced[name]

@@ -148,6 +148,89 @@ def hostile_values(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- shapes some engines lack natively ---------------------------------------------------------
+
+# A foreach inside a foreach (three deep, one over a step output, one over the outer loop's
+# item, one in a branch), collect() at every level, a condition inside an inner foreach, and a
+# condition over two outputs of one step. Airflow cannot nest mapped task groups and passes one
+# XCom per task, so its target lowers these (backends/airflow/loops.py); every engine must give
+# the local outputs.
+SHAPES_SOURCE = """
+    from typing import NamedTuple
+
+    class Summary(NamedTuple):
+        low: int
+        high: int
+
+    @step
+    def widths(n: int) -> list[int]:
+        return [w + 1 for w in range(n)]
+
+    @step
+    def cell(row: str, col: int, width: int) -> int:
+        return len(row) * 100 + col * width
+
+    @step
+    def add(values: list[int]) -> int:
+        return sum(values)
+
+    @step
+    def square(x: int) -> int:
+        return x * x
+
+    @step
+    def flag(x: int) -> str:
+        return f"big {x}"
+
+    @step
+    def pair(a: str, b: str) -> str:
+        return a + "/" + b
+
+    @step
+    def summarize(totals: list[int]) -> Summary:
+        return Summary(low=min(totals), high=max(totals))
+
+    @step
+    def report(low: int, high: int) -> str:
+        return f"{low}..{high}"
+
+    @pipeline
+    def shapes(
+        rows: list[str] = ["a", "bb", "ccc"],
+        n: int = 2,
+        groups: list[list[int]] = [[1, 2], [3]],
+    ) -> None:
+        with foreach(rows) as row:
+            ws = widths(n)
+            with foreach(ws) as w:
+                with foreach([1, 2]) as col:
+                    c = cell(row=row, col=col, width=w)
+                wt = add.with_options(name="row_width")(collect(c))
+            t = add.with_options(name="row_total")(collect(wt))
+        s = summarize(collect(t))
+        with when((s.high > 700) & (s.low < 500)):
+            report(s.low, s.high)
+        with otherwise():
+            report.with_options(name="narrow")(s.high, s.low)
+        with foreach(groups) as g:
+            with foreach(g) as x:
+                sq = square(x)
+                with when(sq > 4):
+                    flag(sq)
+            add.with_options(name="group_sum")(collect(sq))
+        with when(n > 0):
+            with foreach(rows) as r:
+                with foreach(["x", "yy"]) as z:
+                    pair(r, z)
+"""
+SHAPES_RUNS: dict[str, dict[str, Any]] = {
+    # test id -> parameters
+    "defaults": {},  # the `then` sides; a square over 4 in one inner iteration only
+    # `otherwise`; inner loops with no items; a nested foreach in a branch not taken
+    "narrow-empty-inner": {"rows": ["ccc", "a"], "n": 0, "groups": [[], [5, 1]]},
+}
+
+
 # --- environment -----------------------------------------------------------------------------
 
 # Values the kubelet would expand ($(NAME) of an earlier variable, $$), Jinja Airflow would

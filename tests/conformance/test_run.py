@@ -28,6 +28,8 @@ from tests.conformance.cases import (
     PROBE_KEYS,
     PROBE_SOURCE,
     SECRETS,
+    SHAPES_RUNS,
+    SHAPES_SOURCE,
     UNSET,
     Project,
     hostile_values,
@@ -112,6 +114,23 @@ def test_a_run_equals_the_local_run(
     got = engine.run(ref, params, tmp_path / "engine", base, SECRETS)
     want = reference().run(ref, params, tmp_path / "local", engine.step_env(base), SECRETS)
     assert want, "the local run wrote no outputs"
+    assert got == want
+
+
+@pytest.mark.notyet(
+    ["github"],
+    reason="GitHub matrices do not nest: a foreach inside a foreach is U001 on the github target",
+    raises=RunFailed,
+)
+@pytest.mark.parametrize("params", list(SHAPES_RUNS.values()), ids=list(SHAPES_RUNS))
+def test_nested_loops_and_conditions_over_several_outputs_equal_the_local_run(
+    engine: Harness, project: Project, tmp_path: Path, params: dict[str, Any]
+) -> None:
+    ref = project.write(SHAPES_SOURCE, "shapes")
+    base = _base()
+    got = engine.run(ref, params, tmp_path / "engine", base, {})
+    want = reference().run(ref, params, tmp_path / "local", engine.step_env(base), {})
+    assert any(key.count("/") >= 3 for key in want), "no output of a nested foreach"
     assert got == want
 
 

@@ -187,7 +187,7 @@ def test_targets_lists_registered_targets() -> None:
     # Which optimizer rules run and whether chains fuse when the `fuse` setting is not given.
     assert data["local"]["optimizer"]["rules"] == ["fold", "prune", "cse"]
     fusing = {name for name, target in data.items() if target["optimizer"]["fuse_by_default"]}
-    assert fusing == {"github"}
+    assert fusing == {"github", "kubernetes"}
     assert data["github"]["optimizer"]["limits"]["loop_items"] == 256
 
 

@@ -11,7 +11,8 @@ container env, command and args the kubelet expands (`$(NAME)`, `$$`) before the
 Runs go to the stand-in API server (tests/k8s_standin: strict, runs each Job's pod on Docker; NOT
 Kubernetes, see its docstring for what it does not model), one per run, the way
 tests/test_kubernetes_run.py runs the examples: `pipec run --target kubernetes` with the
-scheduler on this machine (`driver=local`) creating one Job per step attempt. The step image is
+scheduler on this machine (`driver=local`) creating one Job per task attempt (a task is a step,
+or a chain of steps fused into one Job: fusion is the target's default). The step image is
 the kubernetes test image (`pipec-k8s-test`) plus the run's project at /project, so any project
 runs; every image the pipeline names maps to it. A step pod starts with the image's environment
 and the pod's HOME/TMPDIR, never the host's: that is `step_env`.

@@ -142,6 +142,9 @@ class Backend(ABC, Generic[S]):
     notes: ClassVar[dict[str, str]] = {}
     """Feature -> how the target honors it only in part, or, for a feature it cannot express,
     why not (one line each, shown by `pipec targets`; every missing feature has one)."""
+    how: ClassVar[dict[str, str]] = {}
+    """Feature -> where a fully honored feature is kept when that is not the engine itself (e.g.
+    the step runtime's cache): one line each, shown by `pipec targets` as `yes (N)`."""
     settings_model: ClassVar[type[TargetSettings]]
     lowerings: ClassVar[tuple[Pass, ...]] = ()
     """IR -> IR rewrites this target needs before `emit` (see `pipec.backends.lowerings`)."""

@@ -276,6 +276,7 @@ def targets(name: str | None, as_json: bool) -> None:
                 "extra": b.extra,
                 "features": {f: f in b.capabilities.supported for f in FEATURES},
                 "notes": dict(sorted(b.notes.items())),
+                "how": dict(sorted(b.how.items())),
                 "settings": {
                     info.name: {
                         "type": info.type,
@@ -336,6 +337,9 @@ def targets(name: str | None, as_json: bool) -> None:
             elif feature in b.notes:
                 notes.append(f"({len(notes) + 1}) {n}, {label}: {b.notes[feature]}")
                 cells.append(f"partial ({len(notes)})")
+            elif feature in b.how:
+                notes.append(f"({len(notes) + 1}) {n}, {label}: {b.how[feature]}")
+                cells.append(f"yes ({len(notes)})")
             else:
                 cells.append("yes")
         features.add_row(label, *cells)

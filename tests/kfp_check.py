@@ -89,11 +89,21 @@ def run(path: str, arguments: str, root: str, image: str) -> None:
     io.IOStore.put_task_output = record  # type: ignore[method-assign]
     pipeline = components.load_component_from_file(path)
     pipeline(**json.loads(arguments))
+    # Output parameters as they are; of the artifacts, only what KFP's UI shows of a Metrics
+    # artifact (its metadata, as kfp.local read it from the executor output file).
     values = {
-        task: {k: v for k, v in outputs.items() if not hasattr(v, "uri")}
+        task: {
+            k: {"metrics": dict(v.metadata)} if _is_metrics(v) else v
+            for k, v in outputs.items()
+            if not hasattr(v, "uri") or _is_metrics(v)
+        }
         for task, outputs in recorded.items()
     }
     print(json.dumps(values, sort_keys=True, default=str))
+
+
+def _is_metrics(value: Any) -> bool:
+    return getattr(value, "schema_title", None) == "system.Metrics"
 
 
 def seen(manifest: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipec.backends.base import RunOptions
+from pipec.backends.local.supervisor import descendants
 from pipec.backends.runner.results import RunResult
 from tests import helpers
 
@@ -103,3 +105,44 @@ def processes_with_env(name: str, value: str) -> list[int]:
         if wanted in environ.split(b"\0") and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
+
+
+DUMPABLE = {"PYTHONFAULTHANDLER": "1"}
+"""Environment for a runner a test may have to explain: SIGABRT then prints every thread's
+Python stack on its stderr (faulthandler), so a hang says where it hangs."""
+
+
+def ended_or_explained(
+    proc: subprocess.Popen[str], limit: float, stderr_file: Path | None = None
+) -> tuple[int, str]:
+    """Wait up to `limit` seconds for `proc` (started with `DUMPABLE` in its environment) to
+    exit: (exit code, stderr). If it does not, fail with its stacks and the processes below it,
+    and kill it, so a rare hang under load leaves evidence and no runner behind."""
+    try:
+        if stderr_file is None:
+            _, err = proc.communicate(timeout=limit)
+        else:
+            proc.wait(timeout=limit)
+            err = stderr_file.read_text(errors="replace")
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:
+        below = [proc.pid, *descendants(proc.pid)]
+        tree = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,etime,wchan:20,args", "-p", ",".join(map(str, below))],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if stderr_file is not None:
+            err = stderr_file.read_text(errors="replace")
+        raise AssertionError(
+            f"the runner did not exit within {limit:g}s; processes:\n"
+            + tree
+            + f"\nits stderr (stacks at the end):\n{err}"
+        ) from None

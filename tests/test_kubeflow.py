@@ -553,9 +553,17 @@ def test_vertex_requires_project_region_and_root(tmp_path: Path) -> None:
         load_settings(VertexSettings, "vertex", {"secret_name": "x"})
 
 
-def test_vertex_rejects_kubernetes_only_features() -> None:
-    with pytest.raises(DiagnosticError) as caught:
-        driver.compile_ref("examples/training.py", "vertex")
-    text = "\n".join(d.message for d in caught.value.diagnostics)
-    assert "secrets (used by 'deploy')" in text
-    assert "timeout" not in text  # the step runtime keeps it (tests/test_runtime_attempts.py)
+def test_vertex_secrets_are_read_by_the_runtime_from_secret_manager() -> None:
+    """No Kubernetes Secret on Vertex: the deploy step's runtime reads REGISTRY_TOKEN from Secret
+    Manager in `secrets_project` (default: `project`); the spec names it, never holds a value
+    (tests/test_runtime_secrets.py runs the runtime against a Secret Manager stand-in)."""
+    for settings, project in (([], "acme-ml"), (["secrets_project=vault-proj"], "vault-proj")):
+        bundle = driver.compile_ref("examples/training.py", "vertex", settings)
+        spec = yaml.safe_load(bundle["pipeline.yaml"])
+        executors = spec["deploymentSpec"]["executors"]
+        args = executors["exec-deploy"]["container"]["args"]
+        at = args.index("--secret-manager")
+        assert args[at : at + 4] == ["--secret-manager", project, "--secret", "REGISTRY_TOKEN"]
+        others = [e["container"]["args"] for name, e in executors.items() if name != "exec-deploy"]
+        assert not any("--secret-manager" in a for a in others)
+        assert "secretAsEnv" not in bundle["pipeline.yaml"]

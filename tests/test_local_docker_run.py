@@ -24,7 +24,14 @@ import pytest
 
 from pipec.backends.images.engine import Engine
 from tests.conftest import EXAMPLES, REPO
-from tests.local_helpers import PIPEC, by_label, make_project, wait_for
+from tests.local_helpers import (
+    DUMPABLE,
+    PIPEC,
+    by_label,
+    ended_or_explained,
+    make_project,
+    wait_for,
+)
 from tests.test_local_docker import (
     BASE,
     ONE_STEP,
@@ -72,15 +79,17 @@ def _stop_leftover_runners() -> Iterator[None]:
 
 
 def _background(root: Path, *args: str, output: bool) -> subprocess.Popen[str]:
-    """`pipec ARGS` in `root`, not waited for (stdout and stderr kept when `output`)."""
+    """`pipec ARGS` in `root`, not waited for (stdout and stderr kept when `output`; else
+    stderr goes to `root/runner.err`, for `ended_or_explained`)."""
     kept = subprocess.PIPE if output else subprocess.DEVNULL
+    errors = subprocess.PIPE if output else (root / "runner.err").open("w")
     runner = subprocess.Popen(
         [str(PIPEC), *args],
         cwd=root,
         stdout=kept,
-        stderr=kept,
+        stderr=errors,
         text=True,
-        env=CLEAN_ENV,
+        env={**CLEAN_ENV, **DUMPABLE},
     )
     STARTED.append(runner)
     return runner
@@ -371,7 +380,8 @@ def test_ctrl_c_leaves_no_container(engine: Engine, tmp_path: Path) -> None:
     runner, run_id = _start_gated(tmp_path, engine)
     time.sleep(0.2)
     runner.send_signal(signal.SIGINT)
-    assert runner.wait(timeout=120) == 130
+    code, err = ended_or_explained(runner, 120, tmp_path / "runner.err")
+    assert code == 130, err
     assert run_containers(engine, run_id) == []
     status = sqlite3.connect(tmp_path / ".pipec" / "metadata.db").execute(
         "SELECT status FROM runs WHERE run_id=?", (run_id,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -13,9 +14,11 @@ from pathlib import Path
 import numpy
 
 from tests.local_helpers import (
+    DUMPABLE,
     PIPEC,
     alive,
     by_label,
+    ended_or_explained,
     make_project,
     pipec,
     run_here,
@@ -441,13 +444,14 @@ def test_runner_interrupt_then_resume(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **DUMPABLE},
     )
     log_dir = tmp_path / ".pipec" / "logs"
     wait_for(lambda: any(log_dir.rglob("wait_gate.log")), "wait_gate to start")
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = ended_or_explained(proc, 60)
+    assert code == 130, err
     run_id = next(log_dir.iterdir()).name
     row = sqlite3.connect(tmp_path / ".pipec" / "metadata.db").execute(
         "SELECT status FROM runs WHERE run_id=?", (run_id,)

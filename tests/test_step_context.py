@@ -115,3 +115,71 @@ def test_an_engine_that_fills_nothing_still_runs_the_step(
     assert made.parent.parent == tmp_path and made.parent.name.startswith(".context.tmp-")
     found.close()
     assert not made.parent.exists()
+
+
+CONTEXT_STEP = """
+import pipec
+from pipec import step
+
+@step
+def seen() -> dict:
+    c = pipec.context()
+    if c.attempt == 1 and c.step == "flaky":
+        raise RuntimeError("the first attempt fails")
+    return {"run": c.run_id, "pipeline": c.pipeline, "step": c.step,
+            "iteration": None if c.iteration is None else list(c.iteration),
+            "attempt": c.attempt}
+"""
+
+
+def _runtime(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The runtime on `seen` with `options`, in an environment without PIPEC_* variables (as a
+    KFP container starts); its output's value file."""
+    (tmp_path / "ctxstep.py").write_text(CONTEXT_STEP)
+    out = tmp_path / "out" / "output"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPEC_")}
+    command = [sys.executable, "-m", "pipec.backends.runtime", "--component", "ctxstep:seen"]
+    done = subprocess.run(
+        [*command, "--code-root", str(tmp_path), "--output", f"output={out}", *options],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    return done, out / "value.json"
+
+
+def test_context_given_on_the_command_line_is_the_steps_context(tmp_path: Path) -> None:
+    """What KFP engines do (`--context` in KFP placeholders): the runtime makes it the context,
+    also for an attempt it runs under its own timeout, which keeps the engine's attempt."""
+    given = ["run_id=r-1", "pipeline=p", "step=fit_model", "iteration=", "attempt=1"]
+    options = [part for value in given for part in ("--context", value)]
+    done, value = _runtime(tmp_path, *options, "--timeout", "120")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(value.read_text()) == {
+        "run": "r-1",
+        "pipeline": "p",
+        "step": "fit_model",
+        "iteration": [],
+        "attempt": 1,
+    }
+
+
+def test_left_out_context_is_none_and_runtime_retries_count_attempts(tmp_path: Path) -> None:
+    """Inside a KFP foreach no iteration is given (None); with retries the runtime keeps, the
+    attempt is the runtime's own count."""
+    done, value = _runtime(tmp_path, "--context", "step=flaky", "--retries", "1")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(value.read_text())
+    assert (seen["step"], seen["iteration"], seen["attempt"], seen["run"]) == (
+        "flaky",
+        None,
+        2,
+        None,
+    )
+
+
+def test_an_unknown_context_key_is_a_bad_invocation(tmp_path: Path) -> None:
+    done, _ = _runtime(tmp_path, "--context", "run=1")
+    assert done.returncode == 2
+    assert "--context run: not a context key (use run_id, pipeline, step" in done.stderr

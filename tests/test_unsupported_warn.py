@@ -132,7 +132,8 @@ def test_structural_features_stay_errors_with_the_reason(tmp_path: Path) -> None
     assert "cannot be dropped" in error.hint
 
 
-def test_vertex_drops_secrets_and_disk(tmp_path: Path) -> None:
+def test_vertex_drops_disk_and_keeps_secrets(tmp_path: Path) -> None:
+    """Secrets are honoured on vertex (Secret Manager through the runtime); disk is dropped."""
     source = """
 @step(secrets=["TOKEN"], resources=Resources(disk="5Gi", cpu=1))
 def s() -> int:
@@ -149,12 +150,11 @@ def p() -> None:
     assert [w.message for w in compiled.warnings] == [
         "target 'vertex' cannot express disk requests: dropped from 's' (unsupported=warn), so "
         "its disk is not reserved",
-        "target 'vertex' cannot express secrets: dropped from 's' (unsupported=warn), so its "
-        "secrets are not set in its environment",
     ]
     spec = yaml.safe_load(compiled.emit()["pipeline.yaml"])
     (executor,) = spec["deploymentSpec"]["executors"].values()
     assert executor["container"]["resources"]["resourceCpuLimit"] == "1"  # cpu is kept
+    assert "--secret-manager" in executor["container"]["args"]
 
 
 def test_the_setting_takes_error_or_warn() -> None:

@@ -279,6 +279,26 @@ def p():
     )
 
 
+def test_foreach_over_a_list_of_artifacts(tmp_path: Path) -> None:
+    # Loop items are values everywhere: this used to compile and fail at run time, after the
+    # producer ran (the local runner cannot read a list of bytes as loop items either).
+    only(
+        tmp_path,
+        """
+@step
+def blobs() -> list[bytes]:
+    return [b"a", b"b"]
+
+@pipeline
+def p():
+    with foreach(blobs()) as blob:  # bad
+        use(model=blob)
+""",
+        "T108",
+        "# bad",
+    )
+
+
 def test_cycle_through_after(tmp_path: Path) -> None:
     source = (
         STEPS

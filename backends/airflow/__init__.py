@@ -33,11 +33,14 @@ class AirflowBackend(Backend[AirflowSettings]):
     extra: ClassVar[str | None] = None  # the submitter speaks plain HTTP to /api/v2
     capabilities: ClassVar[Capabilities] = Capabilities.all()
     notes: ClassVar[dict[str, str]] = {
-        "cache": "Airflow runs every task each time; cache=False holds, nothing is reused",
         "loop_parallelism": "caps running instances of each task in the loop, not iterations",
         "disk": "reserved with operator=kubernetes; docker: U001; local: warning W004",
         "gpu": "a GPU type needs operator=kubernetes; local: not reserved (warning W004)",
         "resources": "not enforced with operator=local",
+    }
+    how: ClassVar[dict[str, str]] = {
+        "cache": "by the step runtime, indexed in <artifact_root>/.pipec-cache/ (reuses "
+        "earlier runs' outputs where they are)",
     }
     settings_model: ClassVar[type[TargetSettings]] = AirflowSettings
     submitter: ClassVar[str | None] = "pipec.backends.airflow.submit:submit"

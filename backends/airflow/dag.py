@@ -45,7 +45,7 @@ from pipec.backends.airflow.pysource import (
 )
 from pipec.backends.airflow.settings import AirflowSettings
 from pipec.backends.common import k8s
-from pipec.backends.runtime.invocation import Invocation, SourceKind, source
+from pipec.backends.runtime.invocation import Invocation, SourceKind, source, step_cache_key
 from pipec.ir import graph
 from pipec.ir.model import (
     Collect,
@@ -196,8 +196,8 @@ class _DagWriter:
             "PIPEC_STEP_ID": step.id,
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
         }
-        if in_loop:
-            found["PIPEC_ITERATION"] = "{{ ti.map_index }}"
+        # Outside a foreach the iteration is `()`, as on every target (unset would be None).
+        found["PIPEC_ITERATION"] = "{{ ti.map_index }}" if in_loop else ""
         return found
 
     def _step(self, step: Step, indent: int) -> None:
@@ -249,12 +249,19 @@ class _DagWriter:
             trigger_rule=self.order.trigger_rule(step.id, upstream),
             parallelism=self.loops[loop].parallelism if loop is not None else None,
         )
+        image = step.image or self.settings.image
+        # Airflow reuses nothing: the runtime's own cache, indexed in the artifact root.
+        key = step_cache_key(self.pipeline.id, step, component, image)
+        runtime = Invocation.of(component, code_root, inputs, outputs).with_cache(
+            templated_text(self.paths.root, self.mode.template_ext),
+            None if key is None else templated_text(key, self.mode.template_ext),
+        )
         invocation = ops.StepCall(
-            runtime=Invocation.of(component, code_root, inputs, outputs),
+            runtime=runtime,
             env=env,
             secrets=list(step.secrets),
             export=self.exports.get(step.id),
-            image=step.image or self.settings.image,
+            image=image,
             resources=step.resources,
         )
         created = self.mode.task(options, invocation, self.settings, self.imports)

@@ -54,7 +54,9 @@ class OutputPaths:
     """The output folders of one DAG, as Airflow templates."""
 
     def __init__(self, artifact_root: str, dag_id: str) -> None:
-        self.run_root = f"{artifact_root.rstrip('/')}/{dag_id}"
+        self.root = artifact_root.rstrip("/")
+        """The artifact root (the runtime's cache index is in here too)."""
+        self.run_root = f"{self.root}/{dag_id}"
         """Every run's folder is in here."""
         self.collects = False
         """Whether a template calls `pipec_output_dirs` (the file then defines it)."""

@@ -56,11 +56,14 @@ class GithubBackend(Backend[GithubSettings]):
         )
     )
     notes: ClassVar[dict[str, str]] = {
-        "cache": "GitHub runs every job each time; cache=False holds, nothing is reused",
         "resources": "not enforced: pick a runner with `runners`",
         "disk": "not enforced: pick a runner with `runners`",
         "gpu": "needs a GPU runner label in `runners`",
         "image": "as the job's container:, not with via=act",
+    }
+    how: ClassVar[dict[str, str]] = {
+        "cache": "by the step runtime, indexed in <artifact_root>/.pipec-cache/ "
+        "(artifacts=github keeps nothing across runs: every job runs)",
     }
     settings_model: ClassVar[type[TargetSettings]] = GithubSettings
     # A job costs a runner, a checkout and an interpreter start (tens of seconds on GitHub):

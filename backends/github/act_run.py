@@ -34,6 +34,7 @@ from pipec.backends.github import workflow
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime import store
 from pipec.backends.runtime.attempts import attempt_number
+from pipec.backends.runtime.cache import NO_CACHE_VARIABLE
 from pipec.backends.settings import SettingsError
 from pipec.ir import graph
 from pipec.ir.model import Pipeline
@@ -92,8 +93,11 @@ def command(
     pipeline: Pipeline,
     params: dict[str, Any],
     run_id: str,
+    *,
+    no_cache: bool = False,
 ) -> list[str]:
-    """The act command line (parameters as inputs, secrets by name only)."""
+    """The act command line (parameters as inputs, secrets by name only; `no_cache`: the step
+    runtime reuses nothing, `cache.NO_CACHE_VARIABLE`)."""
     labels = {"ubuntu-latest"}
     for value in settings.runners.values():
         labels.update([value] if isinstance(value, str) else value)
@@ -101,6 +105,8 @@ def command(
     for label in sorted(labels):
         args += ["-P", f"{label}=-self-hosted"]
     args += ["--env", f"GITHUB_RUN_ID={run_id}"]
+    if no_cache:
+        args += ["--env", f"{NO_CACHE_VARIABLE}=1"]
     types = {p.name: p.type for p in pipeline.params}
     if len(pipeline.params) > workflow.MAX_INPUTS:
         if params:
@@ -117,10 +123,10 @@ def run(
     backend: GithubBackend, pipeline: Pipeline, params: dict[str, Any], options: RunOptions
 ) -> RunOutcome:
     """Run the workflow with act and report it like the local target."""
-    if options.no_cache or options.parallelism is not None:
+    if options.parallelism is not None:
         from pipec.backends.base import NoSubmitter
 
-        raise NoSubmitter("--no-cache, --parallelism: act runs every job (no cache, its own pace)")
+        raise NoSubmitter("--parallelism: act runs the jobs at its own pace")
     settings = act_settings(backend.settings, backend.project_root)
     act = find_act(settings)
     run_id = new_run_id()
@@ -135,7 +141,7 @@ def run(
         for empty in (".env", ".secrets", ".input", ".vars", ".actrc"):
             (folder / empty).write_text("", encoding="utf-8")  # none of the user's act files
         done = subprocess.run(
-            command(act, file, settings, pipeline, params, run_id),
+            command(act, file, settings, pipeline, params, run_id, no_cache=options.no_cache),
             cwd=folder,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ target does.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -23,7 +24,7 @@ from pipec.backends.common.k8s import json_env_text
 from pipec.backends.github import layout as lay
 from pipec.backends.github import pins, shell
 from pipec.backends.github.settings import GithubSettings
-from pipec.backends.runtime.invocation import Invocation, SourceKind, source
+from pipec.backends.runtime.invocation import Invocation, SourceKind, source, step_cache_key
 from pipec.ir import graph, types
 from pipec.ir.model import Collect, Component, Condition, Const, LoopItem, OutputRef, ParamRef, Step
 
@@ -160,6 +161,14 @@ class JobWriter:
             component, self.settings.code_root, inputs, outputs
         ).with_attempts(step.timeout, step.retries, step.retry_delay)
         run_env.update(self._run_env(step, loop is not None))
+        key = step_cache_key(self.layout.pipeline.id, step, component, image)
+        if key is not None and self.settings.artifacts == "store":
+            # GitHub reuses nothing: the runtime's own cache, indexed in the artifact root. The
+            # key enters through env: like every value (a `$` in it is `\u0024`).
+            run_env["PIPEC_CACHE_KEY"] = json_env_text(json.loads(key))
+            invocation = invocation.with_cache(
+                shell.ref("PIPEC_ARTIFACT_ROOT"), shell.ref("PIPEC_CACHE_KEY")
+            )
         argv = [self.settings.python, "-m", JOB_MODULE, "step", *options, "--", *invocation.argv()]
         steps = self._prelude() + self._downloads(step)
         steps.append({"id": "run", "env": run_env, "run": shell.command(argv)})
@@ -223,6 +232,8 @@ class JobWriter:
         if in_loop:
             env["PIPEC_INDEX"] = expr("matrix.index")
             env["PIPEC_ITERATION"] = expr("matrix.index")
+        else:
+            env["PIPEC_ITERATION"] = ""  # outside a foreach: `()`, as on every target
         if step.env:
             env["PIPEC_ENV"] = json_env_text(step.env)
         for name in step.secrets:

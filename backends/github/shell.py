@@ -12,7 +12,13 @@ import re
 import shlex
 from collections.abc import Sequence
 
-VARIABLES = ("PIPEC_ARTIFACT_ROOT", "PIPEC_RUN_ID", "PIPEC_INDEX", "RUNNER_TEMP")
+VARIABLES = (
+    "PIPEC_ARTIFACT_ROOT",
+    "PIPEC_RUN_ID",
+    "PIPEC_INDEX",
+    "RUNNER_TEMP",
+    "PIPEC_CACHE_KEY",
+)
 _MARK = "\x00"  # no argv word can hold NUL, so it cannot be faked by a value
 _REF = re.compile(_MARK + "([A-Z_]+)" + _MARK)
 

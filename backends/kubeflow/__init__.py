@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from pipec.backends.base import Backend, Bundle, Capabilities, Limits
 from pipec.backends.common import k8s, yaml_text
-from pipec.backends.kubeflow import checks
+from pipec.backends.kubeflow import checks, metrics
 from pipec.backends.kubeflow import spec as ks
 from pipec.backends.settings import (
     ContainerSettings,
@@ -86,14 +86,16 @@ class KfpBackend(Backend[K], Generic[K]):
     notes: ClassVar[dict[str, str]] = {
         "collect": "of values and of artifacts (a KFP artifact list); of JSON-text values "
         "(any, optional): U001",
-        "loop_output": "over a list of values; a foreach over artifacts is U001",
     }
 
     def assemble(self, pipeline: Pipeline) -> ks.Assembly:
         """The spec as dicts (the submitters reuse it)."""
         require_images(pipeline, self.settings.image, self.name)
+        logging = frozenset(
+            c.id for c in pipeline.components if metrics.logs_metrics(c, self.project_root)
+        )
         assembler = ks.SpecAssembler(
-            pipeline, self.hooks(), self.settings.code_root, self.settings.python
+            pipeline, self.hooks(), self.settings.code_root, self.settings.python, logging
         )
         return assembler.assemble(self.pipeline_root())
 
@@ -199,6 +201,9 @@ class KubeflowHooks:
 
     def runtime_timeout(self, step: Step) -> float | None:
         return None  # the pod's active deadline keeps it (`platform`)
+
+    def runtime_secrets(self, step: Step) -> str | None:
+        return None  # a Kubernetes Secret as environment variables (`platform`)
 
     def platform(self, step: Step) -> JSON | None:
         found = kfp_platform(self._pod(step)) or {}

@@ -24,6 +24,16 @@ A component (input/output definitions) and an executor (the container) are keyed
 so a thousand calls of one function with the same options share one of each, where KFP's own
 compiler repeats both per task.
 
+Every step gets the step context (`pipec.context()`) on its command line as `--context`, filled
+by KFP's own placeholders: the run id is `{{$.pipeline_job_uuid}}` (the run's id on Kubeflow, the
+job's on Vertex, a fresh id per run in kfp.local); the step id is the task's constant input
+`pipec-step` (`STEP_INPUT`), so that steps of one function still share their component and
+executor (KFP's `{{$.pipeline_task_name}}` is the task's DNS-label name, not the step id).
+KFP renders no iteration index and no attempt number anywhere: outside a `foreach` the
+iteration is `()`; inside one it is left out (None); the attempt is 1 for a step KFP never
+retries and left out for one it may retry (KFP re-runs the same command). A step whose function
+calls `log_metric` also gets a `system.Metrics` output (`METRICS_OUTPUT`, see `metrics`).
+
 The executor's command carries the step's code hash as an interpreter option
 (`python -X pipec-code-hash=sha256:... -m pipec.backends.runtime`): KFP and Vertex fingerprint a
 cached task by its image, command and arguments, so an edited step is never served the result of
@@ -58,6 +68,13 @@ SCRATCH = "/tmp/pipec-outputs"
 EXECUTOR_INPUT = "{{$}}"
 # Where KFP wants the executor output file (the artifacts a step wrote, and their metadata).
 EXECUTOR_OUTPUT = "{{$.outputs.output_file}}"
+# KFP's id of the run (Kubeflow's run id, Vertex's job id, kfp.local's id of the run).
+RUN_ID = "{{$.pipeline_job_uuid}}"
+# The task input holding the step id (a constant): a name no Python parameter can have.
+STEP_INPUT = "pipec-step"
+# The `system.Metrics` output of a step that logs metrics (a name no step output can have).
+METRICS_OUTPUT = "pipec-metrics"
+METRICS_TYPE = {"schemaTitle": "system.Metrics", "schemaVersion": "0.0.1"}
 
 _PARAMETER_TYPES = {
     "int": "NUMBER_INTEGER",
@@ -144,8 +161,8 @@ class InputUse:
 
 
 def input_definitions(uses: list[InputUse]) -> JSON:
-    """`inputDefinitions` of a component."""
-    parameters: JSON = {}
+    """`inputDefinitions` of a component (with the step id, `STEP_INPUT`)."""
+    parameters: JSON = {STEP_INPUT: {"parameterType": "STRING"}}
     artifacts: JSON = {}
     for use in uses:
         if travels_as_artifact(use.type):
@@ -155,10 +172,12 @@ def input_definitions(uses: list[InputUse]) -> JSON:
     return _definitions(parameters, artifacts)
 
 
-def output_definitions(outputs: tuple[Port, ...]) -> JSON:
-    """`outputDefinitions` of a component."""
+def output_definitions(outputs: tuple[Port, ...], metrics: bool = False) -> JSON:
+    """`outputDefinitions` of a component (`metrics`: with the `system.Metrics` output)."""
     parameters: JSON = {}
     artifacts: JSON = {}
+    if metrics:
+        artifacts[METRICS_OUTPUT] = {"artifactType": METRICS_TYPE}
     for port in outputs:
         if types.is_artifact(port.type):
             artifacts[port.name] = {"artifactType": artifact_type(port.type)}
@@ -176,10 +195,31 @@ def _definitions(parameters: JSON, artifacts: JSON) -> JSON:
     return found
 
 
+def context_values(pipeline: str, in_loop: bool, engine_retries: bool) -> dict[str, str]:
+    """The step context as KFP can give it (see the module docstring): `in_loop`, whether the
+    step is inside a `foreach`; `engine_retries`, whether KFP may run it more than once."""
+    found = {
+        "run_id": RUN_ID,
+        "pipeline": pipeline,
+        "step": f"{{{{$.inputs.parameters['{STEP_INPUT}']}}}}",
+    }
+    if not in_loop:
+        found["iteration"] = ""
+    if not engine_retries:
+        found["attempt"] = "1"
+    return found
+
+
 def runtime_invocation(
-    component: Component, uses: list[InputUse], code_root: str, output_types: dict[str, str]
+    component: Component,
+    uses: list[InputUse],
+    code_root: str,
+    output_types: dict[str, str],
+    context: dict[str, str] | None = None,
+    metrics: bool = False,
 ) -> Invocation[str]:
-    """The step runtime's invocation with KFP placeholders (see the runtime contract)."""
+    """The step runtime's invocation with KFP placeholders (see the runtime contract);
+    `context`: `context_values`; `metrics`: the step has the `system.Metrics` output."""
     inputs: dict[str, str] = {}
     for use in uses:
         kind = source_kind(use.type)
@@ -205,9 +245,15 @@ def runtime_invocation(
         carried[name] = f"{{{{$.outputs.parameters['{name}'].output_file}}}}"
     invocation: Invocation[str] = Invocation.of(component, code_root, inputs, outputs)
     invocation = replace(invocation, output_values=values, output_texts=texts)
-    if any(is_artifact_list(use.type) for use in uses):
-        # KFP renders the artifacts of a list only inside the whole executor input.
+    if metrics or any(is_artifact_list(use.type) for use in uses):
+        # KFP renders the artifacts of a list only inside the whole executor input; and the
+        # executor output file a Metrics artifact's metadata goes in is named only there for
+        # every engine (KFP's launcher does not render EXECUTOR_OUTPUT).
         invocation = invocation.with_kfp_executor_input(EXECUTOR_INPUT)
+    if metrics:
+        invocation = invocation.with_kfp_metrics(METRICS_OUTPUT)
+    if context:
+        invocation = invocation.with_context(context)
     if uris:
         # kfp.local learns a task's artifact outputs only from its executor output file.
         invocation = invocation.with_kfp_executor_output(EXECUTOR_OUTPUT, uris)
@@ -232,17 +278,25 @@ def container(
     python: str,
     timeout: float | None = None,
     target_env: dict[str, str] | None = None,
+    secret_manager: str | None = None,
+    context: dict[str, str] | None = None,
+    metrics: bool = False,
 ) -> JSON:
     """The container executor of one step (without resources; the target adds those);
     `timeout`: the one the step runtime keeps itself (`--timeout`); `target_env`: variables the
     target sets besides the step's own `env` (the target's value wins: it states a fact about the
-    pod, such as where the scratch volume is mounted)."""
+    pod, such as where the scratch volume is mounted); `secret_manager`: the project whose Secret
+    Manager the step runtime reads the step's secrets from (`--secret-manager`); `context` and
+    `metrics`: see `runtime_invocation`."""
     outputs = {port.name: port.type for port in component.outputs}
-    invocation = runtime_invocation(component, uses, code_root, outputs)
+    invocation = runtime_invocation(component, uses, code_root, outputs, context, metrics)
+    invocation = invocation.with_attempts(timeout)
+    if secret_manager is not None:
+        invocation = invocation.with_secret_manager(secret_manager, step.secrets)
     spec: JSON = {
         "image": image,
         "command": runtime_command(python, component.code_hash),
-        "args": invocation.with_attempts(timeout).argv(),
+        "args": invocation.argv(),
     }
     env = {**step.env, **(target_env or {})}
     if env:

@@ -46,6 +46,10 @@ class TargetHooks(Protocol):
         """The timeout the step runtime keeps itself (`--timeout`): where the engine has no
         form for the step's timeout; None where the engine keeps it."""
 
+    def runtime_secrets(self, step: Step) -> str | None:
+        """The Google Cloud project whose Secret Manager the step runtime reads the step's
+        secrets from (`--secret-manager`), where the engine cannot hand them over; else None."""
+
     def check(self, step: Step) -> list[str]:
         """What this target cannot express about the step (each completes "target T cannot
         express ...")."""
@@ -63,8 +67,23 @@ class Assembly:
 class SpecAssembler:
     """Builds one PipelineSpec; components and executors are shared by content."""
 
-    def __init__(self, pipeline: Pipeline, hooks: TargetHooks, code_root: str, python: str) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        hooks: TargetHooks,
+        code_root: str,
+        python: str,
+        metric_components: frozenset[str] = frozenset(),
+    ) -> None:
+        """`metric_components`: ids of the components that get a `system.Metrics` output
+        (`metrics.logs_metrics`)."""
         self.pipeline = pipeline
+        self.metric_components = metric_components
+        self.in_loop = {
+            node_id
+            for node_id, scopes in graph.node_scopes(pipeline).items()
+            if any(scope.kind == "loop" for scope in scopes)
+        }
         self.hooks = hooks
         self.code_root = code_root
         self.python = python
@@ -84,6 +103,8 @@ class SpecAssembler:
             raise kd.NoKfpForm("; ".join(problems))
         component = self.components_by_id[step.component]
         uses = [kx.InputUse(name, source.type) for name, source in sources.items()]
+        metrics = component.id in self.metric_components
+        context = kx.context_values(self.pipeline.name, step.id in self.in_loop, step.retries > 0)
         executor: JSON = {
             "container": kx.container(
                 step,
@@ -94,6 +115,9 @@ class SpecAssembler:
                 self.python,
                 self.hooks.runtime_timeout(step),
                 self.hooks.env(step),
+                self.hooks.runtime_secrets(step),
+                context,
+                metrics,
             )
         }
         resources = self.hooks.resources(step)
@@ -113,7 +137,7 @@ class SpecAssembler:
         inputs = kx.input_definitions(uses)
         if inputs:
             spec["inputDefinitions"] = inputs
-        outputs = kx.output_definitions(component.outputs)
+        outputs = kx.output_definitions(component.outputs, metrics)
         if outputs:
             spec["outputDefinitions"] = outputs
         comp_key = json.dumps(spec, sort_keys=True)
@@ -126,7 +150,10 @@ class SpecAssembler:
             "taskInfo": {"name": step.name},
             "componentRef": {"name": comp_name},
             "inputs": {
-                "parameters": {n: s.ref for n, s in sources.items() if s.kind == "parameters"},
+                "parameters": {
+                    kx.STEP_INPUT: {"runtimeValue": {"constant": step.id}},
+                    **{n: s.ref for n, s in sources.items() if s.kind == "parameters"},
+                },
                 "artifacts": {n: s.ref for n, s in sources.items() if s.kind == "artifacts"},
             },
         }

@@ -42,7 +42,10 @@ class KubernetesBackend(Backend[KubernetesTargetSettings]):
         "runs once",
         "retries": "one Job per attempt (the driver retries after the delay); evictions do not "
         "count",
-        "cache": "across runs with driver=local only (an in-cluster driver keeps no cache)",
+    }
+    how: ClassVar[dict[str, str]] = {
+        "cache": "driver=cluster: by the step runtime, indexed in <artifact_root>/.pipec-cache/; "
+        "driver=local: the local metadata store",
     }
     settings_model: ClassVar[type[TargetSettings]] = KubernetesTargetSettings
     # Every step attempt is a pod: scheduling, an image check, a container start and pipec's
@@ -64,7 +67,9 @@ class KubernetesBackend(Backend[KubernetesTargetSettings]):
             )
         root = self.settings.resolved_artifact_root()
         settings = self.settings.model_copy(update={"artifact_root": root})
-        return plans.build(pipeline, settings)
+        # An in-cluster driver's metadata ends with its run: the runtime keeps the step cache
+        # in the artifact store instead (`runtime.cache`).
+        return plans.build(pipeline, settings, runtime_cache=self.settings.driver == "cluster")
 
     def emit(self, pipeline: Pipeline) -> Bundle:
         """`1-rbac.yaml`, `2-plan.yaml`, `3-driver.yaml` and `steps/<id>.yaml`."""

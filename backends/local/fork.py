@@ -38,6 +38,7 @@ from pipec.backends.local.worker import Attempt, run_attempt
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
 from pipec.backends.runner.results import RunError
+from pipec.backends.runtime import invocation
 
 LOST = -signal.SIGKILL
 """The exit code of an attempt whose supervisor died under it."""
@@ -168,6 +169,7 @@ class ForkExecutor:
             except Exception:
                 continue
         self._cwd = root
+        invocation.warm_up()  # every worker parses its step's command line with it
         self.preload_refused = preload.refusal(plan, self._preload)
         if self.preload_refused is None:
             from pipec.backends.runner.runs import open_metadata

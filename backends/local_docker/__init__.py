@@ -88,7 +88,10 @@ class LocalDockerBackend(LocalBackend):
     notes: ClassVar[dict[str, str]] = {
         "resources": "cpu as the container's CPU weight (a share, not a cap); memory as a hard "
         "limit (outgrowing it: killed by the OOM killer)",
-        "gpu": "by count, through the engine's GPU runtime; a GPU model cannot be chosen",
+        "gpu": (
+            "the GPUs assigned to the step (device IDs), through the engine's GPU runtime; a GPU "
+            "model cannot be chosen"
+        ),
         "image": "looked up on the local engine (never pulled); none: built from base_image",
         "disk": "Docker caps a container's disk only on some storage drivers (--storage-opt)",
     }

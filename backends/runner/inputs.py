@@ -17,8 +17,8 @@ from typing import Any, assert_never
 from pipec.backends.runner.expansion import Expansion, ExpansionError, Instance, Key
 from pipec.backends.runner.plan import PlanStep, render
 from pipec.backends.runner.records import ArtifactRecord
-from pipec.backends.runner.reuse import digest
 from pipec.backends.runtime import store
+from pipec.backends.runtime.cache_key import digest
 from pipec.backends.runtime.invocation import SourceKind, source
 from pipec.ir.model import Binding, Collect, Const, LoopItem, OutputRef, ParamRef
 

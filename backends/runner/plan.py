@@ -27,7 +27,7 @@ from typing import Annotated, Final, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipec.backends.runtime.invocation import Invocation
+from pipec.backends.runtime.invocation import Invocation, step_cache_key
 from pipec.backends.settings import TargetSettings
 from pipec.ir import graph
 from pipec.ir.model import (
@@ -248,18 +248,27 @@ def order_of(text: str) -> list[str]:
     return [str(step_id) for step_id in order]
 
 
-def build(pipeline: Pipeline, settings: TargetSettings) -> Plan:
-    """The plan of a validated pipeline (see the module docstring)."""
+def build(pipeline: Pipeline, settings: TargetSettings, *, runtime_cache: bool = False) -> Plan:
+    """The plan of a validated pipeline (see the module docstring). `runtime_cache`: the steps'
+    command lines ask the runtime to keep the step cache in the artifact store (`runtime.cache`),
+    for a scheduler whose own cache does not outlive a run (the kubernetes in-cluster driver)."""
     components = graph.components(pipeline)
+    run_settings = RunSettings.of(settings)
     nodes: dict[str, PlanStep | PlanCondition | PlanLoop | PlanGroup] = {}
+
+    def cache_key(step: Step, component: Component) -> str | None:
+        if not runtime_cache:
+            return None
+        return step_cache_key(pipeline.id, step, component, step.image or run_settings.image)
+
     for node, scopes in graph.walk(pipeline.body):
         scope_ids = tuple(s.id for s in scopes)
         loops = tuple(s.id for s in scopes if s.kind == "loop")
-        nodes[node.id] = _node(node, scope_ids, loops, components)
+        nodes[node.id] = _node(node, scope_ids, loops, components, cache_key)
     return Plan(
         pipeline=PlanPipeline(id=pipeline.id, name=pipeline.name, description=pipeline.description),
         params=pipeline.params,
-        settings=RunSettings.of(settings),
+        settings=run_settings,
         body=tuple(node.id for node in pipeline.body),
         nodes=nodes,
         order=tuple(_canonical_order(pipeline)),
@@ -271,10 +280,12 @@ def _node(
     scopes: tuple[str, ...],
     loops: tuple[str, ...],
     components: dict[str, Component],
+    cache_key: Callable[[Step, Component], str | None],
 ) -> PlanStep | PlanCondition | PlanLoop | PlanGroup:
     match node:
         case Step():
-            return _step(node, scopes, loops, components[node.component])
+            component = components[node.component]
+            return _step(node, scopes, loops, component, cache_key(node, component))
         case Condition():
             return PlanCondition(
                 id=node.id,
@@ -312,7 +323,11 @@ def _producers(bindings: list[Binding]) -> tuple[str, ...]:
 
 
 def _step(
-    step: Step, scopes: tuple[str, ...], loops: tuple[str, ...], component: Component
+    step: Step,
+    scopes: tuple[str, ...],
+    loops: tuple[str, ...],
+    component: Component,
+    cache_key: str | None,
 ) -> PlanStep:
     outputs = {} if component.returns == "none" else {p.name: p.type for p in component.outputs}
     invocation: Invocation[str] = Invocation.of(
@@ -323,7 +338,7 @@ def _step(
             name: f"{{artifact_root}}/{{run_id}}/{step.id}{{iteration}}/{name}"
             for name in sorted(outputs)
         },
-    )
+    ).with_cache("{artifact_root}", cache_key)
     data_deps = _producers(list(step.args.values()))
     return PlanStep(
         id=step.id,

@@ -42,10 +42,11 @@ from pipec.backends.runner.records import (
     parse_iteration,
 )
 from pipec.backends.runner.results import RunResult, label_of, step_result, with_values
-from pipec.backends.runner.reuse import Reuse, cache_key, key_parts
+from pipec.backends.runner.reuse import Reuse
 from pipec.backends.runner.signals import Stopped, stop_signals_interrupt
 from pipec.backends.runner.view import View, make_view
 from pipec.backends.runtime import store
+from pipec.backends.runtime.cache_key import cache_key, key_parts
 
 TICK = 0.1
 """Seconds between redraws of the live view while steps run."""

@@ -104,8 +104,11 @@ def attempt_number(line: str) -> int | None:
 
 def _attempt(command: list[str], invocation: Invocation[str], which: str, attempt: int) -> int:
     """One attempt: start it, keep it to the timeout, end everything it left; its exit code."""
-    # `pipec.context().attempt` counts the runtime's own attempts (runtime/context.py).
-    env = {**os.environ, "PIPEC_ATTEMPT": str(attempt)}
+    # `pipec.context().attempt` counts the runtime's own attempts when it retries
+    # (runtime/context.py); with a timeout only, the engine's count (if any) stays.
+    env = dict(os.environ)
+    if invocation.retries:
+        env["PIPEC_ATTEMPT"] = str(attempt)
     process = subprocess.Popen(
         command, start_new_session=True, preexec_fn=_die_with_parent, env=env
     )

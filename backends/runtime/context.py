@@ -1,15 +1,21 @@
 """The step context: what a running step may know about itself, `pipec.context()`.
 
 Every target hands the step runtime the same environment variables, each filled by the engine's
-own means (the local runner directly, Airflow through Jinja, GitHub through expressions); a target
-that cannot know one leaves it out, and the field is None there (docs/values-and-artifacts.md
-lists which target fills what):
+own means (the local runner directly, Airflow through Jinja, GitHub through expressions, KFP
+through placeholders in `--context`); a target that cannot know one leaves it out, and the field
+is None there (kubeflow and vertex: the iteration inside a foreach, the attempt of a step KFP
+retries; docs/targets/kubeflow.md says why). The conformance suite checks that every target
+that runs here gives the local target's values (tests/conformance/test_run.py):
 
     PIPEC_RUN_ID      the run (local run id, Airflow run_id, GitHub run id, ...)
     PIPEC_PIPELINE    the pipeline's name
     PIPEC_STEP_ID     the step's id in the pipeline
     PIPEC_ITERATION   the foreach iteration: dot-separated indexes, outermost first ("" outside)
     PIPEC_ATTEMPT     1 for the first attempt, 2 for the first retry, ...
+
+An engine that can render its values into a command line but not into the environment (KFP)
+gives them as `--context KEY=VALUE` (runtime/invocation.py); the runtime exports them as these
+variables before the step starts (`export`), so this module reads one place on every target.
 
 `log_metric` / `log_metadata` write one line `pipec: {JSON}` to the step's log, which every
 engine keeps; the local targets read them back from there (`pipec runs show`). A line in the log
@@ -18,6 +24,9 @@ is the one channel that works the same in a forked process, a container and a po
 `path(name)` gives a file name in a folder the runtime owns for this step attempt: a `Path`
 output inside it is moved into the artifact store rather than copied, and the folder is removed
 when the step ends, whatever it returned.
+
+The metrics a process logged are also kept (`logged_metrics`): on KFP engines the runtime lists
+them as the metadata of the step's `system.Metrics` artifact, which KFP's UI shows.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 _CURRENT: StepContext | None = None
+_METRICS: dict[str, float] = {}
 
 LOG_PREFIX = "pipec: "
 """How a logged metric or metadata line starts in the step's log (then one JSON object)."""
@@ -79,6 +89,7 @@ class StepContext:
         if not math.isfinite(value):
             raise ValueError(f"log_metric({name!r}, {value}): the value must be finite")
         self._record({"metric": name, "value": value})
+        _METRICS[name] = value
 
     def log_metadata(self, **values: Any) -> None:
         """Record JSON-able key/values for this step (shown by `pipec runs show`)."""
@@ -126,6 +137,18 @@ def from_environment(scratch_parent: str | None = None) -> StepContext:
         attempt=int(attempt_text) if attempt_text.isdigit() else None,
         _scratch_parent=scratch_parent,
     )
+
+
+def export(values: dict[str, str], names: dict[str, str]) -> None:
+    """Put context values given on the command line (key -> value; `names`: key -> variable)
+    into this process's environment, where `from_environment` and child processes read them."""
+    for key, value in values.items():
+        os.environ[names[key]] = value
+
+
+def logged_metrics() -> dict[str, float]:
+    """Every metric logged in this process so far (the last value of each name)."""
+    return dict(_METRICS)
 
 
 def current() -> StepContext:

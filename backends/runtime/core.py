@@ -13,6 +13,7 @@ the command asks for a timeout or retries).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -21,8 +22,17 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
-from pipec.backends.runtime import context, executor_input, materializers, returns, store
+from pipec.backends.runtime import (
+    context,
+    executor_input,
+    gcp_secrets,
+    materializers,
+    returns,
+    store,
+)
+from pipec.backends.runtime.gcp_secrets import SecretError
 from pipec.backends.runtime.invocation import (
+    CONTEXT_KEYS,
     KFP_EXECUTOR_INPUT,
     OUTPUT_TEXT,
     OUTPUT_VALUE,
@@ -163,6 +173,11 @@ def execute(invocation: Invocation[str]) -> dict[str, dict[str, Any]]:
         executor_input.write_output(
             invocation.kfp_executor_output, invocation.kfp_output_uris, metas
         )
+    if invocation.kfp_metrics is not None:
+        assert kfp is not None  # `parse` requires the executor input with --kfp-metrics
+        executor_input.write_metrics(
+            kfp, invocation.kfp_metrics, context.logged_metrics(), invocation.kfp_output_uris, metas
+        )
     return metas
 
 
@@ -199,6 +214,12 @@ def _call(
         name: _store(produced[name], dest, f"output {name!r} of {where}", annotations.get(name))
         for name, dest in invocation.outputs.items()
     }
+    _write_values(invocation, produced)
+    return metas
+
+
+def _write_values(invocation: Invocation[str], produced: dict[str, Any]) -> None:
+    """`--output-value` and `--output-text`: outputs an engine also takes as JSON text or text."""
     for name, path in invocation.output_values.items():
         value = produced[name]
         if not materializers.is_json_value(value):
@@ -211,7 +232,17 @@ def _call(
         if not isinstance(value, str):
             raise InvocationError(f"{OUTPUT_TEXT} {name}: {type(value).__name__} is not a str")
         _write_text(path, value)
-    return metas
+
+
+def write_extras(invocation: Invocation[str], metas: dict[str, dict[str, Any]]) -> None:
+    """What a run writes besides the stored outputs, for outputs placed without running the step
+    (a cache hit): values and texts read back from the store, and KFP's executor output."""
+    wanted = set(invocation.output_values) | set(invocation.output_texts)
+    _write_values(invocation, {name: store.read(invocation.outputs[name]) for name in wanted})
+    if invocation.kfp_executor_output is not None:
+        executor_input.write_output(
+            invocation.kfp_executor_output, invocation.kfp_output_uris, metas
+        )
 
 
 def _store(value: Any, dest: str, what: str, declared: Any) -> dict[str, Any]:
@@ -256,15 +287,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one step from command-line arguments; return the exit code (see module docstring)."""
     try:
         invocation = parse(sys.argv[1:] if argv is None else argv)
-        if invocation.supervised:  # the engine cannot keep the timeout or retry: we do
-            from pipec.backends.runtime.attempts import run_attempts
+        # Context given on the command line becomes the environment every attempt reads.
+        context.export(invocation.context, CONTEXT_KEYS)
+        invocation = dataclasses.replace(invocation, context={})
+        if invocation.cache_root is None:
+            return _run(invocation)
+        # The engine keeps no cache: the runtime's own (`runtime.cache`).
+        from pipec.backends.runtime import cache
 
-            return run_attempts(invocation)
-        execute(invocation)
+        lookup = cache.lookup_of(invocation)
+        if cache.serve(invocation, lookup):
+            return EXIT_OK
+        code = _run(invocation)
+        if code == EXIT_OK:
+            cache.remember(invocation, lookup)
+        return code
     except InvocationError as exc:
         print(f"pipec runtime: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INVOCATION
-    except OutputTypeError as exc:  # what the step returned: the step failed, in one line
+    except (OutputTypeError, SecretError) as exc:  # the step failed, in one line
         print(f"pipec runtime: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_STEP_FAILED
     except BaseException as exc:  # the user's code: report it whatever it raised
@@ -272,6 +313,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _print_user_traceback(exc)
         return EXIT_STEP_FAILED
+
+
+def _run(invocation: Invocation[str]) -> int:
+    """Run the step (its secrets read first, when the engine cannot hand them over)."""
+    if invocation.secret_manager is not None:
+        gcp_secrets.load(invocation.secret_manager, invocation.secrets)
+    if invocation.supervised:  # the engine cannot keep the timeout or retry: we do
+        from pipec.backends.runtime.attempts import run_attempts
+
+        return run_attempts(invocation)
+    execute(invocation)
     return EXIT_OK
 
 

@@ -103,15 +103,53 @@ def write_output(path: str, uris: dict[str, str], produced: Iterable[str]) -> No
     alone rather than written as a file of that name."""
     if path.startswith(UNRENDERED):
         return
-    artifacts = {
+    _write_json(path, {"artifacts": _listed(uris, produced)})
+
+
+def write_metrics(
+    document: dict[str, Any],
+    name: str,
+    metrics: dict[str, float],
+    uris: dict[str, str],
+    produced: Iterable[str],
+) -> None:
+    """List the step's logged `metrics` as the metadata of its `system.Metrics` artifact
+    output `name` in the executor output file the executor input names (`outputs.outputFile`:
+    KFP's launcher, Vertex and kfp.local all read it, and KFP's UI shows that metadata), with
+    the artifact outputs `write_output` lists. The artifact's own file holds the same JSON, so
+    that every engine finds a file to keep at its URI."""
+    uri = _artifacts(document, "outputs", name)[0]["uri"]
+    path = document.get("outputs", {}).get("outputFile")
+    if not isinstance(path, str) or not path:
+        raise InvocationError(f"{KFP_EXECUTOR_INPUT} names no outputs.outputFile")
+    artifacts = _listed(uris, produced)
+    artifacts[name] = {"artifacts": [{"name": name, "uri": uri, "metadata": dict(metrics)}]}
+    _write_json(_writable(uri), dict(sorted(metrics.items())))
+    _write_json(path, {"artifacts": artifacts})
+
+
+def _listed(uris: dict[str, str], produced: Iterable[str]) -> dict[str, Any]:
+    return {
         name: {"artifacts": [{"name": name, "uri": uris[name]}]}
         for name in sorted(set(uris) & set(produced))
     }
+
+
+def _writable(uri: str) -> str:
+    """Where the runtime writes an output at `uri`: KFP's local mount of it (the launcher
+    uploads from there), or the URI itself when it is local (kfp.local)."""
+    for scheme, mount in _MOUNTS.items():
+        if uri.startswith(scheme):
+            return mount + uri.removeprefix(scheme)
+    return uri
+
+
+def _write_json(path: str, document: Any) -> None:
     if store.is_remote(path):  # Vertex may name a gs:// file; its FUSE mount is the usual path
         fsspec = importlib.import_module("fsspec")
         with fsspec.open(path, "w", encoding="utf-8") as handle:
-            json.dump({"artifacts": artifacts}, handle, sort_keys=True)
+            json.dump(document, handle, sort_keys=True)
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"artifacts": artifacts}, handle, sort_keys=True)
+        json.dump(document, handle, sort_keys=True)

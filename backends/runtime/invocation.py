@@ -5,6 +5,8 @@
         [--input NAME=SOURCE ...] [--output NAME=DEST ...]
         [--output-value NAME=FILE ...] [--output-text NAME=FILE ...]
         [--kfp-executor-input JSON] [--kfp-executor-output FILE [--kfp-output-uri NAME=URI ...]]
+        [--cache-root ROOT --cache-key JSON] [--secret-manager PROJECT --secret NAME ...]
+        [--kfp-metrics NAME] [--context KEY=VALUE ...]
 
 `Invocation` is both directions: targets build one and write `argv()` with their own templating
 in the values (KFP placeholders, Airflow Jinja, GitHub expressions, local paths); the runtime
@@ -21,11 +23,27 @@ has no placeholder for the paths of a list). `--kfp-executor-output FILE` with a
 `--kfp-output-uri NAME=URI` after an artifact output's `--output`: once the step succeeded, the
 runtime lists those outputs in KFP's executor output file, as KFP's own components do
 (`runtime.executor_input`).
+
+`--cache-root ROOT --cache-key JSON` are for engines without a step cache of their own: JSON holds
+the key parts known when compiling (pipeline, step, code hash, image, env digest; see
+`step_cache_key`), the runtime adds the parameter digests and input hashes, and reuses a completed
+output recorded under `ROOT/.pipec-cache/` instead of running the step (`runtime.cache`).
+`--secret-manager PROJECT --secret NAME` have the runtime read each secret NAME from Google Secret
+Manager into the environment variable NAME before the step runs (`runtime.gcp_secrets`).
+`--context KEY=VALUE` hands the step context (`pipec.context()`, runtime/context.py) over on the
+command line, for engines that can render their own values into a command but not into the
+environment (KFP: `run_id={{$.pipeline_job_uuid}}`); KEY is one of `CONTEXT_KEYS`, and the
+runtime exports each as the matching `PIPEC_*` variable before the step starts, so the context
+is read from one place whatever the engine. `--kfp-metrics NAME` names the `system.Metrics`
+artifact output (in `--kfp-executor-input`) that receives the step's `log_metric` values, as its
+metadata in KFP's executor output file, which is where KFP's UI reads metrics from.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +51,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:  # the runtime itself never loads the IR
-    from pipec.ir.model import Component
+    from pipec.ir.model import Component, Step
 
 RUNTIME_MODULE = "pipec.backends.runtime"
 RETURNS = ("single", "named", "none")
@@ -52,6 +70,23 @@ RETRY_DELAY = "--retry-delay"
 KFP_EXECUTOR_INPUT = "--kfp-executor-input"
 KFP_EXECUTOR_OUTPUT = "--kfp-executor-output"
 KFP_OUTPUT_URI = "--kfp-output-uri"
+CACHE_ROOT = "--cache-root"
+CACHE_KEY = "--cache-key"
+SECRET_MANAGER = "--secret-manager"
+SECRET = "--secret"
+CACHE_KEY_FIELDS = ("pipeline", "step", "code", "image", "env")
+"""What `--cache-key` holds: the key parts a target knows when it compiles."""
+KFP_METRICS = "--kfp-metrics"
+CONTEXT = "--context"
+
+CONTEXT_KEYS = {
+    "run_id": "PIPEC_RUN_ID",
+    "pipeline": "PIPEC_PIPELINE",
+    "step": "PIPEC_STEP_ID",
+    "iteration": "PIPEC_ITERATION",
+    "attempt": "PIPEC_ATTEMPT",
+}
+"""`--context` key -> the environment variable the runtime exports it as (runtime/context.py)."""
 
 
 class SourceKind(StrEnum):
@@ -115,6 +150,18 @@ class Invocation(Generic[T]):
     """KFP's executor output file, listing the artifact outputs of `kfp_output_uris`."""
     kfp_output_uris: dict[str, str] = field(default_factory=dict)
     """Artifact output name -> the URI KFP gave it (for the executor output)."""
+    cache_root: str | T | None = None
+    """The store root whose `.pipec-cache/` index the runtime's own cache uses (None: no cache)."""
+    cache_key: str | T | None = None
+    """The compile-time key parts as JSON (`step_cache_key`); set together with `cache_root`."""
+    secret_manager: str | None = None
+    """The Google Cloud project whose Secret Manager holds `secrets`."""
+    secrets: tuple[str, ...] = ()
+    """Secret names the runtime reads into environment variables of the same names."""
+    kfp_metrics: str | None = None
+    """The `system.Metrics` artifact output of the executor input that gets `log_metric` values."""
+    context: dict[str, str] = field(default_factory=dict)
+    """Step context key (`CONTEXT_KEYS`) -> value, given on the command line."""
 
     @property
     def supervised(self) -> bool:
@@ -122,8 +169,18 @@ class Invocation(Generic[T]):
         return self.timeout is not None or self.retries > 0
 
     def unsupervised(self) -> Invocation[T]:
-        """A copy without the timeout and retries: what one attempt runs."""
-        return replace(self, timeout=None, retries=0, retry_delay=0.0)
+        """A copy without what the runtime does around the attempts (timeout, retries, cache,
+        secrets): what one attempt runs."""
+        return replace(
+            self,
+            timeout=None,
+            retries=0,
+            retry_delay=0.0,
+            cache_root=None,
+            cache_key=None,
+            secret_manager=None,
+            secrets=(),
+        )
 
     def with_attempts(
         self, timeout: float | None, retries: int = 0, retry_delay: float = 0.0
@@ -157,6 +214,27 @@ class Invocation(Generic[T]):
         `file` once the step succeeded."""
         return replace(self, kfp_executor_output=file, kfp_output_uris=dict(uris))
 
+    def with_cache(self, root: str | T, key: str | T | None) -> Invocation[T]:
+        """A copy the runtime serves from its own cache indexed under `root`; `key` is
+        `step_cache_key`'s (None, a step that is not cached: this invocation as is)."""
+        if key is None:
+            return self
+        return replace(self, cache_root=root, cache_key=key)
+
+    def with_secret_manager(self, project: str, names: Sequence[str]) -> Invocation[T]:
+        """A copy that reads the secrets `names` from `project`'s Secret Manager (none: as is)."""
+        if not names:
+            return self
+        return replace(self, secret_manager=project, secrets=tuple(names))
+    def with_kfp_metrics(self, name: str) -> Invocation[T]:
+        """A copy that lists the step's logged metrics as the metadata of the `system.Metrics`
+        artifact output `name` of the executor input (which it needs)."""
+        return replace(self, kfp_metrics=name)
+
+    def with_context(self, values: dict[str, str]) -> Invocation[T]:
+        """A copy that hands the step context over on the command line (`CONTEXT_KEYS`)."""
+        return replace(self, context=dict(values))
+
     def with_output_value(self, name: str, file: str) -> Invocation[T]:
         """A copy that also writes output `name`'s JSON text to `file` (an engine's value)."""
         return replace(self, output_values={**self.output_values, name: file})
@@ -177,6 +255,16 @@ class Invocation(Generic[T]):
             args += [KFP_EXECUTOR_INPUT, self.kfp_executor_input]
         if self.kfp_executor_output is not None:
             args += [KFP_EXECUTOR_OUTPUT, self.kfp_executor_output]
+        if self.cache_root is not None and self.cache_key is not None:
+            args += [CACHE_ROOT, self.cache_root, CACHE_KEY, self.cache_key]
+        if self.secret_manager is not None:
+            args += [SECRET_MANAGER, self.secret_manager]
+            for name in self.secrets:
+                args += [SECRET, name]
+        if self.kfp_metrics is not None:
+            args += [KFP_METRICS, self.kfp_metrics]
+        for key, value in self.context.items():
+            args += [CONTEXT, f"{key}={value}"]
         for name, value in self.inputs.items():
             args += [INPUT, f"{name}={value}"]
         also = (
@@ -199,6 +287,35 @@ class Invocation(Generic[T]):
 def seconds(value: float) -> str:
     """A duration as the command line writes it: `30`, `0.5` (the shortest exact text)."""
     return f"{value:g}" if float(f"{value:g}") == value else repr(float(value))
+
+
+def step_cache_key(
+    pipeline: str, step: Step, component: Component, image: str | None
+) -> str | None:
+    """`--cache-key`'s JSON: the parts of the step's cache key known when compiling (pipeline and
+    step name the index entry). None when the step is not cached: cache=False, or code whose hash
+    cannot see everything it uses (the local runner runs those too)."""
+    if not step.cache or component.unhashed:
+        return None
+    from pipec.backends.runtime.cache_key import env_digest
+
+    parts = {"pipeline": pipeline, "step": step.id, "code": component.code_hash, "image": image}
+    return json.dumps(
+        {**parts, "env": env_digest(step.env)}, sort_keys=True, separators=(",", ":")
+    )
+
+
+def parse_cache_key(text: str) -> dict[str, str | None]:
+    """`--cache-key`'s JSON back; InvocationError when it is not what `step_cache_key` writes."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvocationError(f"{CACHE_KEY} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or sorted(value) != sorted(CACHE_KEY_FIELDS):
+        raise InvocationError(f"{CACHE_KEY} takes an object of {', '.join(CACHE_KEY_FIELDS)}")
+    if not all(isinstance(value[f], str) for f in CACHE_KEY_FIELDS if f != "image"):
+        raise InvocationError(f"{CACHE_KEY}: every field but image is a string")
+    return value
 
 
 def module_args() -> list[str]:
@@ -236,8 +353,11 @@ def _duration(option: str, text: str | None, positive: bool) -> float | None:
     return value
 
 
-def parse(argv: Sequence[str]) -> Invocation[str]:
-    """Parse runtime arguments; raise `InvocationError` when they are malformed."""
+@functools.cache
+def parser() -> argparse.ArgumentParser:
+    """The runtime's argument parser, built once per process. The local target builds it before
+    it forks its workers, so that no step pays for it (argparse compiles regular expressions and
+    looks up translations for every argument it adds)."""
     parser = _ArgumentParser(prog=f"python -m {RUNTIME_MODULE}", add_help=False)
     parser.add_argument(COMPONENT, required=True)
     parser.add_argument(RETURNS_FLAG, default="single", choices=RETURNS)
@@ -247,9 +367,24 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
     parser.add_argument(RETRY_DELAY)
     parser.add_argument(KFP_EXECUTOR_INPUT)
     parser.add_argument(KFP_EXECUTOR_OUTPUT)
-    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI):
+    parser.add_argument(CACHE_ROOT)
+    parser.add_argument(CACHE_KEY)
+    parser.add_argument(SECRET_MANAGER)
+    parser.add_argument(SECRET, action="append", default=[])
+    parser.add_argument(KFP_METRICS)
+    for flag in (INPUT, OUTPUT, OUTPUT_VALUE, OUTPUT_TEXT, KFP_OUTPUT_URI, CONTEXT):
         parser.add_argument(flag, action="append", default=[])
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def warm_up() -> None:
+    """Build the parser and parse once, so that processes forked from this one parse at once."""
+    parser().parse_args([COMPONENT, "module:function"])
+
+
+def parse(argv: Sequence[str]) -> Invocation[str]:
+    """Parse runtime arguments; raise `InvocationError` when they are malformed."""
+    args = parser().parse_args(list(argv))
     if ":" not in args.component:
         raise InvocationError(f"{COMPONENT} takes MODULE:FUNCTION, got {args.component!r}")
     retries = 0
@@ -274,7 +409,30 @@ def parse(argv: Sequence[str]) -> Invocation[str]:
         kfp_executor_input=args.kfp_executor_input,
         kfp_executor_output=args.kfp_executor_output,
         kfp_output_uris=_pairs(KFP_OUTPUT_URI, args.kfp_output_uri),
+        cache_root=args.cache_root,
+        cache_key=args.cache_key,
+        secret_manager=args.secret_manager,
+        secrets=tuple(args.secret),
+        kfp_metrics=args.kfp_metrics,
+        context=_pairs(CONTEXT, args.context),
     )
+    if (invocation.cache_root is None) != (invocation.cache_key is None):
+        raise InvocationError(f"{CACHE_ROOT} and {CACHE_KEY} go together")
+    if invocation.cache_key is not None:
+        parse_cache_key(invocation.cache_key)
+    if invocation.secrets and invocation.secret_manager is None:
+        raise InvocationError(f"{SECRET} needs {SECRET_MANAGER}")
+    bad = [n for n in invocation.secrets if not n.isidentifier()]
+    if bad:
+        raise InvocationError(f"{SECRET} takes an environment variable name, got {bad[0]!r}")
+    unknown_keys = sorted(set(invocation.context) - set(CONTEXT_KEYS))
+    if unknown_keys:
+        raise InvocationError(
+            f"{CONTEXT} {', '.join(unknown_keys)}: not a context key "
+            f"(use {', '.join(CONTEXT_KEYS)})"
+        )
+    if invocation.kfp_metrics is not None and invocation.kfp_executor_input is None:
+        raise InvocationError(f"{KFP_METRICS} needs {KFP_EXECUTOR_INPUT}")
     if invocation.returns == "none" and invocation.outputs:
         raise InvocationError(f"{RETURNS_FLAG} none takes no {OUTPUT}")
     reads_list = any(

@@ -58,15 +58,27 @@ def output_uri(root: str, run_id: str, step_id: str, iteration: Sequence[int], o
 def hash_directory(directory: Path) -> str:
     """Content hash of every file under `directory` except meta.json (names and bytes)."""
     digest = hashlib.sha256()
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != META_FILE)
-    for path in files:
-        relative = path.relative_to(directory).as_posix()
+    for relative in _files_below(directory):
+        path = directory / relative
         digest.update(relative.encode() + b"\0")
         digest.update(str(path.stat().st_size).encode() + b"\0")
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return HASH_PREFIX + digest.hexdigest()
+
+
+def _files_below(directory: Path) -> list[str]:
+    """The files under `directory` except any meta.json, as relative POSIX paths in the order of
+    their parts (what sorting their `Path`s gives). `os.walk` rather than `Path.rglob`: this runs
+    once per output of every step, and rglob costs a few milliseconds even for one file."""
+    found: list[tuple[str, ...]] = []
+    for folder, _, names in os.walk(directory):
+        base = Path(folder).relative_to(directory).parts
+        found += [(*base, name) for name in names if name != META_FILE]
+    return [
+        "/".join(parts) for parts in sorted(found) if os.path.isfile(directory.joinpath(*parts))
+    ]
 
 
 def _fill(value: Any, directory: Path, declared: Any = None) -> dict[str, Any]:
@@ -135,19 +147,66 @@ def remove_staging(folder: Path, *, recursive: bool) -> list[Path]:
 
 
 def _write_remote(value: Any, dest: str, declared: Any) -> dict[str, Any]:
-    fsspec = importlib.import_module("fsspec")
-
-    fs, path = fsspec.core.url_to_fs(dest)
     with tempfile.TemporaryDirectory(prefix="pipec-out-") as tmp:
         staging = Path(tmp)
         meta = _fill(value, staging, declared)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-        for file in sorted(staging.rglob("*")):
-            if file.is_file() and file.name != META_FILE:
-                fs.put_file(str(file), f"{path}/{file.relative_to(staging).as_posix()}")
-        # meta.json last: it is what marks the output as complete.
-        fs.put_file(str(staging / META_FILE), f"{path}/{META_FILE}")
+        _upload(staging, dest)
+    return meta
+
+
+def _upload(staging: Path, dest: str) -> None:
+    """Replace the output at remote `dest` with the files of `staging`, meta.json last."""
+    fsspec = importlib.import_module("fsspec")
+
+    fs, path = fsspec.core.url_to_fs(dest)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+    for file in sorted(staging.rglob("*")):
+        if file.is_file() and file.name != META_FILE:
+            fs.put_file(str(file), f"{path}/{file.relative_to(staging).as_posix()}")
+    # meta.json last: it is what marks the output as complete.
+    fs.put_file(str(staging / META_FILE), f"{path}/{META_FILE}")
+
+
+class StoredOutputChanged(Exception):
+    """An output's files no longer hash to what its meta.json (or a cache entry) says."""
+
+
+def copy(src: str, dest: str, expected_hash: str) -> dict[str, Any]:
+    """Copy the complete output at `src` to `dest` (atomically, as `write` does) after checking
+    that its files hash to `expected_hash`; return its meta. Raises FileNotFoundError when `src`
+    holds no complete output and StoredOutputChanged when its content is not the expected one."""
+    meta = read_meta(src)
+    if meta is None:
+        raise FileNotFoundError(f"no output stored at {src!r} (missing {META_FILE})")
+    if meta.get("hash") != expected_hash:
+        raise StoredOutputChanged(f"{src} now holds {meta.get('hash')}, not {expected_hash}")
+    if src.rstrip("/") == dest.rstrip("/"):
+        return meta
+    with tempfile.TemporaryDirectory(prefix="pipec-copy-") as tmp:
+        staging = Path(tmp) / "output"
+        if is_remote(src):
+            fsspec = importlib.import_module("fsspec")
+
+            fs, path = fsspec.core.url_to_fs(src)
+            fs.get(path.rstrip("/") + "/", str(staging), recursive=True)
+        else:
+            shutil.copytree(local_path(src), staging)
+        # The files themselves, not only meta.json: a half-replaced output is never served.
+        if hash_directory(staging) != expected_hash:
+            raise StoredOutputChanged(f"the files at {src} do not hash to {expected_hash}")
+        if is_remote(dest):
+            _upload(staging, dest)
+            return meta
+        target = local_path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        placed = _staging(target, "tmp")
+        shutil.copytree(staging, placed)
+        try:
+            _replace_dir(placed, target)
+        except BaseException:
+            shutil.rmtree(placed, ignore_errors=True)
+            raise
     return meta
 
 

@@ -5,8 +5,9 @@ Vertex runs the same PipelineSpec, so this target only states its differences:
 * resources are Vertex machine shapes: CPU and memory *limits* (Vertex picks the machine from them)
   and accelerators by Vertex's names (`nvidia-l4` -> `NVIDIA_L4`);
 * there is no Kubernetes underneath, so there is no platform spec: a step's timeout is kept by the
-  step runtime itself (`--timeout`, `pipec.backends.runtime.attempts`), and secrets have no
-  Vertex form yet (compile errors naming the step);
+  step runtime itself (`--timeout`, `pipec.backends.runtime.attempts`), and its secrets are read
+  by the runtime from Google Secret Manager (`--secret-manager`, `pipec.backends.runtime.
+  gcp_secrets`) as the job's service account: names in the spec, never values;
 * besides `pipeline.yaml` it writes the exact REST request bodies: `pipeline_job.json` (a
   PipelineJob: spec, runtime config, labels, service account, network, encryption) and, for a
   scheduled pipeline, `schedule.json` (a Schedule that creates that PipelineJob).
@@ -57,6 +58,9 @@ class VertexSettings(KfpSettings):
     """A Cloud KMS key name for customer-managed encryption of the job's resources."""
     api_endpoint: str | None = None
     """The Vertex AI REST API (unset: `https://<region>-aiplatform.googleapis.com`)."""
+    secrets_project: str | None = None
+    """The project whose Secret Manager holds the steps' secrets (unset: `project`); the job's
+    service account needs roles/secretmanager.secretAccessor on them."""
 
     @field_validator("pipeline_root", "artifact_root")
     @classmethod
@@ -96,13 +100,16 @@ class VertexBackend(KfpBackend[VertexSettings]):
     name: ClassVar[str] = "vertex"
     description: ClassVar[str] = "Vertex AI Pipelines: PipelineSpec + PipelineJob request"
     extra: ClassVar[str | None] = "vertex"
-    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES - {"secrets"})
+    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
     notes: ClassVar[dict[str, str]] = {
         **KfpBackend.notes,
         # A Vertex pipeline task runs as a CustomJob whose DiskSpec (boot disk size and type) the
         # PipelineSpec cannot set; only a task wrapped as its own CustomJob launcher could.
         "disk": "each task gets Vertex's default 100 GB boot disk; a PipelineSpec cannot size it",
-        "secrets": "no Kubernetes Secret on Vertex; Secret Manager through the runtime: not yet",
+    }
+    how: ClassVar[dict[str, str]] = {
+        "secrets": "from Google Secret Manager (projects/<secrets_project>/secrets/<name>/"
+        "versions/latest), read by the step runtime as the job's service account",
     }
     settings_model: ClassVar[type[TargetSettings]] = VertexSettings
     submitter: ClassVar[str | None] = "pipec.backends.vertex.submit:submit"
@@ -175,6 +182,11 @@ class VertexHooks:
         # Vertex has no per-task timeout in a PipelineSpec: the runtime keeps it (each attempt
         # of a task Vertex retries gets the whole timeout, as on every target).
         return step.timeout
+
+    def runtime_secrets(self, step: Step) -> str | None:
+        # No Kubernetes Secret on Vertex, and a spec must not hold values: the runtime reads
+        # them from Secret Manager in the container, as the job's service account.
+        return self.settings.secrets_project or self.settings.project
 
 
 def accelerator_name(gpu_type: str) -> str:

@@ -82,6 +82,18 @@ def typecheck(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
                         "pass a list literal, a list parameter, or a step output of type list[...]",
                         node.location,
                     )
+                elif source is not None and types.is_artifact(types.item_type(source) or "any"):
+                    # Loop items travel as values on every engine (a KFP parameter iterator, an
+                    # Airflow mapping, a GitHub matrix); the local runner reads them the same way,
+                    # so without this the run fails only after the producer ran.
+                    ctx.error(
+                        "T108",
+                        f"foreach() iterates over {describe(node.items)}, which is {source}: a "
+                        "list of artifacts, but loop items are values on every engine",
+                        "loop over a list of values (names, indices) and give the steps in the "
+                        "loop the whole list to pick from, or loop inside one step",
+                        node.location,
+                    )
             case Group():
                 pass  # a group reads nothing itself: its steps are checked one by one
             case _:

@@ -204,6 +204,53 @@ PROBE_SOURCE = f"""
         probe()
 """
 
+# --- the step context ----------------------------------------------------------------------------
+
+# What `pipec.context()` says inside a step, in values every engine carries (no None: kfp.local
+# refuses a null in a struct). The run id differs per engine by nature: only its presence counts.
+# Step ids with `_`, which KFP task names (DNS labels) cannot hold.
+CONTEXT_STEP = """
+    def _seen() -> dict[str, str]:
+        import pipec
+
+        c = pipec.context()
+        iteration = "<none>" if c.iteration is None else ".".join(map(str, c.iteration))
+        return {
+            "run_id": "set" if c.run_id else "<none>",
+            "pipeline": c.pipeline or "<none>",
+            "step": c.step or "<none>",
+            "iteration": iteration,
+            "attempt": "<none>" if c.attempt is None else str(c.attempt),
+        }
+"""
+CONTEXT_SOURCE = CONTEXT_STEP + """
+    @step
+    def where_am_i() -> dict[str, str]:
+        import pipec
+
+        pipec.context().log_metric("seen", 1)
+        return _seen()
+
+    @step
+    def no_metrics_here() -> dict[str, str]:
+        return _seen()
+
+    @pipeline
+    def step_context() -> None:
+        where_am_i()
+        no_metrics_here()
+"""
+CONTEXT_LOOP_SOURCE = CONTEXT_STEP + """
+    @step
+    def each_one(x: int) -> dict[str, str]:
+        return {**_seen(), "x": str(x)}
+
+    @pipeline
+    def loop_context(xs: list[int] = [5, 6]) -> None:
+        with foreach(xs) as x:
+            each_one(x)
+"""
+
 # --- one pipeline per feature --------------------------------------------------------------------
 
 _STEPS = """

@@ -25,6 +25,8 @@ from pipec import driver
 from pipec.ir import graph
 from tests.conformance.adapters import ADAPTERS, reference
 from tests.conformance.cases import (
+    CONTEXT_LOOP_SOURCE,
+    CONTEXT_SOURCE,
     EXAMPLE_RUNS,
     HOSTILE_PARAMS,
     HOSTILE_SOURCE,
@@ -249,3 +251,31 @@ def test_steps_inherit_the_environment_the_adapter_states(
     assert got == {
         f"{step.id}/output": value_hash({k: inherited.get(k, UNSET) for k in PROBE_KEYS})
     }
+
+
+def test_the_step_context_is_the_local_one(
+    adapter: Harness, project: Project, tmp_path: Path
+) -> None:
+    """`pipec.context()` gives the same pipeline, step id, iteration and attempt as on the local
+    target (a run id is there on both)."""
+    ref = project.write(CONTEXT_SOURCE)
+    got = adapter.run(ref, {}, tmp_path / "run", _base(), {})
+    want = reference().run(ref, {}, tmp_path / "local", adapter.step_env(_base()), {})
+    assert set(want) == {"where_am_i/output", "no_metrics_here/output"}
+    assert got == want
+
+
+@pytest.mark.notimpl(
+    ["kubeflow"],
+    reason="KFP renders no iteration index (no placeholder; kfp.local neither): inside a "
+    "foreach `pipec.context().iteration` is None on kubeflow/vertex",
+    raises=AssertionError,
+)
+def test_the_iteration_in_a_foreach_is_the_local_one(
+    adapter: Harness, project: Project, tmp_path: Path
+) -> None:
+    ref = project.write(CONTEXT_LOOP_SOURCE)
+    got = adapter.run(ref, {}, tmp_path / "run", _base(), {})
+    want = reference().run(ref, {}, tmp_path / "local", adapter.step_env(_base()), {})
+    assert set(want) == {"each_one/0/output", "each_one/1/output"}
+    assert got == want

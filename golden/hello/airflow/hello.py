@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, literal
 
 
 def _run_folder(run_id: str) -> str:
@@ -43,6 +43,9 @@ with DAG(
             "--component", "examples.hello:greet",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:9e368b504d7ca408ab40abd23b821bad18807e4b4eab54240b2ddd3ffd7420a5","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"hello","step":"greet"}'),
             "--input", "name=env:PIPEC_INPUT_name",
             "--output",
             "output=s3://pipec-artifacts/examples/hello/{{ pipec_run_folder(run_id) }}/greet/output",
@@ -52,6 +55,7 @@ with DAG(
             "PIPEC_PIPELINE": "hello",
             "PIPEC_STEP_ID": "greet",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_name": '{{ params["name"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -65,6 +69,9 @@ with DAG(
             "--component", "examples.hello:shout",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:e4a023b1407cebc3541f4b19857214519cdf68cf52166b150b6a2fafb7654dc6","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"hello","step":"shout"}'),
             "--input",
             "text=artifact:s3://pipec-artifacts/examples/hello/{{ pipec_run_folder(run_id) }}/greet/output",
             "--output",
@@ -75,6 +82,7 @@ with DAG(
             "PIPEC_PIPELINE": "hello",
             "PIPEC_STEP_ID": "shout",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     greet_task >> shout_task

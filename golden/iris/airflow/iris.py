@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Param, task_group
+from airflow.sdk import DAG, Param, literal, task_group
 
 
 def _run_folder(run_id: str) -> str:
@@ -70,6 +70,9 @@ with DAG(
             "--component", "examples.iris:load_iris",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:ab35f2d3d1118fc7eedc66adcaaf6ebbf3ac3885b1c4c4dffd1425cd241a166f","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"iris","step":"load_iris"}'),
             "--output",
             "output=s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/load_iris/output",
         ],
@@ -78,6 +81,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "load_iris",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
 
@@ -90,6 +94,9 @@ with DAG(
             "--component", "examples.iris:split",
             "--returns", "named",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:fa78fad1c023fa395702165cba7fda7b756fd3295fb0554197a98214bc431d3e","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"iris","step":"split"}'),
             "--input",
             "data=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/load_iris/output",
             "--output",
@@ -106,6 +113,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "split",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     load_iris_task >> split_task
@@ -127,6 +135,9 @@ with DAG(
                 "--component", "examples.iris:train",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:e49d3b14d340e863efee963ddb8cf64554de8379bb997379decfa7190f6e61e8","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"iris","step":"train"}'),
                 "--input", "c=env:PIPEC_INPUT_c",
                 "--input",
                 "x=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/split/x_train",
@@ -155,6 +166,9 @@ with DAG(
                 "--component", "examples.iris:evaluate",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:14d89d841dfd4041f285a8381553ebd2e1f0f676ee7d2c1a5ff8b5fd43f42496","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"iris","step":"evaluate"}'),
                 "--input", "c=env:PIPEC_INPUT_c",
                 "--input",
                 "model=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/train/{{ ti.map_index }}/output",
@@ -188,6 +202,9 @@ with DAG(
             "--component", "examples.iris:pick_best",
             "--returns", "named",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:d97532be1c345e4364f230f75d98503ebd8f5c77c0ce0bc3df8a9a6c601bd7d6","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"iris","step":"pick_best"}'),
             "--input",
             'results=artifacts:{{ pipec_output_dirs(run_id, "evaluate", "output", ti.xcom_pull(task_ids="loop_1-items")) }}',
             "--output",
@@ -201,6 +218,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "pick_best",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         do_xcom_push=True,
     )
@@ -222,6 +240,9 @@ with DAG(
             "--component", "examples.iris:register",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:8c7e2cd808702f01efe8d06af6f89b4ea23b79c9133f9eeb80e82298c9902533","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"iris","step":"register"}'),
             "--input",
             "accuracy=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/accuracy",
             "--input",
@@ -234,6 +255,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "register",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [pick_best_task, condition_1_branch] >> register_task
@@ -247,6 +269,9 @@ with DAG(
             "--component", "examples.iris:reject",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:c171a28a9a5d17d331c80844c909737f925d16942840fe59e47e61018ba0d516","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"iris","step":"reject"}'),
             "--input",
             "accuracy=artifact:s3://pipec-artifacts/examples/iris/{{ pipec_run_folder(run_id) }}/pick_best/accuracy",
         ],
@@ -255,6 +280,7 @@ with DAG(
             "PIPEC_PIPELINE": "iris",
             "PIPEC_STEP_ID": "reject",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [pick_best_task, condition_1_branch] >> reject_task

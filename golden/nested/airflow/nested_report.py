@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator
-from airflow.sdk import DAG, Param, TaskGroup, task_group
+from airflow.sdk import DAG, Param, TaskGroup, literal, task_group
 
 
 def _run_folder(run_id: str) -> str:
@@ -84,6 +84,9 @@ with DAG(
                 "--component", "examples.nested:make_shards",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:40a320a5b2c4fc85ca42b17d5f9c56a8b93bca51fc04e63f1f5abfa6f3247fd0","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"make_shards"}'),
                 "--input", "shards=env:PIPEC_INPUT_shards",
                 "--output",
                 "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/make_shards/output",
@@ -94,6 +97,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "make_shards",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
                 "PIPEC_INPUT_shards": '{{ params["shards"] | tojson | replace("$", "\\\\u0024") }}',
             },
             do_xcom_push=True,
@@ -110,6 +114,9 @@ with DAG(
                     "--component", "examples.nested:count_words",
                     "--returns", "single",
                     "--code-root", "/opt/pipec/project",
+                    "--cache-root", "s3://pipec-artifacts/examples",
+                    "--cache-key",
+                    literal('{"code":"sha256:ccca7f617dc9b3b237965a230645e2f90e65440f1d4890896e4b648f7811c22f","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"count_words"}'),
                     "--input", "shard=env:PIPEC_INPUT_shard",
                     "--output",
                     "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/count_words/{{ ti.map_index }}/output",
@@ -136,6 +143,9 @@ with DAG(
                 "--component", "examples.nested:total",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:31708017a7b67c54502d8948c58a9856be187fcfb2b6c15e740b760e6f2d4f5e","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"total"}'),
                 "--input",
                 'counts=artifacts:{{ pipec_output_dirs(run_id, "count_words", "output", ti.xcom_pull(task_ids="make_shards")) }}',
                 "--output",
@@ -147,6 +157,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "total",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
             },
             do_xcom_push=True,
         )
@@ -166,6 +177,9 @@ with DAG(
                 "--component", "examples.nested:make_shards",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:40a320a5b2c4fc85ca42b17d5f9c56a8b93bca51fc04e63f1f5abfa6f3247fd0","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"make_shards_2"}'),
                 "--input", "shards=env:PIPEC_INPUT_shards",
                 "--output",
                 "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/make_shards_2/output",
@@ -176,6 +190,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "make_shards_2",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
                 "PIPEC_INPUT_shards": "2",
             },
             do_xcom_push=True,
@@ -192,6 +207,9 @@ with DAG(
                     "--component", "examples.nested:count_words",
                     "--returns", "single",
                     "--code-root", "/opt/pipec/project",
+                    "--cache-root", "s3://pipec-artifacts/examples",
+                    "--cache-key",
+                    literal('{"code":"sha256:ccca7f617dc9b3b237965a230645e2f90e65440f1d4890896e4b648f7811c22f","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"count_words_2"}'),
                     "--input", "shard=env:PIPEC_INPUT_shard",
                     "--output",
                     "output=s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/count_words_2/{{ ti.map_index }}/output",
@@ -218,6 +236,9 @@ with DAG(
                 "--component", "examples.nested:total",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:31708017a7b67c54502d8948c58a9856be187fcfb2b6c15e740b760e6f2d4f5e","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"total_2"}'),
                 "--input",
                 'counts=artifacts:{{ pipec_output_dirs(run_id, "count_words_2", "output", ti.xcom_pull(task_ids="make_shards_2")) }}',
                 "--output",
@@ -229,6 +250,7 @@ with DAG(
                 "PIPEC_PIPELINE": "nested-report",
                 "PIPEC_STEP_ID": "total_2",
                 "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+                "PIPEC_ITERATION": "",
             },
             do_xcom_push=True,
         )
@@ -250,6 +272,9 @@ with DAG(
             "--component", "examples.nested:label",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:368b8c1dce547e6aec5ae39f54f6b4baf786ba682ebab2e6d70737550adc9f08","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"label"}'),
             "--input", "kind=env:PIPEC_INPUT_kind",
             "--input",
             "value=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total/output",
@@ -261,6 +286,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"big"',
         },
     )
@@ -275,6 +301,9 @@ with DAG(
             "--component", "examples.nested:publish",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:26fb10d5cbd10b71d34b608bdf4ce8ca05a2ab4f1cfe23f30f1a708e7256f4b4","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"publish"}'),
             "--input",
             "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label/output",
             "--input", "strict=env:PIPEC_INPUT_strict",
@@ -284,6 +313,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_strict": '{{ params["strict"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -305,6 +335,9 @@ with DAG(
             "--component", "examples.nested:label",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:368b8c1dce547e6aec5ae39f54f6b4baf786ba682ebab2e6d70737550adc9f08","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"label_2"}'),
             "--input", "kind=env:PIPEC_INPUT_kind",
             "--input",
             "value=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total_2/output",
@@ -316,6 +349,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label_2",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"medium"',
         },
     )
@@ -330,6 +364,9 @@ with DAG(
             "--component", "examples.nested:publish",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:26fb10d5cbd10b71d34b608bdf4ce8ca05a2ab4f1cfe23f30f1a708e7256f4b4","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"publish_2"}'),
             "--input",
             "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_2/output",
         ],
@@ -338,6 +375,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish_2",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [label_2_task, condition_1_branch, condition_2_branch] >> publish_2_task
@@ -351,6 +389,9 @@ with DAG(
             "--component", "examples.nested:label",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:368b8c1dce547e6aec5ae39f54f6b4baf786ba682ebab2e6d70737550adc9f08","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"label_3"}'),
             "--input", "kind=env:PIPEC_INPUT_kind",
             "--input",
             "value=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/total/output",
@@ -362,6 +403,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "label_3",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_kind": '"small"',
         },
     )
@@ -376,6 +418,9 @@ with DAG(
             "--component", "examples.nested:publish",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:26fb10d5cbd10b71d34b608bdf4ce8ca05a2ab4f1cfe23f30f1a708e7256f4b4","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"nested_report","step":"publish_3"}'),
             "--input",
             "message=artifact:s3://pipec-artifacts/examples/nested_report/{{ pipec_run_folder(run_id) }}/label_3/output",
         ],
@@ -384,6 +429,7 @@ with DAG(
             "PIPEC_PIPELINE": "nested-report",
             "PIPEC_STEP_ID": "publish_3",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [label_3_task, condition_1_branch, condition_2_branch] >> publish_3_task

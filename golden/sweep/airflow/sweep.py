@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Param, task_group
+from airflow.sdk import DAG, Param, literal, task_group
 
 
 def _run_folder(run_id: str) -> str:
@@ -80,6 +80,9 @@ with DAG(
                 "--component", "examples.sweep:scale",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:68bbcb183d17e79b7665f4e4ba748324fd8f2e7f91182173c37b75fac354330a","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"sweep","step":"scale"}'),
                 "--input", "factor=env:PIPEC_INPUT_factor",
                 "--input", "x=env:PIPEC_INPUT_x",
                 "--output",
@@ -106,6 +109,9 @@ with DAG(
                 "--component", "examples.sweep:square",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:c31ed213b9c102e48638f5e614fa82d32025428f4e956d1ce98ab7a7bc6e7c23","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"sweep","step":"square"}'),
                 "--input",
                 "x=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/scale/{{ ti.map_index }}/output",
                 "--output",
@@ -133,6 +139,9 @@ with DAG(
             "--component", "examples.sweep:total",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:d7fbee16103a7f2d8275ea9365835602b9d3648bc6cd58bbe716bc25ad526231","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"sweep","step":"total"}'),
             "--input",
             'values=artifacts:{{ pipec_output_dirs(run_id, "square", "output", ti.xcom_pull(task_ids="loop_1-items")) }}',
             "--output",
@@ -143,6 +152,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "total",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     loop_1_group >> total_task
@@ -156,6 +166,9 @@ with DAG(
             "--component", "examples.sweep:is_big",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:d3eba6ce2e3dcea74c6692feab4423e4815f778bc88ca34703bf845ca1b092e0","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"sweep","step":"is_big"}'),
             "--input", "threshold=env:PIPEC_INPUT_threshold",
             "--input",
             "value=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
@@ -168,6 +181,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "is_big",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_threshold": '{{ params["threshold"] | tojson | replace("$", "\\\\u0024") }}',
         },
         do_xcom_push=True,
@@ -190,6 +204,9 @@ with DAG(
             "--component", "examples.sweep:high",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:56b2b8ea53dfab8dd0921fe5939e60a563897875e12adf94b4c3b7dc307b29af","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"sweep","step":"high"}'),
             "--input",
             "value=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
             "--output",
@@ -200,6 +217,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "high",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [total_task, condition_1_branch] >> high_task
@@ -213,6 +231,9 @@ with DAG(
             "--component", "examples.sweep:low",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:8e5bef8251d7bfb43984919f2268401ee35427fe4099993397216c01ac325c23","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"sweep","step":"low"}'),
             "--input",
             "value=artifact:s3://pipec-artifacts/examples/sweep/{{ pipec_run_folder(run_id) }}/total/output",
             "--output",
@@ -223,6 +244,7 @@ with DAG(
             "PIPEC_PIPELINE": "sweep",
             "PIPEC_STEP_ID": "low",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [total_task, condition_1_branch] >> low_task

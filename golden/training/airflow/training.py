@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.secret import Secret
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Param, task_group
+from airflow.sdk import DAG, Param, literal, task_group
 from kubernetes.client import models as k8s
 
 
@@ -74,6 +74,9 @@ with DAG(
             "--component", "examples.training:load",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:2e324c1f62cf821d9bfdc56ed4bb8f998e710b197f68fb34fb5c1cb633d66314","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"training","step":"load"}'),
             "--input", "n=env:PIPEC_INPUT_n",
             "--output",
             "output=s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/load/output",
@@ -83,6 +86,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "load",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_n": '{{ params["n"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -99,6 +103,9 @@ with DAG(
             "--component", "examples.training:split",
             "--returns", "named",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:520ecfa6b0a6e83d8bb4f6624f431448318552606873678f25ccf41150204343","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"training","step":"split"}'),
             "--input",
             "data=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/load/output",
             "--output",
@@ -111,6 +118,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "split",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         active_deadline_seconds=600,
     )
@@ -125,6 +133,9 @@ with DAG(
             "--component", "examples.training:train",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:5442d27a02d1f8c2abc0ea47828311599ace705a6a43023dae39689ca8c6e1e4","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/train:1.4","pipeline":"training","step":"train"}'),
             "--input", "lr=env:PIPEC_INPUT_lr",
             "--input",
             "train=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/train",
@@ -136,6 +147,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "train",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_lr": '{{ params["lr"] | tojson | replace("$", "\\\\u0024") }}',
         },
         container_resources=k8s.V1ResourceRequirements(
@@ -158,6 +170,9 @@ with DAG(
             "--component", "examples.training:evaluate",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:bd6385a58b142202d5a1494e59becd7497566c41436eae7eb024fbe13b69b163","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"training","step":"evaluate"}'),
             "--input",
             "model=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train/output",
             "--input",
@@ -171,6 +186,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "evaluate",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         do_xcom_push=True,
     )
@@ -201,6 +217,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "deploy",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
         secrets=[Secret("env", "REGISTRY_TOKEN", "pipec-secrets", "REGISTRY_TOKEN")],
     )
@@ -215,6 +232,9 @@ with DAG(
             "--component", "examples.training:notify",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:86c85f9e68d7ca122ab02e12ff2e30d12a307aabebee00c6a12ccdd5ca8027aa","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"training","step":"notify"}'),
             "--input",
             "score=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/evaluate/output",
         ],
@@ -223,6 +243,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "notify",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     [evaluate_task, condition_1_branch] >> notify_task
@@ -245,6 +266,9 @@ with DAG(
                 "--component", "examples.training:train",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:5442d27a02d1f8c2abc0ea47828311599ace705a6a43023dae39689ca8c6e1e4","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/train:1.4","pipeline":"training","step":"train_2"}'),
                 "--input", "lr=env:PIPEC_INPUT_lr",
                 "--input",
                 "train=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/split/train",
@@ -280,6 +304,9 @@ with DAG(
                 "--component", "examples.training:evaluate",
                 "--returns", "single",
                 "--code-root", "/opt/pipec/project",
+                "--cache-root", "s3://pipec-artifacts/examples",
+                "--cache-key",
+                literal('{"code":"sha256:bd6385a58b142202d5a1494e59becd7497566c41436eae7eb024fbe13b69b163","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"training","step":"evaluate_2"}'),
                 "--input",
                 "model=artifact:s3://pipec-artifacts/examples/training/{{ pipec_run_folder(run_id) }}/train_2/{{ ti.map_index }}/output",
                 "--input",
@@ -309,6 +336,9 @@ with DAG(
             "--component", "examples.training:best",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:682992228213e9449720bc2c67efcb3519dce0dfa795ae7252e4b2fff0e6f930","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"training","step":"best"}'),
             "--input",
             'scores=artifacts:{{ pipec_output_dirs(run_id, "evaluate_2", "output", ti.xcom_pull(task_ids="loop_1-items")) }}',
             "--output",
@@ -319,6 +349,7 @@ with DAG(
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "best",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     loop_1_group >> best_task
@@ -332,12 +363,16 @@ with DAG(
             "--component", "examples.training:cleanup",
             "--returns", "none",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:cf314c0c85394f3fe511ffc0f74045700bb29810137487b582139450b25d877f","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"training","step":"cleanup"}'),
         ],
         env_vars={
             "PIPEC_RUN_ID": '{{ run_id | replace("$", "$$") }}',
             "PIPEC_PIPELINE": "training",
             "PIPEC_STEP_ID": "cleanup",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     train_task >> cleanup_task

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, literal
 
 
 def _run_folder(run_id: str) -> str:
@@ -43,6 +43,9 @@ with DAG(
             "--component", "examples.vocabulary:build",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:3bf58b2e5956ad7e2fe9813f8f149271bace4855a6bc232865db516d580c19c7","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"vocabulary","step":"build"}'),
             "--input", "text=env:PIPEC_INPUT_text",
             "--output",
             "output=s3://pipec-artifacts/examples/vocabulary/{{ pipec_run_folder(run_id) }}/build/output",
@@ -52,6 +55,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "build",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
             "PIPEC_INPUT_text": '{{ params["text"] | tojson | replace("$", "\\\\u0024") }}',
         },
     )
@@ -65,6 +69,9 @@ with DAG(
             "--component", "examples.vocabulary:size",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:20c34b796ef82625db73c9d240cce6ef4ef1d5a31b4d19ad69756bceeb03da10","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"vocabulary","step":"size"}'),
             "--input",
             "vocabulary=artifact:s3://pipec-artifacts/examples/vocabulary/{{ pipec_run_folder(run_id) }}/build/output",
             "--output",
@@ -75,6 +82,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "size",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     build_task >> size_task
@@ -88,6 +96,9 @@ with DAG(
             "--component", "examples.vocabulary:export",
             "--returns", "single",
             "--code-root", "/opt/pipec/project",
+            "--cache-root", "s3://pipec-artifacts/examples",
+            "--cache-key",
+            literal('{"code":"sha256:4eaf9ce56aec9fc512537e0de78b25734037d67eaa8658eda49b85e188b16b4c","env":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","image":"ghcr.io/acme/pipec-examples:0.1","pipeline":"vocabulary","step":"export"}'),
             "--input",
             "vocabulary=artifact:s3://pipec-artifacts/examples/vocabulary/{{ pipec_run_folder(run_id) }}/build/output",
             "--output",
@@ -98,6 +109,7 @@ with DAG(
             "PIPEC_PIPELINE": "vocabulary",
             "PIPEC_STEP_ID": "export",
             "PIPEC_ATTEMPT": "{{ ti.try_number }}",
+            "PIPEC_ITERATION": "",
         },
     )
     build_task >> export_task

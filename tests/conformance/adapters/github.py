@@ -166,7 +166,7 @@ class GithubHarness:
         optimize: bool = True,
     ) -> Outputs:
         # act reads a secret's value from its environment, as the local target does. (The run
-        # has its own artifact_root; act's runs are not cached, so no --no-cache.)
+        # has its own artifact_root, so the step runtime's cache starts empty there.)
         settings = [s for s in self.settings if not s.startswith("artifact_root=")]
         settings += ["via=act", f"act={tool('act')}"]
         outputs = cli_run(

@@ -23,6 +23,7 @@ import yaml
 from pipec import driver, loader
 from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
+from pipec.backends.kubeflow.components import METRICS_OUTPUT
 from pipec.backends.runtime.invocation import RUNTIME_MODULE
 from pipec.ir import graph
 from tests.conformance import images, kubelet
@@ -257,8 +258,8 @@ def kfp_local_outputs(run_dir: Path, spec: Mapping[str, Any]) -> Outputs:
     found: Outputs = {}
     artifacts = {meta.parent for meta in run_dir.rglob("meta.json")}
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
-        if path.name == EXECUTOR_OUTPUT:
-            continue
+        if path.name == EXECUTOR_OUTPUT or path.name == METRICS_OUTPUT:
+            continue  # KFP's own files: what the step wrote is compared, not how KFP lists it
         parts = path.relative_to(run_dir).parts
         if any(parent in artifacts for parent in path.parents):
             if path.name == "meta.json":

@@ -187,8 +187,10 @@ def test_targets_lists_registered_targets() -> None:
     # Which optimizer rules run and whether chains fuse when the `fuse` setting is not given.
     assert data["local"]["optimizer"]["rules"] == ["fold", "prune", "cse"]
     fusing = {name for name, target in data.items() if target["optimizer"]["fuse_by_default"]}
-    assert fusing == {"github"}
+    assert fusing == {"github", "kubernetes"}
     assert data["github"]["optimizer"]["limits"]["loop_items"] == 256
+    # One Kubernetes object (etcd's default request size): KFP's Argo Workflow, pipec's Jobs.
+    assert data["kubernetes"]["optimizer"]["limits"]["spec_bytes"] == 1536 * 1024
 
 
 def test_targets_table_names_the_extra_to_install() -> None:

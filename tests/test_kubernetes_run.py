@@ -86,8 +86,19 @@ def _with_secret(started: Iterator[StandIn]) -> Iterator[StandIn]:
 
 def _settings(standin: StandIn, *more: str) -> list[str]:
     """`--set` arguments for the stand-in (and `--no-cache` with a local driver: the project's
-    metadata store outlives a stand-in's volume)."""
-    found = ["namespace=" + NAMESPACE, f"volume_path={standin.pvc}", "poll_interval=0.5", *more]
+    metadata store outlives a stand-in's volume).
+
+    `fuse=false`: these tests follow steps by the names the user wrote (one Job per step
+    attempt, a step's retries, its stored outputs beside the reference run's). Fused runs, the
+    target's default, of every example on the stand-in are the conformance suite's
+    (tests/conformance/test_run.py, kubernetes adapter), with and without --no-optimize."""
+    found = [
+        "namespace=" + NAMESPACE,
+        f"volume_path={standin.pvc}",
+        "poll_interval=0.5",
+        "fuse=false",
+        *more,
+    ]
     cache = ["--no-cache"] if "driver=local" in more else []
     return [*cache, *(arg for s in found for arg in ("--set", s))]
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pipec.backends.base import Backend, Bundle, Capabilities, RunOptions, RunOutcome
+from pipec.backends.base import (
+    Backend,
+    Bundle,
+    Capabilities,
+    Limits,
+    RunOptions,
+    RunOutcome,
+)
 from pipec.backends.kubernetes.settings import KubernetesTargetSettings
 from pipec.backends.runner import plan as plans
 from pipec.backends.settings import SettingsError, TargetSettings, require_images
@@ -41,6 +48,14 @@ class KubernetesBackend(Backend[KubernetesTargetSettings]):
         "driver=local: the local metadata store",
     }
     settings_model: ClassVar[type[TargetSettings]] = KubernetesTargetSettings
+    # Every step attempt is a pod: scheduling, an image check, a container start and pipec's
+    # import, seconds each on a cluster. Chains of small steps run as one pod unless `fuse=false`.
+    fuse_by_default: ClassVar[bool] = True
+    # Each object pipec creates (the plan ConfigMap, the driver Job or CronJob, every step's Job)
+    # is stored whole in etcd, whose default request limit is 1.5 MiB. The ConfigMap's own 1 MiB
+    # of data is enforced where it is written (`manifests.plan_configmap`, gzip above 900 KiB).
+    # No loop limit: pipec's scheduler expands loops itself, one Job per iteration.
+    limits: ClassVar[Limits] = Limits(spec_bytes=1536 * 1024)
 
     def plan(self, pipeline: Pipeline) -> plans.Plan:
         """The scheduler's plan, with the artifact root the pods see."""

@@ -16,8 +16,17 @@ from tests.conformance.adapters import ADAPTERS, reference
 from tests.conformance.cases import Project
 
 
+def _parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Whether the test parametrizes `name` itself (with other values, e.g. per example)."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if name in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return True
+    return False
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "adapter" in metafunc.fixturenames:
+    if "adapter" in metafunc.fixturenames and not _parametrized(metafunc, "adapter"):
         metafunc.parametrize("adapter", ADAPTERS, ids=[a.id for a in ADAPTERS])
     if "engine" in metafunc.fixturenames:
         engines = [a for a in ADAPTERS if a is not reference()]

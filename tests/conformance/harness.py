@@ -8,8 +8,9 @@ engine's own tools wherever this machine has them:
   the engine's own expansion (Airflow's Jinja, the kubelet's `$(NAME)` and `$$`);
 * `validate(bundles)`: the engine's own tool reads the files (KFP's proto and loader, the Vertex
   API types, Airflow's DagBag, the runtime's argument parser) and says what it saw;
-* `step_env(base)` and `run(...)`: run the pipeline where the engine runs here and hand back every
-  output as `step[/i]/output` -> content hash, so runs compare with the local target's.
+* `step_env(base)` and `run(...)`: run the pipeline where the engine runs here (optimized, or as
+  `--no-optimize` compiles it) and hand back every output as `step[/i]/output` -> content hash,
+  so runs compare with the local target's.
 
 The suite runs over `tests.conformance.adapters.ADAPTERS`; `test_harness.py` fails when a
 registered target has none.
@@ -95,7 +96,11 @@ class Harness(Protocol):
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         """Run REF with `params`, the engine started with `env`, `secrets` handed over the
-        engine's way; every output. NoEngineHere when it cannot run here; RunFailed."""
+        engine's way; every output, keyed by the steps as written (a fused step's members by
+        their own ids). Without `optimize`: compiled as `--no-optimize` compiles (no rules, no
+        fusion). NoEngineHere when it cannot run here; RunFailed."""
         ...

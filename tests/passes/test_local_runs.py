@@ -15,49 +15,7 @@ from pipec.backends.base import RunOptions
 from tests.airflow_helpers import stored_outputs
 from tests.conftest import EXAMPLES
 from tests.local_helpers import make_project, pipec, run_json
-from tests.passes.equivalence import as_written
-
-OPTIMIZABLE = """
-    @step
-    def load(n: int) -> list[int]:
-        return list(range(n))
-
-    @step
-    def scale(xs: list[int], factor: int) -> list[int]:
-        return [x * factor for x in xs]
-
-    @step
-    def total(xs: list[int]) -> int:
-        return sum(xs)
-
-    @step
-    def label(value: int, mode: str) -> str:
-        return f"{mode}:{value}"
-
-    @step(cache=False)
-    def publish(message: str) -> None:
-        print("publish", message)
-
-    @pipeline
-    def variant(n: int, mode: str) -> int:
-        t = total(xs=scale(xs=load(n=n), factor=2))
-        with when(mode == "slow"):
-            publish(message=label(value=t, mode="slow"))
-        with otherwise():
-            publish(message=label(value=t, mode="fast"))
-        return t
-
-    @pipeline
-    def optimizable(n: int = 4) -> None:
-        first = variant(n=n, mode="fast")
-        second = variant(n=n, mode="fast")
-        with foreach([]) as x:
-            label(value=x, mode="never")
-        with foreach([1, 2, 3]) as k:
-            got = total(xs=scale(xs=load(n=k), factor=3))
-        total(xs=collect(got))
-        label(value=first, mode="end").after(second)
-"""
+from tests.passes.equivalence import OPTIMIZABLE, as_written
 
 MODES = {"unoptimized": ["--no-optimize"], "optimized": [], "fused": ["--set", "fuse=true"]}
 

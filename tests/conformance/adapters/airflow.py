@@ -23,8 +23,9 @@ from pipec.backends.airflow.paths import run_folder
 from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
 from pipec.backends.runtime.invocation import InvocationError, parse
-from tests.airflow_helpers import airflow_env, check, compile_to, migrate, run_dag
+from tests.airflow_helpers import airflow_env, check, migrate, run_dag
 from tests.conformance import kubelet
+from tests.conformance.adapters.local import steps_as_written
 from tests.conformance.harness import Harness, NoEngineHere, Outputs, RunFailed, Seen, StepView
 from tests.conformance.outputs import stored_outputs
 
@@ -127,6 +128,8 @@ class AirflowHarness:
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         if self.operator != "local":
             raise NoEngineHere(NOT_HERE[self.operator])
@@ -141,13 +144,16 @@ class AirflowHarness:
             f"python={sys.executable}",
             f"code_root={loader.project_root(Path(ref).parent)}",
         ]
-        dag_file = compile_to(ref, dags, settings)
+        (dag_file,) = write_files(
+            driver.prepare(ref, self.target, settings, optimize=optimize).emit(), dags
+        )
         try:
             result = run_dag(dag_file, params, run_env)
         except AssertionError as exc:
             raise RunFailed(str(exc)) from None
         # Airflow's steps store under <root>/<dag_id>/<run folder> (backends/airflow/paths.py).
-        return stored_outputs(artifacts / dag_file.stem / run_folder(result["run_id"]))
+        outputs = stored_outputs(artifacts / dag_file.stem / run_folder(result["run_id"]))
+        return steps_as_written(outputs, ref, self.target, settings, optimize)
 
 
 ADAPTERS: list[Harness] = [AirflowHarness(mode) for mode in ("kubernetes", "docker", "local")]

@@ -26,10 +26,9 @@ from pipec import driver
 from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
 from pipec.backends.runtime.invocation import InvocationError, parse
-from tests.conformance.adapters.local import cli_run
+from tests.conformance.adapters.local import cli_run, run_options, steps_as_written
 from tests.conformance.harness import Harness, Outputs, Seen, StepView
 from tests.github_check import problems, tool
-from tests.passes.equivalence import fused_ports
 
 WRAPPER = "pipec.backends.github.job"
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
@@ -163,6 +162,8 @@ class GithubHarness:
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         # act reads a secret's value from its environment, as the local target does. (The run
         # has its own artifact_root, so the step runtime's cache starts empty there.)
@@ -175,17 +176,10 @@ class GithubHarness:
             {**env, **secrets},
             settings,
             target=self.target,
-            options=(),
+            options=run_options(optimize),
         )
-        # github fuses chains by default: a fused job stores each member's outputs under its
-        # own folder (`<fused>/<member>__<output>`); name them by the steps as written.
-        ports = fused_ports(driver.prepare(ref, self.target, settings).pipeline)
-        renamed: Outputs = {}
-        for key, digest in outputs.items():
-            step, *iteration, output = key.split("/")
-            step, output = ports.get((step, output), (step, output))
-            renamed["/".join([step, *iteration, output])] = digest
-        return renamed
+        # github fuses chains by default: name a fused job's outputs by the steps as written.
+        return steps_as_written(outputs, ref, self.target, settings, optimize)
 
 
 ADAPTERS: list[Harness] = [GithubHarness()]

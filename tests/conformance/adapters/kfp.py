@@ -27,6 +27,7 @@ from pipec.backends.kubeflow.components import METRICS_OUTPUT
 from pipec.backends.runtime.invocation import RUNTIME_MODULE
 from pipec.ir import graph
 from tests.conformance import images, kubelet
+from tests.conformance.adapters.local import steps_as_written
 from tests.conformance.harness import Harness, NoEngineHere, Outputs, RunFailed, Seen, StepView
 from tests.conformance.outputs import value_hash
 from tests.conftest import REPO, tool_python
@@ -132,11 +133,15 @@ class KubeflowHarness(_KfpFamily):
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         if any(step.secrets for step in graph.steps(driver.load_checked(ref)[0])):
             raise NoEngineHere("kfp.local has no Kubernetes secrets to hand a step")
-        done = kfp_local_run(ref, params, workdir, env)
-        return kfp_local_outputs(done.folder, done.spec)
+        done = kfp_local_run(ref, params, workdir, env, optimize=optimize)
+        return steps_as_written(
+            kfp_local_outputs(done.folder, done.spec), ref, self.target, self.settings, optimize
+        )
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,12 @@ class KfpLocalRun:
 
 
 def kfp_local_run(
-    ref: str, params: Mapping[str, Any], workdir: Path, env: Mapping[str, str]
+    ref: str,
+    params: Mapping[str, Any],
+    workdir: Path,
+    env: Mapping[str, str],
+    *,
+    optimize: bool = True,
 ) -> KfpLocalRun:
     """Compile REF for kubeflow into `workdir` and run it under kfp.local's DockerRunner (tests/
     kfp_check.py `run`) in a throwaway image holding REF's project. RunFailed when it fails."""
@@ -158,7 +168,7 @@ def kfp_local_run(
     tag = images.project_image(project, PROJECT_IN_IMAGE)
     try:
         settings = [*KubeflowHarness.settings, f"image={tag}", f"code_root={PROJECT_IN_IMAGE}"]
-        bundle = driver.compile_ref(ref, "kubeflow", settings)
+        bundle = driver.prepare(ref, "kubeflow", settings, optimize=optimize).emit()
         write_files(bundle, workdir)
         root = workdir / "kfp-root"
         root.mkdir()
@@ -222,6 +232,8 @@ class VertexHarness(_KfpFamily):
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         raise NoEngineHere("Vertex AI runs only in Google Cloud")
 

@@ -11,7 +11,8 @@ container env, command and args the kubelet expands (`$(NAME)`, `$$`) before the
 Runs go to the stand-in API server (tests/k8s_standin: strict, runs each Job's pod on Docker; NOT
 Kubernetes, see its docstring for what it does not model), one per run, the way
 tests/test_kubernetes_run.py runs the examples: `pipec run --target kubernetes` with the
-scheduler on this machine (`driver=local`) creating one Job per step attempt. The step image is
+scheduler on this machine (`driver=local`) creating one Job per task attempt (a task is a step,
+or a chain of steps fused into one Job: fusion is the target's default). The step image is
 the kubernetes test image (`pipec-k8s-test`) plus the run's project at /project, so any project
 runs; every image the pipeline names maps to it. A step pod starts with the image's environment
 and the pod's HOME/TMPDIR, never the host's: that is `step_env`.
@@ -42,7 +43,7 @@ from pipec.backends.runner import plan as runner_plan
 from pipec.backends.runtime.invocation import RUNTIME_MODULE, InvocationError, parse
 from pipec.ir import graph
 from tests.conformance import images, kubelet
-from tests.conformance.adapters.local import cli_run
+from tests.conformance.adapters.local import cli_run, run_options, steps_as_written
 from tests.conformance.harness import Harness, Outputs, RunFailed, Seen, StepView
 from tests.conftest import tool_python
 from tests.k8s_standin.harness import StandIn, build_image, start_standin
@@ -120,7 +121,7 @@ def _test_image() -> str:
     return build_image()
 
 
-def _project_image(project: Path) -> str:
+def project_image(project: Path) -> str:
     """A throwaway image: the test image plus `project` at /project, owned by the pods' user (a
     step may write into its working directory, as iris does); its tag."""
     base = _test_image()
@@ -191,16 +192,18 @@ class KubernetesHarness:
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         pipeline, _ = driver.load_checked(ref)
-        tag = _project_image(loader.project_root(Path(ref).parent))
+        tag = project_image(loader.project_root(Path(ref).parent))
         named = {IMAGE, *(s.image for s in graph.steps(pipeline) if s.image)}
         standin = contextlib.contextmanager(start_standin)(
             tool_python("kubernetes"), workdir / "standin", {name: tag for name in named}
         )
         try:
             with standin as started:  # stops the server and removes its containers after
-                return _run_on(started, ref, params, env, secrets)
+                return _run_on(started, ref, params, env, secrets, optimize)
         finally:
             images.remove_image(tag)
 
@@ -211,6 +214,7 @@ def _run_on(
     params: Mapping[str, Any],
     env: Mapping[str, str],
     secrets: Mapping[str, str],
+    optimize: bool,
 ) -> Outputs:
     """One run with the scheduler here (`driver=local`) and its Jobs on `standin`; checks that
     the steps ran as pods of the stand-in and that every pod met PodSecurity `restricted`."""
@@ -241,7 +245,8 @@ def _run_on(
     # The scheduler reads secret values to mask them in the logs it keeps (steps get them from
     # the Secret): as the local target, from the environment of `pipec run`.
     run_env = {**env, **secrets, "KUBECONFIG": str(standin.kubeconfig)}
-    outputs = cli_run(ref, params, artifacts, run_env, settings, target="kubernetes")
+    options = run_options(optimize, "--no-cache")
+    outputs = cli_run(ref, params, artifacts, run_env, settings, "kubernetes", options)
     (run_id,) = [p.name for p in artifacts.iterdir() if p.is_dir()]
     run_pods = standin.objects(f"/api/v1/namespaces/{NAMESPACE}/pods", f"pipec.dev/run={run_id}")
     if not run_pods:
@@ -249,7 +254,8 @@ def _run_on(
     for pod in run_pods:
         if found := violations(pod["spec"]):
             raise RunFailed(f"pod {pod['metadata']['name']} is not restricted: {found}")
-    return outputs
+    # Chains fuse by default (a step attempt is a pod): name a fused Job's outputs by the steps.
+    return steps_as_written(outputs, ref, "kubernetes", settings, optimize)
 
 
 ADAPTERS: list[Harness] = [KubernetesHarness()]

@@ -17,6 +17,7 @@ from pipec.backends.runner import plan as runner_plan
 from pipec.backends.runtime.invocation import InvocationError, parse
 from tests.conformance.harness import Harness, Outputs, RunFailed, Seen, StepView
 from tests.conformance.outputs import stored_outputs
+from tests.passes.equivalence import as_written
 
 # A stand-in for each of the plan's run-time placeholders (pipec.backends.runner.plan), so the
 # runtime's parser sees a command line of the shape a run gives it.
@@ -58,6 +59,22 @@ def cli_run(
         raise RunFailed(f"pipec run exited {done.returncode}:\n{done.stderr[-4000:]}")
     summary = json.loads(done.stdout)
     return stored_outputs(artifacts / summary["run_id"])
+
+
+def run_options(optimize: bool, *more: str) -> tuple[str, ...]:
+    """`pipec run` options: `more`, and `--no-optimize` when not optimizing."""
+    return (*more, *(() if optimize else ("--no-optimize",)))
+
+
+def steps_as_written(
+    outputs: Outputs, ref: str, target: str, settings: Sequence[str], optimize: bool
+) -> Outputs:
+    """A run's outputs keyed by the steps as written: a fused step stores each member's outputs
+    under its own folder (`<fused>/<member>__<output>`), named here by the member."""
+    if not optimize:
+        return outputs
+    compiled = driver.prepare(ref, target, settings, images=False)
+    return as_written(outputs, compiled.pipeline, [])
 
 
 class LocalHarness:
@@ -105,9 +122,15 @@ class LocalHarness:
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         # The local target reads a step's secrets from the environment of `pipec run`.
-        return cli_run(ref, params, workdir / "artifacts", {**env, **secrets}, self.settings)
+        options = run_options(optimize, "--no-cache")
+        outputs = cli_run(
+            ref, params, workdir / "artifacts", {**env, **secrets}, self.settings, options=options
+        )
+        return steps_as_written(outputs, ref, self.target, self.settings, optimize)
 
 
 ADAPTERS: list[Harness] = [LocalHarness()]

@@ -25,7 +25,12 @@ from pipec.backends.base import Bundle
 from pipec.backends.runner import plan as runner_plan
 from pipec.backends.runner.runs import STATE_DIR
 from tests.conformance import images
-from tests.conformance.adapters.local import LocalHarness, cli_run
+from tests.conformance.adapters.local import (
+    LocalHarness,
+    cli_run,
+    run_options,
+    steps_as_written,
+)
 from tests.conformance.harness import Harness, Outputs, RunFailed, Seen, StepView
 from tests.test_local_docker import BASE, engine_ready
 
@@ -96,6 +101,8 @@ class LocalDockerHarness:
         workdir: Path,
         env: Mapping[str, str],
         secrets: Mapping[str, str],
+        *,
+        optimize: bool = True,
     ) -> Outputs:
         # As for the local target, `pipec run` reads a step's secrets from its environment; the
         # executor hands them to the step over the container's stdin.
@@ -104,7 +111,11 @@ class LocalDockerHarness:
         # containers see the project read-only except that folder, mounted read-write, and
         # iris's `register` writes its registry to `.pipec/registry` in the project.
         artifacts = loader.project_root(Path(ref).parent) / STATE_DIR
-        return cli_run(ref, params, artifacts, {**env, **secrets}, self.settings, self.target)
+        options = run_options(optimize, "--no-cache")
+        outputs = cli_run(
+            ref, params, artifacts, {**env, **secrets}, self.settings, self.target, options
+        )
+        return steps_as_written(outputs, ref, self.target, self.settings, optimize)
 
 
 @functools.cache

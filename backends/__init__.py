@@ -7,7 +7,6 @@ third-party targets register under the entry-point group `pipec.backends`.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from pipec.ir.diagnostics import InvalidInput
@@ -28,6 +27,9 @@ REGISTRY: dict[str, str] = {
 
 def available() -> dict[str, str]:
     """Every known target: the built-in ones plus entry points, sorted by name."""
+    # importlib.metadata is slow to import, and every step's runtime imports this package.
+    from importlib.metadata import entry_points
+
     found = dict(REGISTRY)
     for ep in entry_points(group="pipec.backends"):
         found.setdefault(ep.name, ep.value)

@@ -2,22 +2,26 @@
 
 Decorating only records a spec. Calling a step inside a traced pipeline records a call; calling it
 anywhere else calls the plain function, so unit tests of steps stay ordinary Python.
+
+The tracer and the IR models are imported by the functions that trace, never at import: every
+step's fresh interpreter imports this module, traces nothing, and must not pay for pydantic.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from pipec import tracing
 from pipec.errors import PipecUsageError, caller_location
-from pipec.handles import Handle, OutputHandle, to_expr
 from pipec.ir import types
-from pipec.ir.diagnostics import Diagnostic
-from pipec.ir.model import Collect, Const, LoopItem, OutputRef
 from pipec.step_options import Resources, StepOptions, step_options
+
+if TYPE_CHECKING:
+    from pipec.handles import Handle
+    from pipec.tracing import Trace
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,7 +35,7 @@ class StepFunction(Generic[P, R]):
         self.options = options
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        trace = tracing.current()
+        trace = _active_trace()
         if trace is None:
             return self.func(*args, **kwargs)
         result: R = trace.call_step(self, args, kwargs)
@@ -89,7 +93,7 @@ class PipelineFunction:
         self.description = description
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        trace = tracing.current()
+        trace = _active_trace()
         if trace is not None:
             return trace.call_pipeline(self, args, kwargs)
         from pipec import driver  # the driver imports backends; only needed for direct runs
@@ -127,11 +131,19 @@ def pipeline(
     return decorate(func) if func is not None else decorate
 
 
+def _active_trace() -> Trace | None:
+    """The trace being recorded, if any. A trace exists only once `pipec.tracing` is imported, so
+    a step called by the step runtime (which traces nothing) never imports the tracer."""
+    if "pipec.tracing" not in sys.modules:
+        return None
+    from pipec import tracing
+
+    return tracing.current()
+
+
 def _called_from_script() -> bool:
     """Whether the caller is the top level of a script run as `python file.py` (not an
     interactive session, which sets `sys.ps1`, and not a function or another module)."""
-    import sys
-
     caller = sys._getframe(2)
     return (
         caller.f_globals.get("__name__") == "__main__"
@@ -149,6 +161,9 @@ def _first_line(doc: str | None) -> str | None:
 @contextmanager
 def when(condition: object) -> Iterator[None]:
     """Run the block only when `condition` holds at run time: `with when(score > 0.9):`."""
+    from pipec import tracing
+    from pipec.handles import to_expr
+
     trace = tracing.require("when()")
     location = caller_location(trace.root, 3)
     try:
@@ -163,6 +178,8 @@ def when(condition: object) -> Iterator[None]:
 @contextmanager
 def otherwise() -> Iterator[None]:
     """Run the block when the directly preceding `when` did not hold."""
+    from pipec import tracing
+
     trace = tracing.require("otherwise()")
     with trace.otherwise(caller_location(trace.root, 3)):
         yield
@@ -171,6 +188,11 @@ def otherwise() -> Iterator[None]:
 @contextmanager
 def foreach(items: object, parallelism: int | None = None) -> Iterator[Handle]:
     """Run the block once per item of a literal list, a list parameter or a list output."""
+    from pipec import tracing
+    from pipec.handles import Handle
+    from pipec.ir.diagnostics import Diagnostic
+    from pipec.ir.model import Const, LoopItem
+
     trace = tracing.require("foreach()")
     location = caller_location(trace.root, 3)
     if isinstance(items, Handle):
@@ -216,6 +238,10 @@ def foreach(items: object, parallelism: int | None = None) -> Iterator[Handle]:
 
 def collect(output: object) -> Handle:
     """Fan-in: the list of `output` from every iteration of the loop that produced it."""
+    from pipec import tracing
+    from pipec.handles import Handle, OutputHandle
+    from pipec.ir.model import Collect, OutputRef
+
     trace = tracing.require("collect()")
     location = caller_location(trace.root, 2)
     if not isinstance(output, OutputHandle):

@@ -1,4 +1,8 @@
-"""Front-end errors: misuse of the authoring API, reported as diagnostics with the user's line."""
+"""Front-end errors: misuse of the authoring API, reported as diagnostics with the user's line.
+
+Cheap to import (no IR models): step modules import it through `pipec.dsl` in every step's
+interpreter, where nothing is traced.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,12 @@ import functools
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipec.ir.model import Location
+import pipec.ir  # its files are pipec's own too (is_pipec_file); the package loads no models
+
+if TYPE_CHECKING:
+    from pipec.ir.model import Location
 
 
 class PipecUsageError(Exception):
@@ -28,7 +36,7 @@ class PipecUsageError(Exception):
 
 _PIPEC_DIRS = tuple(
     str(Path(module.__file__).resolve().parent)
-    for module in (sys.modules[__name__], sys.modules["pipec.ir"])
+    for module in (sys.modules[__name__], pipec.ir)
     if module.__file__
 )
 
@@ -40,6 +48,8 @@ def is_pipec_file(filename: str) -> bool:
 
 def caller_location(root: Path | None, depth: int = 2) -> Location:
     """The first frame outside pipec, `depth` frames up or more: where the user wrote the call."""
+    from pipec.ir.model import Location  # only tracing asks for one: the models load with it
+
     frame = sys._getframe(depth)
     while frame.f_back is not None and is_pipec_file(frame.f_code.co_filename):
         frame = frame.f_back

@@ -5,6 +5,9 @@ must not raise there: the first mistake would stop the import and hide every oth
 problem is recorded with the line it was written on, the option falls back to its default, and
 the tracer reports every problem as a diagnostic (R-codes, see docs/diagnostics.md) together
 with everything else the passes find.
+
+Option values stay plain data until a pipeline is traced: every step's fresh interpreter runs these
+decorators and must not import the IR models (pydantic) it never uses.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipec.errors import is_pipec_file
-from pipec.ir import model as ir
 from pipec.ir import quantity
+
+if TYPE_CHECKING:
+    from pipec.ir.model import Resources as IrResources
 
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
@@ -125,21 +130,28 @@ class Resources:
                 values["gpu_type"] = gpu_type
             else:
                 bad("R003", f"gpu_type {gpu_type!r} is not a name", "write e.g. 'nvidia-l4'")
-        self.ir = ir.Resources(**values)
+        self.values = values  # the fields given, as the IR's Resources takes them
         self.problems = tuple(problems)
 
+    @property
+    def ir(self) -> IrResources:
+        """These resources as the IR model."""
+        from pipec.ir.model import Resources as IrResources
+
+        return IrResources(**self.values)
+
     def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.ir.model_dump(exclude_none=True).items())
+        shown = ", ".join(f"{k}={self.values[k]!r}" for k in self.FIELDS if k in self.values)
         return f"Resources({shown})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Resources) and (self.ir, self.problems) == (
-            other.ir,
+        return isinstance(other, Resources) and (self.values, self.problems) == (
+            other.values,
             other.problems,
         )
 
     def __hash__(self) -> int:
-        return hash((self.ir, self.problems))
+        return hash((tuple(sorted(self.values.items())), self.problems))
 
 
 def _cpus(value: object) -> float | None:
@@ -162,7 +174,7 @@ class StepOptions:
 
     name: str | None = None
     image: str | None = None
-    resources: ir.Resources = field(default_factory=ir.Resources)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # the IR Resources' fields
     retries: int = 0
     retry_delay: float = 0.0
     timeout: float | None = None
@@ -173,9 +185,11 @@ class StepOptions:
 
     def ir_fields(self) -> dict[str, Any]:
         """The `ir.Step` fields these options set."""
+        from pipec.ir.model import Resources as IrResources  # tracing: the models are loaded
+
         return {
             "image": self.image,
-            "resources": self.resources,
+            "resources": IrResources(**self.resources),
             "retries": self.retries,
             "retry_delay": self.retry_delay,
             "timeout": self.timeout,
@@ -234,11 +248,12 @@ def _checked(key: str, value: Any) -> Any:
             return value
         case "resources":
             if value is None:
-                return ir.Resources()
+                return {}
             if isinstance(value, Resources):
-                return value.ir
-            if isinstance(value, ir.Resources):
-                return value
+                return value.values
+            ir_model = sys.modules.get("pipec.ir.model")  # an IR Resources means it is loaded
+            if ir_model is not None and isinstance(value, ir_model.Resources):
+                return value.model_dump(exclude_none=True)
             raise _BadOption(
                 "R007", f"resources must be Resources(...), got {value!r}", "Resources(cpu=2)"
             )

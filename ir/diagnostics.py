@@ -1,34 +1,24 @@
-"""Diagnostics: one record per problem, with its code, place, what is wrong and how to fix it."""
+"""Diagnostics: one record per problem, with its code, place, what is wrong and how to fix it.
+
+The record itself (`Diagnostic`) is an IR model and lives in `pipec.ir.model`; it is loaded from
+here on first use (PEP 562), so that the error classes below cost nothing to import: the step
+runtime's `pipec.backends` imports `InvalidInput` in every step's fresh interpreter.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from pipec.ir.model import Location, Model
+if TYPE_CHECKING:
+    from pipec.ir.model import Diagnostic as Diagnostic
 
-Severity = Literal["error", "warning"]
 
+def __getattr__(name: str) -> Any:
+    if name == "Diagnostic":
+        from pipec.ir.model import Diagnostic
 
-class Diagnostic(Model):
-    """One problem found in a pipeline.
-
-    `code` is stable (tests and users can match on it), `message` says what is wrong and `hint`
-    how to fix it. `location` points at the offending call when one is known.
-    """
-
-    code: str
-    message: str
-    hint: str = ""
-    location: Location | None = None
-    severity: Severity = "error"
-
-    def render(self) -> str:
-        """The one-problem text shown to users: `file:line: error[CODE]: message` + hint."""
-        where = f"{self.location.file}:{self.location.line}: " if self.location else ""
-        text = f"{where}{self.severity}[{self.code}]: {self.message}"
-        if self.hint:
-            text += f"\n  hint: {self.hint}"
-        return text
+        return Diagnostic
+    raise AttributeError(f"module 'pipec.ir.diagnostics' has no attribute {name!r}")
 
 
 class InvalidInput(Exception):

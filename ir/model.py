@@ -250,5 +250,33 @@ class Pipeline(Model):
     location: Location
 
 
+# --------------------------------------------------------------------------------------------
+# Diagnostics (errors and warnings about a pipeline; `pipec.ir.diagnostics` has the exceptions).
+
+Severity = Literal["error", "warning"]
+
+
+class Diagnostic(Model):
+    """One problem found in a pipeline.
+
+    `code` is stable (tests and users can match on it), `message` says what is wrong and `hint`
+    how to fix it. `location` points at the offending call when one is known.
+    """
+
+    code: str
+    message: str
+    hint: str = ""
+    location: Location | None = None
+    severity: Severity = "error"
+
+    def render(self) -> str:
+        """The one-problem text shown to users: `file:line: error[CODE]: message` + hint."""
+        where = f"{self.location.file}:{self.location.line}: " if self.location else ""
+        text = f"{where}{self.severity}[{self.code}]: {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
 for _model in (And, Or, Not, Compare, Condition, Loop, Group, Pipeline):
     _model.model_rebuild()

@@ -29,7 +29,6 @@ import shutil
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -288,6 +287,8 @@ def by_name(name: str) -> Materializer:
             ) from None
         found = _registered(name)
     if found is None:
+        from importlib.metadata import entry_points  # slow to import; most steps never get here
+
         for point in entry_points(group=ENTRY_POINT_GROUP):
             if name in (point.name, point.value):
                 point.load()

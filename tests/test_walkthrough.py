@@ -11,8 +11,11 @@ The page is read as it is written:
 Commands run with bash as one shell session: each gets the environment the one before left
 (`export` holds). Replaced in the whole page, as the page's last section says: `127.0.0.1:5000`
 by a Debian `docker-registry` started here on a free port, `python:3.12-slim` by `pipec-base`
-(nothing is pulled here), and in commands `RUN_ID` by the id the last `pipec run` printed.
-`pipec` is this checkout's `.venv/bin/pipec`, `airflow` the one in `.venvs/airflow`.
+(nothing is pulled here), `/mnt/pipec-artifacts` by the host folder of the Kubernetes stand-in's
+claim, and in commands `RUN_ID` by the id the last `pipec run` printed. `pipec` is this
+checkout's `.venv/bin/pipec`, `airflow` the one in `.venvs/airflow`; `KUBECONFIG` names the
+stand-in API server (tests/k8s_standin: NOT Kubernetes, see its docstring for what it does not
+model), which runs each step Job's pod on Docker from the image the page pushed.
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, tool_python
+from tests.k8s_standin.harness import StandIn, start_standin
 from tests.registry_helpers import manifest_digest, serve_registry
 from tests.test_local_docker import BASE, engine_ready
 
 PAGE = REPO / "docs" / "walkthrough.md"
 DOC_REGISTRY = "127.0.0.1:5000"
 DOC_BASE = "python:3.12-slim"
+DOC_CLAIM_PATH = "/mnt/pipec-artifacts"  # where the page mounts the claim on this machine
+DOC_NAMESPACE = "pipelines"
 FENCE = re.compile(r"^```(.*)$")
 
 
@@ -116,6 +122,8 @@ def test_the_page_runs_the_whole_walk() -> None:
         "pipec run wordcount.py --target local_docker",
         "pipec build wordcount.py --target kubeflow --push",
         "pipec compile wordcount.py --target kubeflow",
+        "pipec build wordcount.py --target kubernetes --push",
+        "pipec run wordcount.py --target kubernetes --set driver=local",
         "pipec compile wordcount.py --target airflow",
         "airflow dags test wordcount",
     ):
@@ -135,14 +143,22 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from serve_registry(tmp_path_factory.mktemp("registry"))
 
 
-def _environment(tmp_path: Path) -> dict[str, str]:
-    """This machine's environment without Airflow's settings, with `airflow` and `pipec` first
-    on PATH."""
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
+    """The Kubernetes stand-in with no image map: a pod runs only an image the engine has under
+    the name the Job gives, i.e. the one the page's `pipec build --push` pushed (by digest)."""
+    yield from start_standin(tool_python("kubernetes"), tmp_path_factory.mktemp("standin"), {})
+
+
+def _environment(tmp_path: Path, standin: StandIn) -> dict[str, str]:
+    """This machine's environment without Airflow's or Kubernetes' settings, with `airflow` and
+    `pipec` first on PATH and the stand-in as the kubeconfig's current context."""
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "airflow").symlink_to(tool_python("airflow").parent / "airflow")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "KUBE"))}
     env["PATH"] = os.pathsep.join([str(tools), str(REPO / ".venv" / "bin"), env["PATH"]])
+    env["KUBECONFIG"] = str(standin.kubeconfig)
     return env
 
 
@@ -167,13 +183,15 @@ def _run(
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_the_walkthrough_runs(tmp_path: Path, registry: str) -> None:
+def test_the_walkthrough_runs(tmp_path: Path, registry: str, standin: StandIn) -> None:
     engine_ready()
     text = PAGE.read_text(encoding="utf-8")
     text = text.replace(DOC_REGISTRY, registry).replace(DOC_BASE, BASE)
+    text = text.replace(DOC_CLAIM_PATH, str(standin.pvc))
     project = tmp_path / "project"
     project.mkdir()
-    env = _environment(tmp_path)
+    env = _environment(tmp_path, standin)
+    runs = []
     run_id = None
     for step in read_page(text):
         if isinstance(step, Write):
@@ -191,6 +209,7 @@ def test_the_walkthrough_runs(tmp_path: Path, registry: str) -> None:
         assert not missing, f"$ {line}\ndid not print {missing}:\n{output[-6000:]}"
         if found := re.search(r"^run (\S+) succeeded", output, re.MULTILINE):
             run_id = found.group(1)
+            runs.append((line, run_id))
 
     # The push arrived: the registry itself gives the digest the lock and the compile name.
     locked = json.loads((project / "pipec.lock").read_text())["images"]["kubeflow"]["wordcount"]
@@ -199,3 +218,18 @@ def test_the_walkthrough_runs(tmp_path: Path, registry: str) -> None:
     tag = locked["tag"].rpartition(":")[2]
     assert manifest_digest(registry, "team/wordcount", tag) == digest
     assert f'image: "{locked["ref"]}"' in (project / "kubeflow" / "pipeline.yaml").read_text()
+
+    # The kubernetes run's steps ran as Jobs of the stand-in, in the page's namespace, from the
+    # image the page pushed (by digest), and wrote their outputs to the claim.
+    locked = json.loads((project / "pipec.lock").read_text())["images"]["kubernetes"]["wordcount"]
+    assert locked["ref"].startswith(f"{registry}/team/wordcount@sha256:"), locked
+    (k8s_run,) = [run for line, run in runs if "--target kubernetes" in line]
+    jobs = standin.objects(
+        f"/apis/batch/v1/namespaces/{DOC_NAMESPACE}/jobs", f"pipec.dev/run={k8s_run}"
+    )
+    steps = sorted(job["metadata"]["labels"]["pipec.dev/step"] for job in jobs)
+    assert steps == ["count", "most_common"], steps
+    for job in jobs:
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == locked["ref"], container["image"]
+    assert (standin.pvc / k8s_run).is_dir()

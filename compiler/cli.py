@@ -120,7 +120,12 @@ def main(debug: bool) -> None:
     help="Print the IR after the optimizer (and, with --target, the target's fusion and "
     "lowerings).",
 )
-@click.option("--target", "-t", help="With --optimized: the target whose lowerings apply.")
+@click.option(
+    "--target",
+    "-t",
+    help="The IR as this target sees it: its per-target step options in place, its capabilities "
+    "checked; with --optimized also its fusion and lowerings.",
+)
 @click.option(
     "--set",
     "settings",
@@ -140,18 +145,20 @@ def ir_command(
     from pipec import driver, loader
     from pipec.ir.diagnostics import errors
 
-    if (target or settings) and not optimized:
-        raise click.UsageError("--target and --set go with --optimized")
-    if no_check and optimized:
-        raise click.UsageError("--no-check and --optimized exclude each other")
+    if settings and not (target and optimized):
+        raise click.UsageError("--set goes with --target and --optimized")
+    if no_check and (optimized or target):
+        raise click.UsageError("--no-check excludes --optimized and --target")
     if no_check:
         pipeline, diagnostics, _ = loader.load(ref)
         if pipeline is None or errors(diagnostics):
             raise DiagnosticError(errors(diagnostics) or diagnostics)
-    elif target is not None:
+    elif target is not None and optimized:
         compiled = driver.prepare(ref, target, settings, images=False)
         show_warnings(compiled.warnings)
         pipeline = compiled.pipeline
+    elif target is not None:
+        pipeline, _ = driver.load_checked(ref, target)
     elif optimized:
         pipeline, _ = driver.optimized(driver.load_checked(ref)[0])
     else:

@@ -26,6 +26,7 @@ from pipec.ir.diagnostics import Diagnostic, DiagnosticError, errors
 from pipec.ir.model import Pipeline
 from pipec.ir.passes import Pass, Rewrite
 from pipec.passes import CANONICAL, OPTIMIZE, VALIDATE, PassContext, run
+from pipec.passes.targets import for_target
 
 
 @dataclass
@@ -70,6 +71,8 @@ def optimized(pipeline: Pipeline) -> tuple[Pipeline, list[Rewrite]]:
 def check(pipeline: Pipeline, target: str | None = None) -> tuple[Pipeline, list[Diagnostic]]:
     """Validate (and check the target's capabilities when a target is named); canonical order."""
     ctx = PassContext(target=target)
+    if target is not None:
+        pipeline = for_target(pipeline, target)
     checked = run(VALIDATE, pipeline, ctx)
     if target is not None and not ctx.failed:
         ctx.diagnostics.extend(unsupported(checked, backends.load(target)))
@@ -107,7 +110,7 @@ def compile_pipeline(
     the front end's errors (`front`) and those of the first phase that failed."""
     ctx = PassContext(target=backend.name)
     stages: tuple[Callable[[Pipeline], Pipeline], ...] = (
-        lambda p: run(VALIDATE, p, ctx),
+        lambda p: run(VALIDATE, for_target(p, backend.name), ctx),
         lambda p: _target_checks(p, backend, ctx),
         lambda p: run(OPTIMIZE, p, ctx) if optimize else p,
         lambda p: run(target_lowerings(backend, optimize), p, ctx),

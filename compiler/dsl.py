@@ -42,7 +42,10 @@ class StepFunction(Generic[P, R]):
         return result
 
     def with_options(self, **options: Any) -> StepFunction[P, R]:
-        """A copy with some options changed, for one call site: `train.with_options(gpu=...)`."""
+        """A copy with some options changed, for one call site: `train.with_options(retries=3)`.
+
+        `targets={"vertex": {"image": ...}}` gives options for one target only; compiled for
+        that target, the step has them in place of its own (docs/steps.md)."""
         return StepFunction(self.func, step_options(self.options, **options))
 
     def __repr__(self) -> str:
@@ -65,6 +68,7 @@ def step(
     cache: bool = True,
     secrets: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    targets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[Callable[P, R]], StepFunction[P, R]]: ...
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -181,11 +181,24 @@ class StepOptions:
     cache: bool = True
     secrets: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """target name -> the options given for that target only (checked values)."""
     problems: tuple[Problem, ...] = ()
 
     def ir_fields(self) -> dict[str, Any]:
-        """The `ir.Step` fields these options set."""
-        from pipec.ir.model import Resources as IrResources  # tracing: the models are loaded
+        """The `ir.Step` fields these options set; a target's record is every option with the
+        ones given for that target in their place."""
+        from pipec.ir.model import TargetOptions  # tracing: the models are loaded
+
+        own = self._option_fields()
+        targets = {
+            target: TargetOptions(**replace(self, **given)._option_fields())
+            for target, given in sorted(self.targets.items())
+        }
+        return {**own, "targets": targets}
+
+    def _option_fields(self) -> dict[str, Any]:
+        from pipec.ir.model import Resources as IrResources
 
         return {
             "image": self.image,
@@ -200,6 +213,9 @@ class StepOptions:
 
 
 OPTION_NAMES = tuple(f for f in StepOptions.__dataclass_fields__ if f != "problems")
+# What one target can be given on its own: every option but the step's name (the same step on
+# every target) and `targets` itself.
+TARGET_OPTION_NAMES = tuple(f for f in OPTION_NAMES if f not in ("name", "targets"))
 
 
 def step_options(base: StepOptions | None = None, **given: Any) -> StepOptions:
@@ -220,6 +236,9 @@ def step_options(base: StepOptions | None = None, **given: Any) -> StepOptions:
                 f"step options are {', '.join(OPTION_NAMES)}",
             )
             continue
+        if key == "targets":
+            values[key] = _per_target(value, (base or StepOptions()).targets, bad, problems)
+            continue
         try:
             values[key] = _checked(key, value)
         except _BadOption as exc:
@@ -228,6 +247,61 @@ def step_options(base: StepOptions | None = None, **given: Any) -> StepOptions:
             problems.extend(value.problems)
     start = base or StepOptions()
     return replace(start, **values, problems=(*start.problems, *problems))
+
+
+def _per_target(
+    given: Any,
+    earlier: Mapping[str, Mapping[str, Any]],
+    bad: Callable[[str, str, str], None],
+    problems: list[Problem],
+) -> dict[str, dict[str, Any]]:
+    """`targets={"vertex": {"image": ...}}` checked: known target names, known options, each
+    value as for the step itself. Merged into `earlier` option by option, so a later
+    `with_options(targets=...)` adds to what an earlier one gave that target."""
+    # The registry only lists names (it imports no backend), so the front end may read it.
+    from pipec.backends import available
+
+    known = tuple(available())
+    merged = {target: dict(options) for target, options in earlier.items()}
+    if not isinstance(given, Mapping):
+        bad(
+            "R007",
+            f"targets must map target names to options, got {given!r}",
+            'targets={"vertex": {"image": "..."}}',
+        )
+        return merged
+    for target, options in given.items():
+        if target not in known:
+            bad(
+                "R006",
+                f"unknown target {target!r} in targets{did_you_mean(str(target), known)}",
+                f"targets are {', '.join(known)}",
+            )
+            continue
+        if not isinstance(options, Mapping):
+            bad(
+                "R007",
+                f"the options for target {target!r} must be a dict, got {options!r}",
+                f'targets={{"{target}": {{"retries": 3}}}}',
+            )
+            continue
+        for key, value in options.items():
+            if key not in TARGET_OPTION_NAMES:
+                why = " (a step has one name on every target)" if key == "name" else ""
+                bad(
+                    "R006",
+                    f"unknown option {key!r} for target {target!r}"
+                    f"{did_you_mean(str(key), TARGET_OPTION_NAMES)}{why}",
+                    f"per-target options are {', '.join(TARGET_OPTION_NAMES)}",
+                )
+                continue
+            try:
+                merged.setdefault(target, {})[key] = _checked(key, value)
+            except _BadOption as exc:
+                bad(exc.code, f"{exc} (for target {target!r})", exc.hint)
+            if isinstance(value, Resources):
+                problems.extend(value.problems)
+    return merged
 
 
 class _BadOption(ValueError):

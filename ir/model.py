@@ -12,9 +12,16 @@ step by id alone wherever it sits.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 IR_VERSION = 1
 
@@ -168,11 +175,28 @@ class Resources(Model):
     disk: str | None = None
 
 
+class TargetOptions(Model):
+    """A step's options on one target (`with_options(targets={"vertex": {...}})`): every option
+    as that target sees it (the step's own, with the ones given for the target in their place).
+    """
+
+    image: str | None = None
+    resources: Resources = Resources()
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+    cache: bool = True
+    secrets: tuple[str, ...] = ()
+    env: dict[str, str] = {}
+
+
 class Step(Model):
     """One call of a component, with its inputs bound and its options set.
 
     `id` is the engine-safe identifier (unique in the pipeline); `name` is what the user sees.
-    Durations are in seconds.
+    Durations are in seconds. `targets` holds the options of the targets given options of their
+    own; compiling for a target puts that target's in the step's fields and empties `targets`
+    (passes/targets.py), so no backend ever sees it.
     """
 
     kind: Literal["step"] = "step"
@@ -189,7 +213,17 @@ class Step(Model):
     cache: bool = True
     secrets: tuple[str, ...] = ()
     env: dict[str, str] = {}
+    targets: dict[str, TargetOptions] = {}
     location: Location
+
+    @model_serializer(mode="wrap")
+    def _without_empty_targets(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`targets` is written only when a step has some, so the JSON of every pipeline that
+        uses no per-target options stays as it was before they existed."""
+        data = handler(self)
+        if not self.targets and isinstance(data, dict):
+            data.pop("targets", None)
+        return data
 
 
 class Condition(Model):

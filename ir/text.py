@@ -48,6 +48,7 @@ from pipec.ir.model import (
     Port,
     Resources,
     Step,
+    TargetOptions,
 )
 
 __all__ = ["PirSyntaxError", "from_text", "to_text"]
@@ -217,10 +218,21 @@ class _Printer:
 
 
 def _step_options(step: Step) -> list[str]:
-    """The step's options that differ from the defaults, in a fixed order."""
+    """The step's options that differ from the defaults, in a fixed order; then each target's
+    own options (`on TARGET { ... }`), by target name."""
     options: list[str] = []
     if step.after:
         options.append("after " + ", ".join(format_name(s) for s in step.after))
+    options.extend(_run_options(step))
+    for target in sorted(step.targets):
+        inner = "".join(f"{option} " for option in _run_options(step.targets[target]))
+        options.append(f"on {format_name(target)} {{ {inner}}}")
+    return options
+
+
+def _run_options(step: Step | TargetOptions) -> list[str]:
+    """The options (other than `after`) that differ from the defaults, in a fixed order."""
+    options: list[str] = []
     if step.image is not None:
         options.append(f"image {quote(step.image)}")
     resources = step.resources
@@ -256,6 +268,30 @@ _PIPELINE_FILE: ContextVar[str | None] = ContextVar("pipec_pir_pipeline_file", d
 
 _RESOURCE_FIELDS = frozenset({"cpu", "memory", "gpu", "gpu_type", "disk"})
 _LIST_FIELDS = frozenset({"after", "secrets"})
+
+
+def _option_fields(options: Sequence[_Option]) -> dict[str, Any]:
+    """The Step (or TargetOptions) fields a list of parsed options sets; BuildError for one
+    given twice."""
+    fields: dict[str, Any] = {}
+    resources: dict[str, Any] = {}
+    lists: dict[str, list[str]] = {}
+    env: dict[str, str] = {}
+    for option in options:
+        if option.field in _LIST_FIELDS:
+            lists.setdefault(option.field, []).extend(option.value)
+        elif option.field == "env":
+            key, value = option.value
+            if key.value in env:
+                raise BuildError(f"env {format_name(key.value)} is set twice", key)
+            env[key.value] = value
+        else:
+            target = resources if option.field in _RESOURCE_FIELDS else fields
+            if option.field in target:
+                raise BuildError(f"option {option.field} is given twice", option.keyword)
+            target[option.field] = option.value
+    fields.update({name: tuple(values) for name, values in lists.items()})
+    return {**fields, "env": env, "resources": Resources(**resources)}
 
 
 @dataclass(frozen=True)
@@ -382,34 +418,28 @@ class _PirBuilder(ExprBuilder):
 
     def step(self, children: list[Any]) -> Step:
         step_id, display, component, arguments, location, *options = children
-        fields: dict[str, Any] = {}
-        resources: dict[str, Any] = {}
-        lists: dict[str, list[str]] = {"after": [], "secrets": []}
-        env: dict[str, str] = {}
+        targets: dict[str, TargetOptions] = {}
+        own: list[_Option] = []
         for option in options:
-            if option.field in _LIST_FIELDS:
-                lists[option.field].extend(option.value)
-            elif option.field == "env":
-                key, value = option.value
-                if key.value in env:
-                    raise BuildError(f"env {format_name(key.value)} is set twice", key)
-                env[key.value] = value
-            else:
-                target = resources if option.field in _RESOURCE_FIELDS else fields
-                if option.field in target:
-                    raise BuildError(f"option {option.field} is given twice", option.keyword)
-                target[option.field] = option.value
+            if option.field != "on":
+                own.append(option)
+                continue
+            name, inner = option.value
+            if name.value in targets:
+                given = f"options for target {format_name(name.value)} are given twice"
+                raise BuildError(given, name)
+            fields = _option_fields(inner)
+            if "after" in fields:
+                raise BuildError("after is the same on every target", option.keyword)
+            targets[name.value] = TargetOptions(**fields)
         return Step(
             id=step_id,
             name=step_id if display is None else display,
             component=component,
             args=arguments,
-            after=tuple(lists["after"]),
-            secrets=tuple(lists["secrets"]),
-            env=env,
-            resources=Resources(**resources),
             location=location,
-            **fields,
+            targets=targets,
+            **_option_fields(own),
         )
 
     def arguments(self, children: list[tuple[Token, Binding] | None]) -> dict[str, Binding]:
@@ -432,6 +462,10 @@ class _PirBuilder(ExprBuilder):
     def list_option(self, children: list[Token]) -> _Option:
         keyword, *names = children
         return _Option(keyword.value, [name.value for name in names], keyword)
+
+    def target_option(self, children: list[Any]) -> _Option:
+        keyword, name, *options = children
+        return _Option("on", (name, options), keyword)
 
     def env_option(self, children: list[Any]) -> _Option:
         keyword, key, value = children

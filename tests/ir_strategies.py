@@ -35,6 +35,7 @@ from pipec.ir.model import (
     Port,
     Resources,
     Step,
+    TargetOptions,
 )
 
 __all__ = [
@@ -206,8 +207,25 @@ def resources() -> st.SearchStrategy[Resources]:
     )
 
 
+def target_options() -> st.SearchStrategy[TargetOptions]:
+    """One target's record of every option, set or left at its default."""
+    non_negative = st.floats(min_value=0.0, allow_infinity=False, allow_nan=False)
+    return st.builds(
+        TargetOptions,
+        image=_optional(hostile_texts()),
+        resources=st.one_of(st.just(Resources()), resources()),
+        retries=st.integers(min_value=0, max_value=10),
+        retry_delay=st.one_of(st.just(0.0), st.just(-0.0), non_negative),
+        timeout=_optional(non_negative),
+        cache=st.booleans(),
+        secrets=st.lists(names(), max_size=3).map(tuple),
+        env=st.dictionaries(hostile_texts(), hostile_texts(), max_size=3),
+    )
+
+
 def steps() -> st.SearchStrategy[Step]:
-    """Steps with random arguments and every option, set or left at its default."""
+    """Steps with random arguments and every option, set or left at its default, and options of
+    their own for some targets."""
     non_negative = st.floats(min_value=0.0, allow_infinity=False, allow_nan=False)
     return st.builds(
         Step,
@@ -224,6 +242,11 @@ def steps() -> st.SearchStrategy[Step]:
         cache=st.booleans(),
         secrets=st.lists(names(), max_size=3).map(tuple),
         env=st.dictionaries(hostile_texts(), hostile_texts(), max_size=3),
+        targets=st.dictionaries(
+            st.one_of(names(), st.sampled_from(["on", "vertex", "secrets"])),
+            target_options(),
+            max_size=2,
+        ),
         location=locations(),
     )
 

@@ -3,6 +3,7 @@ module's name and the signature `(pipeline, ctx) -> pipeline` (`pipec.ir.passes`
 
 The driver runs the phases in this order:
 
+0. `targets.for_target`: each step takes the options given for the target it is compiled for.
 1. `VALIDATE`: validators; they only add diagnostics. Errors stop here.
 2. the target's capability check and its own `check` (`pipec.backends.base`).
 3. `optimize.RULES`: target-neutral rewrites (skipped with `--no-optimize`).

@@ -71,8 +71,9 @@ class Project:
 # --- runs compared with the local target -------------------------------------------------------
 
 SECRET = "s3cr3t value"
-"""The value of the secret training's `deploy` step reads (REGISTRY_TOKEN)."""
-SECRETS = {"REGISTRY_TOKEN": SECRET}
+"""The value of the secrets the examples read: training's `deploy` (REGISTRY_TOKEN) and etl's
+extract and load steps (WAREHOUSE_TOKEN)."""
+SECRETS = {"REGISTRY_TOKEN": SECRET, "WAREHOUSE_TOKEN": SECRET}
 
 EXAMPLE_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     # test id -> (example, parameters)
@@ -83,6 +84,10 @@ EXAMPLE_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "iris": ("iris", {"cs": [0.1, 1.0]}),
     "sweep-defaults": ("sweep", {}),
     "vocabulary": ("vocabulary", {"text": "to be or not to be"}),
+    # the realistic ones (issue 14): pandas/numpy/scikit-learn, DataFrames as artifacts
+    "quickstart": ("quickstart", {"c": 0.5}),
+    "tuning": ("tuning", {"families": ["logistic", "tree"], "strengths": [0.5, 2.0]}),
+    "etl": ("etl", {"day": "2026-12-01", "rows": 120}),
 }
 assert {stem for stem, _ in EXAMPLE_RUNS.values()} == {e.stem for e in EXAMPLES}, (
     "an example has no run"

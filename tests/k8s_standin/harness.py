@@ -94,8 +94,7 @@ def build_image() -> str:
                 "--no-compile",
                 "--target",
                 str(ctx / "site"),
-                f"{REPO}[kubernetes]",
-                "scikit-learn>=1.4",
+                f"{REPO}[kubernetes,sklearn]",  # the examples import scikit-learn and pandas
             ],
             check=True,
             capture_output=True,

@@ -5,9 +5,9 @@ by the runtime's parser (as for `local`). A step's environment reaches its proce
 executor hands it over: as a JSON request on the container's stdin, which the launcher
 (`pipec.backends.local_docker.launcher`) lays over the container's own environment and execs, so
 nothing expands it. What a step inherits is the environment of the image it runs in, never the
-host's; the image is the one pipec builds from `pipec-base` (`.ci/docker`), with scikit-learn for
-iris. Runs go through `pipec run --target local_docker` on this machine's Docker engine, with the
-containers cut off the network.
+host's; the image is the one pipec builds from `pipec-base` (`.ci/docker`), with scikit-learn and
+pandas for the examples. Runs go through `pipec run --target local_docker` on this machine's Docker
+engine, with the containers cut off the network.
 """
 
 from __future__ import annotations
@@ -53,11 +53,12 @@ class LocalDockerHarness:
     """This machine's Docker engine: the local scheduler with a container per step attempt."""
 
     id = target = "local_docker"
-    # Portable: an image name, a requirement and a network name (no path of this machine). The
-    # requirement is what iris needs; the conformance projects declare no dependencies.
+    # Portable: an image name, requirements and a network name (no path of this machine). The
+    # requirements are what the examples import (iris, quickstart, tuning); the conformance
+    # projects declare no dependencies.
     settings: tuple[str, ...] = (
         f"base_image={BASE}",  # .ci/docker builds it: no registry needed
-        'requirements=["scikit-learn>=1.4"]',
+        'requirements=["scikit-learn>=1.4", "pandas>=2.1"]',
         "network=none",
     )
     # Steps do run in containers, but with `base_image` set a step without an image runs in the

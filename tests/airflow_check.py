@@ -212,15 +212,27 @@ def _runtime_call(task: Any, context: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+class _AnyLoop(dict[str, str]):
+    """A flattened foreach's `scope` entry: a stand-in item for whichever enclosing loop."""
+
+    def __missing__(self, loop: str) -> str:
+        return f"xcom-item-of-{loop}"
+
+
 class _StandInTI:
     """What templates may ask of the task instance when no run exists: iteration 0 of the
-    first try (the step context's PIPEC_ITERATION and PIPEC_ATTEMPT), and two stand-in items for
-    any XCom (a loop's items)."""
+    first try (the step context's PIPEC_ITERATION and PIPEC_ATTEMPT), two stand-in items for
+    any XCom (a loop's items), and for a flattened foreach's `-items` task its `where` and
+    `scope` XComs, shaped as that task pushes them."""
 
     map_index = 0
     try_number = 1
 
-    def xcom_pull(self, *args: Any, **kwargs: Any) -> list[str]:
+    def xcom_pull(self, *args: Any, key: str | None = None, **kwargs: Any) -> list[Any]:
+        if key == "where":
+            return ["0/0", "0/1"]
+        if key == "scope":
+            return [_AnyLoop(), _AnyLoop()]
         return ["xcom-0", "xcom-1"]
 
 

@@ -91,6 +91,45 @@ def env() -> dict[str, str]:
     return {**os.environ, "REGISTRY_TOKEN": "token-for-the-example"}
 
 
+EMPTY_LOOPS = """
+@step
+def none_at_all() -> list[int]:
+    return []
+
+@step
+def double(x: int) -> int:
+    return 2 * x
+
+@step
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+@pipeline
+def empty_loops(names: list[str] = []) -> None:
+    with foreach(none_at_all()) as x:
+        y = double(x=x)
+    total(xs=collect(y))
+    with foreach(names) as name:
+        z = double(x=len_of(name=name))
+    total(xs=collect(z))
+
+@step
+def len_of(name: str) -> int:
+    return len(name)
+"""
+
+
+def test_a_foreach_over_an_empty_list_runs_no_job_and_goes_on(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """GitHub refuses a matrix with no values (act runs it once, without an index): the loop's
+    jobs are skipped by their `if:`, and a collect of them is `[]`, as on every target."""
+    source = write_pipeline(tmp_path, EMPTY_LOOPS)
+    local, act = both(source.name, tmp_path, env)
+    assert act == local
+    assert local[("total", ())][:3] == local[("total_2", ())][:3] == ("succeeded", 1, {"output": 0})
+
+
 PIPELINE = """
 import os
 from pathlib import Path

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pipec.backends.images.engine import Engine
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import REPO
 from tests.local_helpers import (
     DUMPABLE,
     PIPEC,
@@ -150,8 +150,10 @@ def _project(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("example", [e.stem for e in EXAMPLES])
-def test_every_example_gives_the_local_targets_outputs(
+# Every example runs on local_docker in the conformance suite (tests/conformance/test_run.py);
+# training there is refused as written (a GPU model), so here it runs without one.
+@pytest.mark.parametrize("example", ["training"])
+def test_an_example_gives_the_local_targets_outputs(
     engine: Engine, tmp_path: Path, example: str
 ) -> None:
     root = _project(tmp_path / "project")

@@ -26,7 +26,17 @@ from pipec.backends.github import pins, shell
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime.invocation import Invocation, SourceKind, source, step_cache_key
 from pipec.ir import graph, types
-from pipec.ir.model import Collect, Component, Condition, Const, LoopItem, OutputRef, ParamRef, Step
+from pipec.ir.model import (
+    Collect,
+    Component,
+    Condition,
+    Const,
+    Loop,
+    LoopItem,
+    OutputRef,
+    ParamRef,
+    Step,
+)
 
 JOB_MODULE = "pipec.backends.github.job"
 SETUP_MINUTES = 10  # checkout, setup and the interpreter's start, on top of the step's timeout
@@ -76,6 +86,10 @@ class JobWriter:
         """`needs`, `if:` and `runs-on` of a job (see the module docstring)."""
         direct = self.layout.needs.get(job, set())
         tests = [self._branch_test(b) for b in self.layout.branches.get(job, ())]
+        loop = self.layout.loop_of.get(job)
+        has_items = None if loop is None else self._has_items(loop)
+        if has_items is not None:
+            tests.append(has_items)
         body: dict[str, Any] = {"runs-on": runs_on}
         if any(lay.may_be_skipped_for(self.layout, need, job) for need in direct):
             body["needs"] = sorted(lay.ancestors(self.layout, job))
@@ -86,6 +100,21 @@ class JobWriter:
             if tests:
                 body["if"] = " && ".join(f"({t})" for t in tests) if len(tests) > 1 else tests[0]
         return body
+
+    def _has_items(self, loop: Loop) -> str | None:
+        """The `if:` that skips a foreach's job when its list is empty: GitHub refuses a matrix
+        with no values (act runs it once, without an index), where every other target runs no
+        iteration and goes on (a `collect` of it is `[]`). None for a literal list with items;
+        an empty one is there only with --no-optimize (`prune` removes it)."""
+        match loop.items:
+            case Const():
+                return None if loop.items.value else "false"
+            case ParamRef():
+                return f"needs.{lay.PARAMS_JOB}.outputs.{loop.items.param}-indices != '[]'"
+            case OutputRef():
+                return f"needs.{loop.items.step}.outputs.{loop.items.output}-indices != '[]'"
+            case LoopItem() | Collect():
+                raise AssertionError("refused by the checks")
 
     def _branch_test(self, branch: lay.Branch) -> str:
         test = self.layout.tests[branch.condition]

@@ -185,11 +185,12 @@ def _block(layout: Layout, scope_id: str) -> Condition | Loop | None:
 
 
 def may_be_skipped_for(layout: Layout, need: str, job: str) -> bool:
-    """Whether `need` can be skipped by a branch `job` is not inside (then `job` must not let
-    GitHub's default skip it too)."""
+    """Whether `need` can be skipped by a branch `job` is not inside, or by an empty foreach
+    `job` is not inside (then `job` must not let GitHub's default skip it too)."""
     mine = layout.branches.get(job, ())
     theirs = layout.branches.get(need, ())
-    return mine[: len(theirs)] != theirs
+    loop = layout.loop_of.get(need)
+    return mine[: len(theirs)] != theirs or (loop is not None and layout.loop_of.get(job) != loop)
 
 
 def ancestors(layout: Layout, job: str) -> set[str]:

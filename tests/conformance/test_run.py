@@ -242,13 +242,6 @@ def test_an_optimized_run_keeps_the_outputs(
 
 
 @KFP_LOCAL_GAPS
-@pytest.mark.notimpl(
-    ["github"],
-    reason="an empty literal foreach, kept as written, becomes a job with `matrix: {index: []}`, "
-    "which GitHub refuses as an empty matrix vector and act runs once without an index "
-    "(PIPEC_INDEX empty: the step fails); only the optimizer's prune removes it",
-    raises=RunFailed,
-)
 def test_an_unoptimized_run_keeps_the_outputs(
     adapter: Harness, project: Project, tmp_path: Path
 ) -> None:

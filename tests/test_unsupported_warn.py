@@ -1,8 +1,8 @@
 """`--set unsupported=warn`: each droppable feature a target cannot express is dropped from the
 node that uses it, with one W005 warning naming the node and the feature; structural features
-stay U001 errors saying why. Checked on the real target that lacks features (vertex: disk and
-secrets) and, for every droppable feature, on a kubeflow target that claims none
-of them (what the emitted spec says is checked too: nothing of the feature is left)."""
+stay U001 errors saying why. Checked on a real target that lacks a feature (local_docker: disk)
+and, for every droppable feature, on a kubeflow target that claims none of them (what the
+emitted spec says is checked too: nothing of the feature is left)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 
 from pipec import backends, driver
 from pipec.backends.base import FEATURES, Capabilities, features_used
 from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
+from pipec.backends.local_docker import LocalDockerBackend
 from pipec.backends.lowerings.drop import DROPPABLE
 from pipec.backends.settings import SettingsError, load_settings
 from pipec.backends.vertex import VertexBackend, VertexSettings
+from pipec.ir import graph
 from pipec.ir.diagnostics import DiagnosticError
 from tests.helpers import write_pipeline
 
@@ -132,10 +133,11 @@ def test_structural_features_stay_errors_with_the_reason(tmp_path: Path) -> None
     assert "cannot be dropped" in error.hint
 
 
-def test_vertex_drops_disk_and_keeps_secrets(tmp_path: Path) -> None:
-    """Secrets are honoured on vertex (Secret Manager through the runtime); disk is dropped."""
+def test_a_real_target_drops_what_it_lacks(tmp_path: Path) -> None:
+    """local_docker cannot reserve disk (Docker sizes a container's disk only on some storage
+    drivers): an error, or with unsupported=warn dropped with W005; cpu is kept."""
     source = """
-@step(secrets=["TOKEN"], resources=Resources(disk="5Gi", cpu=1))
+@step(resources=Resources(disk="5Gi", cpu=1))
 def s() -> int:
     return 1
 
@@ -143,18 +145,36 @@ def s() -> int:
 def p() -> None:
     s()
 """
-    settings = {"project": "pr", "region": "us-central1", "pipeline_root": "gs://b/r"}
     with pytest.raises(DiagnosticError):
-        _compile(tmp_path, source, VertexBackend, **settings)
-    compiled = _compile(tmp_path, source, VertexBackend, unsupported="warn", **settings)
+        _compile(tmp_path, source, LocalDockerBackend)
+    compiled = _compile(tmp_path, source, LocalDockerBackend, unsupported="warn")
     assert [w.message for w in compiled.warnings] == [
-        "target 'vertex' cannot express disk requests: dropped from 's' (unsupported=warn), so "
-        "its disk is not reserved",
+        "target 'local_docker' cannot express disk requests: dropped from 's' "
+        "(unsupported=warn), so its disk is not reserved",
     ]
-    spec = yaml.safe_load(compiled.emit()["pipeline.yaml"])
-    (executor,) = spec["deploymentSpec"]["executors"].values()
-    assert executor["container"]["resources"]["resourceCpuLimit"] == "1"  # cpu is kept
-    assert "--secret-manager" in executor["container"]["args"]
+    (step,) = graph.steps(compiled.pipeline)
+    assert step.resources.disk is None and step.resources.cpu == 1
+
+
+def test_vertex_takes_disk_up_to_its_boot_disk(tmp_path: Path) -> None:
+    """Vertex gives every task a 100 GB boot disk and a PipelineSpec cannot size it: a request
+    that fits compiles (nothing to emit), a larger one is U001 naming the size."""
+    settings = {"project": "pr", "region": "us-central1", "pipeline_root": "gs://b/r"}
+    source = """
+@step(resources=Resources(disk="{disk}"))
+def s() -> int:
+    return 1
+
+@pipeline
+def p() -> None:
+    s()
+"""
+    compiled = _compile(tmp_path, source.format(disk="20Gi"), VertexBackend, **settings)
+    assert compiled.warnings == [] and "pipeline.yaml" in compiled.emit()
+    with pytest.raises(DiagnosticError) as caught:
+        _compile(tmp_path, source.format(disk="200Gi"), VertexBackend, **settings).emit()
+    (error,) = caught.value.diagnostics
+    assert error.code == "U001" and "a disk request of 200Gi, more than the 100 GB" in error.message
 
 
 def test_the_setting_takes_error_or_warn() -> None:

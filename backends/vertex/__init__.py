@@ -30,6 +30,7 @@ from pipec.backends.kubeflow import KFP_FEATURES, KfpBackend, KfpSettings, memor
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import spec as ks
 from pipec.backends.settings import SettingsError, TargetSettings
+from pipec.ir import quantity
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -94,18 +95,23 @@ class VertexSettings(KfpSettings):
             )
 
 
+BOOT_DISK_BYTES = 100 * 10**9
+"""Vertex runs each pipeline task on a machine with a 100 GB boot disk (its default DiskSpec)."""
+
+
 class VertexBackend(KfpBackend[VertexSettings]):
     """Vertex AI Pipelines: the kubeflow spec with Vertex resources, plus the REST requests."""
 
     name: ClassVar[str] = "vertex"
     description: ClassVar[str] = "Vertex AI Pipelines: PipelineSpec + PipelineJob request"
     extra: ClassVar[str | None] = "vertex"
-    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES)
+    capabilities: ClassVar[Capabilities] = Capabilities(KFP_FEATURES | {"disk"})
     notes: ClassVar[dict[str, str]] = {
         **KfpBackend.notes,
         # A Vertex pipeline task runs as a CustomJob whose DiskSpec (boot disk size and type) the
         # PipelineSpec cannot set; only a task wrapped as its own CustomJob launcher could.
-        "disk": "each task gets Vertex's default 100 GB boot disk; a PipelineSpec cannot size it",
+        "disk": "up to the 100 GB boot disk Vertex gives every task (the image and system share "
+        "it; a PipelineSpec cannot size it); a larger request is U001",
     }
     how: ClassVar[dict[str, str]] = {
         "secrets": "from Google Secret Manager (projects/<secrets_project>/secrets/<name>/"
@@ -151,6 +157,12 @@ class VertexHooks:
         problems = []
         if step.resources.gpu and not step.resources.gpu_type:
             problems.append("GPUs without a gpu_type (Vertex needs one, e.g. nvidia-l4)")
+        disk = step.resources.disk
+        if disk is not None and quantity.to_bytes(disk) > BOOT_DISK_BYTES:
+            problems.append(
+                f"a disk request of {disk}, more than the 100 GB boot disk Vertex gives every "
+                "task (a PipelineSpec cannot size it)"
+            )
         return problems
 
     def resources(self, step: Step) -> JSON | None:

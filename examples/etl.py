@@ -78,8 +78,12 @@ def daily_totals(orders: pd.DataFrame, refunds: pd.DataFrame) -> pd.DataFrame:
     image="ghcr.io/acme/etl-gpu:2.1",
     resources=Resources(gpu=1, gpu_type="nvidia-l4", memory="8Gi"),
     env={"FEATURE_SET": "v3"},
-    # Vertex AI pulls from Artifact Registry, where the same image is mirrored.
-    targets={"vertex": {"image": "us-docker.pkg.dev/acme-ml/etl/gpu:2.1"}},
+    targets={
+        # Vertex AI pulls from Artifact Registry, where the same image is mirrored.
+        "vertex": {"image": "us-docker.pkg.dev/acme-ml/etl/gpu:2.1"},
+        # A workstation's Docker engine hands out any GPU (Docker cannot pick a model).
+        "local_docker": {"resources": Resources(gpu=1, memory="8Gi")},
+    },
 )
 def featurize(totals: pd.DataFrame) -> np.ndarray:
     """Per-region features (share of sales, refund rate, mean order): a numpy matrix. On a GPU

@@ -1,8 +1,8 @@
 """`--set unsupported=warn`: each droppable feature a target cannot express is dropped from the
 node that uses it, with one W005 warning naming the node and the feature; structural features
-stay U001 errors saying why. Checked on a real target that lacks a feature (local_docker: disk)
-and, for every droppable feature, on a kubeflow target that claims none of them (what the
-emitted spec says is checked too: nothing of the feature is left)."""
+stay U001 errors saying why. Every target now expresses every feature in some form (`pipec
+targets`), so this is checked, for every droppable feature, on a kubeflow target that claims
+none of them (what the emitted spec says is checked too: nothing of the feature is left)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ import pytest
 from pipec import backends, driver
 from pipec.backends.base import FEATURES, Capabilities, features_used
 from pipec.backends.kubeflow import KubeflowBackend, KubeflowSettings
-from pipec.backends.local_docker import LocalDockerBackend
 from pipec.backends.lowerings.drop import DROPPABLE
 from pipec.backends.settings import SettingsError, load_settings
 from pipec.backends.vertex import VertexBackend, VertexSettings
-from pipec.ir import graph
 from pipec.ir.diagnostics import DiagnosticError
 from tests.helpers import write_pipeline
 
@@ -131,29 +129,6 @@ def test_structural_features_stay_errors_with_the_reason(tmp_path: Path) -> None
     assert error.code == "U001"
     assert "foreach over a literal list (used by 'loop_1')" in error.message
     assert "cannot be dropped" in error.hint
-
-
-def test_a_real_target_drops_what_it_lacks(tmp_path: Path) -> None:
-    """local_docker cannot reserve disk (Docker sizes a container's disk only on some storage
-    drivers): an error, or with unsupported=warn dropped with W005; cpu is kept."""
-    source = """
-@step(resources=Resources(disk="5Gi", cpu=1))
-def s() -> int:
-    return 1
-
-@pipeline
-def p() -> None:
-    s()
-"""
-    with pytest.raises(DiagnosticError):
-        _compile(tmp_path, source, LocalDockerBackend)
-    compiled = _compile(tmp_path, source, LocalDockerBackend, unsupported="warn")
-    assert [w.message for w in compiled.warnings] == [
-        "target 'local_docker' cannot express disk requests: dropped from 's' "
-        "(unsupported=warn), so its disk is not reserved",
-    ]
-    (step,) = graph.steps(compiled.pipeline)
-    assert step.resources.disk is None and step.resources.cpu == 1
 
 
 def test_vertex_takes_disk_up_to_its_boot_disk(tmp_path: Path) -> None:

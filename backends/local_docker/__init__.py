@@ -84,7 +84,7 @@ class LocalDockerBackend(LocalBackend):
         "this machine's Docker engine: each step in its own container, run metadata in SQLite"
     )
     extra: ClassVar[str | None] = "local_docker"
-    capabilities: ClassVar[Capabilities] = Capabilities(frozenset(FEATURES) - {"disk"})
+    capabilities: ClassVar[Capabilities] = Capabilities(frozenset(FEATURES))
     notes: ClassVar[dict[str, str]] = {
         "resources": "cpu as the container's CPU weight (a share, not a cap); memory as a hard "
         "limit (outgrowing it: killed by the OOM killer)",
@@ -93,7 +93,9 @@ class LocalDockerBackend(LocalBackend):
             "model cannot be chosen"
         ),
         "image": "looked up on the local engine (never pulled); none: built from base_image",
-        "disk": "Docker caps a container's disk only on some storage drivers (--storage-opt)",
+        # As on `local`: the steps share this machine's disk. Docker could cap a container's
+        # writable layer only on some storage drivers (--storage-opt), never reserve space.
+        "disk": "not reserved: steps share this machine's disk, as on local",
     }
     settings_model: ClassVar[type[TargetSettings]] = LocalDockerSettings
     builds_images: ClassVar[bool] = True

@@ -1,5 +1,5 @@
 pir 1
-pipeline etl at "examples/etl.py":108
+pipeline etl at "examples/etl.py":112
   description "Extract and clean orders and refunds, total them per region, featurize, load both."
   schedule "0 2 * * *"
 
@@ -29,7 +29,7 @@ component extract = examples.etl:extract
 
 component featurize = examples.etl:featurize
   file "examples/etl.py"
-  code "sha256:78d4afd497d4b9f6c71bc42f88f17a1549fc51a5210b5ceeda5e1e5e0c11f935"
+  code "sha256:32dd454556f4eab45fdd6e31dddf4267b0f4aab5319ee05073769f55c1727586"
   input totals: artifact[pandas.DataFrame]
   output output: artifact[numpy.ndarray]
 
@@ -48,7 +48,7 @@ component load_table = examples.etl:load_table
   input day: str
   output output: str
 
-group ingest pipeline ingest at 110 {
+group ingest pipeline ingest at 114 {
   step extract = extract(day=params.day, rows=params.rows, source="orders") at 60
     retries 3
     retry_delay 30.0
@@ -58,7 +58,7 @@ group ingest pipeline ingest at 110 {
   step clean = clean(raw=steps.extract.output) at 60
     timeout 300.0
 }
-group ingest_2 pipeline ingest at 111 {
+group ingest_2 pipeline ingest at 115 {
   step extract_2 = extract(day=params.day, rows=40, source="refunds") at 60
     retries 3
     retry_delay 30.0
@@ -68,24 +68,25 @@ group ingest_2 pipeline ingest at 111 {
   step clean_2 = clean(raw=steps.extract_2.output) at 60
     timeout 300.0
 }
-step daily_totals = daily_totals(orders=steps.clean.output, refunds=steps.clean_2.output) at 112
+step daily_totals = daily_totals(orders=steps.clean.output, refunds=steps.clean_2.output) at 116
   cpu 2.0
   memory "4Gi"
   disk "20Gi"
   timeout 1200.0
-step load_table = load_table(day=params.day, name="daily_totals", table=steps.daily_totals.output) at 113
+step load_table = load_table(day=params.day, name="daily_totals", table=steps.daily_totals.output) at 117
   retries 2
   retry_delay 60.0
   secrets WAREHOUSE_TOKEN
   env WAREHOUSE = "analytics"
-step featurize = featurize(totals=steps.daily_totals.output) at 114
+step featurize = featurize(totals=steps.daily_totals.output) at 118
   image "ghcr.io/acme/etl-gpu:2.1"
   memory "8Gi"
   gpu 1
   gpu_type "nvidia-l4"
   env FEATURE_SET = "v3"
+  on local_docker { image "ghcr.io/acme/etl-gpu:2.1" memory "8Gi" gpu 1 env FEATURE_SET = "v3" }
   on vertex { image "us-docker.pkg.dev/acme-ml/etl/gpu:2.1" memory "8Gi" gpu 1 gpu_type "nvidia-l4" env FEATURE_SET = "v3" }
-step load_features = load_features(day=params.day, features=steps.featurize.output) at 114
+step load_features = load_features(day=params.day, features=steps.featurize.output) at 118
   retries 2
   secrets WAREHOUSE_TOKEN
   env WAREHOUSE = "analytics"

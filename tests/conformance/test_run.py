@@ -125,10 +125,10 @@ EXAMPLE_GAPS: dict[str, list[pytest.MarkDecorator]] = {
             reason="its steps read a secret (WAREHOUSE_TOKEN), which kfp.local cannot hand over",
             raises=NoEngineHere,
         ),
-        pytest.mark.notimpl(
+        pytest.mark.never(
             ["local_docker"],
-            reason="disk requests are U001 on local_docker (pipec gives a container no scratch "
-            "volume of a size yet)",
+            reason="its featurize step needs a GPU and its own image (ghcr.io/acme/etl-gpu), and "
+            "this machine's Docker engine has no GPU runtime and pulls nothing",
             raises=RunFailed,
         ),
     ],

@@ -251,7 +251,7 @@ with DAG(
             "--code-root", "/opt/pipec/project",
             "--cache-root", "s3://pipec-artifacts/examples",
             "--cache-key",
-            literal('{"code":"sha256:78d4afd497d4b9f6c71bc42f88f17a1549fc51a5210b5ceeda5e1e5e0c11f935","env":"sha256:605fdac55fdc6a7caed85fac0775123b1899464fc70d4bfef88f39429f9393b3","image":"ghcr.io/acme/etl-gpu:2.1","pipeline":"etl","step":"featurize"}'),
+            literal('{"code":"sha256:32dd454556f4eab45fdd6e31dddf4267b0f4aab5319ee05073769f55c1727586","env":"sha256:605fdac55fdc6a7caed85fac0775123b1899464fc70d4bfef88f39429f9393b3","image":"ghcr.io/acme/etl-gpu:2.1","pipeline":"etl","step":"featurize"}'),
             "--input",
             "totals=artifact:s3://pipec-artifacts/examples/etl/{{ pipec_run_folder(run_id) }}/daily_totals/output",
             "--output",

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from pipec import driver
 from pipec.backends.images import build
 from pipec.backends.images.engine import Engine, EngineError, connect
+from pipec.backends.local_docker import LocalDockerBackend
 from pipec.backends.local_docker.executor import Masker
 from pipec.backends.settings import SettingsError
 from pipec.ir.diagnostics import DiagnosticError
@@ -179,15 +180,8 @@ def test_no_image_and_no_base_image_is_one_error(tmp_path: Path) -> None:
     assert "step one" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("resources", "what"),
-    [
-        ('gpu=1, gpu_type="nvidia-l4"', "a GPU type (Docker requests GPUs by count only)"),
-        ('disk="10Gi"', "disk requests"),
-    ],
-)
-def test_gpu_type_and_disk_have_no_docker_form(tmp_path: Path, resources: str, what: str) -> None:
-    ref = make_project(
+def _train_with(tmp_path: Path, resources: str) -> str:
+    return make_project(
         tmp_path,
         f"""
         @step(resources=Resources({resources}))
@@ -199,11 +193,27 @@ def test_gpu_type_and_disk_have_no_docker_form(tmp_path: Path, resources: str, w
             train()
         """,
     )
+
+
+def test_a_gpu_type_has_no_docker_form(tmp_path: Path) -> None:
+    ref = _train_with(tmp_path, 'gpu=1, gpu_type="nvidia-l4"')
     with pytest.raises(DiagnosticError) as caught:
         driver.compile_ref(str(tmp_path / ref), "local_docker", [f"base_image={BASE}"])
     [found] = caught.value.diagnostics
     assert found.code == "U001"
-    assert found.message == f"target 'local_docker' cannot express {what} (used by 'train')"
+    assert found.message == (
+        "target 'local_docker' cannot express a GPU type (Docker requests GPUs by count only) "
+        "(used by 'train')"
+    )
+
+
+def test_a_disk_request_compiles_and_is_not_reserved_as_on_local(tmp_path: Path) -> None:
+    """Docker reserves no disk; the steps share this machine's, as `local` says for its own."""
+    ref = _train_with(tmp_path, 'disk="10Gi"')
+    compiled = driver.compile_ref(str(tmp_path / ref), "local_docker", [f"base_image={BASE}"])
+    assert "plan.json" in compiled
+    note = LocalDockerBackend.notes["disk"]
+    assert note.startswith("not reserved") and note.endswith("as on local")
 
 
 def test_compiling_never_imports_the_docker_sdk(tmp_path: Path) -> None:

@@ -164,6 +164,13 @@ def test_a_run_equals_the_local_run(
     reason="GitHub matrices do not nest: a foreach inside a foreach is U001 on the github target",
     raises=RunFailed,
 )
+@pytest.mark.notyet(
+    ["kubeflow"],
+    reason="kfp.local 2.17 hands a list[int] output on as floats ([1.0, 2.0]), so the inner "
+    "loop's steps fail their declared types; and it replaces loop tasks' inputs from task outputs "
+    "with the loop item",
+    raises=RunFailed,
+)
 @pytest.mark.parametrize("params", list(SHAPES_RUNS.values()), ids=list(SHAPES_RUNS))
 def test_nested_loops_and_conditions_over_several_outputs_equal_the_local_run(
     engine: Harness, project: Project, tmp_path: Path, params: dict[str, Any]

@@ -1,7 +1,7 @@
 """Per-target step options: `with_options(targets={"vertex": {...}})` gives one target options of
 its own. Checked where written (unknown target or option: R006 with did-you-mean), kept in the IR
 per target (text and JSON round trip), and in place of the step's own only when compiling for
-that target (`pipec ir --target T` shows them; the capability check sees them)."""
+that target (`pipec ir --target T` shows them; the target's checks see them)."""
 
 from __future__ import annotations
 
@@ -83,20 +83,38 @@ def test_a_step_without_target_options_has_no_targets_key_in_json(flow: str) -> 
 def test_a_target_sees_its_own_options_and_no_other(
     flow: str, target: str, retries: int, secrets: tuple[str, ...], cpu: float | None
 ) -> None:
-    # (unsupported=warn: the other step keeps its secrets, which vertex cannot express)
-    compiled = driver.prepare(flow, target, ["unsupported=warn"], images=False)
+    compiled = driver.prepare(flow, target, [], images=False)
     show = _steps(compiled.pipeline)["show"]
     assert (show.retries, show.secrets, show.resources.cpu) == (retries, secrets, cpu)
     assert all(not s.targets for s in graph.steps(compiled.pipeline))
 
 
-def test_the_capability_check_sees_the_targets_options(flow: str) -> None:
-    """vertex cannot express secrets: the step that drops them for vertex compiles, the other
-    one is the only U001."""
+GPU_FLOW = """\
+from pipec import Resources, pipeline, step
+
+
+@step(resources=Resources(gpu=1, gpu_type="nvidia-l4"))
+def train(x: int) -> int:
+    return x
+
+
+@pipeline
+def gpu_flow() -> None:
+    train.with_options(targets={"local_docker": {"resources": Resources(gpu=1)}})(1)
+    train.with_options(name="plain")(2)
+"""
+
+
+def test_the_targets_own_check_sees_the_targets_options(tmp_path: Path) -> None:
+    """local_docker cannot choose a GPU model: the call that asks local_docker for any GPU
+    compiles, the other one is the only U001."""
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "t"\n', encoding="utf-8")
+    path = tmp_path / "gpu_flow.py"
+    path.write_text(GPU_FLOW, encoding="utf-8")
     with pytest.raises(DiagnosticError) as raised:
-        driver.compile_ref(flow, "vertex")
+        driver.compile_ref(str(path), "local_docker", ["base_image=pipec-base"])
     found = [(d.code, d.location.line if d.location else 0) for d in raised.value.diagnostics]
-    assert found == [("U001", 16)]
+    assert found == [("U001", 12)]
     assert "'plain'" in raised.value.diagnostics[0].message
 
 

@@ -152,13 +152,16 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
 
 def _environment(tmp_path: Path, standin: StandIn) -> dict[str, str]:
     """This machine's environment without Airflow's or Kubernetes' settings, with `airflow` and
-    `pipec` first on PATH and the stand-in as the kubeconfig's current context."""
+    `pipec` first on PATH, the stand-in as the kubeconfig's current context, and a terminal's
+    width."""
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "airflow").symlink_to(tool_python("airflow").parent / "airflow")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "KUBE"))}
     env["PATH"] = os.pathsep.join([str(tools), str(REPO / ".venv" / "bin"), env["PATH"]])
     env["KUBECONFIG"] = str(standin.kubeconfig)
+    # Tables as a terminal 120 columns wide shows them (rich's width off a terminal is 80).
+    env["COLUMNS"] = "120"
     return env
 
 
@@ -228,7 +231,7 @@ def test_the_walkthrough_runs(tmp_path: Path, registry: str, standin: StandIn) -
         f"/apis/batch/v1/namespaces/{DOC_NAMESPACE}/jobs", f"pipec.dev/run={k8s_run}"
     )
     steps = sorted(job["metadata"]["labels"]["pipec.dev/step"] for job in jobs)
-    assert steps == ["count", "most_common"], steps
+    assert steps == ["count_to_most_common"], steps  # the chain, fused (kubernetes' default)
     for job in jobs:
         (container,) = job["spec"]["template"]["spec"]["containers"]
         assert container["image"] == locked["ref"], container["image"]

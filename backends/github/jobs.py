@@ -101,20 +101,29 @@ class JobWriter:
                 body["if"] = " && ".join(f"({t})" for t in tests) if len(tests) > 1 else tests[0]
         return body
 
+    def _indices(self, loop: Loop) -> str | None:
+        """The job output holding a foreach's matrix indices (`[0, .., n-1]`, written at run
+        time); None for a literal list, whose indices are known now."""
+        match loop.items:
+            case Const():
+                return None
+            case ParamRef():
+                return f"needs.{lay.PARAMS_JOB}.outputs.{loop.items.param}-indices"
+            case OutputRef():
+                return f"needs.{loop.items.step}.outputs.{loop.items.output}-indices"
+            case LoopItem() | Collect():
+                raise AssertionError("refused by the checks")
+
     def _has_items(self, loop: Loop) -> str | None:
         """The `if:` that skips a foreach's job when its list is empty: GitHub refuses a matrix
         with no values (act runs it once, without an index), where every other target runs no
         iteration and goes on (a `collect` of it is `[]`). None for a literal list with items;
         an empty one is there only with --no-optimize (`prune` removes it)."""
-        match loop.items:
-            case Const():
-                return None if loop.items.value else "false"
-            case ParamRef():
-                return f"needs.{lay.PARAMS_JOB}.outputs.{loop.items.param}-indices != '[]'"
-            case OutputRef():
-                return f"needs.{loop.items.step}.outputs.{loop.items.output}-indices != '[]'"
-            case LoopItem() | Collect():
-                raise AssertionError("refused by the checks")
+        indices = self._indices(loop)
+        if indices is not None:
+            return f"{indices} != '[]'"
+        assert isinstance(loop.items, Const)
+        return None if loop.items.value else "false"
 
     def _branch_test(self, branch: lay.Branch) -> str:
         test = self.layout.tests[branch.condition]
@@ -138,18 +147,13 @@ class JobWriter:
 
     def _matrix(self, loop_id: str) -> dict[str, Any]:
         loop = self.layout.loops[loop_id]
-        items = loop.items
+        indices = self._indices(loop)
         index: Any
-        match items:
-            case Const():
-                assert isinstance(items.value, list)
-                index = list(range(len(items.value)))
-            case ParamRef():
-                index = expr(f"fromJSON(needs.{lay.PARAMS_JOB}.outputs.{items.param}-indices)")
-            case OutputRef():
-                index = expr(f"fromJSON(needs.{items.step}.outputs.{items.output}-indices)")
-            case LoopItem() | Collect():
-                raise AssertionError("refused by the checks")
+        if indices is not None:
+            index = expr(f"fromJSON({indices})")
+        else:
+            assert isinstance(loop.items, Const) and isinstance(loop.items.value, list)
+            index = list(range(len(loop.items.value)))
         strategy: dict[str, Any] = {"fail-fast": False, "matrix": {"index": index}}
         if loop.parallelism:
             strategy["max-parallel"] = loop.parallelism

@@ -148,9 +148,10 @@ def _target_checks(pipeline: Pipeline, backend: Backend[Any], ctx: PassContext) 
 
 
 def _drop_refused_options(pipeline: Pipeline, backend: Backend[Any], ctx: PassContext) -> Pipeline:
-    """Run the target's check until it refuses no option it has not dropped yet: a drop can
-    bring up another refusal (a GPU without its model, say), which the next round drops. Each
-    round drops at least one option a step still has, so this ends."""
+    """Run the target's check until it refuses no option it has not dropped yet. The check runs
+    again after each drop so that what it reports (its warnings too) is about the pipeline as it
+    will be emitted, and so that a refusal a drop brings up is dropped or reported in turn. Each
+    round drops at least one (node, option) not dropped before, so this ends."""
     found = backend.check(pipeline)
     done: set[tuple[str, str]] = set()
     while True:

@@ -299,9 +299,8 @@ def test_local_docker_keeps_the_gpu_count_when_it_drops_the_model(tmp_path: Path
     assert '"gpu": 2' in plan and "nvidia-l4" not in plan
 
 
-def test_a_drop_can_bring_up_the_next_refusal(tmp_path: Path) -> None:
-    """Each round of the target's check drops what it refuses, until it refuses nothing more:
-    here both options of one step (two warnings), and nothing else."""
+def test_every_refused_option_of_a_step_is_dropped(tmp_path: Path) -> None:
+    """Two refusals of one step: both options dropped (two warnings), nothing else."""
     settings = OPTION_CASES[("vertex", "disk")][0]
     both = 'resources=Resources(gpu=1, disk="1Ti")'
     source = _option_source(f"@pipeline\ns.with_options({both})(x=n)")

@@ -191,7 +191,7 @@ def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
         if not isinstance(entry, dict) or "jobID" not in entry:
             continue
         index = (entry.get("matrix") or {}).get("index")
-        key = (str(entry["jobID"]), () if index is None else (int(index),))
+        key = (str(entry["jobID"]), iteration_of(index))
         job = jobs.setdefault(key, JobRun())
         if entry.get("raw_output"):
             message = str(entry.get("msg", ""))
@@ -204,6 +204,14 @@ def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
         if entry.get("stepID") == ["run"] and "executionTime" in entry:
             job.seconds = float(entry["executionTime"]) / 1e9
     return jobs
+
+
+def iteration_of(index: object) -> tuple[int, ...]:
+    """A job's iteration from its matrix index: `i`, or `i/j[/k..]` in a flattened foreach
+    inside a foreach (`layout`); `()` outside every foreach."""
+    if index is None:
+        return ()
+    return tuple(int(part) for part in str(index).split("/"))
 
 
 def summary(

@@ -11,6 +11,11 @@ like on every engine; the step's retries and timeout are the runtime's own `--re
 * loop inputs: `--item NAME=VAR` is element `$PIPEC_INDEX` of the JSON list in `$VAR` (the
   foreach's items), `--collect NAME=STEP/OUTPUT=VAR` the folders of STEP's OUTPUT over every
   iteration (under `$PIPEC_ARTIFACT_ROOT/$PIPEC_RUN_ID`) of the foreach whose items are in `$VAR`;
+* in a foreach inside a foreach (its matrix index is `i/j[/k..]`, outermost first): `--loop-item
+  NAME=LOOP` the item of LOOP at this iteration, `--loop-collect NAME=STEP/OUTPUT=LOOP` the folders
+  of STEP's OUTPUT over every iteration of LOOP inside this one, `--outer NAME=STEP/OUTPUT=DEPTH`
+  the folder of an output made at the enclosing iteration (the first DEPTH indices); where each
+  loop's items come from is `$PIPEC_LOOPS` (see `Loops`);
 * the step's own environment: `$PIPEC_ENV`, a JSON object (a `$` in it is `\\u0024`, so GitHub
   never reads an expression in it);
 * job outputs: `--export NAME` writes output NAME's JSON text to `$GITHUB_OUTPUT` (conditions,
@@ -21,6 +26,10 @@ like on every engine; the step's retries and timeout are the runtime's own `--re
 checked JSON value, one job output each (defaults for inputs a trigger did not give, e.g. a
 schedule; an empty input whose default GitHub could not be given, `$PIPEC_EMPTY_IS_DEFAULT`),
 with `<name>-indices` for list parameters a foreach runs over (`$PIPEC_LOOPED`).
+
+`iterations --loop LOOP` lists every iteration of a foreach inside a foreach over every
+iteration of the loops around it, as the job output `iterations` (`["0/0", "0/1", ..]`, what the
+matrix of each of its steps' jobs expands); past GitHub's 256 jobs it fails, naming the numbers.
 
 `decide` evaluates a condition (`$PIPEC_TEST`, the IR's JSON form) in Python, the local target's
 meaning, for tests GitHub's expressions cannot say the same way, and writes `holds=true|false`.
@@ -84,6 +93,71 @@ def indices(items: list[Any], what: str) -> list[int]:
     return list(range(len(items)))
 
 
+class Loops:
+    """Where the items of each loop come from, at any iteration (`$PIPEC_LOOPS`, a JSON object:
+    loop id -> `depth`, the `outer` loop id, and one of `env` (a variable holding the JSON items,
+    the same at every iteration), `store` (`[step, output]` made at an outer iteration, read
+    from the store at the first `store_depth` indices) or `item` (the item of an outer loop))."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, Any] = _json_env("PIPEC_LOOPS")
+        self.root, self.run_id = _env("PIPEC_ARTIFACT_ROOT"), _env("PIPEC_RUN_ID")
+        self._seen: dict[tuple[str, tuple[int, ...]], list[Any]] = {}
+
+    def depth(self, loop: str) -> int:
+        return int(self._spec(loop)["depth"])
+
+    def _spec(self, loop: str) -> dict[str, Any]:
+        if loop not in self.specs:
+            raise JobError(f"PIPEC_LOOPS does not describe loop {loop!r}")
+        spec: dict[str, Any] = self.specs[loop]
+        return spec
+
+    def items(self, loop: str, outer: tuple[int, ...]) -> list[Any]:
+        """The items of `loop` in the iteration `outer` of the loops around it."""
+        key = (loop, outer)
+        if key not in self._seen:
+            self._seen[key] = self._items(loop, outer)
+        return self._seen[key]
+
+    def _items(self, loop: str, outer: tuple[int, ...]) -> list[Any]:
+        spec = self._spec(loop)
+        if "env" in spec:
+            return _list_env(str(spec["env"]))
+        if "item" in spec:
+            around = str(spec["item"])
+            depth = self.depth(around)
+            value = self.items(around, outer[: depth - 1])[outer[depth - 1]]
+            what = f"the item of loop {around!r}"
+        else:
+            step_id, output = spec["store"]
+            at = outer[: int(spec["store_depth"])]
+            uri = store.output_uri(self.root, self.run_id, step_id, at, output)
+            try:
+                value = store.read(uri)
+            except FileNotFoundError:
+                raise JobError(f"no output {step_id}.{output} at iteration {at}") from None
+            what = f"output {step_id}.{output}"
+        if not isinstance(value, list):
+            raise JobError(f"a foreach needs a list, got {type(value).__name__} ({what})")
+        return value
+
+    def iterations(self, loop: str) -> list[tuple[int, ...]]:
+        """Every iteration of `loop` over every iteration of the loops around it, in order."""
+        spec = self._spec(loop)
+        around = [()] if spec["outer"] is None else self.iterations(str(spec["outer"]))
+        return [(*at, i) for at in around for i in range(len(self.items(loop, at)))]
+
+
+def iteration_index() -> tuple[int, ...]:
+    """This job's iteration, from its matrix index `i/j[/k..]`."""
+    text = _env("PIPEC_INDEX")
+    try:
+        return tuple(int(part) for part in text.split("/"))
+    except ValueError:
+        raise JobError(f"PIPEC_INDEX is not an iteration: {text!r}") from None
+
+
 def write_output(name: str, text: str) -> None:
     """Append `name` = `text` to `$GITHUB_OUTPUT` (a delimiter no value can contain)."""
     if len(text.encode()) > OUTPUT_LIMIT:
@@ -121,6 +195,8 @@ def step(args: argparse.Namespace, runtime_args: list[str]) -> int:
         count = len(_list_env(var))
         dirs = [store.output_uri(root, run_id, step_id, (i,), output) for i in range(count)]
         inputs[name] = source(SourceKind.ARTIFACTS, json.dumps(dirs))
+    if args.loop_item or args.loop_collect or args.outer:
+        _nested_inputs(args, inputs)
     exported = [*args.export, *(n for n in args.indices if n not in args.export)]
     with tempfile.TemporaryDirectory(prefix="pipec-job-") as tmp:
         values = {name: str(Path(tmp) / f"{name}.json") for name in exported}
@@ -140,6 +216,47 @@ def step(args: argparse.Namespace, runtime_args: list[str]) -> int:
                 if not isinstance(looped, list):
                     raise JobError(f"a foreach runs over output {name}, which is not a list")
                 write_output(f"{name}-indices", json.dumps(indices(looped, f"output {name}")))
+    return 0
+
+
+def _nested_inputs(args: argparse.Namespace, inputs: dict[str, str]) -> None:
+    """The inputs of a step inside a foreach inside a foreach (see the module docstring)."""
+    at = iteration_index()
+    loops = Loops()
+    for name, loop in _pairs(args.loop_item, "--loop-item"):
+        depth = loops.depth(loop)
+        item = loops.items(loop, at[: depth - 1])[at[depth - 1]]
+        inputs[name] = source(SourceKind.VALUE, json.dumps(item))
+    for name, spec in _pairs(args.loop_collect, "--loop-collect"):
+        produced, _, loop = spec.partition("=")
+        step_id, _, output = produced.partition("/")
+        outer = at[: loops.depth(loop) - 1]
+        count = len(loops.items(loop, outer))
+        dirs = [
+            store.output_uri(loops.root, loops.run_id, step_id, (*outer, i), output)
+            for i in range(count)
+        ]
+        inputs[name] = source(SourceKind.ARTIFACTS, json.dumps(dirs))
+    for name, spec in _pairs(args.outer, "--outer"):
+        produced, _, depth_text = spec.partition("=")
+        step_id, _, output = produced.partition("/")
+        where = at[: int(depth_text)]
+        uri = store.output_uri(loops.root, loops.run_id, step_id, where, output)
+        inputs[name] = source(SourceKind.ARTIFACT, uri)
+
+
+def iterations(args: argparse.Namespace) -> int:
+    """Write `iterations`: every iteration of a foreach inside a foreach (module docstring)."""
+    found = Loops().iterations(args.loop)
+    if len(found) > MATRIX_LIMIT:
+        raise JobError(
+            f"foreach {args.loop!r} has {len(found)} iterations over the loops around it; a "
+            f"GitHub matrix expands at most {MATRIX_LIMIT} jobs (loop over fewer items, or run "
+            "this pipeline on another target)"
+        )
+    texts = ["/".join(str(i) for i in at) for at in found]
+    print(f"pipec: {len(texts)} iterations of {args.loop}", file=sys.stderr)
+    write_output("iterations", json.dumps(texts))
     return 0
 
 
@@ -228,9 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipec.backends.github.job")
     modes = parser.add_subparsers(dest="mode", required=True)
     run = modes.add_parser("step")
-    for flag in ("--item", "--collect", "--export", "--indices"):
+    flags = ("--item", "--collect", "--export", "--indices", "--loop-item", "--loop-collect")
+    for flag in (*flags, "--outer"):
         run.add_argument(flag, action="append", default=[])
     modes.add_parser("params")
+    modes.add_parser("iterations").add_argument("--loop", required=True)
     test = modes.add_parser("decide")
     test.add_argument("--operand", action="append", default=[])
     args = parser.parse_args(args_in)
@@ -239,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return step(args, runtime_args)
         if args.mode == "params":
             return params()
+        if args.mode == "iterations":
+            return iterations(args)
         return decide(args)
     except JobError as exc:
         print(f"pipec job: error: {exc}", file=sys.stderr, flush=True)

@@ -103,7 +103,10 @@ class JobWriter:
 
     def _indices(self, loop: Loop) -> str | None:
         """The job output holding a foreach's matrix indices (`[0, .., n-1]`, written at run
-        time); None for a literal list, whose indices are known now."""
+        time; for a foreach inside a foreach, its `-iterations` job's `["0/0", "0/1", ..]`);
+        None for a literal list, whose indices are known now."""
+        if self.layout.nested(loop):
+            return f"needs.{lay.iterations_job(loop.id)}.outputs.iterations"
         match loop.items:
             case Const():
                 return None
@@ -146,6 +149,8 @@ class JobWriter:
                 raise AssertionError("refused by the checks")
 
     def _matrix(self, loop_id: str) -> dict[str, Any]:
+        """One matrix over the foreach's iterations. A flattened foreach's `parallelism` holds
+        over all its iterations at once (stricter than per outer iteration, never looser)."""
         loop = self.layout.loops[loop_id]
         indices = self._indices(loop)
         index: Any
@@ -158,6 +163,36 @@ class JobWriter:
         if loop.parallelism:
             strategy["max-parallel"] = loop.parallelism
         return strategy
+
+    def _loops_env(self, loop_ids: list[str], env: dict[str, str]) -> None:
+        """`PIPEC_LOOPS` (what `job` needs to find the items of `loop_ids` and of every loop
+        around them at any iteration) and the variables holding their JSON items."""
+        known: dict[str, Any] = {}
+        for wanted in loop_ids:
+            for loop_id in self.layout.chain[wanted]:
+                known[loop_id] = self._loop_spec(loop_id, env)
+        env["PIPEC_LOOPS"] = json_env_text(known)
+
+    def _loop_spec(self, loop_id: str, env: dict[str, str]) -> dict[str, Any]:
+        """One loop for `job`: its depth, the loop around it, and where its items come from:
+        a JSON variable (`env`), an output in the store made at an outer iteration (`store`,
+        `[step, output]` at the first `depth` indices), or the item of an outer loop (`item`)."""
+        chain = self.layout.chain[loop_id]
+        spec: dict[str, Any] = {"depth": len(chain), "outer": chain[-2] if len(chain) > 1 else None}
+        items = self.layout.loops[loop_id].items
+        match items:
+            case OutputRef() if self.layout.loop_of[items.step] is not None:
+                spec["store"] = [items.step, items.output]
+                spec["store_depth"] = self.layout.step_depth(items.step)
+            case LoopItem():
+                spec["item"] = items.loop
+            case Const() | ParamRef() | OutputRef():
+                var = f"PIPEC_ITEMS_{loop_id}"
+                env[var] = self._items_env(loop_id)
+                spec["env"] = var
+            case Collect():
+                raise AssertionError("refused by the checks")
+        return spec
 
     # ---- the jobs -------------------------------------------------------------------------
 
@@ -226,6 +261,8 @@ class JobWriter:
         env: dict[str, str] = {}
         options: list[str] = []
         inputs: dict[str, str] = {}
+        depth = self.layout.step_depth(step.id)
+        nested: list[str] = []  # loops whose items `job` finds through PIPEC_LOOPS
         for name, binding in sorted(step.args.items()):
             var = f"PIPEC_IN_{name}"
             match binding:
@@ -239,17 +276,28 @@ class JobWriter:
                     if lay.travels_as_output(self.layout, self.env, binding, step.id):
                         env[var] = output_of(binding.step, binding.output)
                         inputs[name] = source(SourceKind.ENV, var)
+                    elif 0 < (made := self.layout.step_depth(binding.step)) < depth:
+                        # made at an outer iteration: `job` cuts this one's index to it
+                        options += ["--outer", f"{name}={binding.step}/{binding.output}={made}"]
                     else:
-                        inner = self.layout.loop_of[binding.step] is not None
-                        where = self._where(binding.step, inner and in_loop)
+                        where = self._where(binding.step, made > 0 and in_loop)
                         inputs[name] = source(SourceKind.ARTIFACT, f"{where}/{binding.output}")
+                case LoopItem() if depth > 1:
+                    nested.append(binding.loop)
+                    options += ["--loop-item", f"{name}={binding.loop}"]
                 case LoopItem():
                     env["PIPEC_ITEMS"] = self._items_env(binding.loop)
                     options += ["--item", f"{name}=PIPEC_ITEMS"]
+                case Collect() if self.layout.depth(binding.loop) > 1:
+                    nested.append(binding.loop)
+                    produced = f"{binding.step}/{binding.output}"
+                    options += ["--loop-collect", f"{name}={produced}={binding.loop}"]
                 case Collect():
                     items_var = f"PIPEC_ITEMS_{binding.loop}"
                     env[items_var] = self._items_env(binding.loop)
                     options += ["--collect", f"{name}={binding.step}/{binding.output}={items_var}"]
+        if nested:
+            self._loops_env(nested, env)
         return env, options, inputs
 
     def _run_env(self, step: Step, in_loop: bool) -> dict[str, str]:
@@ -313,6 +361,22 @@ class JobWriter:
 
     def _is_value(self, ref: OutputRef) -> bool:
         return types.is_value(self.env.outputs.get((ref.step, ref.output), "any"))
+
+    def iterations_job(self, loop: Loop) -> dict[str, Any]:
+        """The job listing every iteration of a foreach inside a foreach (`job iterations`):
+        the matrix of each of its steps' jobs, and `[]` (no job runs) when there are none."""
+        job_id = lay.iterations_job(loop.id)
+        job = self._frame(job_id, self.settings.runner_for(None, None) or "ubuntu-latest")
+        env = {
+            "PIPEC_ARTIFACT_ROOT": self._root(),
+            "PIPEC_RUN_ID": expr("github.run_id"),
+        }
+        self._loops_env([loop.id], env)
+        argv = [self.settings.python, "-m", JOB_MODULE, "iterations", "--loop", loop.id]
+        run = {"id": "run", "env": env, "run": shell.command(argv)}
+        job["steps"] = [*self._prelude(), run]
+        job["outputs"] = {"iterations": expr("steps.run.outputs.iterations")}
+        return job
 
     def test_job(self, condition: Condition) -> dict[str, Any]:
         """The job that decides `condition` in Python (`job decide`)."""

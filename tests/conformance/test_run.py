@@ -112,12 +112,6 @@ EXAMPLE_GAPS: dict[str, list[pytest.MarkDecorator]] = {
             reason=f"{KFP_LOOP_INPUTS}; and the kfp test image has no pandas or scikit-learn",
             raises=RunFailed,
         ),
-        pytest.mark.notimpl(
-            ["github"],
-            reason="a foreach inside a foreach is U001 on github (matrices do not nest); pipec "
-            "does not flatten it into one matrix yet",
-            raises=RunFailed,
-        ),
     ],
     "etl": [
         pytest.mark.notyet(

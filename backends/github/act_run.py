@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pipec.backends.base import RunOptions, RunOutcome
 from pipec.backends.github import layout as lay
 from pipec.backends.github import workflow
+from pipec.backends.github.job import SKIPPED
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime import store
 from pipec.backends.runtime.attempts import attempt_number
@@ -178,6 +179,7 @@ class JobRun:
         self.lines: list[str] = []
         self.seconds: float | None = None
         self.attempts = 1
+        self.skipped = False  # a `when` inside a foreach not taken in this iteration
 
 
 def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
@@ -196,6 +198,8 @@ def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
         if entry.get("raw_output"):
             message = str(entry.get("msg", ""))
             job.lines.append(message)
+            if message.startswith(SKIPPED):
+                job.skipped = True
             retry = attempt_number(message)
             if retry is not None:  # the step runtime retries a step itself on GitHub
                 job.attempts = max(job.attempts, retry)
@@ -261,6 +265,8 @@ def _step_result(
     job = jobs.get((step_id, iteration))
     result = job.result if job else None
     status = {"success": "succeeded", "failure": "failed"}.get(result or "", "skipped")
+    if job is not None and job.skipped and status == "succeeded":
+        status = "skipped"
     reason = ""
     if status == "skipped":
         upstream = lay.ancestors(layout, step_id)

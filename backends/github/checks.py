@@ -1,8 +1,9 @@
 """What the `github` target cannot express, as diagnostics (one per problem, at the node).
 
 The shared capability check covers whole features; these are the shapes GitHub Actions jobs
-cannot carry: matrices are decided before a job starts (so no `when` inside a `foreach`; a
-foreach inside a foreach is flattened, see `layout`), a GPU step with no GPU runner, names GitHub
+cannot carry: matrices are decided before a job starts (a foreach inside a foreach is
+flattened and a `when` inside one decided by each iteration's job, see `layout`, but a foreach
+inside such a `when` is refused), a GPU step with no GPU runner, names GitHub
 cannot take, and outputs made inside a foreach read by other jobs with `artifacts = "github"`.
 A literal foreach longer than one matrix expands (256 jobs) is the limits lowering's
 (`Backend.limits`): split into parts, or L001 when it is collected.
@@ -17,7 +18,7 @@ from pipec.backends.github.settings import GithubSettings
 from pipec.backends.settings import SettingsError
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
-from pipec.ir.model import Collect, Condition, Loop, OutputRef, Pipeline, Step
+from pipec.ir.model import Collect, Loop, OutputRef, Pipeline, Step
 
 TARGET = "github"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -42,18 +43,20 @@ def check(pipeline: Pipeline, settings: GithubSettings) -> list[Diagnostic]:
     for node, scopes in graph.walk(pipeline.body):
         in_loop = any(s.kind == "loop" for s in scopes)
         match node:
+            case Loop() if not _in_branch_in_loop(scopes):
+                found += _loop(node, settings, looped, read)
             case Loop():
                 found += _loop(node, settings, looped, read)
-            case Condition():
-                if in_loop:
+                if _in_branch_in_loop(scopes):
                     found.append(
                         unsupported_feature(
                             TARGET,
                             node.id,
                             node.location,
-                            "a when() inside a foreach (GitHub decides a job's if: before its "
-                            "matrix expands)",
-                            "decide in the step itself, or move the when() out of the foreach",
+                            "a foreach inside a when() inside a foreach (a flattened foreach's "
+                            "iterations are listed before the branches of the outer one are "
+                            "decided)",
+                            "move the inner foreach out of the when(), or decide in a step",
                         )
                     )
             case Step():
@@ -61,6 +64,12 @@ def check(pipeline: Pipeline, settings: GithubSettings) -> list[Diagnostic]:
             case _:
                 pass
     return found
+
+
+def _in_branch_in_loop(scopes: tuple[graph.Scope, ...]) -> bool:
+    """Whether a node is inside a when() that is itself inside a foreach."""
+    kinds = [s.kind for s in scopes]
+    return "loop" in kinds and "condition" in kinds[kinds.index("loop") :]
 
 
 def _loop(

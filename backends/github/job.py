@@ -16,6 +16,10 @@ like on every engine; the step's retries and timeout are the runtime's own `--re
   of STEP's OUTPUT over every iteration of LOOP inside this one, `--outer NAME=STEP/OUTPUT=DEPTH`
   the folder of an output made at the enclosing iteration (the first DEPTH indices); where each
   loop's items come from is `$PIPEC_LOOPS` (see `Loops`);
+* `when` branches inside a foreach (a job's `if:` is decided before its matrix expands):
+  `$PIPEC_WHEN` lists the tests around the step (IR JSON) with the branch each is on, `--operand
+  KEY=SOURCE` what they read (`env:VAR`, `store:STEP/OUTPUT/DEPTH`, `item:LOOP`); when a branch
+  is not taken in this iteration the job ends at once, printing `SKIPPED` and the reason;
 * the step's own environment: `$PIPEC_ENV`, a JSON object (a `$` in it is `\\u0024`, so GitHub
   never reads an expression in it);
 * job outputs: `--export NAME` writes output NAME's JSON text to `$GITHUB_OUTPUT` (conditions,
@@ -28,8 +32,9 @@ schedule; an empty input whose default GitHub could not be given, `$PIPEC_EMPTY_
 with `<name>-indices` for list parameters a foreach runs over (`$PIPEC_LOOPED`).
 
 `iterations --loop LOOP` lists every iteration of a foreach inside a foreach over every
-iteration of the loops around it, as the job output `iterations` (`["0/0", "0/1", ..]`, what the
-matrix of each of its steps' jobs expands); past GitHub's 256 jobs it fails, naming the numbers.
+iteration of the loops around it (none when `$PIPEC_TAKEN`, its `when` branches, is not `true`),
+as the job output `iterations` (`["0/0", "0/1", ..]`, what the matrix of each of its steps' jobs
+expands); past GitHub's 256 jobs it fails, naming the numbers.
 
 `decide` evaluates a condition (`$PIPEC_TEST`, the IR's JSON form) in Python, the local target's
 meaning, for tests GitHub's expressions cannot say the same way, and writes `holds=true|false`.
@@ -54,6 +59,7 @@ from typing import Any
 from pipec.backends.runtime import store
 from pipec.backends.runtime.invocation import RUNTIME_MODULE, SourceKind, parse, source
 
+SKIPPED = "pipec job: skipped:"  # a branch not taken in this iteration (act_run reads it)
 MATRIX_LIMIT = 256  # GitHub expands at most 256 jobs from one matrix
 OUTPUT_LIMIT = 1_000_000  # bytes of one job output GitHub keeps
 EXIT_BAD = 2
@@ -182,6 +188,11 @@ def _pairs(values: Sequence[str], option: str) -> list[tuple[str, str]]:
 
 def step(args: argparse.Namespace, runtime_args: list[str]) -> int:
     """Run the step runtime with loop inputs resolved and outputs exported."""
+    if "PIPEC_WHEN" in os.environ:
+        not_taken = _branch_not_taken(args)
+        if not_taken is not None:
+            print(f"{SKIPPED} {not_taken}", flush=True)
+            return 0
     invocation = parse(runtime_args)
     inputs = dict(invocation.inputs)
     for name, var in _pairs(args.item, "--item"):
@@ -245,8 +256,47 @@ def _nested_inputs(args: argparse.Namespace, inputs: dict[str, str]) -> None:
         inputs[name] = source(SourceKind.ARTIFACT, uri)
 
 
+def _branch_not_taken(args: argparse.Namespace) -> str | None:
+    """Why this iteration does not run the step (a `when` branch around it not taken), or None."""
+    from pydantic import TypeAdapter
+
+    from pipec.ir import evaluate
+    from pipec.ir.model import Expr
+
+    operands: dict[str, Any] = {}
+    for key, spec in _pairs(args.operand, "--operand"):
+        kind, _, where = spec.partition(":")
+        if kind == "env":
+            operands[key] = _json_env(where)
+        elif kind == "item":
+            loops, at = Loops(), iteration_index()
+            depth = loops.depth(where)
+            operands[key] = loops.items(where, at[: depth - 1])[at[depth - 1]]
+        elif kind == "store":
+            step_id, output, depth_text = where.split("/")
+            at = iteration_index()[: int(depth_text)]
+            root, run_id = _env("PIPEC_ARTIFACT_ROOT"), _env("PIPEC_RUN_ID")
+            operands[key] = store.read(store.output_uri(root, run_id, step_id, at, output))
+        else:
+            raise JobError(f"--operand takes KEY=env:|store:|item:..., got {spec!r}")
+    for branch in _json_env("PIPEC_WHEN"):
+        test: Expr = TypeAdapter(Expr).validate_python(branch["test"])
+        try:
+            holds = evaluate.holds(test, lambda ref: operands[operand_key(ref.model_dump())])
+        except evaluate.EvaluationError as exc:
+            raise JobError(f"the condition cannot be decided: {exc}") from None
+        if holds != bool(branch["then"]):
+            side = "then" if branch["then"] else "otherwise"
+            return f"the {side} branch of {branch['condition']} is not taken in this iteration"
+    return None
+
+
 def iterations(args: argparse.Namespace) -> int:
     """Write `iterations`: every iteration of a foreach inside a foreach (module docstring)."""
+    if os.environ.get("PIPEC_TAKEN", "true") != "true":  # in a `when` branch not taken
+        print(f"pipec: no iterations of {args.loop}: its branch is not taken", file=sys.stderr)
+        write_output("iterations", "[]")
+        return 0
     found = Loops().iterations(args.loop)
     if len(found) > MATRIX_LIMIT:
         raise JobError(
@@ -346,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = parser.add_subparsers(dest="mode", required=True)
     run = modes.add_parser("step")
     flags = ("--item", "--collect", "--export", "--indices", "--loop-item", "--loop-collect")
-    for flag in (*flags, "--outer"):
+    for flag in (*flags, "--outer", "--operand"):
         run.add_argument(flag, action="append", default=[])
     modes.add_parser("params")
     modes.add_parser("iterations").add_argument("--loop", required=True)

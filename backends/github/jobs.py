@@ -7,18 +7,19 @@ steps' values as job outputs (`${{ needs.<job>.outputs.<name> }}`), constants as
 every `$` written `\\u0024` (so GitHub never finds an expression in them), secrets as
 `${{ secrets.NAME }}`. Outputs go to the store, `<root>/<run_id>/<step>[/<i>]/<output>`.
 
-A job inside `when` branches gets an `if:` joining its branches' tests. A job that waits for a job
-a branch it is not inside may skip (a join after `when`/`otherwise`, `.after()` on a branch step)
-must not inherit GitHub's skip: it waits for every job upstream and runs when none of them failed
-or was cancelled, `!cancelled() && !contains(needs.*.result, 'failure') && ...` — what the local
-target does.
+A job inside `when` branches gets an `if:` joining its branches' tests. A job downstream (directly
+or not: GitHub's implicit `success()` looks at every job above) of a job that a branch it is not
+inside may skip (a join after `when`/`otherwise`, `.after()` on a branch step), or an empty
+foreach it is not inside, must not inherit GitHub's skip: it waits for every job upstream and
+runs when none of them failed or was cancelled, `!cancelled() && !contains(needs.*.result,
+'failure') && ...` — what the local target does.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, assert_never
 
 from pipec.backends.common.k8s import json_env_text
 from pipec.backends.github import layout as lay
@@ -91,7 +92,10 @@ class JobWriter:
         if has_items is not None:
             tests.append(has_items)
         body: dict[str, Any] = {"runs-on": runs_on}
-        if any(lay.may_be_skipped_for(self.layout, need, job) for need in direct):
+        # GitHub's (and act's) implicit `success()` looks at every job upstream, not only the
+        # direct needs: one skipped anywhere above would skip this job too.
+        upstream = lay.ancestors(self.layout, job)
+        if any(lay.may_be_skipped_for(self.layout, need, job) for need in upstream):
             body["needs"] = sorted(lay.ancestors(self.layout, job))
             body["if"] = " && ".join([STATUS_OK, *(f"({t})" for t in tests)])
         else:
@@ -296,9 +300,65 @@ class JobWriter:
                     items_var = f"PIPEC_ITEMS_{binding.loop}"
                     env[items_var] = self._items_env(binding.loop)
                     options += ["--collect", f"{name}={binding.step}/{binding.output}={items_var}"]
+        options += self._iteration_tests(step.id, env, nested)
         if nested:
             self._loops_env(nested, env)
         return env, options, inputs
+
+    def _operand_source(
+        self, operand: Const | ParamRef | OutputRef | LoopItem, nested: list[str]
+    ) -> tuple[str, str, str | None] | None:
+        """(operand key, SOURCE, the env value when SOURCE is `env:`) of one test operand; None
+        for a constant (the test holds it)."""
+        match operand:
+            case Const():
+                return None
+            case ParamRef():
+                return f"params.{operand.param}", "env:", output_of(lay.PARAMS_JOB, operand.param)
+            case OutputRef():
+                key = f"steps.{operand.step}.{operand.output}"
+                if self.layout.loop_of[operand.step] is None:
+                    return key, "env:", output_of(operand.step, operand.output)
+                depth = self.layout.step_depth(operand.step)
+                return key, f"store:{operand.step}/{operand.output}/{depth}", None
+            case LoopItem():
+                nested.append(operand.loop)
+                return f"loops.{operand.loop}", f"item:{operand.loop}", None
+            case _:
+                assert_never(operand)
+
+    def _iteration_tests(self, step_id: str, env: dict[str, str], nested: list[str]) -> list[str]:
+        """The `when` branches around a step inside a foreach, decided by its job per iteration
+        (`PIPEC_WHEN`: each test in the IR's JSON form and the branch), with `--operand
+        KEY=SOURCE` for what they read: `env:VAR` (a parameter, an output made outside every
+        loop), `store:STEP/OUTPUT/DEPTH` (made at this iteration or an outer one), `item:LOOP`."""
+        branches = self.layout.iteration_branches.get(step_id, ())
+        if not branches:
+            return []
+        tests = []
+        options: list[str] = []
+        seen: set[str] = set()
+        for branch in branches:
+            condition = self.layout.per_iteration[branch.condition]
+            tests.append(
+                {
+                    "condition": condition.id,
+                    "test": condition.test.model_dump(mode="json"),
+                    "then": branch.then,
+                }
+            )
+            for operand in graph.expr_operands(condition.test):
+                found = self._operand_source(operand, nested)
+                if found is None or found[0] in seen:
+                    continue
+                key, spec, value = found
+                seen.add(key)
+                if value is not None:  # a JSON job output, handed over in the environment
+                    spec = f"env:PIPEC_OP_{len(seen)}"
+                    env[spec.removeprefix("env:")] = value
+                options += ["--operand", f"{key}={spec}"]
+        env["PIPEC_WHEN"] = json_env_text(tests)
+        return options
 
     def _run_env(self, step: Step, in_loop: bool) -> dict[str, str]:
         # The step context (`pipec.context()`, runtime/context.py): names are identifiers and
@@ -371,6 +431,14 @@ class JobWriter:
             "PIPEC_ARTIFACT_ROOT": self._root(),
             "PIPEC_RUN_ID": expr("github.run_id"),
         }
+        tests = [self._branch_test(b) for b in self.layout.branches.get(job_id, ())]
+        if tests:
+            # Never skipped by a branch: act expands its steps' matrices before their `if:`,
+            # and a skipped job's outputs there are the unevaluated text. In a branch not taken
+            # it runs and lists no iteration.
+            job["needs"] = sorted(lay.ancestors(self.layout, job_id))
+            job["if"] = STATUS_OK
+            env["PIPEC_TAKEN"] = expr(" && ".join(f"({t})" for t in tests))
         self._loops_env([loop.id], env)
         argv = [self.settings.python, "-m", JOB_MODULE, "iterations", "--loop", loop.id]
         run = {"id": "run", "env": env, "run": shell.command(argv)}

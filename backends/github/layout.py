@@ -11,6 +11,10 @@ GitHub matrices do not nest, so a foreach inside a foreach is flattened: its `-i
 lists, at run time, every iteration of it over every iteration of the loops around it, as
 `i/j[/k..]` texts (outermost index first: the store's folder layout and `pipec.context()`'s
 iteration), and every job of a step in it is one matrix over that list.
+
+A job's `if:` is decided before its matrix expands, so a `when` inside a foreach is decided by
+each iteration's job itself (`iteration_branches`): the job wrapper evaluates the test over that
+iteration's operands and, when the branch is not taken, ends without running the step.
 """
 
 from __future__ import annotations
@@ -64,7 +68,13 @@ class Layout:
     steps: dict[str, Step] = field(default_factory=dict)
     loop_of: dict[str, Loop | None] = field(default_factory=dict)
     branches: dict[str, tuple[Branch, ...]] = field(default_factory=dict)
+    """Job id -> the branches around it decided by GitHub (the job's `if:`)."""
+    iteration_branches: dict[str, tuple[Branch, ...]] = field(default_factory=dict)
+    """Step id -> the branches around it inside a foreach, decided by each iteration's job."""
     conditions: dict[str, Condition] = field(default_factory=dict)
+    """The conditions outside every foreach (a job's `if:` or a `-test` job)."""
+    per_iteration: dict[str, Condition] = field(default_factory=dict)
+    """The conditions inside a foreach (decided in each iteration's job)."""
     tests: dict[str, str | None] = field(default_factory=dict)
     """Condition id -> its `if:` expression, or None when the `-test` job decides it."""
     exports: dict[str, list[str]] = field(default_factory=dict)
@@ -95,11 +105,21 @@ def build(pipeline: Pipeline) -> Layout:
     env = graph.TypeEnv(pipeline)
     for node, scopes in graph.walk(pipeline.body):
         loops = [s for s in scopes if s.kind == "loop"]
-        branches = tuple(Branch(s.id, s.branch == "then") for s in scopes if s.kind == "condition")
+        # Branches outside every loop are the job's `if:`; those inside one, its own decision.
+        first_loop = next((i for i, s in enumerate(scopes) if s.kind == "loop"), len(scopes))
+        branches = tuple(
+            Branch(s.id, s.branch == "then") for s in scopes[:first_loop] if s.kind == "condition"
+        )
+        in_iteration = tuple(
+            Branch(s.id, s.branch == "then") for s in scopes[first_loop:] if s.kind == "condition"
+        )
         if isinstance(node, Step):
             layout.steps[node.id] = node
             layout.loop_of[node.id] = layout.loops[loops[-1].id] if loops else None
             layout.branches[node.id] = branches
+            layout.iteration_branches[node.id] = in_iteration
+        elif isinstance(node, Condition) and loops:
+            layout.per_iteration[node.id] = node
         elif isinstance(node, Condition):
             layout.conditions[node.id] = node
             layout.branches[test_job(node.id)] = branches
@@ -136,7 +156,8 @@ def _values(layout: Layout, env: graph.TypeEnv) -> None:
     for node, _ in graph.walk(layout.pipeline.body):
         if isinstance(node, Condition):
             for operand in graph.expr_operands(node.test):
-                if isinstance(operand, OutputRef):
+                # an output made inside a foreach is read from the store (per iteration)
+                if isinstance(operand, OutputRef) and layout.loop_of[operand.step] is None:
                     _export(layout, operand.step, operand.output)
         elif isinstance(node, Loop) and layout.nested(node):
             # The `-iterations` job and the steps' wrapper read the items: a JSON job output
@@ -187,7 +208,7 @@ def _needs(layout: Layout) -> None:
         match node:
             case Step():
                 job = node.id
-            case Condition() if layout.tests[node.id] is None:
+            case Condition() if node.id in layout.conditions and layout.tests[node.id] is None:
                 job = test_job(node.id)
             case Loop() if layout.nested(node):
                 job = iterations_job(node.id)
@@ -213,7 +234,7 @@ def _needs(layout: Layout) -> None:
             own.update(p for b in graph.node_bindings(block) for p in graph.producers(b))
             if block.id in reads_params:
                 own.add(PARAMS_JOB)
-            if isinstance(block, Condition) and layout.tests[block.id] is None:
+            if block.id in layout.conditions and layout.tests[block.id] is None:
                 own.add(test_job(block.id))
         layout.needs[job] = own
     if layout.pipeline.params:
@@ -234,6 +255,8 @@ def _items_needs(layout: Layout, loop_id: str) -> set[str]:
 def _block(layout: Layout, scope_id: str) -> Condition | Loop | None:
     if scope_id in layout.conditions:
         return layout.conditions[scope_id]
+    if scope_id in layout.per_iteration:
+        return layout.per_iteration[scope_id]
     return layout.loops.get(scope_id)
 
 

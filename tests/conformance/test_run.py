@@ -154,11 +154,6 @@ def test_a_run_equals_the_local_run(
 
 
 @pytest.mark.notyet(
-    ["github"],
-    reason="GitHub matrices do not nest: a foreach inside a foreach is U001 on the github target",
-    raises=RunFailed,
-)
-@pytest.mark.notyet(
     ["kubeflow"],
     reason="kfp.local 2.17 hands a list[int] output on as floats ([1.0, 2.0]), so the inner "
     "loop's steps fail their declared types; and it replaces loop tasks' inputs from task outputs "

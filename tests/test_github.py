@@ -151,12 +151,13 @@ def test_a_gpu_step_without_a_gpu_runner_is_a_diagnostic(tmp_path: Path) -> None
                 return x
 
             @pipeline
-            def nested() -> None:
+            def gated_loop() -> None:
                 with foreach([1, 2]) as a:
-                    with foreach([3, 4]) as b:
-                        one(x=b)
+                    with when(a > 1):
+                        with foreach([3, 4]) as b:
+                            one(x=b)
             """,
-            "foreach inside a foreach",
+            "foreach inside a when() inside a foreach",
         ),
         (
             """
@@ -164,13 +165,18 @@ def test_a_gpu_step_without_a_gpu_runner_is_a_diagnostic(tmp_path: Path) -> None
             def one(x: int) -> int:
                 return x
 
+            @step
+            def both(xs: list[int]) -> list[int]:
+                return xs
+
             @pipeline
-            def gated() -> None:
+            def over_collect() -> None:
                 with foreach([1, 2]) as a:
-                    with when(a > 1):
-                        one(x=a)
+                    y = one(x=a)
+                with foreach(collect(y)) as b:
+                    one.with_options(name="again")(x=b)
             """,
-            "when() inside a foreach",
+            "foreach over a collect()",
         ),
     ],
 )

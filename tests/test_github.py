@@ -165,10 +165,6 @@ def test_a_gpu_step_without_a_gpu_runner_is_a_diagnostic(tmp_path: Path) -> None
             def one(x: int) -> int:
                 return x
 
-            @step
-            def both(xs: list[int]) -> list[int]:
-                return xs
-
             @pipeline
             def over_collect() -> None:
                 with foreach([1, 2]) as a:

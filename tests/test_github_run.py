@@ -130,6 +130,52 @@ def test_a_foreach_over_an_empty_list_runs_no_job_and_goes_on(
     assert local[("total", ())][:3] == local[("total_2", ())][:3] == ("succeeded", 1, {"output": 0})
 
 
+NESTED_LOOPS = """
+@step
+def where(x: int) -> str:
+    import pipec
+
+    return f"{x} at {pipec.context().iteration}"
+
+@step
+def count(texts: list[str]) -> int:
+    return len(texts)
+
+@step
+def total(counts: list[int]) -> int:
+    return sum(counts)
+
+@step
+def big(x: int) -> str:
+    return f"big {x}"
+
+@pipeline
+def nested_loops(groups: list[list[int]] = [[1, 7], [], [9]]) -> None:
+    with foreach(groups) as group:
+        with foreach(group) as x:
+            w = where(x=x)
+            with when(x > 5):
+                big(x=x)
+        n = count(collect(w))
+    total(collect(n))
+"""
+
+
+def test_a_foreach_inside_a_foreach_equals_the_local_target(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Flattened into one matrix over `i/j`: each step sees its own (outer, inner) iteration in
+    `pipec.context()`, a foreach over the outer item that is `[]` runs nothing there (its steps
+    are reported skipped at that outer iteration, as locally), a when() inside is decided per
+    iteration, and both collects regroup per outer iteration and over all."""
+    source = write_pipeline(tmp_path, NESTED_LOOPS)
+    local, act = both(source.name, tmp_path, env)
+    assert act == local
+    assert local[("where", (0, 1))][2] == {"output": "7 at (0, 1)"}
+    assert local[("where", (1,))][0] == local[("big", (0, 0))][0] == "skipped"
+    assert local[("total", ())][2] == {"output": 3}
+
+
 PIPELINE = """
 import os
 from pathlib import Path

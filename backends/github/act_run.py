@@ -18,6 +18,7 @@ target's (`RunResult`), `--json` included. Job logs are kept under `.pipec/logs/
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pipec.backends.base import RunOptions, RunOutcome
 from pipec.backends.github import layout as lay
 from pipec.backends.github import workflow
-from pipec.backends.github.job import SKIPPED
+from pipec.backends.github.job import LISTED, SKIPPED
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime import store
 from pipec.backends.runtime.attempts import attempt_number
@@ -218,6 +219,36 @@ def iteration_of(index: object) -> tuple[int, ...]:
     return tuple(int(part) for part in str(index).split("/"))
 
 
+def listed_iterations(
+    jobs: dict[tuple[str, tuple[int, ...]], JobRun],
+) -> dict[str, set[tuple[int, ...]]]:
+    """Loop id -> its iterations, as the `-iterations` jobs listed them (`job.LISTED`)."""
+    found: dict[str, set[tuple[int, ...]]] = {}
+    for (job_id, _), run in jobs.items():
+        if not job_id.endswith(lay.ITERATIONS_SUFFIX):
+            continue
+        for line in run.lines:
+            if line.startswith(LISTED):
+                for loop, texts in json.loads(line.removeprefix(LISTED)).items():
+                    found.setdefault(loop, set()).update(iteration_of(t) for t in texts)
+    return found
+
+
+def _nested_instances(
+    chain: tuple[str, ...],
+    listed: dict[str, set[tuple[int, ...]]],
+    ran: list[tuple[int, ...]],
+) -> list[tuple[int, ...]]:
+    """A step's instances in a flattened foreach, as the local target reports them: every
+    iteration that ran, and one (skipped) at each iteration of a loop around it whose next loop
+    had no item there; `()` when the outermost loop had none (or nothing was listed)."""
+    found = set(ran)
+    for outer, inner in itertools.pairwise(chain):
+        inside = {at[:-1] for at in listed.get(inner, set())}
+        found.update(at for at in listed.get(outer, set()) if at not in inside)
+    return sorted(found) or [()]
+
+
 def summary(
     pipeline: Pipeline,
     settings: GithubSettings,
@@ -230,10 +261,14 @@ def summary(
     from pipec.backends.runner.results import RunResult
 
     layout = lay.build(pipeline)
+    listed = listed_iterations(jobs)
     steps: list[StepResult] = []
     for step in graph.steps(pipeline):
         ran = sorted(key for key in jobs if key[0] == step.id and key[1])
         iterations = ([key[1] for key in ran] or [()]) if layout.loop_of[step.id] else [()]
+        loop = layout.loop_of[step.id]
+        if loop is not None and layout.nested(loop):
+            iterations = _nested_instances(layout.chain[loop.id], listed, [k[1] for k in ran])
         for iteration in iterations:
             steps.append(
                 _step_result(step.id, step.name, iteration, jobs, layout, settings, run_id, log_dir)

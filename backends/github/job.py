@@ -60,6 +60,7 @@ from pipec.backends.runtime import store
 from pipec.backends.runtime.invocation import RUNTIME_MODULE, SourceKind, parse, source
 
 SKIPPED = "pipec job: skipped:"  # a branch not taken in this iteration (act_run reads it)
+LISTED = "pipec job: iterations:"  # every loop's iterations, JSON (act_run's summary reads it)
 MATRIX_LIMIT = 256  # GitHub expands at most 256 jobs from one matrix
 OUTPUT_LIMIT = 1_000_000  # bytes of one job output GitHub keeps
 EXIT_BAD = 2
@@ -297,7 +298,8 @@ def iterations(args: argparse.Namespace) -> int:
         print(f"pipec: no iterations of {args.loop}: its branch is not taken", file=sys.stderr)
         write_output("iterations", "[]")
         return 0
-    found = Loops().iterations(args.loop)
+    loops = Loops()
+    found = loops.iterations(args.loop)
     if len(found) > MATRIX_LIMIT:
         raise JobError(
             f"foreach {args.loop!r} has {len(found)} iterations over the loops around it; a "
@@ -305,7 +307,12 @@ def iterations(args: argparse.Namespace) -> int:
             "this pipeline on another target)"
         )
     texts = ["/".join(str(i) for i in at) for at in found]
-    print(f"pipec: {len(texts)} iterations of {args.loop}", file=sys.stderr)
+    listed: dict[str, list[str]] = {}
+    around: str | None = args.loop
+    while around is not None:  # this loop and every loop around it, for the run's summary
+        listed[around] = ["/".join(str(i) for i in at) for at in loops.iterations(around)]
+        around = loops.specs[around]["outer"]
+    print(f"{LISTED} {json.dumps(listed, sort_keys=True)}", flush=True)
     write_output("iterations", json.dumps(texts))
     return 0
 

@@ -34,6 +34,8 @@ OWN_EXPRESSION = re.compile(
     r"needs\.[a-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+"
     r"|steps\.run\.outputs\.[A-Za-z0-9_-]+"
     r"|fromJSON\(needs\.[a-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+\)"
+    r"|fromJSON\(needs\.[a-z0-9_-]+\.result == 'success' && "
+    r"needs\.[a-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+ \|\| '\[\]'\)"
     r"|secrets\.[A-Za-z_][A-Za-z0-9_]*"
     r"|github\.(?:run_id|run_attempt|workflow|ref)|matrix\.index|toJSON\(inputs\)|runner\.temp"
     r") \}\}"

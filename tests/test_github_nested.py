@@ -67,7 +67,8 @@ def test_a_nested_foreach_with_hostile_values_passes_the_checkers(tmp_path: Path
     assert {"loop_2-iterations", "loop_3-iterations"} <= set(jobs)
     matrix = jobs["cell"]["strategy"]
     listed = "needs.loop_3-iterations.outputs.iterations"
-    assert matrix["matrix"]["index"] == "${{ fromJSON(" + listed + ") }}"
+    guarded = f"needs.loop_3-iterations.result == 'success' && {listed} || '[]'"
+    assert matrix["matrix"]["index"] == "${{ fromJSON(" + guarded + ") }}"
     assert matrix["max-parallel"] == 3
     # no iteration: skipped; an outer job's skip (an empty outer list) is not inherited
     assert jobs["cell"]["if"].endswith("&& (needs.loop_3-iterations.outputs.iterations != '[]')")

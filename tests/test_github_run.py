@@ -149,8 +149,15 @@ def total(counts: list[int]) -> int:
 def big(x: int) -> str:
     return f"big {x}"
 
+@step
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
 @pipeline
-def nested_loops(groups: list[list[int]] = [[1, 7], [], [9]]) -> None:
+def nested_loops(groups: list[list[int]] = [[1, 7], [], [9]], n: int = 0) -> None:
+    with when(n > 0):  # not taken: the foreach over a skipped job's output runs nothing
+        with foreach(numbers(n)) as y:
+            where.with_options(name="unseen")(x=y)
     with foreach(groups) as group:
         with foreach(group) as x:
             w = where(x=x)
@@ -167,13 +174,15 @@ def test_a_foreach_inside_a_foreach_equals_the_local_target(
     """Flattened into one matrix over `i/j`: each step sees its own (outer, inner) iteration in
     `pipec.context()`, a foreach over the outer item that is `[]` runs nothing there (its steps
     are reported skipped at that outer iteration, as locally), a when() inside is decided per
-    iteration, and both collects regroup per outer iteration and over all."""
+    iteration, and both collects regroup per outer iteration and over all. (And a foreach over
+    the output of a job a branch skipped runs nothing, though act expands its matrix.)"""
     source = write_pipeline(tmp_path, NESTED_LOOPS)
     local, act = both(source.name, tmp_path, env)
     assert act == local
     assert local[("where", (0, 1))][2] == {"output": "7 at (0, 1)"}
     assert local[("where", (1,))][0] == local[("big", (0, 0))][0] == "skipped"
     assert local[("total", ())][2] == {"output": 3}
+    assert local[("unseen", ())][0] == "skipped"
 
 
 PIPELINE = """

@@ -159,7 +159,10 @@ class JobWriter:
         indices = self._indices(loop)
         index: Any
         if indices is not None:
-            index = expr(f"fromJSON({indices})")
+            # act expands a job's matrix even when its `if:` skips it, and there a job that did
+            # not run has its outputs' unevaluated text: read `[]` unless the job succeeded.
+            producer = indices.removeprefix("needs.").split(".")[0]
+            index = expr(f"fromJSON(needs.{producer}.result == 'success' && {indices} || '[]')")
         else:
             assert isinstance(loop.items, Const) and isinstance(loop.items.value, list)
             index = list(range(len(loop.items.value)))

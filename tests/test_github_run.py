@@ -7,8 +7,9 @@ Every example runs under act in the conformance suite (tests/conformance/test_ru
 by default, fused, and with `--no-optimize` where the optimizer changes it), so it is not repeated
 here. Covered here: retries and timeouts kept by the step runtime (a timed-out step's
 grandchild that ignores SIGTERM killed), a secret from the environment act is given, a
-hostile parameter that arrives verbatim, and a fan-out over more items than a GitHub matrix takes
-(a clear runtime error).
+hostile parameter that arrives verbatim, a fan-out over more items than a GitHub matrix takes
+(a clear runtime error), and a foreach inside a foreach (flattened into one matrix) with a
+when() inside, compared instance by instance.
 """
 
 from __future__ import annotations

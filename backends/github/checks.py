@@ -3,10 +3,11 @@
 The shared capability check covers whole features; these are the shapes GitHub Actions jobs
 cannot carry: matrices are decided before a job starts (a foreach inside a foreach is
 flattened and a `when` inside one decided by each iteration's job, see `layout`, but a foreach
-inside such a `when` is refused), a GPU step with no GPU runner, names GitHub
-cannot take, and outputs made inside a foreach read by other jobs with `artifacts = "github"`.
-A literal foreach longer than one matrix expands (256 jobs) is the limits lowering's
-(`Backend.limits`): split into parts, or L001 when it is collected.
+inside such a `when` is refused), a GPU step with no GPU runner (the one refusal
+`unsupported=warn` can resolve: it drops the step's GPU request), names GitHub cannot take, and
+outputs made inside a foreach read by other jobs with `artifacts = "github"`. A literal foreach
+longer than one matrix expands (256 jobs) is the limits lowering's (`Backend.limits`): split
+into parts, or L001 when it is collected.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def _step(step: Step, settings: GithubSettings, in_loop: bool, read: set[str]) -
                 "a GPU request with no GPU runner (it would run on a CPU-only runner)",
                 f'map GPU steps to runner labels: runners = {{ {key} = "<label>" }} in '
                 "[tool.pipec.targets.github] (or `gpu` for every GPU step)",
+                drop="gpu",
             )
         )
     for name in (*step.secrets, *step.env):

@@ -34,6 +34,8 @@ OWN_EXPRESSION = re.compile(
     r"needs\.[a-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+"
     r"|steps\.run\.outputs\.[A-Za-z0-9_-]+"
     r"|fromJSON\(needs\.[a-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+\)"
+    r"|fromJSON\(needs\.[a-z0-9_-]+\.result == 'success' && "
+    r"needs\.[a-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+ \|\| '\[\]'\)"
     r"|secrets\.[A-Za-z_][A-Za-z0-9_]*"
     r"|github\.(?:run_id|run_attempt|workflow|ref)|matrix\.index|toJSON\(inputs\)|runner\.temp"
     r") \}\}"
@@ -151,12 +153,13 @@ def test_a_gpu_step_without_a_gpu_runner_is_a_diagnostic(tmp_path: Path) -> None
                 return x
 
             @pipeline
-            def nested() -> None:
+            def gated_loop() -> None:
                 with foreach([1, 2]) as a:
-                    with foreach([3, 4]) as b:
-                        one(x=b)
+                    with when(a > 1):
+                        with foreach([3, 4]) as b:
+                            one(x=b)
             """,
-            "foreach inside a foreach",
+            "foreach inside a when() inside a foreach",
         ),
         (
             """
@@ -165,12 +168,13 @@ def test_a_gpu_step_without_a_gpu_runner_is_a_diagnostic(tmp_path: Path) -> None
                 return x
 
             @pipeline
-            def gated() -> None:
+            def over_collect() -> None:
                 with foreach([1, 2]) as a:
-                    with when(a > 1):
-                        one(x=a)
+                    y = one(x=a)
+                with foreach(collect(y)) as b:
+                    one.with_options(name="again")(x=b)
             """,
-            "when() inside a foreach",
+            "foreach over a collect()",
         ),
     ],
 )

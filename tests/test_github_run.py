@@ -7,8 +7,9 @@ Every example runs under act in the conformance suite (tests/conformance/test_ru
 by default, fused, and with `--no-optimize` where the optimizer changes it), so it is not repeated
 here. Covered here: retries and timeouts kept by the step runtime (a timed-out step's
 grandchild that ignores SIGTERM killed), a secret from the environment act is given, a
-hostile parameter that arrives verbatim, and a fan-out over more items than a GitHub matrix takes
-(a clear runtime error).
+hostile parameter that arrives verbatim, a fan-out over more items than a GitHub matrix takes
+(a clear runtime error), and a foreach inside a foreach (flattened into one matrix) with a
+when() inside, compared instance by instance.
 """
 
 from __future__ import annotations
@@ -128,6 +129,61 @@ def test_a_foreach_over_an_empty_list_runs_no_job_and_goes_on(
     local, act = both(source.name, tmp_path, env)
     assert act == local
     assert local[("total", ())][:3] == local[("total_2", ())][:3] == ("succeeded", 1, {"output": 0})
+
+
+NESTED_LOOPS = """
+@step
+def where(x: int) -> str:
+    import pipec
+
+    return f"{x} at {pipec.context().iteration}"
+
+@step
+def count(texts: list[str]) -> int:
+    return len(texts)
+
+@step
+def total(counts: list[int]) -> int:
+    return sum(counts)
+
+@step
+def big(x: int) -> str:
+    return f"big {x}"
+
+@step
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+@pipeline
+def nested_loops(groups: list[list[int]] = [[1, 7], [], [9]], n: int = 0) -> None:
+    with when(n > 0):  # not taken: the foreach over a skipped job's output runs nothing
+        with foreach(numbers(n)) as y:
+            where.with_options(name="unseen")(x=y)
+    with foreach(groups) as group:
+        with foreach(group) as x:
+            w = where(x=x)
+            with when(x > 5):
+                big(x=x)
+        n = count(collect(w))
+    total(collect(n))
+"""
+
+
+def test_a_foreach_inside_a_foreach_equals_the_local_target(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Flattened into one matrix over `i/j`: each step sees its own (outer, inner) iteration in
+    `pipec.context()`, a foreach over the outer item that is `[]` runs nothing there (its steps
+    are reported skipped at that outer iteration, as locally), a when() inside is decided per
+    iteration, and both collects regroup per outer iteration and over all. (And a foreach over
+    the output of a job a branch skipped runs nothing, though act expands its matrix.)"""
+    source = write_pipeline(tmp_path, NESTED_LOOPS)
+    local, act = both(source.name, tmp_path, env)
+    assert act == local
+    assert local[("where", (0, 1))][2] == {"output": "7 at (0, 1)"}
+    assert local[("where", (1,))][0] == local[("big", (0, 0))][0] == "skipped"
+    assert local[("total", ())][2] == {"output": 3}
+    assert local[("unseen", ())][0] == "skipped"
 
 
 PIPELINE = """

@@ -317,23 +317,7 @@ def test_every_refused_option_of_a_step_is_dropped(tmp_path: Path) -> None:
 
 # Shapes, names and values a target's check refuses: nothing to drop, so errors under warn too.
 STRUCTURAL_CASES: dict[str, tuple[str, list[str], str, str]] = {
-    "github nested foreach": (
-        "github",
-        ["artifact_root=/srv/pipec"],
-        """
-@step
-def s(x: int) -> int:
-    return x
-
-@pipeline
-def p() -> None:
-    with foreach([1, 2]) as a:
-        with foreach([3, 4]) as b:
-            s(x=b)
-""",
-        "a foreach inside a foreach (GitHub matrices do not nest)",
-    ),
-    "github when in foreach": (
+    "github foreach in a when in a foreach": (
         "github",
         ["artifact_root=/srv/pipec"],
         """
@@ -345,9 +329,27 @@ def s(x: int) -> int:
 def p() -> None:
     with foreach([1, 2]) as a:
         with when(a > 1):
-            s(x=a)
+            with foreach([3, 4]) as b:
+                s(x=b)
 """,
-        "a when() inside a foreach",
+        "a foreach inside a when() inside a foreach",
+    ),
+    "github foreach over collect": (
+        "github",
+        ["artifact_root=/srv/pipec"],
+        """
+@step
+def s(x: int) -> int:
+    return x
+
+@pipeline
+def p() -> None:
+    with foreach([1, 2]) as a:
+        y = s(x=a)
+    with foreach(collect(y)) as b:
+        s(x=b)
+""",
+        "a foreach over a collect()",
     ),
     "airflow foreach over collect": (
         "airflow",

@@ -56,12 +56,18 @@ class GithubBackend(Backend[GithubSettings]):
         )
     )
     notes: ClassVar[dict[str, str]] = {
+        # A foreach inside a foreach is flattened (`<loop>-iterations`) and a when inside a
+        # foreach decided by each iteration's job; these shapes are still U001:
+        "collect": "a foreach over a collect() is U001 (loop over a step that returns the list)",
+        "condition": "a foreach inside a when inside a foreach is U001",
         "resources": "not enforced: pick a runner with `runners`",
         "disk": "not enforced: pick a runner with `runners`",
         "gpu": "needs a GPU runner label in `runners`",
         "image": "as the job's container:, not with via=act",
     }
     how: ClassVar[dict[str, str]] = {
+        "loop_parallelism": "max-parallel; in a foreach inside a foreach, over all its "
+        "iterations at once (one matrix)",
         "cache": "by the step runtime, indexed in <artifact_root>/.pipec-cache/ "
         "(artifacts=github keeps nothing across runs: every job runs)",
     }

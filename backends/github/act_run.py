@@ -18,6 +18,7 @@ target's (`RunResult`), `--json` included. Job logs are kept under `.pipec/logs/
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pipec.backends.base import RunOptions, RunOutcome
 from pipec.backends.github import layout as lay
 from pipec.backends.github import workflow
+from pipec.backends.github.job import LISTED, SKIPPED
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime import store
 from pipec.backends.runtime.attempts import attempt_number
@@ -178,6 +180,7 @@ class JobRun:
         self.lines: list[str] = []
         self.seconds: float | None = None
         self.attempts = 1
+        self.skipped = False  # a `when` inside a foreach not taken in this iteration
 
 
 def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
@@ -191,11 +194,13 @@ def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
         if not isinstance(entry, dict) or "jobID" not in entry:
             continue
         index = (entry.get("matrix") or {}).get("index")
-        key = (str(entry["jobID"]), () if index is None else (int(index),))
+        key = (str(entry["jobID"]), iteration_of(index))
         job = jobs.setdefault(key, JobRun())
         if entry.get("raw_output"):
             message = str(entry.get("msg", ""))
             job.lines.append(message)
+            if message.startswith(SKIPPED):
+                job.skipped = True
             retry = attempt_number(message)
             if retry is not None:  # the step runtime retries a step itself on GitHub
                 job.attempts = max(job.attempts, retry)
@@ -204,6 +209,44 @@ def read_log(text: str) -> dict[tuple[str, tuple[int, ...]], JobRun]:
         if entry.get("stepID") == ["run"] and "executionTime" in entry:
             job.seconds = float(entry["executionTime"]) / 1e9
     return jobs
+
+
+def iteration_of(index: object) -> tuple[int, ...]:
+    """A job's iteration from its matrix index: `i`, or `i/j[/k..]` in a flattened foreach
+    inside a foreach (`layout`); `()` outside every foreach."""
+    if index is None:
+        return ()
+    return tuple(int(part) for part in str(index).split("/"))
+
+
+def listed_iterations(
+    jobs: dict[tuple[str, tuple[int, ...]], JobRun],
+) -> dict[str, set[tuple[int, ...]]]:
+    """Loop id -> its iterations, as the `-iterations` jobs listed them (`job.LISTED`)."""
+    found: dict[str, set[tuple[int, ...]]] = {}
+    for (job_id, _), run in jobs.items():
+        if not job_id.endswith(lay.ITERATIONS_SUFFIX):
+            continue
+        for line in run.lines:
+            if line.startswith(LISTED):
+                for loop, texts in json.loads(line.removeprefix(LISTED)).items():
+                    found.setdefault(loop, set()).update(iteration_of(t) for t in texts)
+    return found
+
+
+def _nested_instances(
+    chain: tuple[str, ...],
+    listed: dict[str, set[tuple[int, ...]]],
+    ran: list[tuple[int, ...]],
+) -> list[tuple[int, ...]]:
+    """A step's instances in a flattened foreach, as the local target reports them: every
+    iteration that ran, and one (skipped) at each iteration of a loop around it whose next loop
+    had no item there; `()` when the outermost loop had none (or nothing was listed)."""
+    found = set(ran)
+    for outer, inner in itertools.pairwise(chain):
+        inside = {at[:-1] for at in listed.get(inner, set())}
+        found.update(at for at in listed.get(outer, set()) if at not in inside)
+    return sorted(found) or [()]
 
 
 def summary(
@@ -218,10 +261,14 @@ def summary(
     from pipec.backends.runner.results import RunResult
 
     layout = lay.build(pipeline)
+    listed = listed_iterations(jobs)
     steps: list[StepResult] = []
     for step in graph.steps(pipeline):
         ran = sorted(key for key in jobs if key[0] == step.id and key[1])
         iterations = ([key[1] for key in ran] or [()]) if layout.loop_of[step.id] else [()]
+        loop = layout.loop_of[step.id]
+        if loop is not None and layout.nested(loop):
+            iterations = _nested_instances(layout.chain[loop.id], listed, [k[1] for k in ran])
         for iteration in iterations:
             steps.append(
                 _step_result(step.id, step.name, iteration, jobs, layout, settings, run_id, log_dir)
@@ -253,6 +300,8 @@ def _step_result(
     job = jobs.get((step_id, iteration))
     result = job.result if job else None
     status = {"success": "succeeded", "failure": "failed"}.get(result or "", "skipped")
+    if job is not None and job.skipped and status == "succeeded":
+        status = "skipped"
     reason = ""
     if status == "skipped":
         upstream = lay.ancestors(layout, step_id)

@@ -1,11 +1,13 @@
 """What the `github` target cannot express, as diagnostics (one per problem, at the node).
 
 The shared capability check covers whole features; these are the shapes GitHub Actions jobs
-cannot carry: matrices do not nest and are decided before a job starts (so no `when` inside a
-`foreach`), a GPU step with no GPU runner (the one refusal `unsupported=warn` can resolve: it
-drops the step's GPU request), names GitHub cannot take, and artifacts inside a foreach with
-`artifacts = "github"`. A literal foreach longer than one matrix expands (256 jobs)
-is the limits lowering's (`Backend.limits`): split into parts, or L001 when it is collected.
+cannot carry: matrices are decided before a job starts (a foreach inside a foreach is
+flattened and a `when` inside one decided by each iteration's job, see `layout`, but a foreach
+inside such a `when` is refused), a GPU step with no GPU runner (the one refusal
+`unsupported=warn` can resolve: it drops the step's GPU request), names GitHub cannot take, and
+outputs made inside a foreach read by other jobs with `artifacts = "github"`. A literal foreach
+longer than one matrix expands (256 jobs) is the limits lowering's (`Backend.limits`): split
+into parts, or L001 when it is collected.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pipec.backends.github.settings import GithubSettings
 from pipec.backends.settings import SettingsError
 from pipec.ir import graph
 from pipec.ir.diagnostics import Diagnostic
-from pipec.ir.model import Collect, Condition, Loop, LoopItem, Pipeline, Step
+from pipec.ir.model import Collect, Loop, OutputRef, Pipeline, Step
 
 TARGET = "github"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -34,21 +36,28 @@ def check(pipeline: Pipeline, settings: GithubSettings) -> list[Diagnostic]:
         )
     found: list[Diagnostic] = []
     read = {p for s in graph.steps(pipeline) for b in s.args.values() for p in graph.producers(b)}
+    looped = {
+        node.id
+        for node, scopes in graph.walk(pipeline.body)
+        if isinstance(node, Step) and any(s.kind == "loop" for s in scopes)
+    }
     for node, scopes in graph.walk(pipeline.body):
         in_loop = any(s.kind == "loop" for s in scopes)
         match node:
+            case Loop() if not _in_branch_in_loop(scopes):
+                found += _loop(node, settings, looped, read)
             case Loop():
-                found += _loop(node, in_loop)
-            case Condition():
-                if in_loop:
+                found += _loop(node, settings, looped, read)
+                if _in_branch_in_loop(scopes):
                     found.append(
                         unsupported_feature(
                             TARGET,
                             node.id,
                             node.location,
-                            "a when() inside a foreach (GitHub decides a job's if: before its "
-                            "matrix expands)",
-                            "decide in the step itself, or move the when() out of the foreach",
+                            "a foreach inside a when() inside a foreach (a flattened foreach's "
+                            "iterations are listed before the branches of the outer one are "
+                            "decided)",
+                            "move the inner foreach out of the when(), or decide in a step",
                         )
                     )
             case Step():
@@ -58,26 +67,42 @@ def check(pipeline: Pipeline, settings: GithubSettings) -> list[Diagnostic]:
     return found
 
 
-def _loop(loop: Loop, in_loop: bool) -> list[Diagnostic]:
+def _in_branch_in_loop(scopes: tuple[graph.Scope, ...]) -> bool:
+    """Whether a node is inside a when() that is itself inside a foreach."""
+    kinds = [s.kind for s in scopes]
+    return "loop" in kinds and "condition" in kinds[kinds.index("loop") :]
+
+
+def _loop(
+    loop: Loop, settings: GithubSettings, looped: set[str], read: set[str]
+) -> list[Diagnostic]:
     found = []
-    if in_loop:
+    if isinstance(loop.items, Collect):
         found.append(
             unsupported_feature(
                 TARGET,
                 loop.id,
                 loop.location,
-                "a foreach inside a foreach (GitHub matrices do not nest)",
-                "flatten the items into one list, or loop in a step of a pipeline of its own",
+                "a foreach over a collect()",
+                "loop over a literal, a parameter, a loop item, or the output of a step",
             )
         )
-    if isinstance(loop.items, LoopItem | Collect):
+    if (
+        settings.artifacts == "github"
+        and isinstance(loop.items, OutputRef)
+        and loop.items.step in looped
+        and loop.items.step not in read
+    ):
+        # A foreach over an output made in an outer iteration reads it from the store (the
+        # steps reading it already say so, once, when some step reads it too).
         found.append(
             unsupported_feature(
                 TARGET,
                 loop.id,
                 loop.location,
-                "a foreach over a loop item or a collect()",
-                "loop over a literal, a parameter, or the output of a step",
+                "a foreach over an output made inside a foreach with artifacts=github (each "
+                "job has its own disk)",
+                "use artifacts=store with an artifact_root every runner reaches",
             )
         )
     return found

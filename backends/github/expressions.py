@@ -119,3 +119,13 @@ def string_literal(text: str) -> str:
         # A literal inside `${{ }}` cannot hold a line break or close the expression.
         raise ConditionError("a string with a line break or '}}' has no GitHub literal")
     return "'" + text.replace("'", "''") + "'"
+
+
+def expr(text: str) -> str:
+    """`${{ text }}`."""
+    return "${{ " + text + " }}"
+
+
+def output_of(job: str, name: str) -> str:
+    """A job output of another job, as an expression."""
+    return expr(f"needs.{job}.outputs.{name}")

@@ -1,4 +1,5 @@
-"""One GitHub Actions job per step, plus the `params` job and `-test` jobs (see `layout`).
+"""One GitHub Actions job per step, plus the `params` job, `-test` and `-iterations` jobs (see
+`layout`; matrices, loop inputs and the `-iterations` job are `loop_jobs`).
 
 A step's job: optional checkout and setup, artifact downloads (`artifacts = "github"`), then one
 `run:` step, `python -m pipec.backends.github.job step ... -- <runtime argv>`, whose argv is an
@@ -7,11 +8,12 @@ steps' values as job outputs (`${{ needs.<job>.outputs.<name> }}`), constants as
 every `$` written `\\u0024` (so GitHub never finds an expression in them), secrets as
 `${{ secrets.NAME }}`. Outputs go to the store, `<root>/<run_id>/<step>[/<i>]/<output>`.
 
-A job inside `when` branches gets an `if:` joining its branches' tests. A job that waits for a job
-a branch it is not inside may skip (a join after `when`/`otherwise`, `.after()` on a branch step)
-must not inherit GitHub's skip: it waits for every job upstream and runs when none of them failed
-or was cancelled, `!cancelled() && !contains(needs.*.result, 'failure') && ...` — what the local
-target does.
+A job inside `when` branches gets an `if:` joining its branches' tests. A job downstream (directly
+or not: GitHub's implicit `success()` looks at every job above) of a job that a branch it is not
+inside may skip (a join after `when`/`otherwise`, `.after()` on a branch step), or an empty
+foreach it is not inside, must not inherit GitHub's skip: it waits for every job upstream and
+runs when none of them failed or was cancelled, `!cancelled() && !contains(needs.*.result,
+'failure') && ...` — what the local target does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 from pipec.backends.common.k8s import json_env_text
 from pipec.backends.github import layout as lay
 from pipec.backends.github import pins, shell
+from pipec.backends.github.expressions import expr, output_of
+from pipec.backends.github.loop_jobs import JOB_MODULE, STATUS_OK, LoopJobs
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime.invocation import Invocation, SourceKind, source, step_cache_key
 from pipec.ir import graph, types
@@ -31,31 +35,16 @@ from pipec.ir.model import (
     Component,
     Condition,
     Const,
-    Loop,
     LoopItem,
     OutputRef,
     ParamRef,
     Step,
 )
 
-JOB_MODULE = "pipec.backends.github.job"
 SETUP_MINUTES = 10  # checkout, setup and the interpreter's start, on top of the step's timeout
-STATUS_OK = "!cancelled() && !contains(needs.*.result, 'failure') && " + (
-    "!contains(needs.*.result, 'cancelled')"
-)
 
 
-def expr(text: str) -> str:
-    """`${{ text }}`."""
-    return "${{ " + text + " }}"
-
-
-def output_of(job: str, name: str) -> str:
-    """A job output of another job, as an expression."""
-    return expr(f"needs.{job}.outputs.{name}")
-
-
-class JobWriter:
+class JobWriter(LoopJobs):
     """Writes every job of one workflow (settings and layout fixed)."""
 
     def __init__(self, layout: lay.Layout, settings: GithubSettings) -> None:
@@ -91,7 +80,10 @@ class JobWriter:
         if has_items is not None:
             tests.append(has_items)
         body: dict[str, Any] = {"runs-on": runs_on}
-        if any(lay.may_be_skipped_for(self.layout, need, job) for need in direct):
+        # GitHub's (and act's) implicit `success()` looks at every job upstream, not only the
+        # direct needs: one skipped anywhere above would skip this job too.
+        upstream = lay.ancestors(self.layout, job)
+        if any(lay.may_be_skipped_for(self.layout, need, job) for need in upstream):
             body["needs"] = sorted(lay.ancestors(self.layout, job))
             body["if"] = " && ".join([STATUS_OK, *(f"({t})" for t in tests)])
         else:
@@ -101,63 +93,12 @@ class JobWriter:
                 body["if"] = " && ".join(f"({t})" for t in tests) if len(tests) > 1 else tests[0]
         return body
 
-    def _indices(self, loop: Loop) -> str | None:
-        """The job output holding a foreach's matrix indices (`[0, .., n-1]`, written at run
-        time); None for a literal list, whose indices are known now."""
-        match loop.items:
-            case Const():
-                return None
-            case ParamRef():
-                return f"needs.{lay.PARAMS_JOB}.outputs.{loop.items.param}-indices"
-            case OutputRef():
-                return f"needs.{loop.items.step}.outputs.{loop.items.output}-indices"
-            case LoopItem() | Collect():
-                raise AssertionError("refused by the checks")
-
-    def _has_items(self, loop: Loop) -> str | None:
-        """The `if:` that skips a foreach's job when its list is empty: GitHub refuses a matrix
-        with no values (act runs it once, without an index), where every other target runs no
-        iteration and goes on (a `collect` of it is `[]`). None for a literal list with items;
-        an empty one is there only with --no-optimize (`prune` removes it)."""
-        indices = self._indices(loop)
-        if indices is not None:
-            return f"{indices} != '[]'"
-        assert isinstance(loop.items, Const)
-        return None if loop.items.value else "false"
-
     def _branch_test(self, branch: lay.Branch) -> str:
         test = self.layout.tests[branch.condition]
         if test is None:
             wanted = "true" if branch.then else "false"
             return f"needs.{lay.test_job(branch.condition)}.outputs.holds == '{wanted}'"
         return test if branch.then else f"!({test})"
-
-    def _items_env(self, loop_id: str) -> str:
-        """The JSON text of a foreach's items, as an env value."""
-        items = self.layout.loops[loop_id].items
-        match items:
-            case Const():
-                return json_env_text(items.value)
-            case ParamRef():
-                return output_of(lay.PARAMS_JOB, items.param)
-            case OutputRef():
-                return output_of(items.step, items.output)
-            case LoopItem() | Collect():
-                raise AssertionError("refused by the checks")
-
-    def _matrix(self, loop_id: str) -> dict[str, Any]:
-        loop = self.layout.loops[loop_id]
-        indices = self._indices(loop)
-        index: Any
-        if indices is not None:
-            index = expr(f"fromJSON({indices})")
-        else:
-            assert isinstance(loop.items, Const) and isinstance(loop.items.value, list)
-            index = list(range(len(loop.items.value)))
-        strategy: dict[str, Any] = {"fail-fast": False, "matrix": {"index": index}}
-        if loop.parallelism:
-            strategy["max-parallel"] = loop.parallelism
-        return strategy
 
     # ---- the jobs -------------------------------------------------------------------------
 
@@ -226,6 +167,8 @@ class JobWriter:
         env: dict[str, str] = {}
         options: list[str] = []
         inputs: dict[str, str] = {}
+        depth = self.layout.step_depth(step.id)
+        nested: list[str] = []  # loops whose items `job` finds through PIPEC_LOOPS
         for name, binding in sorted(step.args.items()):
             var = f"PIPEC_IN_{name}"
             match binding:
@@ -239,17 +182,29 @@ class JobWriter:
                     if lay.travels_as_output(self.layout, self.env, binding, step.id):
                         env[var] = output_of(binding.step, binding.output)
                         inputs[name] = source(SourceKind.ENV, var)
+                    elif 0 < (made := self.layout.step_depth(binding.step)) < depth:
+                        # made at an outer iteration: `job` cuts this one's index to it
+                        options += ["--outer", f"{name}={binding.step}/{binding.output}={made}"]
                     else:
-                        inner = self.layout.loop_of[binding.step] is not None
-                        where = self._where(binding.step, inner and in_loop)
+                        where = self._where(binding.step, made > 0 and in_loop)
                         inputs[name] = source(SourceKind.ARTIFACT, f"{where}/{binding.output}")
+                case LoopItem() if depth > 1:
+                    nested.append(binding.loop)
+                    options += ["--loop-item", f"{name}={binding.loop}"]
                 case LoopItem():
                     env["PIPEC_ITEMS"] = self._items_env(binding.loop)
                     options += ["--item", f"{name}=PIPEC_ITEMS"]
+                case Collect() if self.layout.depth(binding.loop) > 1:
+                    nested.append(binding.loop)
+                    produced = f"{binding.step}/{binding.output}"
+                    options += ["--loop-collect", f"{name}={produced}={binding.loop}"]
                 case Collect():
                     items_var = f"PIPEC_ITEMS_{binding.loop}"
                     env[items_var] = self._items_env(binding.loop)
                     options += ["--collect", f"{name}={binding.step}/{binding.output}={items_var}"]
+        options += self._iteration_tests(step.id, env, nested)
+        if nested:
+            self._loops_env(nested, env)
         return env, options, inputs
 
     def _run_env(self, step: Step, in_loop: bool) -> dict[str, str]:

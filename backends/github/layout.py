@@ -3,8 +3,18 @@ value travels (job output, store, loop item), which outputs a job exports, how e
 decided, and which jobs each job waits for.
 
 Jobs: one per step (id = the step id), `params` when the pipeline has parameters (every
-parameter's checked value), and `<condition>-test` for a condition GitHub's expressions cannot
-decide with Python's meaning (see `expressions`). IR ids never hold `-`, so these never collide.
+parameter's checked value), `<condition>-test` for a condition GitHub's expressions cannot
+decide with Python's meaning (see `expressions`), and `<loop>-iterations` for a foreach inside a
+foreach. IR ids never hold `-`, so these never collide.
+
+GitHub matrices do not nest, so a foreach inside a foreach is flattened: its `-iterations` job
+lists, at run time, every iteration of it over every iteration of the loops around it, as
+`i/j[/k..]` texts (outermost index first: the store's folder layout and `pipec.context()`'s
+iteration), and every job of a step in it is one matrix over that list.
+
+A job's `if:` is decided before its matrix expands, so a `when` inside a foreach is decided by
+each iteration's job itself (`iteration_branches`): the job wrapper evaluates the test over that
+iteration's operands and, when the branch is not taken, ends without running the step.
 """
 
 from __future__ import annotations
@@ -29,11 +39,17 @@ from pipec.ir.model import (
 PARAMS_JOB = "params"
 TEST_SUFFIX = "-test"
 INDICES_SUFFIX = "-indices"
+ITERATIONS_SUFFIX = "-iterations"
 
 
 def test_job(condition_id: str) -> str:
     """The job that decides a condition in Python."""
     return f"{condition_id}{TEST_SUFFIX}"
+
+
+def iterations_job(loop_id: str) -> str:
+    """The job listing the iterations of a foreach inside a foreach."""
+    return f"{loop_id}{ITERATIONS_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,13 @@ class Layout:
     steps: dict[str, Step] = field(default_factory=dict)
     loop_of: dict[str, Loop | None] = field(default_factory=dict)
     branches: dict[str, tuple[Branch, ...]] = field(default_factory=dict)
+    """Job id -> the branches around it decided by GitHub (the job's `if:`)."""
+    iteration_branches: dict[str, tuple[Branch, ...]] = field(default_factory=dict)
+    """Step id -> the branches around it inside a foreach, decided by each iteration's job."""
     conditions: dict[str, Condition] = field(default_factory=dict)
+    """The conditions outside every foreach (a job's `if:` or a `-test` job)."""
+    per_iteration: dict[str, Condition] = field(default_factory=dict)
+    """The conditions inside a foreach (decided in each iteration's job)."""
     tests: dict[str, str | None] = field(default_factory=dict)
     """Condition id -> its `if:` expression, or None when the `-test` job decides it."""
     exports: dict[str, list[str]] = field(default_factory=dict)
@@ -60,22 +82,51 @@ class Layout:
     looped_params: list[str] = field(default_factory=list)
     needs: dict[str, set[str]] = field(default_factory=dict)
     loops: dict[str, Loop] = field(default_factory=dict)
+    chain: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Loop id -> the loops around it and itself, outermost first."""
+
+    def depth(self, loop_id: str | None) -> int:
+        """How many loops deep an iteration of `loop_id` is (0 for None: outside every loop)."""
+        return 0 if loop_id is None else len(self.chain[loop_id])
+
+    def nested(self, loop: Loop) -> bool:
+        """Whether `loop` is inside another foreach (flattened by an `-iterations` job)."""
+        return self.depth(loop.id) > 1
+
+    def step_depth(self, step_id: str) -> int:
+        """How many loops surround a step."""
+        loop = self.loop_of.get(step_id)
+        return 0 if loop is None else self.depth(loop.id)
 
 
 def build(pipeline: Pipeline) -> Layout:
-    """The layout of a checked pipeline (nested loops and conditions in loops were refused)."""
+    """The layout of a checked pipeline (conditions in loops were refused)."""
     layout = Layout(pipeline, loops=graph.loops(pipeline))
     env = graph.TypeEnv(pipeline)
     for node, scopes in graph.walk(pipeline.body):
         loops = [s for s in scopes if s.kind == "loop"]
-        branches = tuple(Branch(s.id, s.branch == "then") for s in scopes if s.kind == "condition")
+        # Branches outside every loop are the job's `if:`; those inside one, its own decision.
+        first_loop = next((i for i, s in enumerate(scopes) if s.kind == "loop"), len(scopes))
+        branches = tuple(
+            Branch(s.id, s.branch == "then") for s in scopes[:first_loop] if s.kind == "condition"
+        )
+        in_iteration = tuple(
+            Branch(s.id, s.branch == "then") for s in scopes[first_loop:] if s.kind == "condition"
+        )
         if isinstance(node, Step):
             layout.steps[node.id] = node
             layout.loop_of[node.id] = layout.loops[loops[-1].id] if loops else None
             layout.branches[node.id] = branches
+            layout.iteration_branches[node.id] = in_iteration
+        elif isinstance(node, Condition) and loops:
+            layout.per_iteration[node.id] = node
         elif isinstance(node, Condition):
             layout.conditions[node.id] = node
             layout.branches[test_job(node.id)] = branches
+        elif isinstance(node, Loop):
+            layout.chain[node.id] = (*(s.id for s in loops), node.id)
+            if loops:
+                layout.branches[iterations_job(node.id)] = branches
     _values(layout, env)
     for condition in layout.conditions.values():
         layout.tests[condition.id] = _test(condition, layout, env)
@@ -105,8 +156,14 @@ def _values(layout: Layout, env: graph.TypeEnv) -> None:
     for node, _ in graph.walk(layout.pipeline.body):
         if isinstance(node, Condition):
             for operand in graph.expr_operands(node.test):
-                if isinstance(operand, OutputRef):
+                # an output made inside a foreach is read from the store (per iteration)
+                if isinstance(operand, OutputRef) and layout.loop_of[operand.step] is None:
                     _export(layout, operand.step, operand.output)
+        elif isinstance(node, Loop) and layout.nested(node):
+            # The `-iterations` job and the steps' wrapper read the items: a JSON job output
+            # when made outside every loop, else from the store.
+            if isinstance(node.items, OutputRef) and layout.loop_of[node.items.step] is None:
+                _export(layout, node.items.step, node.items.output)
         elif isinstance(node, Loop):
             match node.items:
                 case OutputRef():
@@ -148,20 +205,26 @@ def _needs(layout: Layout) -> None:
         if any(isinstance(b, ParamRef) for b in graph.node_bindings(node))
     }
     for node, scopes in graph.walk(pipeline.body):
-        if not isinstance(node, Step | Condition):
-            continue
-        job = node.id if isinstance(node, Step) else test_job(node.id)
-        if isinstance(node, Condition) and layout.tests[node.id] is not None:
-            continue
+        match node:
+            case Step():
+                job = node.id
+            case Condition() if node.id in layout.conditions and layout.tests[node.id] is None:
+                job = test_job(node.id)
+            case Loop() if layout.nested(node):
+                job = iterations_job(node.id)
+            case _:
+                continue
         own = {p for b in graph.node_bindings(node) for p in graph.producers(b)}
         if isinstance(node, Step):
             own.update(node.after)
+            loop = layout.loop_of[node.id]
+            if loop is not None and layout.nested(loop):  # its matrix is that job's list
+                own.add(iterations_job(loop.id))
             for binding in node.args.values():
                 if isinstance(binding, Collect):  # the collected loop's items give the count
-                    items = layout.loops[binding.loop].items
-                    own.update(graph.producers(items))
-                    if isinstance(items, ParamRef):
-                        own.add(PARAMS_JOB)
+                    own.update(_items_needs(layout, binding.loop))
+        if isinstance(node, Loop):
+            own.update(_items_needs(layout, node.id))
         if node.id in reads_params:
             own.add(PARAMS_JOB)
         for scope in scopes:
@@ -171,16 +234,29 @@ def _needs(layout: Layout) -> None:
             own.update(p for b in graph.node_bindings(block) for p in graph.producers(b))
             if block.id in reads_params:
                 own.add(PARAMS_JOB)
-            if isinstance(block, Condition) and layout.tests[block.id] is None:
+            if block.id in layout.conditions and layout.tests[block.id] is None:
                 own.add(test_job(block.id))
         layout.needs[job] = own
     if layout.pipeline.params:
         layout.needs[PARAMS_JOB] = set()
 
 
+def _items_needs(layout: Layout, loop_id: str) -> set[str]:
+    """The jobs whose outputs give the items of a loop and of every loop around it."""
+    found: set[str] = set()
+    for outer in layout.chain[loop_id]:
+        items = layout.loops[outer].items
+        found.update(graph.producers(items))
+        if isinstance(items, ParamRef):
+            found.add(PARAMS_JOB)
+    return found
+
+
 def _block(layout: Layout, scope_id: str) -> Condition | Loop | None:
     if scope_id in layout.conditions:
         return layout.conditions[scope_id]
+    if scope_id in layout.per_iteration:
+        return layout.per_iteration[scope_id]
     return layout.loops.get(scope_id)
 
 

@@ -44,6 +44,9 @@ def render(pipeline: Pipeline, settings: GithubSettings) -> str:
     jobs: dict[str, Any] = {}
     for step in layout.steps.values():
         jobs[step.id] = writer.step_job(step)
+    for loop in layout.loops.values():
+        if layout.nested(loop):
+            jobs[lay.iterations_job(loop.id)] = writer.iterations_job(loop)
     for condition in layout.conditions.values():
         if layout.tests[condition.id] is None:
             jobs[lay.test_job(condition.id)] = writer.test_job(condition)

@@ -100,7 +100,7 @@ OPTIMIZED_EXAMPLES: dict[str, frozenset[str]] = {
     # settings (`pipec explain`): github and kubernetes fuse chains by default; no example has
     # work for fold, prune or cse. test_optimize.py holds every other (target, example) pair to
     # "the same IR and the same files either way", so only these run again with --no-optimize.
-    "github": frozenset({"hello", "nested", "iris", "sweep", "quickstart"}),
+    "github": frozenset({"hello", "nested", "iris", "sweep", "quickstart", "tuning"}),
     "kubernetes": frozenset({"hello", "nested", "iris", "sweep", "quickstart", "tuning"}),
 }
 

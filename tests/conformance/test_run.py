@@ -112,12 +112,6 @@ EXAMPLE_GAPS: dict[str, list[pytest.MarkDecorator]] = {
             reason=f"{KFP_LOOP_INPUTS}; and the kfp test image has no pandas or scikit-learn",
             raises=RunFailed,
         ),
-        pytest.mark.notimpl(
-            ["github"],
-            reason="a foreach inside a foreach is U001 on github (matrices do not nest); pipec "
-            "does not flatten it into one matrix yet",
-            raises=RunFailed,
-        ),
     ],
     "etl": [
         pytest.mark.notyet(
@@ -159,11 +153,6 @@ def test_a_run_equals_the_local_run(
     assert got == want
 
 
-@pytest.mark.notyet(
-    ["github"],
-    reason="GitHub matrices do not nest: a foreach inside a foreach is U001 on the github target",
-    raises=RunFailed,
-)
 @pytest.mark.notyet(
     ["kubeflow"],
     reason="kfp.local 2.17 hands a list[int] output on as floats ([1.0, 2.0]), so the inner "

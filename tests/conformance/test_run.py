@@ -318,12 +318,6 @@ def test_the_step_context_is_the_local_one(
     assert got == want
 
 
-@pytest.mark.notimpl(
-    ["kubeflow"],
-    reason="KFP renders no iteration index (no placeholder; kfp.local neither): inside a "
-    "foreach `pipec.context().iteration` is None on kubeflow/vertex",
-    raises=AssertionError,
-)
 def test_the_iteration_in_a_foreach_is_the_local_one(
     adapter: Harness, project: Project, tmp_path: Path
 ) -> None:

@@ -297,7 +297,9 @@ class DagBuilder:
         dag.inputs["parameters"][entry_channel] = {"parameterType": "STRUCT"}
         task = self._dag_task(dag, node.id)
         if isinstance(node.items, Const):
-            written = loop_entries.entries(list(node.items.value))
+            values = node.items.value
+            assert isinstance(values, list)  # the IR's type check: a foreach takes a list
+            written = loop_entries.entries(values)
             items: JSON = {"raw": json.dumps(written, sort_keys=True)}
         else:
             # The entries exist at run time only: a task in this DAG writes them.

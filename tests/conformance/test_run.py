@@ -26,6 +26,7 @@ from pipec.ir import graph
 from tests.conformance.adapters import ADAPTERS, reference
 from tests.conformance.cases import (
     CONTEXT_LOOP_SOURCE,
+    CONTEXT_NESTED_SOURCE,
     CONTEXT_SOURCE,
     EXAMPLE_RUNS,
     HOSTILE_PARAMS,
@@ -325,4 +326,21 @@ def test_the_iteration_in_a_foreach_is_the_local_one(
     got = adapter.run(ref, {}, tmp_path / "run", _base(), {})
     want = reference().run(ref, {}, tmp_path / "local", adapter.step_env(_base()), {})
     assert set(want) == {"each_one/0/output", "each_one/1/output"}
+    assert got == want
+
+
+@pytest.mark.notimpl(
+    ["github"],
+    reason="a foreach inside a foreach is U001 on github (matrices do not nest)",
+    raises=RunFailed,
+)
+def test_the_iteration_in_nested_foreach_is_the_local_one(
+    adapter: Harness, project: Project, tmp_path: Path
+) -> None:
+    """(outer, inner), for inner loops over the outer item and over a constant."""
+    ref = project.write(CONTEXT_NESTED_SOURCE)
+    got = adapter.run(ref, {}, tmp_path / "run", _base(), {})
+    want = reference().run(ref, {}, tmp_path / "local", adapter.step_env(_base()), {})
+    rows = {"in_row": [(0, 0), (0, 1), (1, 0)], "in_fixed": [(0, 0), (0, 1), (1, 0), (1, 1)]}
+    assert set(want) == {f"{s}/{i}/{j}/output" for s, cells in rows.items() for i, j in cells}
     assert got == want

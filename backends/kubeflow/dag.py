@@ -302,24 +302,43 @@ class DagBuilder:
             written = loop_entries.entries(values)
             items: JSON = {"raw": json.dumps(written, sort_keys=True)}
         else:
-            # The entries exist at run time only: a task in this DAG writes them.
-            source = self.source(node.items, path)
-            entries_name = self.unique(f"{task_name}-entries", self.task_names)
-            self.dags[path].tasks[entries_name] = self.entries_task(node, source)
-            for producer in graph.producers(node.items):
-                self.depend(path, entries_name, producer)
-            channel = f"{PREFIX}{entries_name}-{ENTRIES}"
-            task["inputs"]["parameters"][channel] = {
-                "taskOutputParameter": {"producerTask": entries_name, "outputParameterKey": ENTRIES}
-            }
-            dag.inputs["parameters"][channel] = {"parameterType": "LIST"}
-            items = {"inputParameter": channel}
-            self.dags[path].deps.setdefault(task_name, set()).add(entries_name)
+            channel = self._runtime_entries(node, path)
+            task["inputs"]["parameters"][channel.channel] = channel.ref
+            dag.inputs["parameters"][channel.channel] = {"parameterType": "LIST"}
+            items = {"inputParameter": channel.channel}
         task["parameterIterator"] = {"itemInput": entry_channel, "items": items}
         if node.parallelism:
             task["iteratorPolicy"] = {"parallelismLimit": node.parallelism}
         self.dags[path].tasks[task_name] = task
         self._body(node.body, dag.path)
+
+    def _runtime_entries(self, loop: Loop, path: Path) -> Source:
+        """The entries of a loop over a list known at run time, as the loop task at `path`
+        reads them. The task writing them sits in the outermost DAG where the list is known (a
+        loop over a parameter inside another loop gets its entries once, not per iteration)."""
+        items = loop.items
+        match items:
+            case ParamRef():
+                origin: Path = ()
+            case LoopItem():
+                origin = (*self.node_paths[items.loop], items.loop)
+            case OutputRef() | Collect():
+                origin = _common(self.node_paths[items.step], path)
+            case Const():
+                raise AssertionError("a constant list's entries are written into the spec")
+            case _:
+                assert_never(items)
+        name = self.unique(f"{self.task_of(loop.id)}-entries", self.task_names)
+        self.dags[origin].tasks[name] = self.entries_task(loop, self.source(items, origin))
+        for producer in graph.producers(items):
+            self.depend(origin, name, producer)
+        # The task that waits for the entries: the loop task, or its ancestor in that DAG.
+        waiting = self.task_of(loop.id)
+        if origin != path:
+            waiting = self.dags[path[: len(origin) + 1]].task
+        self.dags[origin].deps.setdefault(waiting, set()).add(name)
+        ref = {"taskOutputParameter": {"producerTask": name, "outputParameterKey": ENTRIES}}
+        return self._pass_down(origin, path, Source(ref, f"{PREFIX}{name}-{ENTRIES}", "list"))
 
     def enclosing_loops(self, node_id: str) -> list[Loop]:
         """The loops around a node, outermost first."""

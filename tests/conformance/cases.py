@@ -340,7 +340,8 @@ CONTEXT_LOOP_SOURCE = CONTEXT_STEP + """
 """
 
 # Nested loops: the iteration is (outer, inner). The inner loops iterate over the outer item (a
-# list known at run time) and over a constant, and their steps read the outer item too.
+# list known at run time) and over a parameter (known before the outer loop starts), and their
+# steps read the outer item too.
 CONTEXT_NESTED_SOURCE = CONTEXT_STEP + """
     @step
     def in_row(row: list[int], y: int) -> dict[str, str]:
@@ -351,11 +352,11 @@ CONTEXT_NESTED_SOURCE = CONTEXT_STEP + """
         return {**_seen(), "row": str(len(row)), "z": str(z)}
 
     @pipeline
-    def nested_context(grid: list[list[int]] = [[1, 2], [3]]) -> None:
+    def nested_context(grid: list[list[int]] = [[1, 2], [3]], zs: list[int] = [7, 8]) -> None:
         with foreach(grid) as row:
             with foreach(row) as y:
                 in_row(row, y)
-            with foreach([7, 8]) as z:
+            with foreach(zs) as z:
                 in_fixed(row, z)
 """
 

@@ -337,7 +337,7 @@ def test_the_iteration_in_a_foreach_is_the_local_one(
 def test_the_iteration_in_nested_foreach_is_the_local_one(
     adapter: Harness, project: Project, tmp_path: Path
 ) -> None:
-    """(outer, inner), for inner loops over the outer item and over a constant."""
+    """(outer, inner), for inner loops over the outer item and over a parameter."""
     ref = project.write(CONTEXT_NESTED_SOURCE)
     got = adapter.run(ref, {}, tmp_path / "run", _base(), {})
     want = reference().run(ref, {}, tmp_path / "local", adapter.step_env(_base()), {})

@@ -150,13 +150,26 @@ def test_conditions_loops_and_collect_are_plumbed_through_sub_dags() -> None:
     bundle = driver.compile_ref("examples/nested.py", "kubeflow")
     spec = yaml.safe_load(bundle["pipeline.yaml"])
     components = spec["components"]
-    # the first nested pipeline's loop runs over a step output inside the group's sub-DAG
+    # the first nested pipeline's loop runs over a step output inside the group's sub-DAG: over
+    # its entries (runtime/loop_entries.py), written by a task that waits for the step
     group = components["comp-word-count"]["dag"]
     loop_task = group["tasks"]["loop-1"]
-    assert loop_task["parameterIterator"]["items"] == {
-        "inputParameter": "pipelinechannel--make-shards--output"
+    assert loop_task["parameterIterator"] == {
+        "itemInput": "pipelinechannel--loop-1-loop-entry",
+        "items": {"inputParameter": "pipelinechannel--loop-1-entries-Output"},
     }
-    assert loop_task["dependentTasks"] == ["make-shards"]
+    assert loop_task["dependentTasks"] == ["loop-1-entries"]
+    entries = group["tasks"]["loop-1-entries"]
+    assert entries["dependentTasks"] == ["make-shards"]
+    assert entries["inputs"]["parameters"]["items"] == {
+        "taskOutputParameter": {"producerTask": "make-shards", "outputParameterKey": "output"}
+    }
+    # the loop's step reads the item out of the entry
+    shard = components["comp-loop-1"]["dag"]["tasks"]["count-words"]["inputs"]["parameters"]
+    assert shard["shard"] == {
+        "componentInputParameter": "pipelinechannel--loop-1-loop-entry",
+        "parameterExpressionSelector": 'parseJson(string_value)["item"]',
+    }
     # collect: the loop DAG's output is the list of every iteration's count
     loop = components["comp-loop-1"]
     assert loop["outputDefinitions"]["parameters"]["pipelinechannel--count-words--output"] == {

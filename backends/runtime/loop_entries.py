@@ -35,7 +35,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m pipec.backends.runtime.loop_entries ITEMS OUTPUT", file=sys.stderr)
         return 2
     items_text, output = argv
-    items = json.loads(items_text)
+    try:
+        items = json.loads(items_text)
+    except ValueError:
+        items = None
     if not isinstance(items, list):
         print(f"loop_entries: the items are not a JSON list: {items_text[:200]!r}", file=sys.stderr)
         return 1

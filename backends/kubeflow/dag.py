@@ -296,11 +296,19 @@ class DagBuilder:
         entry_channel = _loop_channel(task_name, "entry")
         dag.inputs["parameters"][entry_channel] = {"parameterType": "STRUCT"}
         task = self._dag_task(dag, node.id)
-        if isinstance(node.items, Const):
+        items: JSON
+        if not any(isinstance(inner, Step) for inner, _ in graph.walk(node.body)):
+            # Nothing inside reads an item or an index (and no step names an image for the
+            # entries task): iterate over the list as it is.
+            dag.inputs["parameters"][entry_channel] = {
+                "parameterType": kx.parameter_type(item_type)
+            }
+            items = self._bare_items(node, path, task)
+        elif isinstance(node.items, Const):
             values = node.items.value
             assert isinstance(values, list)  # the IR's type check: a foreach takes a list
             written = loop_entries.entries(values)
-            items: JSON = {"raw": json.dumps(written, sort_keys=True)}
+            items = {"raw": json.dumps(written, sort_keys=True)}
         else:
             channel = self._runtime_entries(node, path)
             task["inputs"]["parameters"][channel.channel] = channel.ref
@@ -312,10 +320,22 @@ class DagBuilder:
         self.dags[path].tasks[task_name] = task
         self._body(node.body, dag.path)
 
+    def _bare_items(self, loop: Loop, path: Path, task: JSON) -> JSON:
+        """The items of a loop with no step inside, iterated over as they are."""
+        if isinstance(loop.items, Const):
+            return {"raw": json.dumps(loop.items.value, sort_keys=True)}
+        source = self.source(loop.items, path)
+        task["inputs"]["parameters"][source.channel] = source.ref
+        self.dags[(*path, loop.id)].inputs["parameters"][source.channel] = {"parameterType": "LIST"}
+        for producer in graph.producers(loop.items):
+            self.depend(path, self.task_of(loop.id), producer)
+        return {"inputParameter": source.channel}
+
     def _runtime_entries(self, loop: Loop, path: Path) -> Source:
         """The entries of a loop over a list known at run time, as the loop task at `path`
         reads them. The task writing them sits in the outermost DAG where the list is known (a
-        loop over a parameter inside another loop gets its entries once, not per iteration)."""
+        loop over a parameter inside another loop gets its entries once, not per iteration)
+        inside the innermost condition branch around the loop."""
         items = loop.items
         match items:
             case ParamRef():
@@ -328,6 +348,11 @@ class DagBuilder:
                 raise AssertionError("a constant list's entries are written into the spec")
             case _:
                 assert_never(items)
+        # Not out of a `when`/`otherwise` branch, though: nothing of a skipped branch runs.
+        for depth in range(len(path), len(origin), -1):
+            if self.dags[path[:depth]].branch:
+                origin = path[:depth]
+                break
         name = self.unique(f"{self.task_of(loop.id)}-entries", self.task_names)
         self.dags[origin].tasks[name] = self.entries_task(loop, self.source(items, origin))
         for producer in graph.producers(items):

@@ -166,6 +166,13 @@ class Backend(ABC, Generic[S]):
         self.project_root = (project_root or Path.cwd()).resolve()
 
     @property
+    def image_extras(self) -> tuple[str, ...]:
+        """pipec's extras that code this target runs inside its images needs besides the step
+        runtime (e.g. the kubernetes client of an in-cluster driver): `pipec build` installs
+        them. None by default."""
+        return ()
+
+    @property
     def fuses(self) -> bool:
         """Whether this compile fuses chains: the `fuse` setting, else the target's default."""
         chosen: bool | None = self.settings.fuse

@@ -53,9 +53,10 @@ class TargetSettings(BaseModel):
     unsupported: Literal["error", "warn"] = "error"
     """What a feature the target cannot express is: `error` (U001), or `warn`: an option that does
     not change what the pipeline computes (timeout, retries, cache, resources, disk, gpu, secrets,
-    env, image, a loop's parallelism, the schedule) is dropped from the step, loop or pipeline with
-    a warning naming both (W005); conditions, loops, fan-in, nested pipelines, ordering and
-    artifacts stay errors."""
+    env, image, a loop's parallelism, the schedule), and one option a target's own check refuses
+    (a GPU model on Docker, a disk over Vertex's boot disk, ...), is dropped from the step, loop or
+    pipeline with a warning naming both (W005); conditions, loops, fan-in, nested pipelines,
+    ordering, artifacts and what a target refuses about a shape, name or value stay errors."""
 
 
 class ContainerSettings(TargetSettings):

@@ -9,7 +9,11 @@ Side by side in one run, on the local Docker engine and the debootstrap image `.
    A third row splits the difference: the same run with the step runtime replaced by
    `python3 -c pass` (an interpreter stand-in in a copy of the image, through the `python`
    setting; the steps return nothing, so there is nothing to write), i.e. what the runner and
-   its executor cost apart from the Python work inside each step.
+   its executor cost apart from the Python work inside each step. (The launcher runs a step's
+   runtime in a fork of its own interpreter; a stand-in in the interpreter's place is started
+   as a program of its own, so this row still counts one `python3 -c pass` per step.)
+   With `--baseline PIPEC` (another installation's `pipec`, e.g. main's), a fourth row runs the
+   same chain with it in the same rounds: a change's effect, measured side by side.
 2. Cold: the first run of a project whose image does not exist yet (pipec builds it), then a
    second run after editing a step's code (pipec reuses the image: code is mounted), against a
    ZenML-style flow that rebuilds the same image before every run (measured: the images are
@@ -19,6 +23,7 @@ The cold part uses its own requirement list (the same packages, spelled differen
 images are new, and removes them at the end; the images other projects use are not touched.
 
     .venv/bin/python bench/docker_overhead.py [--steps 20] [--pairs 3] [--no-cold]
+        [--baseline OTHER/.venv/bin/pipec]
 """
 
 from __future__ import annotations
@@ -91,8 +96,10 @@ def _project(root: Path, steps: int, delta: int = 1) -> None:
     (root / "chain.py").write_text(CHAIN.format(steps=steps, delta=delta), encoding="utf-8")
 
 
-def _run(root: Path, *settings: str, ref: str = "chain.py") -> tuple[float, dict[str, Any]]:
-    command = [str(PIPEC), "run", ref, "--target", "local_docker", "--no-cache", "--json"]
+def _run(
+    root: Path, *settings: str, ref: str = "chain.py", pipec: Path = PIPEC
+) -> tuple[float, dict[str, Any]]:
+    command = [str(pipec), "run", ref, "--target", "local_docker", "--no-cache", "--json"]
     command += ["--view", "quiet", "--set", f"base_image={BASE}", "--set", "network=none"]
     for setting in settings:
         command += ["--set", setting]
@@ -118,8 +125,10 @@ def _noop_image(image: str, folder: Path) -> str:
     return tag
 
 
-def warm(steps: int, pairs: int) -> tuple[dict[str, list[float]], str]:
-    """Alternating rounds of the three measurements (seconds each), and the image."""
+def warm(
+    steps: int, pairs: int, baseline: Path | None = None
+) -> tuple[dict[str, list[float]], str]:
+    """Alternating rounds of the three (four) measurements (seconds each), and the image."""
     with tempfile.TemporaryDirectory(prefix="pipec-bench-") as tmp:
         root = Path(tmp)
         _project(root, steps)
@@ -129,7 +138,9 @@ def warm(steps: int, pairs: int) -> tuple[dict[str, list[float]], str]:
         noop = _noop_image(image, root / "noop")
         stand_in = ("image=" + noop, "python=pipec-noop-python")
         _run(root, *stand_in, ref="ticks.py")  # probes the copy once; not timed
-        found: dict[str, list[float]] = {"ours": [], "bare": [], "runner": []}
+        found: dict[str, list[float]] = {"ours": [], "bare": [], "runner": [], "baseline": []}
+        if baseline is not None:
+            _run(root, pipec=baseline)  # builds or reuses its own image; not timed
         for _ in range(pairs):
             seconds, summary = _run(root)
             assert summary["steps"][-1]["outputs"] == {"output": steps}, summary
@@ -142,6 +153,10 @@ def warm(steps: int, pairs: int) -> tuple[dict[str, list[float]], str]:
             seconds, summary = _run(root, *stand_in, ref="ticks.py")
             assert [s["status"] for s in summary["steps"]] == ["succeeded"] * steps, summary
             found["runner"].append(seconds)
+            if baseline is not None:
+                seconds, summary = _run(root, pipec=baseline)
+                assert summary["steps"][-1]["outputs"] == {"output": steps}, summary
+                found["baseline"].append(seconds)
         subprocess.run(["docker", "rmi", noop], capture_output=True, check=False)
     return found, image
 
@@ -203,18 +218,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--no-cold", action="store_true", help="skip the image-build part")
+    parser.add_argument("--baseline", type=Path, help="another pipec to run in the same rounds")
     args = parser.parse_args()
     console = Console()
-    found, image = warm(args.steps, args.pairs)
+    found, image = warm(args.steps, args.pairs, args.baseline)
     ours, bare, runner = found["ours"], found["bare"], found["runner"]
     table = Table(title=f"{args.steps}-step chain, {args.pairs} alternating rounds (medians)")
     for column in ("what", "seconds", "per step", "every round"):
         table.add_column(column, justify="left" if column == "what" else "right")
-    for label, values in (
+    rows = [
         ("pipec run --target local_docker, end to end", ours),
         (f"docker run --rm {image} python3 -c pass x{args.steps}", bare),
         ("  the runner alone (step runtime replaced by python3 -c pass)", runner),
-    ):
+    ]
+    if args.baseline is not None:
+        rows.append((f"baseline: {args.baseline} run, end to end", found["baseline"]))
+    for label, values in rows:
         median = statistics.median(values)
         shown = " ".join(f"{v:.2f}" for v in values)
         table.add_row(label, f"{median:.2f}", f"{1000 * median / args.steps:.0f} ms", shown)
@@ -224,6 +243,9 @@ def main() -> None:
     verdict = "met" if ratio <= 1.2 else "NOT met"
     console.print(f"ratio pipec / bare docker run: {ratio:.2f}x (goal <= 1.2x: {verdict})")
     console.print(f"ratio runner alone / bare docker run: {alone:.2f}x")
+    if args.baseline is not None:
+        before = statistics.median(found["baseline"]) / statistics.median(bare)
+        console.print(f"ratio baseline / bare docker run: {before:.2f}x")
     if args.no_cold:
         return
     rows = cold(args.steps)

@@ -355,7 +355,8 @@ def targets(name: str | None, as_json: bool) -> None:
         console.print(note, markup=False)
     console.print(
         "A '-' is a compile error (U001); --set unsupported=warn drops such an option (not a "
-        "loop, condition or fan-in) with a warning naming it (W005).",
+        "loop, condition or fan-in), and an option a target's own check refuses (a GPU model on "
+        "Docker, ...), with a warning naming it (W005).",
         markup=False,
     )
     optimizer = Table(title="optimizer (pipec explain REF --target T shows what it does)")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipec import backends, loader
 from pipec.backends.base import Backend, Bundle, unsupported
-from pipec.backends.lowerings.drop import drop_unsupported
+from pipec.backends.lowerings.drop import cannot_drop, drop_options, drop_unsupported
 from pipec.backends.lowerings.fuse import fuse
 from pipec.backends.lowerings.limits import check_bundle, split_loops
 from pipec.backends.settings import SettingsError, load_settings
@@ -43,7 +43,12 @@ class Compiled:
 
     def emit(self) -> Bundle:
         """The target's files; DiagnosticError when one is larger than the engine holds."""
-        bundle = self.backend.emit(self.pipeline)
+        try:
+            bundle = self.backend.emit(self.pipeline)
+        except DiagnosticError as exc:  # a shape the emitter has no form for: never droppable
+            if self.backend.settings.unsupported != "warn":
+                raise
+            raise DiagnosticError([cannot_drop(d) for d in exc.diagnostics]) from None
         limit = self.backend.limits.spec_bytes
         too_big = check_bundle(bundle, limit, self.backend.name, self.pipeline.location)
         if too_big:
@@ -127,18 +132,52 @@ def compile_pipeline(
 
 
 def _target_checks(pipeline: Pipeline, backend: Backend[Any], ctx: PassContext) -> Pipeline:
-    if backend.settings.unsupported == "warn":  # drop what can be dropped, with W005 warnings
-        dropped = drop_unsupported(pipeline, backend.name, backend.capabilities)
-        ctx.diagnostics.extend(dropped.diagnostics)
-        for warning in dropped.diagnostics:
-            if warning.severity == "warning":
-                ctx.rewrote("unsupported=warn", (), warning.message, warning.location)
-        pipeline = dropped.pipeline
-    else:
+    """The capability check, then the target's own; with `unsupported=warn`, what either
+    refuses that can be dropped is dropped, each with a W005 warning (also a rewrite, for
+    `pipec explain`), and what cannot says why."""
+    if backend.settings.unsupported != "warn":
         ctx.diagnostics.extend(unsupported(pipeline, type(backend)))
-    if not ctx.failed:
-        ctx.diagnostics.extend(backend.check(pipeline))
+        if not ctx.failed:
+            ctx.diagnostics.extend(backend.check(pipeline))
+        return pipeline
+    dropped = drop_unsupported(pipeline, backend.name, backend.capabilities)
+    _record_drops(dropped.diagnostics, ctx)
+    if ctx.failed:
+        return dropped.pipeline
+    return _drop_refused_options(dropped.pipeline, backend, ctx)
+
+
+def _drop_refused_options(pipeline: Pipeline, backend: Backend[Any], ctx: PassContext) -> Pipeline:
+    """Run the target's check until it refuses no option it has not dropped yet. The check runs
+    again after each drop so that what it reports (its warnings too) is about the pipeline as it
+    will be emitted, and so that a refusal a drop brings up is dropped or reported in turn. Each
+    round drops at least one (node, option) not dropped before, so this ends."""
+    found = backend.check(pipeline)
+    done: set[tuple[str, str]] = set()
+    while True:
+        refusals = [
+            d
+            for d in errors(found)
+            if d.drop is not None and (d.drop.node, d.drop.option) not in done
+        ]
+        if not refusals:
+            break
+        dropped = drop_options(pipeline, backend.name, refusals)
+        _record_drops(dropped.diagnostics, ctx)
+        done |= {(d.drop.node, d.drop.option) for d in refusals if d.drop is not None}
+        pipeline = dropped.pipeline
+        found = backend.check(pipeline)
+    # A refusal of an option already dropped stays as the target said it (its check disagrees
+    # with the drop, which the tests of every droppable refusal keep from happening).
+    ctx.diagnostics.extend(cannot_drop(d) for d in found)
     return pipeline
+
+
+def _record_drops(diagnostics: Iterable[Diagnostic], ctx: PassContext) -> None:
+    for diagnostic in diagnostics:
+        ctx.diagnostics.append(diagnostic)
+        if diagnostic.severity == "warning":
+            ctx.rewrote("unsupported=warn", (), diagnostic.message, diagnostic.location)
 
 
 def merge(front: list[Diagnostic], passes: list[Diagnostic]) -> list[Diagnostic]:

@@ -290,11 +290,23 @@ class Pipeline(Model):
 Severity = Literal["error", "warning"]
 
 
+class Droppable(Model):
+    """What removing one option from one node would resolve: the target cannot express `what`
+    (the words after "cannot express"), which option `option` of node `node` asks for
+    (`--set unsupported=warn` drops it; `pipec.backends.lowerings.drop` names the options)."""
+
+    node: str
+    option: str
+    what: str
+
+
 class Diagnostic(Model):
     """One problem found in a pipeline.
 
     `code` is stable (tests and users can match on it), `message` says what is wrong and `hint`
-    how to fix it. `location` points at the offending call when one is known.
+    how to fix it. `location` points at the offending call when one is known. `drop`, on an
+    error a target cannot express, says which option of which node could be dropped instead
+    (None: nothing can, e.g. the pipeline's shape).
     """
 
     code: str
@@ -302,6 +314,7 @@ class Diagnostic(Model):
     hint: str = ""
     location: Location | None = None
     severity: Severity = "error"
+    drop: Droppable | None = None
 
     def render(self) -> str:
         """The one-problem text shown to users: `file:line: error[CODE]: message` + hint."""

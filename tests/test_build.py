@@ -157,3 +157,22 @@ def test_an_unreachable_registry_or_base_image_is_one_line(tmp_path: Path) -> No
     _fails_with(pushed, "cannot push", "check that the registry runs")
     missing = pipec(tmp_path, "build", ref, "-t", "kubeflow", "--set", "base_image=no-such:1")
     one_line_exit_2(missing, "base image 'no-such:1' is not on this Docker engine")
+
+
+def test_the_kubernetes_image_carries_the_client_its_in_cluster_driver_imports(
+    tmp_path: Path,
+) -> None:
+    """The driver Job runs from the step image (driver=cluster) and imports the kubernetes
+    client; with driver=local only the steps run there, and they need no extra."""
+    ref = make_project(tmp_path, ONE_STEP)
+    with (tmp_path / "pyproject.toml").open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[tool.pipec.targets.kubernetes]\nbase_image = "{BASE}"\n')
+    wanted: dict[str, list[str]] = {}
+    for driver_mode in ("cluster", "local"):
+        pipeline, backend = driver.prepare_build(
+            str(tmp_path / ref), "kubernetes", [f"driver={driver_mode}"]
+        )
+        lines = recipe_for(backend, pipeline).requirements.splitlines()
+        wanted[driver_mode] = [line for line in lines if line.startswith("kubernetes")]
+    assert len(wanted["cluster"]) == 1 and ";" not in wanted["cluster"][0]
+    assert wanted["local"] == []

@@ -1,7 +1,9 @@
 """The step runtime's own path stays light: every step on every engine starts a fresh interpreter
 that runs `python -m pipec.backends.runtime` and imports the user's step module, which imports
 pipec's authoring API and decorates its steps. None of that may import pydantic or the IR models
-(they cost several times the interpreter's own start); tracing and compiling still load them."""
+(they cost several times the interpreter's own start); tracing and compiling still load them.
+Nor may the runtime load, for a step whose values are JSON, the standard modules only other
+steps need (pickle, shutil, tempfile, ...): they are imported where used."""
 
 from __future__ import annotations
 
@@ -72,6 +74,49 @@ def test_a_step_run_by_the_runtime_imports_no_pydantic_and_no_ir_model(tmp_path:
         )
         assert done.returncode == 0, done.stderr
         assert json.loads(value.read_text()) == [], component  # the step saw none loaded
+
+
+# Modules the runtime imports only where a step needs them (other materializers, a failure, a
+# scratch folder, Secret Manager, a remote store), each a few milliseconds of every step's start.
+ON_DEMAND = ("pickle", "shutil", "tempfile", "secrets", "traceback", "base64")
+REPORTER = """\
+import sys
+
+from pipec import pipeline, step
+
+
+@step
+def report(names: list[str]) -> list[str]:
+    return [name for name in names if name in sys.modules]
+
+
+@pipeline
+def flow() -> None:
+    report(["x"])
+"""
+
+
+def test_a_json_step_loads_no_module_it_does_not_need(tmp_path: Path) -> None:
+    (tmp_path / "reporter.py").write_text(REPORTER)
+    names = json.dumps(list(ON_DEMAND))
+    # What importing the step's module loads by itself (the interpreter's site, the authoring
+    # API): the runtime may add none of the rest.
+    loaded = f"[n for n in {names} if n in sys.modules]"
+    listing = f"import json, sys, reporter; print(json.dumps({loaded}))"
+    alone = subprocess.run(
+        [sys.executable, "-c", listing],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    value = tmp_path / "value.json"
+    command = [sys.executable, "-m", "pipec.backends.runtime", "--code-root", str(tmp_path)]
+    command += ["--component", "reporter:report", "--input", f"names=value:{names}"]
+    command += ["--output", f"output={tmp_path / 'out'}", "--output-value", f"output={value}"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(value.read_text()) == json.loads(alone)
 
 
 def test_the_same_module_still_traces_with_its_options(tmp_path: Path) -> None:

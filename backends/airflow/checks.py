@@ -124,6 +124,7 @@ def _params(pipeline: Pipeline) -> list[Diagnostic]:
             f"a schedule with the required parameter {param.name!r} (scheduled runs have no one "
             "to fill it in)",
             f"give {param.name!r} a default, or drop the schedule",
+            drop="schedule",
         )
         for param in pipeline.params
         if param.required
@@ -143,6 +144,7 @@ def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
                     step.location,
                     "a disk request with operator=docker (DockerOperator cannot size storage)",
                     "use operator=kubernetes, or drop the disk request",
+                    drop="disk",
                 )
             )
         if r.gpu_type is not None:
@@ -153,6 +155,7 @@ def _step_options(step: Step, settings: AirflowSettings) -> list[Diagnostic]:
                     step.location,
                     "a GPU type with operator=docker (Docker requests GPUs by count only)",
                     "use operator=kubernetes, or drop gpu_type",
+                    drop="gpu_type",
                 )
             )
     if settings.operator == "local":

@@ -2,8 +2,9 @@
 
 The shared capability check covers whole features; these are the shapes GitHub Actions jobs
 cannot carry: matrices do not nest and are decided before a job starts (so no `when` inside a
-`foreach`), a GPU step with no GPU runner, names GitHub cannot take, and artifacts inside a
-foreach with `artifacts = "github"`. A literal foreach longer than one matrix expands (256 jobs)
+`foreach`), a GPU step with no GPU runner (the one refusal `unsupported=warn` can resolve: it
+drops the step's GPU request), names GitHub cannot take, and artifacts inside a foreach with
+`artifacts = "github"`. A literal foreach longer than one matrix expands (256 jobs)
 is the limits lowering's (`Backend.limits`): split into parts, or L001 when it is collected.
 """
 
@@ -94,6 +95,7 @@ def _step(step: Step, settings: GithubSettings, in_loop: bool, read: set[str]) -
                 "a GPU request with no GPU runner (it would run on a CPU-only runner)",
                 f'map GPU steps to runner labels: runners = {{ {key} = "<label>" }} in '
                 "[tool.pipec.targets.github] (or `gpu` for every GPU step)",
+                drop="gpu",
             )
         )
     for name in (*step.secrets, *step.env):

@@ -21,13 +21,14 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,11 +204,12 @@ def recipe(
     project_root: Path,
     bake_modules: list[str] | None = None,
     code_dir: str = CODE,
+    extras: Sequence[str] = (),
 ) -> Recipe:
     """The recipe for a project: `requirements` is the setting (a file, a list, or None for
     the project's own `[project] dependencies`); `bake_modules` the steps' modules when the code
-    goes into the image."""
-    own = _pipec_requirements()
+    goes into the image; `extras` pipec's extras the target runs in the image."""
+    own = _pipec_requirements(extras)
     project, origin = _project_requirements(requirements, project_root)
     text = "# pipec's own dependencies\n" + "".join(f"{r}\n" for r in own)
     extra = [r for r in project if r not in own]
@@ -339,13 +341,36 @@ def _compile_all(python: str, folder: str) -> str:
     return json.dumps([python, "-c", script])
 
 
-def _pipec_requirements() -> list[str]:
-    """pipec's own dependencies (its extras are for targets, never for the runtime)."""
+def _pipec_requirements(extras: Sequence[str] = ()) -> list[str]:
+    """pipec's own dependencies, and those of the given extras (the step runtime needs no
+    extra; a target's in-image code may), without their markers."""
     try:
         declared = importlib.metadata.requires("pipec") or []
     except importlib.metadata.PackageNotFoundError:
         declared = []
-    return [r for r in declared if "extra ==" not in r]
+    wanted = {_normal_extra(e) for e in extras}
+    found: list[str] = []
+    for line in declared:
+        requirement, _, marker = line.partition(";")
+        extra = EXTRA_MARKER.search(marker)
+        if extra is None:  # a dependency of pipec itself (with its own marker, if any)
+            kept = line.strip()
+        elif _normal_extra(extra[1]) in wanted:
+            kept = requirement.strip()
+        else:
+            continue
+        if kept not in found:
+            found.append(kept)
+    return found
+
+
+# A requirement of an extra as importlib.metadata spells it: `pkg>=1; extra == "name"`.
+EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+
+
+def _normal_extra(name: str) -> str:
+    """Extras compare by their normalized names (PEP 685: `local_docker` is `local-docker`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _project_requirements(

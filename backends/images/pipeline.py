@@ -66,6 +66,7 @@ def recipe_for(backend: Backend[Any], pipeline: Pipeline) -> build.Recipe:
         backend.project_root,
         modules if bake else None,
         code_dir,
+        backend.image_extras,
     )
 
 

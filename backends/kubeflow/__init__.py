@@ -28,8 +28,8 @@ from pipec.backends.settings import (
     TargetSettings,
     require_images,
 )
-from pipec.ir import quantity
-from pipec.ir.diagnostics import Diagnostic
+from pipec.ir import graph, quantity
+from pipec.ir.diagnostics import Diagnostic, DiagnosticError
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -91,6 +91,9 @@ class KfpBackend(Backend[K], Generic[K]):
     def assemble(self, pipeline: Pipeline) -> ks.Assembly:
         """The spec as dicts (the submitters reuse it)."""
         require_images(pipeline, self.settings.image, self.name)
+        refused = self._step_refusals(pipeline)
+        if refused:  # `check` reported them (or dropped them, with unsupported=warn) already
+            raise DiagnosticError(refused)
         logging = frozenset(
             c.id for c in pipeline.components if metrics.logs_metrics(c, self.project_root)
         )
@@ -101,8 +104,13 @@ class KfpBackend(Backend[K], Generic[K]):
 
     def check(self, pipeline: Pipeline) -> list[Diagnostic]:
         """Caches that could serve stale results (W001), values that may be too long for a
-        command line (W002) and constants that are (U001); see `checks`."""
-        return checks.check(pipeline, self.name)
+        command line (W002) and constants that are (U001); see `checks`. Then the step options
+        the target cannot express (`TargetHooks.check`)."""
+        return checks.check(pipeline, self.name) + self._step_refusals(pipeline)
+
+    def _step_refusals(self, pipeline: Pipeline) -> list[Diagnostic]:
+        hooks = self.hooks()
+        return [problem for step in graph.steps(pipeline) for problem in hooks.check(step)]
 
     def pipeline_root(self) -> str | None:
         """The spec's `defaultPipelineRoot`."""
@@ -185,7 +193,7 @@ class KubeflowHooks:
         assert image is not None
         return image
 
-    def check(self, step: Step) -> list[str]:
+    def check(self, step: Step) -> list[Diagnostic]:
         return []
 
     def _pod(self, step: Step) -> k8s.PodNeeds:

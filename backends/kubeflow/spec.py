@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import dag as kd
 from pipec.ir import graph, names
-from pipec.ir.diagnostics import DiagnosticError
+from pipec.ir.diagnostics import Diagnostic, DiagnosticError
 from pipec.ir.model import Loop, Pipeline, Step
 
 JSON = dict[str, Any]
@@ -50,9 +50,10 @@ class TargetHooks(Protocol):
         """The Google Cloud project whose Secret Manager the step runtime reads the step's
         secrets from (`--secret-manager`), where the engine cannot hand them over; else None."""
 
-    def check(self, step: Step) -> list[str]:
-        """What this target cannot express about the step (each completes "target T cannot
-        express ...")."""
+    def check(self, step: Step) -> list[Diagnostic]:
+        """What this target cannot express about the step (U001, each naming the option
+        `unsupported=warn` may drop); the target's `check` reports them before anything is
+        built."""
 
 
 @dataclass
@@ -96,9 +97,6 @@ class SpecAssembler:
     ) -> JSON:
         """The task of one step, registering its component and executor; `indexes`: the
         current index of each enclosing loop, outermost first (its step context)."""
-        problems = self.hooks.check(step)
-        if problems:
-            raise kd.NoKfpForm("; ".join(problems))
         component = self.components_by_id[step.component]
         uses = [kx.InputUse(name, source.type) for name, source in sources.items()]
         metrics = component.id in self.metric_components

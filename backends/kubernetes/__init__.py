@@ -57,6 +57,11 @@ class KubernetesBackend(Backend[KubernetesTargetSettings]):
     # No loop limit: pipec's scheduler expands loops itself, one Job per iteration.
     limits: ClassVar[Limits] = Limits(spec_bytes=1536 * 1024)
 
+    @property
+    def image_extras(self) -> tuple[str, ...]:
+        """The in-cluster driver runs from the step image and talks to the API server."""
+        return ("kubernetes",) if self.settings.driver == "cluster" else ()
+
     def plan(self, pipeline: Pipeline) -> plans.Plan:
         """The scheduler's plan, with the artifact root the pods see."""
         require_images(pipeline, self.settings.image, self.name)

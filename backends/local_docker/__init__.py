@@ -103,8 +103,8 @@ class LocalDockerBackend(LocalBackend):
     _connected: Engine | None = None
 
     def check(self, pipeline: Pipeline) -> list[Diagnostic]:
-        """Docker picks GPUs by count only: a GPU model is U001 (disk requests are not among
-        the capabilities at all)."""
+        """Docker picks GPUs by count only: a GPU model is U001, which `unsupported=warn` drops
+        (the step keeps its GPU count; disk requests are not among the capabilities at all)."""
         return [
             unsupported_feature(
                 self.name,
@@ -112,6 +112,7 @@ class LocalDockerBackend(LocalBackend):
                 step.location,
                 "a GPU type (Docker requests GPUs by count only)",
                 "drop gpu_type, or use a Kubernetes target",
+                drop="gpu_type",
             )
             for step in graph.steps(pipeline)
             if step.resources.gpu_type is not None

@@ -7,12 +7,19 @@ the container's stdin (attached, never stored in the container's configuration):
     {"argv": ["python3", "-m", "pipec.backends.runtime", ...], "env": {...}, "cwd": "..."}
 
 `env` holds the step's environment, its secret values and the `PIPEC_*` variables. The launcher
-starts `argv` in a child process with the image's environment plus `env` (a fresh interpreter, so
-variables read at interpreter start, such as `PYTHONHASHSEED`, apply as on every other engine),
-stdin from /dev/null, stdout and stderr the container's (the runner reads them through the
+starts the step in a child process (its own process group) with the image's environment plus
+`env`, stdin from /dev/null, stdout and stderr the container's (the runner reads them through the
 attach stream). It keeps reading stdin: when that closes, the runner has gone (killed, even with
 SIGKILL), so it kills the step and ends, and the container stops instead of running on
 unwatched. Its exit code is the step's, or 128 + N when the step died of signal N.
+
+The child is usually a fork of this interpreter that runs the module as `python -m` would
+(`sys.argv`, `sys.path[0]`, `__main__`, a normal interpreter exit with atexit handlers): a
+second interpreter start per step is what most of a trivial step's time went to. It execs
+`argv` in a fresh interpreter instead when `argv` is not `[this interpreter, "-m", MODULE, ...]`
+(another interpreter, or a wrapper in its place), or when `env` sets a variable that only a
+starting process or interpreter reads (`read_at_start`: `PYTHONHASHSEED`, the locale, the
+loader's `LD_*`, ...), so those apply as on every other engine.
 """
 
 import contextlib
@@ -23,6 +30,11 @@ import sys
 import threading
 
 GONE = 137  # the exit code of a step ended because its runner went away (128 + SIGKILL)
+# Variables read when a process or an interpreter starts, by name (PATH: which interpreter
+# argv[0] is; HOME: the user's site-packages; TZ: the time module's zone) and by family (the
+# interpreter's own options, the locale, the dynamic loader, the C library's allocator).
+STARTUP_NAMES = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "GLIBC_TUNABLES"})
+STARTUP_PREFIXES = ("PYTHON", "LC_", "LD_", "MALLOC_")
 
 
 def _read_request() -> tuple[list[str], dict[str, str], str] | None:
@@ -40,7 +52,31 @@ def _read_request() -> tuple[list[str], dict[str, str], str] | None:
     return argv, env, str(request["cwd"])
 
 
+def read_at_start(env: dict[str, str]) -> list[str]:
+    """The names in `env` that a fresh interpreter would see and a fork of this one would not."""
+    return sorted(n for n in env if n in STARTUP_NAMES or n.startswith(STARTUP_PREFIXES))
+
+
+def _which(program: str) -> str | None:
+    """The file `program` names, found on this process's PATH as `execvp` would."""
+    if "/" in program:
+        return os.path.abspath(program)
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    return None
+
+
+def runs_here(argv: list[str], step_env: dict[str, str]) -> bool:
+    """Whether a fork of this interpreter can run `argv` as a fresh one would (see above)."""
+    if len(argv) < 3 or argv[1] != "-m" or read_at_start(step_env):
+        return False
+    return _which(argv[0]) == os.path.abspath(sys.executable)
+
+
 def _start(argv: list[str], step_env: dict[str, str], cwd: str) -> int:
+    here = runs_here(argv, step_env)
     env = dict(os.environ)
     env.update(step_env)
     pid = os.fork()
@@ -49,12 +85,28 @@ def _start(argv: list[str], step_env: dict[str, str], cwd: str) -> int:
             os.setpgid(0, 0)
             devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
+            os.close(devnull)
             os.chdir(cwd)
-            os.execvpe(argv[0], argv, env)
+            if not here:
+                os.execvpe(argv[0], argv, env)
         except BaseException as exc:
             os.write(2, f"pipec launcher: cannot start {argv[0]!r}: {exc}\n".encode())
-        os._exit(127)
+            os._exit(127)
+        _run_module(argv, step_env)  # ends this process as `python -m` would end
     return pid
+
+
+def _run_module(argv: list[str], step_env: dict[str, str]) -> None:
+    """Run `argv`'s `-m MODULE` in this (forked) interpreter; SystemExit ends it with the
+    module's exit code, through the interpreter's normal exit."""
+    import runpy
+
+    os.environ.update(step_env)
+    sys.argv = [argv[0], *argv[3:]]  # run_module puts the module's file in sys.argv[0]
+    if sys.path and sys.path[0] == "":  # `-c` put "" there; `-m` puts its starting directory
+        sys.path[0] = os.getcwd()
+    runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+    sys.exit(0)
 
 
 def _end_with_the_runner(pid: int) -> None:
@@ -67,7 +119,7 @@ def _end_with_the_runner(pid: int) -> None:
 
 
 def main() -> None:
-    """Run one step (see the module docstring); never returns."""
+    """Run one step (see the module docstring); returns only in the step's own process."""
     request = _read_request()
     if request is None:
         os._exit(GONE)

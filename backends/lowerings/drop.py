@@ -9,16 +9,24 @@ placement, an environment or a schedule. Never silently: one warning per node an
 Structural features (conditions, loops, fan-in, nested pipelines, ordering, artifacts) decide what
 runs and what each step reads; dropping one would compute something else, so they stay errors,
 whose hint says why they cannot be dropped.
+
+A target's own checks (`Backend.check`) refuse finer things than a whole feature: a GPU model on
+Docker, a disk larger than Vertex's boot disk, a GPU step with no GPU runner. A refusal about one
+option of one node carries it (`Diagnostic.drop`, see `pipec.backends.diagnostics`);
+`drop_options` removes exactly that option (`OPTION_DROPS`) with a W005 warning naming the
+target, the node and the option, and the driver checks again. A refusal without one (a foreach
+inside a foreach, a name the engine cannot take, a constant too long) stays an error, whose hint
+says why it cannot be dropped (`cannot_drop`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import assert_never
+from typing import assert_never, get_args
 
 from pipec.backends.base import FEATURES, Capabilities, features_used
-from pipec.backends.diagnostics import unsupported_feature
+from pipec.backends.diagnostics import DropOption, unsupported_feature
 from pipec.ir import rewrite
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Condition, Group, Location, Loop, Node, Pipeline, Step
@@ -45,6 +53,16 @@ STEP_DROPS: dict[str, _StepDrop] = {
     "image": lambda step: {"image": None},
 }
 
+OPTION_DROPS: dict[str, _StepDrop] = {
+    **STEP_DROPS,
+    # A GPU model alone: the step keeps its GPUs (how many), of whatever model the engine has.
+    "gpu_type": lambda step: _resources(step, gpu_type=None),
+}
+"""Option a target's check refuses (`Diagnostic.drop.option`) -> the step without it (the
+pipeline's `schedule` is dropped from the pipeline itself)."""
+
+assert set(get_args(DropOption)) == {*OPTION_DROPS, "schedule"}
+
 DROPPABLE = frozenset({*STEP_DROPS, "loop_parallelism", "schedule"})
 """The features `unsupported=warn` removes (the rest are structural: see the module docstring)."""
 
@@ -55,6 +73,7 @@ WHAT_IS_LOST = {
     "resources": "its cpu and memory are not reserved",
     "disk": "its disk is not reserved",
     "gpu": "it gets no GPU",
+    "gpu_type": "it gets GPUs of whatever model the engine has",
     "secrets": "its secrets are not set in its environment",
     "env": "its environment variables are not set",
     "image": "it runs in the default image",
@@ -65,6 +84,12 @@ WHAT_IS_LOST = {
 STRUCTURAL = (
     "unsupported=warn drops only options that do not change what a pipeline computes; this "
     "feature decides what runs or what a step reads, so it cannot be dropped"
+)
+
+NOT_AN_OPTION = (
+    "unsupported=warn drops only an option of a step (its timeout, retries, resources, disk, GPU, "
+    "secrets, env or image) or the pipeline's schedule; this is about the pipeline's shape, a "
+    "name or a value, so it cannot be dropped"
 )
 
 
@@ -127,3 +152,57 @@ def _warning(target: str, feature: str, node_id: str, location: Location | None)
         hint="remove it there, or compile for a target that supports it (see `pipec targets`)",
         location=location,
     )
+
+
+def drop_options(pipeline: Pipeline, target: str, refusals: Sequence[Diagnostic]) -> Dropped:
+    """The pipeline without the option each refusal names (`Diagnostic.drop`; a target's own
+    check made them), one W005 warning per node and option."""
+    diagnostics: list[Diagnostic] = []
+    by_node: dict[str, list[str]] = {}  # step id -> options to drop
+    schedule = False  # the pipeline's own (never a step's, whatever their ids)
+    for refusal in refusals:
+        drop = refusal.drop
+        assert drop is not None, f"{refusal.message} names no option to drop"
+        if drop.option == "schedule":
+            if schedule:
+                continue
+            schedule = True
+        else:
+            options = by_node.setdefault(drop.node, [])
+            if drop.option in options:
+                continue  # one warning per node and option, however many checks refused it
+            options.append(drop.option)
+        diagnostics.append(
+            Diagnostic(
+                code=DROPPED,
+                severity="warning",
+                message=f"target {target!r} cannot express {drop.what}: dropped option "
+                f"{drop.option!r} from {drop.node!r} (unsupported=warn), so "
+                f"{WHAT_IS_LOST[drop.option]}",
+                hint=refusal.hint,
+                location=refusal.location,
+            )
+        )
+
+    def node(n: Node) -> Sequence[Node]:
+        options = by_node.get(n.id, [])
+        if not options:
+            return [n]
+        assert isinstance(n, Step), f"a target refused an option of {n.kind} {n.id!r}"
+        for option in options:
+            n = n.model_copy(update=OPTION_DROPS[option](n))
+        return [n]
+
+    result = rewrite.map_nodes(pipeline, node)
+    if schedule:
+        result = result.model_copy(update={"schedule": None})
+    return Dropped(result, diagnostics)
+
+
+def cannot_drop(diagnostic: Diagnostic) -> Diagnostic:
+    """A U001 error that names no option, its hint saying why `unsupported=warn` keeps it (any
+    other diagnostic as it is)."""
+    if diagnostic.code != "U001" or diagnostic.drop is not None or NOT_AN_OPTION in diagnostic.hint:
+        return diagnostic
+    hint = f"{diagnostic.hint} ({NOT_AN_OPTION})" if diagnostic.hint else NOT_AN_OPTION
+    return diagnostic.model_copy(update={"hint": hint})

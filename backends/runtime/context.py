@@ -34,10 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,11 +70,13 @@ class StepContext:
         if self._scratch is None:
             parent = self._scratch_parent
             if parent is None:
+                import tempfile  # only when a step asks (see the runtime's imports test)
+
                 self._scratch = Path(tempfile.mkdtemp(prefix="pipec-step-"))
             else:
                 # Named like the store's staging folders, so a killed step's leftover is
                 # removed by the same cleanup (`store.remove_staging`).
-                folder = Path(parent) / f".context.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+                folder = Path(parent) / f".context.tmp-{os.getpid()}-{os.urandom(4).hex()}"
                 folder.mkdir(parents=True)
                 self._scratch = folder
         return self._scratch / name
@@ -116,6 +115,8 @@ class StepContext:
     def close(self) -> None:
         """Remove the attempt's own folder."""
         if self._scratch is not None:
+            import shutil
+
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
 

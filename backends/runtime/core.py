@@ -18,7 +18,6 @@ import importlib
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
@@ -286,6 +285,8 @@ def _print_user_traceback(exc: BaseException) -> None:
     # Skip pipec's own frames (this module, the @step wrapper): user modules are never `pipec.*`.
     while tb is not None and tb.tb_next is not None and _is_pipec_frame(tb.tb_frame.f_globals):
         tb = tb.tb_next
+    import traceback  # only when a step failed
+
     traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
     sys.stderr.flush()
 

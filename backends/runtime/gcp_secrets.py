@@ -17,8 +17,6 @@ bounded answers, no redirects, the token only to that origin).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import importlib
 import os
 import urllib.parse
@@ -65,6 +63,9 @@ def _payload(answer: dict[str, Any], name: str) -> str:
     data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, str):
         raise SecretError(f"secret {name}: Secret Manager answered without payload.data")
+    import base64  # here: only steps that read Secret Manager decode
+    import binascii
+
     try:
         return base64.b64decode(data, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):

@@ -328,6 +328,15 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise InvocationError(message)
 
 
+class _FixedWidth(argparse.HelpFormatter):
+    """argparse makes a formatter for every argument added; the default one asks the terminal
+    for its width, importing shutil (and zlib, bz2, lzma) into every step's process. The runtime
+    prints no help, so any width does."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=100)
+
+
 def _pairs(option: str, values: Sequence[str]) -> dict[str, str]:
     result: dict[str, str] = {}
     for item in values:
@@ -358,7 +367,9 @@ def parser() -> argparse.ArgumentParser:
     """The runtime's argument parser, built once per process. The local target builds it before
     it forks its workers, so that no step pays for it (argparse compiles regular expressions and
     looks up translations for every argument it adds)."""
-    parser = _ArgumentParser(prog=f"python -m {RUNTIME_MODULE}", add_help=False)
+    parser = _ArgumentParser(
+        prog=f"python -m {RUNTIME_MODULE}", add_help=False, formatter_class=_FixedWidth
+    )
     parser.add_argument(COMPONENT, required=True)
     parser.add_argument(RETURNS_FLAG, default="single", choices=RETURNS)
     parser.add_argument(CODE_ROOT)

@@ -24,8 +24,6 @@ import importlib
 import importlib.util
 import json
 import math
-import pickle
-import shutil
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -128,6 +126,8 @@ class PathMaterializer(Materializer):
             )
         target = directory / "data" / (source.name or "root")
         target.parent.mkdir()
+        import shutil  # here, not at the top: a step returning no path never needs it
+
         if _owned_by_the_step(source):
             # Made in `pipec.context().path()`: the runtime removes it anyway, so move it.
             shutil.move(str(source), str(target))
@@ -206,11 +206,15 @@ class PickleMaterializer(Materializer):
         return True
 
     def save(self, value: Any, directory: Path) -> dict[str, Any]:
+        import pickle  # here, not at the top: most steps' values are JSON
+
         with (directory / "data.pkl").open("wb") as handle:
             pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
         return {}
 
     def load(self, directory: Path, meta: dict[str, Any]) -> Any:
+        import pickle
+
         with (directory / "data.pkl").open("rb") as handle:
             return pickle.load(handle)
 

@@ -24,15 +24,14 @@ import importlib
 import json
 import os
 import re
-import secrets
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pipec.backends.runtime import materializers
 
+# shutil and tempfile are imported where used: a local write that succeeds needs neither, and
+# every step on every engine starts a process that writes its outputs (runtime imports test).
 META_FILE = "meta.json"
 HASH_PREFIX = "sha256:"
 STAGING = re.compile(r"^\..+\.(tmp|old)-\d+-[0-9a-f]{8}$")
@@ -109,6 +108,8 @@ def write(value: Any, dest: str, declared: Any = None) -> dict[str, Any]:
         meta = _fill(value, staging, declared)
         _replace_dir(staging, target)
     except BaseException:
+        import shutil  # off the path of a write that succeeds (see above)
+
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
@@ -126,12 +127,14 @@ def _replace_dir(staging: Path, target: Path) -> None:
     stale = _staging(target, "old")
     os.rename(target, stale)
     os.rename(staging, target)
+    import shutil
+
     shutil.rmtree(stale, ignore_errors=True)
 
 
 def _staging(target: Path, kind: str) -> Path:
     """A sibling of `target` only this writer uses (matches `STAGING`)."""
-    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def remove_staging(folder: Path, *, recursive: bool) -> list[Path]:
@@ -141,12 +144,16 @@ def remove_staging(folder: Path, *, recursive: bool) -> list[Path]:
         return []
     found = folder.rglob(".*") if recursive else folder.glob(".*")
     leftovers = [path for path in found if STAGING.match(path.name) and path.is_dir()]
+    import shutil
+
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
     return leftovers
 
 
 def _write_remote(value: Any, dest: str, declared: Any) -> dict[str, Any]:
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="pipec-out-") as tmp:
         staging = Path(tmp)
         meta = _fill(value, staging, declared)
@@ -183,6 +190,9 @@ def copy(src: str, dest: str, expected_hash: str) -> dict[str, Any]:
         raise StoredOutputChanged(f"{src} now holds {meta.get('hash')}, not {expected_hash}")
     if src.rstrip("/") == dest.rstrip("/"):
         return meta
+    import shutil
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="pipec-copy-") as tmp:
         staging = Path(tmp) / "output"
         if is_remote(src):
@@ -244,6 +254,8 @@ def read(uri: str) -> Any:
     fsspec = importlib.import_module("fsspec")
 
     fs, path = fsspec.core.url_to_fs(uri)
+    import tempfile
+
     # Kept for the life of the process: a Path input must stay valid while the step runs.
     local = Path(tempfile.mkdtemp(prefix="pipec-in-"))
     fs.get(path.rstrip("/") + "/", str(local), recursive=True)

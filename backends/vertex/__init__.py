@@ -26,11 +26,13 @@ from pydantic import Field, field_validator
 
 from pipec.backends.base import Bundle, Capabilities
 from pipec.backends.common import k8s, yaml_text
+from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.kubeflow import KFP_FEATURES, KfpBackend, KfpSettings, memory_gb
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import spec as ks
 from pipec.backends.settings import SettingsError, TargetSettings
 from pipec.ir import quantity
+from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import Pipeline, Step
 
 JSON = dict[str, Any]
@@ -153,15 +155,32 @@ class VertexHooks:
         assert image is not None
         return image
 
-    def check(self, step: Step) -> list[str]:
+    def check(self, step: Step) -> list[Diagnostic]:
         problems = []
         if step.resources.gpu and not step.resources.gpu_type:
-            problems.append("GPUs without a gpu_type (Vertex needs one, e.g. nvidia-l4)")
+            problems.append(
+                unsupported_feature(
+                    self.target,
+                    step.id,
+                    step.location,
+                    "GPUs without a gpu_type (Vertex needs one, e.g. nvidia-l4)",
+                    "give the step a gpu_type (e.g. nvidia-l4, nvidia-tesla-t4)",
+                    drop="gpu",
+                )
+            )
         disk = step.resources.disk
         if disk is not None and quantity.to_bytes(disk) > BOOT_DISK_BYTES:
             problems.append(
-                f"a disk request of {disk}, more than the 100 GB boot disk Vertex gives every "
-                "task (a PipelineSpec cannot size it)"
+                unsupported_feature(
+                    self.target,
+                    step.id,
+                    step.location,
+                    f"a disk request of {disk}, more than the 100 GB boot disk Vertex gives every "
+                    "task (a PipelineSpec cannot size it)",
+                    "request at most 100G (the image and system share it), or use the kubeflow "
+                    "target, whose steps get a volume of the size asked for",
+                    drop="disk",
+                )
             )
         return problems
 

@@ -166,6 +166,14 @@ def score(rows: list[list[float]], x: int) -> float:
 def best(scores: list[float], tables: list[list[list[float]]]) -> float:
     return 0.0
 
+@step
+def size(row: list[float]) -> int:
+    return len(row)
+
+@step
+def half(x: float) -> float:
+    return x / 2
+
 @pipeline
 def big(n: int = 10) -> None:
     rows = features(n)
@@ -174,6 +182,10 @@ def big(n: int = 10) -> None:
         s = score(rows, x)
         t = features(x)
     best(collect(s), collect(t))
+    with foreach(rows) as row:
+        size(row)
+    with foreach(collect(s)) as number:
+        half(number)
 """
 
 
@@ -187,9 +199,11 @@ def test_list_and_dict_values_between_steps_warn_about_the_command_line(
     # One per value, naming every step that reads it; not for str values, nor for a collect of
     # numbers (as long as its loop), but for a collect of lists.
     assert len(found) == 3, found
+    # (a foreach over a step's list reads it too: the task numbering its items takes it as an
+    # argument; a foreach over a collect of numbers is not warned about)
     assert found[0].startswith(
-        "output 'output' of step 'features' (list[list[float]]) reaches 'fit', 'score' on the "
-        f"command line ({target} passes values as arguments)"
+        "output 'output' of step 'features' (list[list[float]]) reaches 'fit', 'score', "
+        f"'loop_2' on the command line ({target} passes values as arguments)"
     )
     assert found[1].startswith(
         "output 'output' of step 'features_2' (list[list[float]]) reaches 'best'"

@@ -150,13 +150,26 @@ def test_conditions_loops_and_collect_are_plumbed_through_sub_dags() -> None:
     bundle = driver.compile_ref("examples/nested.py", "kubeflow")
     spec = yaml.safe_load(bundle["pipeline.yaml"])
     components = spec["components"]
-    # the first nested pipeline's loop runs over a step output inside the group's sub-DAG
+    # the first nested pipeline's loop runs over a step output inside the group's sub-DAG: over
+    # its entries (runtime/loop_entries.py), written by a task that waits for the step
     group = components["comp-word-count"]["dag"]
     loop_task = group["tasks"]["loop-1"]
-    assert loop_task["parameterIterator"]["items"] == {
-        "inputParameter": "pipelinechannel--make-shards--output"
+    assert loop_task["parameterIterator"] == {
+        "itemInput": "pipelinechannel--loop-1-loop-entry",
+        "items": {"inputParameter": "pipelinechannel--loop-1-entries-Output"},
     }
-    assert loop_task["dependentTasks"] == ["make-shards"]
+    assert loop_task["dependentTasks"] == ["loop-1-entries"]
+    entries = group["tasks"]["loop-1-entries"]
+    assert entries["dependentTasks"] == ["make-shards"]
+    assert entries["inputs"]["parameters"]["items"] == {
+        "taskOutputParameter": {"producerTask": "make-shards", "outputParameterKey": "output"}
+    }
+    # the loop's step reads the item out of the entry
+    shard = components["comp-loop-1"]["dag"]["tasks"]["count-words"]["inputs"]["parameters"]
+    assert shard["shard"] == {
+        "componentInputParameter": "pipelinechannel--loop-1-loop-entry",
+        "parameterExpressionSelector": 'parseJson(string_value)["item"]',
+    }
     # collect: the loop DAG's output is the list of every iteration's count
     loop = components["comp-loop-1"]
     assert loop["outputDefinitions"]["parameters"]["pipelinechannel--count-words--output"] == {
@@ -567,3 +580,51 @@ def test_vertex_secrets_are_read_by_the_runtime_from_secret_manager() -> None:
         others = [e["container"]["args"] for name, e in executors.items() if name != "exec-deploy"]
         assert not any("--secret-manager" in a for a in others)
         assert "secretAsEnv" not in bundle["pipeline.yaml"]
+
+
+def test_loop_entries_are_written_where_the_list_is_known_and_never_in_a_skipped_branch(
+    tmp_path: Path,
+) -> None:
+    """A loop over a parameter inside another loop gets its entries once, at the root; inside a
+    `when` branch they stay in the branch; a loop with no step iterates over its bare list."""
+    result = _kubeflow(
+        """
+        @step
+        def show(x: int, y: int) -> int:
+            return x + y
+
+        @pipeline
+        def grid(xs: list[int] = [1, 2], ys: list[int] = [3], go: bool = True) -> None:
+            with foreach(xs) as x:
+                with foreach(ys) as y:
+                    show(x, y)
+                with when(go):
+                    with foreach(ys) as z:
+                        show(x, z)
+            with foreach(ys) as w:
+                pass
+        """,
+        tmp_path,
+    )
+    spec = result["spec"]
+    components = spec["components"]
+    root = spec["root"]["dag"]["tasks"]
+    assert {"loop-1-entries", "loop-2-entries"} <= set(root)  # the outer loop's and ys's
+    assert root["loop-2-entries"]["inputs"]["parameters"]["items"] == {
+        "componentInputParameter": "ys"
+    }
+    assert root["loop-1"]["dependentTasks"] == ["loop-1-entries", "loop-2-entries"]
+    branch = components["comp-condition-1"]["dag"]["tasks"]
+    assert set(branch) == {"loop-3", "loop-3-entries"}
+    assert branch["loop-3"]["dependentTasks"] == ["loop-3-entries"]
+    bare = root["loop-4"]
+    assert "dependentTasks" not in bare
+    assert bare["parameterIterator"]["items"] == {"inputParameter": "pipelinechannel--ys"}
+    # (z's step reads both indexes: the outer one passed down through the branch)
+    inner = components["comp-loop-3"]["dag"]["tasks"]["show-2"]["inputs"]["parameters"]
+    assert inner["pipec-iteration-0"] == {
+        "componentInputParameter": "pipelinechannel--loop-1-loop-index"
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(result["text"], encoding="utf-8")
+    _checker("spec", str(path))

@@ -19,7 +19,12 @@ import yaml
 
 from pipec import driver
 from pipec.backends.files import write_files
-from pipec.backends.kubeflow.components import METRICS_OUTPUT, RUN_ID, STEP_INPUT
+from pipec.backends.kubeflow.components import (
+    ITERATION_INPUT,
+    METRICS_OUTPUT,
+    RUN_ID,
+    STEP_INPUT,
+)
 from pipec.backends.runtime.invocation import RUNTIME_MODULE, parse
 from tests.conformance.adapters.kfp import kfp_local_run
 from tests.conformance.cases import Project
@@ -94,8 +99,14 @@ def test_the_context_is_on_the_command_line_in_kfp_placeholders(
     assert seen["plain"] == {**base, "iteration": "", "attempt": "1"}
     # KFP may re-run `flaky` with the same command: no attempt number is claimed for it.
     assert seen["flaky"] == {**base, "iteration": ""}
-    # KFP renders no iteration index: inside a foreach the iteration is left out (None).
-    assert seen["score"] == {**base, "attempt": "1"}
+    # Inside a foreach the iteration is the loop's index, a task input selected from the entry
+    # the loop iterates over (KFP renders no index of its own).
+    index = f"{{{{$.inputs.parameters['{ITERATION_INPUT.format(0)}']}}}}"
+    assert seen["score"] == {**base, "iteration": index, "attempt": "1"}
+    assert tasks["score"]["inputs"]["parameters"][ITERATION_INPUT.format(0)] == {
+        "componentInputParameter": "pipelinechannel--loop-1-loop-entry",
+        "parameterExpressionSelector": 'parseJson(string_value)["index"]',
+    }
     # Two calls of one function share their component (and executor); each task says its id.
     assert tasks["plain"]["componentRef"] == tasks["plain-again"]["componentRef"]
     constants = {

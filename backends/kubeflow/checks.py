@@ -10,7 +10,9 @@
   and Linux refuses one argument over 128 KiB (`MAX_ARG_STRLEN`) with "Argument list too long"
   before the step starts. A constant too long for that is an error (U001); a list, dict or `any`
   value handed from one step to the next can grow that long at run time, which W002 warns about
-  (artifacts travel as files instead, with no such limit).
+  (artifacts travel as files instead, with no such limit). So can the list a `foreach` iterates
+  over when a step makes it: the task numbering its items (`loop_entries`) takes it as an
+  argument, and W002 names the loop among the readers.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ def check(pipeline: Pipeline, target: str) -> list[Diagnostic]:
                 if can_grow(type_text):
                     entry = growing.setdefault((binding.step, binding.output), (type_text, []))
                     entry[1].append(step.id)
+    for loop in graph.loops(pipeline).values():
+        items = loop.items
+        if isinstance(items, OutputRef | Collect):
+            item_type = env.outputs.get((items.step, items.output), "any")
+            if isinstance(items, OutputRef) or can_grow(item_type):
+                type_text = env.of(items) or "any"
+                entry = growing.setdefault((items.step, items.output), (type_text, []))
+                entry[1].append(loop.id)
     for (producer, output), (type_text, readers) in growing.items():
         found.append(_growing_value(steps[producer], output, type_text, readers, target))
     return found

@@ -29,9 +29,12 @@ by KFP's own placeholders: the run id is `{{$.pipeline_job_uuid}}` (the run's id
 job's on Vertex, a fresh id per run in kfp.local); the step id is the task's constant input
 `pipec-step` (`STEP_INPUT`), so that steps of one function still share their component and
 executor (KFP's `{{$.pipeline_task_name}}` is the task's DNS-label name, not the step id).
-KFP renders no iteration index and no attempt number anywhere: outside a `foreach` the
-iteration is `()`; inside one it is left out (None); the attempt is 1 for a step KFP never
-retries and left out for one it may retry (KFP re-runs the same command). A step whose function
+KFP renders no iteration index and no attempt number anywhere. A `foreach` therefore iterates
+over entries that carry their index (dag.py, runtime/loop_entries.py), and a step inside loops
+gets each enclosing loop's index as a task input (`ITERATION_INPUT`, outermost first), joined
+with dots into the context's iteration, as on every other target; outside a `foreach` the
+iteration is `()`. The attempt is 1 for a step KFP never retries and left out (None) for one it
+may retry (KFP re-runs the same command). A step whose function
 calls `log_metric` also gets a `system.Metrics` output (`METRICS_OUTPUT`, see `metrics`).
 
 The executor's command carries the step's code hash as an interpreter option
@@ -72,6 +75,11 @@ EXECUTOR_OUTPUT = "{{$.outputs.output_file}}"
 RUN_ID = "{{$.pipeline_job_uuid}}"
 # The task input holding the step id (a constant): a name no Python parameter can have.
 STEP_INPUT = "pipec-step"
+# The task inputs holding the indexes of the loops around a step (text), outermost first.
+ITERATION_INPUT = "pipec-iteration-{}"
+# The module that writes a loop's entries at run time, and its input (runtime/loop_entries.py).
+ENTRIES_MODULE = "pipec.backends.runtime.loop_entries"
+ENTRIES_ITEMS = "items"
 # The `system.Metrics` output of a step that logs metrics (a name no step output can have).
 METRICS_OUTPUT = "pipec-metrics"
 METRICS_TYPE = {"schemaTitle": "system.Metrics", "schemaVersion": "0.0.1"}
@@ -160,9 +168,12 @@ class InputUse:
     type: str
 
 
-def input_definitions(uses: list[InputUse]) -> JSON:
-    """`inputDefinitions` of a component (with the step id, `STEP_INPUT`)."""
+def input_definitions(uses: list[InputUse], loops: int = 0) -> JSON:
+    """`inputDefinitions` of a component (with the step id, `STEP_INPUT`, and the indexes of
+    the `loops` enclosing loops)."""
     parameters: JSON = {STEP_INPUT: {"parameterType": "STRING"}}
+    for name in iteration_inputs(loops):
+        parameters[name] = {"parameterType": "STRING"}
     artifacts: JSON = {}
     for use in uses:
         if travels_as_artifact(use.type):
@@ -195,19 +206,26 @@ def _definitions(parameters: JSON, artifacts: JSON) -> JSON:
     return found
 
 
-def context_values(pipeline: str, in_loop: bool, engine_retries: bool) -> dict[str, str]:
-    """The step context as KFP can give it (see the module docstring): `in_loop`, whether the
-    step is inside a `foreach`; `engine_retries`, whether KFP may run it more than once."""
+def context_values(pipeline: str, loops: int, engine_retries: bool) -> dict[str, str]:
+    """The step context as KFP can give it (see the module docstring): `loops`, how many
+    `foreach` loops enclose the step (their indexes are the inputs `iteration_inputs`);
+    `engine_retries`, whether KFP may run it more than once."""
     found = {
         "run_id": RUN_ID,
         "pipeline": pipeline,
         "step": f"{{{{$.inputs.parameters['{STEP_INPUT}']}}}}",
+        "iteration": ".".join(
+            f"{{{{$.inputs.parameters['{name}']}}}}" for name in iteration_inputs(loops)
+        ),
     }
-    if not in_loop:
-        found["iteration"] = ""
     if not engine_retries:
         found["attempt"] = "1"
     return found
+
+
+def iteration_inputs(loops: int) -> list[str]:
+    """The names of the task inputs holding the indexes of `loops` enclosing loops."""
+    return [ITERATION_INPUT.format(depth) for depth in range(loops)]
 
 
 def runtime_invocation(

@@ -14,6 +14,15 @@ sibling tasks' outputs, so every value read across DAG levels is plumbed:
 
 `dependentTasks` are derived the same way: a reader depends on the sibling (at the deepest common
 DAG) that contains its producer, for data, `.after()` and the inputs of enclosing blocks alike.
+
+A `foreach` iterates over entries `{"index": "<i>", "item": <item>}` (runtime/loop_entries.py), so
+that a step can know its iteration (KFP renders no index). The loop DAG's iterator input holds the
+current entry (`pipelinechannel--<loop>-loop-entry`); readers take `item` or `index` out of it
+with a `parameterExpressionSelector`, as KFP's compiler reads a field of a loop item, once, where
+they leave the loop DAG: a deeper DAG gets the selected value as its own input
+(`...-loop-value`, `...-loop-index`). A constant list's entries are written into the spec; any
+other list goes through a task that writes them at run time (`EntriesTask`). No channel name
+ends in `-loop-item`: kfp.local replaces such inputs of a loop task by its own current item.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from pipec.backends.common.conditions import ConditionError
 from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.kubeflow import cel
 from pipec.backends.kubeflow import components as kx
+from pipec.backends.runtime import loop_entries
 from pipec.ir import graph, names, types
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import (
@@ -47,6 +57,8 @@ from pipec.ir.model import (
 JSON = dict[str, Any]
 Path = tuple[str, ...]
 PREFIX = "pipelinechannel--"
+ITEM_SELECTOR = f'parseJson(string_value)["{loop_entries.ITEM}"]'
+INDEX_SELECTOR = f'parseJson(string_value)["{loop_entries.INDEX}"]'
 
 
 class NoKfpForm(Exception):
@@ -129,16 +141,26 @@ class Source:
         return "artifacts" if kx.travels_as_artifact(self.type) else "parameters"
 
 
-StepTask = Callable[[Step, dict[str, Source]], JSON]
+StepTask = Callable[[Step, dict[str, Source], list[Source]], JSON]
+"""A step's task from its input sources and its iteration indexes (outermost loop first)."""
+EntriesTask = Callable[[Loop, Source], JSON]
+"""The task that writes a loop's entries at run time from its items' source (output `ENTRIES`)."""
+# The entries task's output, and the loop task's input from it, are named as KFP's compiler names
+# a single-output component's (`Output`, `pipelinechannel--<task>-Output`): kfp.local finds the
+# items of a loop by parsing that name (not by the loop task's inputs).
+ENTRIES = "Output"
 
 
 class DagBuilder:
     """Walks one pipeline and fills the DAGs; `step_task` turns a step into its task spec."""
 
-    def __init__(self, pipeline: Pipeline, step_task: StepTask, target: str) -> None:
+    def __init__(
+        self, pipeline: Pipeline, step_task: StepTask, entries_task: EntriesTask, target: str
+    ) -> None:
         self.pipeline = pipeline
         self.target = target
         self.step_task = step_task
+        self.entries_task = entries_task
         self.env = graph.TypeEnv(pipeline)
         self.node_paths = {
             node_id: tuple(s.key for s in scopes)
@@ -218,7 +240,8 @@ class DagBuilder:
                 sources[name] = self.read(binding, path, self.task_of(step.id))
         for other in step.after:
             self.depend(path, self.task_of(step.id), other)
-        self.dags[path].tasks[self.task_of(step.id)] = self.step_task(step, sources)
+        indexes = [self.index_source(loop, path) for loop in self.enclosing_loops(step.id)]
+        self.dags[path].tasks[self.task_of(step.id)] = self.step_task(step, sources, indexes)
 
     def _condition(self, node: Condition, path: Path) -> None:
         branch_tasks: list[str] = []
@@ -270,23 +293,96 @@ class DagBuilder:
         task_name = self.task_of(node.id)
         dag = self._sub_dag(path, node.id, task_name)
         dag.loop = node.id
-        item_channel = f"{PREFIX}{task_name}-loop-item"
-        dag.inputs["parameters"][item_channel] = {"parameterType": kx.parameter_type(item_type)}
+        entry_channel = _loop_channel(task_name, "entry")
+        dag.inputs["parameters"][entry_channel] = {"parameterType": "STRUCT"}
         task = self._dag_task(dag, node.id)
-        if isinstance(node.items, Const):
-            items: JSON = {"raw": json.dumps(node.items.value, sort_keys=True)}
+        items: JSON
+        if not any(isinstance(inner, Step) for inner, _ in graph.walk(node.body)):
+            # Nothing inside reads an item or an index (and no step names an image for the
+            # entries task): iterate over the list as it is.
+            dag.inputs["parameters"][entry_channel] = {
+                "parameterType": kx.parameter_type(item_type)
+            }
+            items = self._bare_items(node, path, task)
+        elif isinstance(node.items, Const):
+            values = node.items.value
+            assert isinstance(values, list)  # the IR's type check: a foreach takes a list
+            written = loop_entries.entries(values)
+            items = {"raw": json.dumps(written, sort_keys=True)}
         else:
-            source = self.source(node.items, path)
-            task["inputs"]["parameters"][source.channel] = source.ref
-            dag.inputs["parameters"][source.channel] = {"parameterType": "LIST"}
-            items = {"inputParameter": source.channel}
-            for producer in graph.producers(node.items):
-                self.depend(path, task_name, producer)
-        task["parameterIterator"] = {"itemInput": item_channel, "items": items}
+            channel = self._runtime_entries(node, path)
+            task["inputs"]["parameters"][channel.channel] = channel.ref
+            dag.inputs["parameters"][channel.channel] = {"parameterType": "LIST"}
+            items = {"inputParameter": channel.channel}
+        task["parameterIterator"] = {"itemInput": entry_channel, "items": items}
         if node.parallelism:
             task["iteratorPolicy"] = {"parallelismLimit": node.parallelism}
         self.dags[path].tasks[task_name] = task
         self._body(node.body, dag.path)
+
+    def _bare_items(self, loop: Loop, path: Path, task: JSON) -> JSON:
+        """The items of a loop with no step inside, iterated over as they are."""
+        if isinstance(loop.items, Const):
+            return {"raw": json.dumps(loop.items.value, sort_keys=True)}
+        source = self.source(loop.items, path)
+        task["inputs"]["parameters"][source.channel] = source.ref
+        self.dags[(*path, loop.id)].inputs["parameters"][source.channel] = {"parameterType": "LIST"}
+        for producer in graph.producers(loop.items):
+            self.depend(path, self.task_of(loop.id), producer)
+        return {"inputParameter": source.channel}
+
+    def _runtime_entries(self, loop: Loop, path: Path) -> Source:
+        """The entries of a loop over a list known at run time, as the loop task at `path`
+        reads them. The task writing them sits in the outermost DAG where the list is known (a
+        loop over a parameter inside another loop gets its entries once, not per iteration)
+        inside the innermost condition branch around the loop."""
+        items = loop.items
+        match items:
+            case ParamRef():
+                origin: Path = ()
+            case LoopItem():
+                origin = (*self.node_paths[items.loop], items.loop)
+            case OutputRef() | Collect():
+                origin = _common(self.node_paths[items.step], path)
+            case Const():
+                raise AssertionError("a constant list's entries are written into the spec")
+            case _:
+                assert_never(items)
+        # Not out of a `when`/`otherwise` branch, though: nothing of a skipped branch runs.
+        for depth in range(len(path), len(origin), -1):
+            if self.dags[path[:depth]].branch:
+                origin = path[:depth]
+                break
+        name = self.unique(f"{self.task_of(loop.id)}-entries", self.task_names)
+        self.dags[origin].tasks[name] = self.entries_task(loop, self.source(items, origin))
+        for producer in graph.producers(items):
+            self.depend(origin, name, producer)
+        # The task that waits for the entries: the loop task, or its ancestor in that DAG.
+        waiting = self.task_of(loop.id)
+        if origin != path:
+            waiting = self.dags[path[: len(origin) + 1]].task
+        self.dags[origin].deps.setdefault(waiting, set()).add(name)
+        ref = {"taskOutputParameter": {"producerTask": name, "outputParameterKey": ENTRIES}}
+        return self._pass_down(origin, path, Source(ref, f"{PREFIX}{name}-{ENTRIES}", "list"))
+
+    def enclosing_loops(self, node_id: str) -> list[Loop]:
+        """The loops around a node, outermost first."""
+        found = []
+        for key in self.node_paths[node_id]:
+            loop = self.loops.get(key)
+            if loop is not None:
+                found.append(loop)
+        return found
+
+    def index_source(self, loop: Loop, at: Path) -> Source:
+        """The current index of `loop` (text) as a task in the DAG at `at` reads it."""
+        origin = (*self.node_paths[loop.id], loop.id)
+        task = self.task_of(loop.id)
+        selected = {
+            "componentInputParameter": _loop_channel(task, "entry"),
+            "parameterExpressionSelector": INDEX_SELECTOR,
+        }
+        return self._pass_down(origin, at, Source(selected, _loop_channel(task, "index"), "str"))
 
     # ----------------------------------------------------------------------------------------
     # Channels
@@ -310,8 +406,12 @@ class DagBuilder:
             case LoopItem():
                 loop = self.loops[binding.loop]
                 origin = (*self.node_paths[loop.id], loop.id)
-                channel = f"{PREFIX}{self.task_of(loop.id)}-loop-item"
-                source = Source({"componentInputParameter": channel}, channel, type_text)
+                task = self.task_of(loop.id)
+                selected = {
+                    "componentInputParameter": _loop_channel(task, "entry"),
+                    "parameterExpressionSelector": ITEM_SELECTOR,
+                }
+                source = Source(selected, _loop_channel(task, "value"), type_text)
             case OutputRef() | Collect():
                 origin, source = self._surface(binding, at, type_text)
             case Const():
@@ -402,6 +502,12 @@ class DagBuilder:
         after = reader if len(common) == len(at) else self.dags[at[: len(common) + 1]].task
         if before != after:
             self.dags[common].deps.setdefault(after, set()).add(before)
+
+
+def _loop_channel(loop_task: str, what: str) -> str:
+    """The name of a loop's `entry` (the iterator input), or of the `value` / `index` selected
+    from the entry for deeper DAGs."""
+    return f"{PREFIX}{loop_task}-loop-{what}"
 
 
 def _common(a: Path, b: Path) -> Path:

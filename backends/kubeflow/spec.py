@@ -16,7 +16,7 @@ from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import dag as kd
 from pipec.ir import graph, names
 from pipec.ir.diagnostics import Diagnostic, DiagnosticError
-from pipec.ir.model import Pipeline, Step
+from pipec.ir.model import Loop, Pipeline, Step
 
 JSON = dict[str, Any]
 SCHEMA_VERSION = "2.1.0"
@@ -80,11 +80,6 @@ class SpecAssembler:
         (`metrics.logs_metrics`)."""
         self.pipeline = pipeline
         self.metric_components = metric_components
-        self.in_loop = {
-            node_id
-            for node_id, scopes in graph.node_scopes(pipeline).items()
-            if any(scope.kind == "loop" for scope in scopes)
-        }
         self.hooks = hooks
         self.code_root = code_root
         self.python = python
@@ -95,14 +90,17 @@ class SpecAssembler:
         self._executor_keys: dict[str, str] = {}
         self._component_keys: dict[str, str] = {}
         self._executor_names: set[str] = set()
-        self.builder = kd.DagBuilder(pipeline, self.step_task, hooks.target)
+        self.builder = kd.DagBuilder(pipeline, self.step_task, self.entries_task, hooks.target)
 
-    def step_task(self, step: Step, sources: dict[str, kd.Source]) -> JSON:
-        """The task of one step, registering its component and executor."""
+    def step_task(
+        self, step: Step, sources: dict[str, kd.Source], indexes: list[kd.Source]
+    ) -> JSON:
+        """The task of one step, registering its component and executor; `indexes`: the
+        current index of each enclosing loop, outermost first (its step context)."""
         component = self.components_by_id[step.component]
         uses = [kx.InputUse(name, source.type) for name, source in sources.items()]
         metrics = component.id in self.metric_components
-        context = kx.context_values(self.pipeline.name, step.id in self.in_loop, step.retries > 0)
+        context = kx.context_values(self.pipeline.name, len(indexes), step.retries > 0)
         executor: JSON = {
             "container": kx.container(
                 step,
@@ -122,34 +120,27 @@ class SpecAssembler:
         if resources:
             executor["container"]["resources"] = resources
         platform = self.hooks.platform(step)
-        base = names.dns_label(component.id)
-        exec_key = json.dumps([executor, platform], sort_keys=True)
-        exec_name = self._executor_keys.get(exec_key)
-        if exec_name is None:
-            exec_name = self.builder.unique(f"exec-{base}", self._executor_names)
-            self._executor_keys[exec_key] = exec_name
-            self.executors[exec_name] = executor
-            if platform:
-                self.platform[exec_name] = platform
-        spec: JSON = {"executorLabel": exec_name}
-        inputs = kx.input_definitions(uses)
+        definitions: JSON = {}
+        inputs = kx.input_definitions(uses, len(indexes))
         if inputs:
-            spec["inputDefinitions"] = inputs
+            definitions["inputDefinitions"] = inputs
         outputs = kx.output_definitions(component.outputs, metrics)
         if outputs:
-            spec["outputDefinitions"] = outputs
-        comp_key = json.dumps(spec, sort_keys=True)
-        comp_name = self._component_keys.get(comp_key)
-        if comp_name is None:
-            comp_name = self.builder.unique(f"comp-{base}", self.builder.component_names)
-            self._component_keys[comp_key] = comp_name
-            self.components[comp_name] = spec
+            definitions["outputDefinitions"] = outputs
+        base = names.dns_label(component.id)
+        comp_name = self.shared_component(base, executor, platform, definitions)
         task: JSON = {
             "taskInfo": {"name": step.name},
             "componentRef": {"name": comp_name},
             "inputs": {
                 "parameters": {
                     kx.STEP_INPUT: {"runtimeValue": {"constant": step.id}},
+                    **{
+                        name: index.ref
+                        for name, index in zip(
+                            kx.iteration_inputs(len(indexes)), indexes, strict=True
+                        )
+                    },
                     **{n: s.ref for n, s in sources.items() if s.kind == "parameters"},
                 },
                 "artifacts": {n: s.ref for n, s in sources.items() if s.kind == "artifacts"},
@@ -165,6 +156,58 @@ class SpecAssembler:
                 policy["backoffFactor"] = 1.0
             task["retryPolicy"] = policy
         return task
+
+    def shared_component(
+        self, base: str, executor: JSON, platform: JSON | None, definitions: JSON
+    ) -> str:
+        """The name of the component with these definitions run by this executor (and
+        platform config), each registered once by content under a name made from `base`."""
+        exec_key = json.dumps([executor, platform], sort_keys=True)
+        exec_name = self._executor_keys.get(exec_key)
+        if exec_name is None:
+            exec_name = self.builder.unique(f"exec-{base}", self._executor_names)
+            self._executor_keys[exec_key] = exec_name
+            self.executors[exec_name] = executor
+            if platform:
+                self.platform[exec_name] = platform
+        spec: JSON = {"executorLabel": exec_name, **definitions}
+        comp_key = json.dumps(spec, sort_keys=True)
+        comp_name = self._component_keys.get(comp_key)
+        if comp_name is None:
+            comp_name = self.builder.unique(f"comp-{base}", self.builder.component_names)
+            self._component_keys[comp_key] = comp_name
+            self.components[comp_name] = spec
+        return comp_name
+
+    def entries_task(self, loop: Loop, items: kd.Source) -> JSON:
+        """The task that writes the entries of a loop over a list known at run time
+        (runtime/loop_entries.py), in the image of the loop's first step (every step image
+        holds the runtime)."""
+        first = next(node for node, _ in graph.walk(loop.body) if isinstance(node, Step))
+        executor: JSON = {
+            "container": {
+                "image": self.hooks.image(first),
+                "command": [self.python, "-m", kx.ENTRIES_MODULE],
+                "args": [
+                    f"{{{{$.inputs.parameters['{kx.ENTRIES_ITEMS}']}}}}",
+                    f"{{{{$.outputs.parameters['{kd.ENTRIES}'].output_file}}}}",
+                ],
+            }
+        }
+        definitions: JSON = {
+            "inputDefinitions": {
+                "parameters": {kx.ENTRIES_ITEMS: {"parameterType": kx.parameter_type(items.type)}}
+            },
+            "outputDefinitions": {"parameters": {kd.ENTRIES: {"parameterType": "LIST"}}},
+        }
+        comp_name = self.shared_component("pipec-loop-entries", executor, None, definitions)
+        return {
+            "taskInfo": {"name": f"{loop.id}.entries"},
+            "componentRef": {"name": comp_name},
+            # A pure function of its input: a cached result is as good as a fresh one.
+            "cachingOptions": {"enableCache": True},
+            "inputs": {"parameters": {kx.ENTRIES_ITEMS: items.ref}, "artifacts": {}},
+        }
 
     def assemble(self, default_root: str | None) -> Assembly:
         """Build everything; raise DiagnosticError listing every step that has no KFP form."""

@@ -3,8 +3,8 @@
 Every target hands the step runtime the same environment variables, each filled by the engine's
 own means (the local runner directly, Airflow through Jinja, GitHub through expressions, KFP
 through placeholders in `--context`); a target that cannot know one leaves it out, and the field
-is None there (kubeflow and vertex: the iteration inside a foreach, the attempt of a step KFP
-retries; docs/targets/kubeflow.md says why). The conformance suite checks that every target
+is None there (kubeflow and vertex: the attempt of a step KFP retries; docs/targets/kubeflow.md
+says why). The conformance suite checks that every target
 that runs here gives the local target's values (tests/conformance/test_run.py):
 
     PIPEC_RUN_ID      the run (local run id, Airflow run_id, GitHub run id, ...)

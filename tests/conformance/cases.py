@@ -339,6 +339,27 @@ CONTEXT_LOOP_SOURCE = CONTEXT_STEP + """
             each_one(x)
 """
 
+# Nested loops: the iteration is (outer, inner). The inner loops iterate over the outer item (a
+# list known at run time) and over a parameter (known before the outer loop starts), and their
+# steps read the outer item too.
+CONTEXT_NESTED_SOURCE = CONTEXT_STEP + """
+    @step
+    def in_row(row: list[int], y: int) -> dict[str, str]:
+        return {**_seen(), "row": str(len(row)), "y": str(y)}
+
+    @step
+    def in_fixed(row: list[int], z: int) -> dict[str, str]:
+        return {**_seen(), "row": str(len(row)), "z": str(z)}
+
+    @pipeline
+    def nested_context(grid: list[list[int]] = [[1, 2], [3]], zs: list[int] = [7, 8]) -> None:
+        with foreach(grid) as row:
+            with foreach(row) as y:
+                in_row(row, y)
+            with foreach(zs) as z:
+                in_fixed(row, z)
+"""
+
 # --- one pipeline per feature --------------------------------------------------------------------
 
 _STEPS = """

@@ -23,7 +23,8 @@ import yaml
 from pipec import driver, loader
 from pipec.backends.base import Bundle
 from pipec.backends.files import write_files
-from pipec.backends.kubeflow.components import METRICS_OUTPUT
+from pipec.backends.kubeflow.components import ENTRIES_MODULE, METRICS_OUTPUT
+from pipec.backends.kubeflow.dag import ENTRIES
 from pipec.backends.runtime.invocation import RUNTIME_MODULE
 from pipec.ir import graph
 from tests.conformance import images, kubelet
@@ -46,13 +47,18 @@ def spec_of(bundle: Bundle) -> dict[str, Any]:
 
 
 def _step_tasks(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(task key, task, component) of every task that runs a container, in every DAG."""
+    """(task key, task, component) of every task that runs a step, in every DAG (not the
+    tasks that write a loop's entries, `ENTRIES_MODULE`)."""
     components = spec.get("components", {})
+    executors = spec["deploymentSpec"]["executors"]
     dags = [spec["root"]["dag"], *(c["dag"] for c in components.values() if "dag" in c)]
     for dag in dags:
         for key, task in dag.get("tasks", {}).items():
             component = components[task["componentRef"]["name"]]
-            if "executorLabel" in component:
+            if "executorLabel" not in component:
+                continue
+            command = executors[component["executorLabel"]]["container"].get("command", [])
+            if ENTRIES_MODULE not in command:
                 yield key, task, component
 
 
@@ -266,6 +272,8 @@ def kfp_local_outputs(run_dir: Path, spec: Mapping[str, Any]) -> Outputs:
                 key = _key(parts[:-1], steps)
                 found[key] = json.loads(path.read_text(encoding="utf-8"))["hash"]
             continue
+        if parts[-2] not in steps and parts[-1] == ENTRIES:
+            continue  # a loop's entries (runtime/loop_entries.py): pipec's, not a step's
         (_, component), *_ = steps[parts[-2]]
         kind = component["outputDefinitions"]["parameters"][parts[-1]]["parameterType"]
         text = path.read_bytes().decode("utf-8")  # as written: no newline translation

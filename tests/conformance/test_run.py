@@ -318,11 +318,6 @@ def test_the_iteration_in_a_foreach_is_the_local_one(
     assert got == want
 
 
-@pytest.mark.notimpl(
-    ["github"],
-    reason="a foreach inside a foreach is U001 on github (matrices do not nest)",
-    raises=RunFailed,
-)
 def test_the_iteration_in_nested_foreach_is_the_local_one(
     adapter: Harness, project: Project, tmp_path: Path
 ) -> None:

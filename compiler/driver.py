@@ -21,7 +21,7 @@ from pipec.backends.base import Backend, Bundle, unsupported
 from pipec.backends.lowerings.drop import cannot_drop, drop_options, drop_unsupported
 from pipec.backends.lowerings.fuse import fuse
 from pipec.backends.lowerings.limits import check_bundle, split_loops
-from pipec.backends.settings import SettingsError, load_settings
+from pipec.backends.settings import ContainerSettings, SettingsError, load_settings
 from pipec.ir.diagnostics import Diagnostic, DiagnosticError, errors
 from pipec.ir.model import Pipeline
 from pipec.ir.passes import Pass, Rewrite
@@ -284,12 +284,14 @@ def prepare(
     and run; not the commands that only show the IR), a container target whose step image
     `pipec build` makes gets the image `pipec.lock` records for it (an error when the image is
     missing or stale; `pipec.backends.images.pipeline`)."""
-    from pipec.backends.images.pipeline import with_locked_image
-
     backends.load(target)  # an unknown target fails before any import of user code
     pipeline, front, root = _load(ref)
     backend = configure(target, root, overrides)
-    if images and not front:  # front-end errors are reported as such, lock or not
+    # Only a container target can have a built image (`images.pipeline.builds`): the image
+    # machinery is not imported by every `pipec run` on the local target.
+    if images and not front and isinstance(backend.settings, ContainerSettings):
+        from pipec.backends.images.pipeline import with_locked_image
+
         backend = with_locked_image(backend, pipeline, ref)
     return compile_pipeline(pipeline, backend, optimize, front)
 

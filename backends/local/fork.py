@@ -51,6 +51,7 @@ class StepProcess:
     token: int
     deadline: float | None
     timeout: float | None
+    launch: Launch
     attempt: Attempt
     link: _Supervisor
     timed_out: bool = False
@@ -198,7 +199,8 @@ class ForkExecutor:
         link = self._current()
         if link.batches:  # it forks this worker once it has imported those: the clock starts then
             deadline = None
-        process = StepProcess(token, deadline, timeout, Attempt(launch, report), link)
+        attempt = Attempt.of(launch, report)
+        process = StepProcess(token, deadline, timeout, launch, attempt, link)
         self._running[token] = process
         link.send(("start", token, process.attempt))
         return process
@@ -258,7 +260,7 @@ class ForkExecutor:
                 self._ended[token] = code
                 process = self._running.get(token)
                 if self._learner is not None and process and process.attempt.report:
-                    return self._learner.ended(token, process.attempt.launch)
+                    return self._learner.ended(token, process.launch)
             case ("preloaded", list(), int() as threads):
                 batch = link.batches.pop(0) if link.batches else []
                 if not link.batches:  # the attempts it held back are forked now

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import pickle
 import select
@@ -125,7 +126,7 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
                     if not _report(events, [("refused", token)]):
                         return
                 case ("start", token, attempt):
-                    pid = _fork_worker(inherited, attempt.launch.log_path, attempt, work)
+                    pid = _fork_worker(inherited, attempt.log_path, attempt, work)
                     if pid is None:
                         if not _report(events, [("exit", token, 1)]):
                             return
@@ -144,7 +145,7 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
 
 
 def _fork_worker(
-    inherited: list[int], log_path: Path, attempt: Any, work: Callable[[Any], int]
+    inherited: list[int], log_path: str, attempt: Any, work: Callable[[Any], int]
 ) -> int | None:  # pragma: no cover - supervisor
     """Fork the worker of one attempt; None when the system cannot (said in the step's log)."""
     me = os.getpid()
@@ -189,7 +190,7 @@ def _report(events: int, reports: list[tuple[Any, ...]]) -> bool:  # pragma: no 
 
 
 def _worker(
-    supervisor: int, inherited: list[int], launch: Any, work: Callable[[Any], int]
+    supervisor: int, inherited: list[int], attempt: Any, work: Callable[[Any], int]
 ) -> NoReturn:  # pragma: no cover - runs in the forked worker
     """Run one attempt, end what it left running, exit with its code."""
     code = 1
@@ -197,14 +198,14 @@ def _worker(
         for fd in inherited:
             os.close(fd)
         signal.set_wakeup_fd(-1)
-        for signum in (*_STOP_SIGNALS, signal.SIGCHLD):
+        for signum in (*_STOP_SIGNALS, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(signum, signal.SIG_DFL)
         os.setpgid(0, 0)
         prctl(_PR_SET_CHILD_SUBREAPER, 1)
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != supervisor:
             os._exit(128 + signal.SIGKILL)
-        code = work(launch)
+        code = work(attempt)
         end_tree()
     finally:
         os._exit(code)
@@ -298,7 +299,20 @@ def _parents() -> dict[int, int]:
 
 def prctl(option: int, value: int) -> None:
     """Linux prctl(2); a no-op elsewhere."""
+    call = _libc_prctl()
+    if call is not None:
+        call(option, value, 0, 0, 0)
+
+
+@functools.cache
+def _libc_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once: the supervisor calls it before its first fork, so every
+    worker inherits the handle instead of loading the C library's symbols again (a new ctypes
+    library object builds a class: some 70 pages a fresh fork would copy per step)."""
     if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        return None
+    try:
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return function

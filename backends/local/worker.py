@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import signal
 import sys
 import threading
 import traceback
@@ -21,46 +20,62 @@ from pathlib import Path
 from pipec.backends.local import preload
 from pipec.backends.runner.executor import Launch
 from pipec.backends.runner.secrets import MASK
+from pipec.backends.runtime.invocation import Invocation, InvocationError, parse
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """What the supervisor hands a worker: the launch, and where to report the step's imports
-    (None: the executor already knows them, or learns nothing in this run)."""
+    """What the supervisor hands a worker: only what the worker reads (the supervisor unpickles
+    it between two forks, and every page it writes then is copied: the plan step stays home).
+    `report`: where to report the step's imports (None: the executor already knows them, or
+    learns nothing in this run). `parsed`: `argv` parsed by the runner (None: the worker parses
+    it, and says what is wrong with it in the step's log)."""
 
-    launch: Launch
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    log_path: str
+    cwd: str
+    masks: tuple[str, ...] = ()
     report: Path | None = None
+    parsed: Invocation[str] | None = None
+
+    @classmethod
+    def of(cls, launch: Launch, report: Path | None) -> Attempt:
+        """The attempt of `launch`, its command line parsed here (in the runner, once)."""
+        argv = tuple(launch.argv)
+        try:
+            parsed: Invocation[str] | None = parse(argv)
+        except InvocationError:
+            parsed = None
+        env, masks = dict(launch.env), tuple(launch.masks)
+        return cls(argv, env, str(launch.log_path), str(launch.cwd), masks, report, parsed)
 
 
 def run_attempt(attempt: Attempt) -> int:  # pragma: no cover - runs in the forked worker
     """Run one attempt of a step in this (forked) process; return its exit code."""
-    launch = attempt.launch
     masker: threading.Thread | None = None
     before: set[str] | None = None
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
-            signal.signal(signum, signal.SIG_DFL)
-        with contextlib.suppress(ValueError):
-            signal.set_wakeup_fd(-1)
-        log_fd = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        masker = _redirect_output(log_fd, [s.encode() for s in launch.masks if s])
+        # The supervisor's signal handlers and wakeup fd were reset when it forked this worker.
+        log_fd = os.open(attempt.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        masker = _redirect_output(log_fd, [s.encode() for s in attempt.masks if s])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         # Fresh stream objects: a lock held by another runner thread at fork time is not ours.
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        os.environ.update(launch.env)
-        os.chdir(launch.cwd)
+        os.environ.update(attempt.env)
+        os.chdir(attempt.cwd)
         from pipec.backends import runtime
 
         if attempt.report is not None:
             before = set(sys.modules)
-        code = runtime.main(launch.argv)
+        code = runtime.main(attempt.argv, attempt.parsed)
     except BaseException:
         traceback.print_exc()
         code = 1
     if before is not None and code == 0:
-        _report_imports(attempt.report, before, launch.cwd)
+        _report_imports(attempt.report, before, Path(attempt.cwd))
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()

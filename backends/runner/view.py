@@ -45,6 +45,10 @@ class View(Protocol):
         """The run ended with `status`."""
 
 
+_STRIPPED = dict.fromkeys(map(ord, "\a\b\v\f\r"))
+"""Control characters a line view drops (those rich's console strips)."""
+
+
 class QuietView:
     """Shows nothing (for `--json` consumers that redirect stderr, and for tests)."""
 
@@ -59,19 +63,20 @@ class QuietView:
 
 
 class LineView:
-    """One line per change, for logs and CI."""
+    """One line per change, for logs and CI: plain text written straight to stderr (a line per
+    step start and end; rendering each through rich cost more than a trivial step's runner
+    work), with the control characters rich would strip removed and tabs expanded."""
 
     def __init__(self, run_id: str, total: int) -> None:
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.started = time.monotonic()
         # Loops add one instance per item at run time, so the plan's count is a lower bound.
-        self.console.print(f"run {run_id}: {total} step(s) in the plan")
+        self._write(f"run {run_id}: {total} step(s) in the plan")
 
     def step_changed(self, label: str, status: str, detail: str = "") -> None:
         """Print the change with the run's elapsed time."""
         elapsed = time.monotonic() - self.started
         suffix = f"  ({detail})" if detail else ""
-        self.console.print(f"[{elapsed:7.2f}s] {label}: {status}{suffix}", markup=False)
+        self._write(f"[{elapsed:7.2f}s] {label}: {status}{suffix}")
 
     def tick(self) -> None:
         """Nothing to redraw."""
@@ -79,7 +84,12 @@ class LineView:
     def close(self, status: str) -> None:
         """Print the final status."""
         elapsed = time.monotonic() - self.started
-        self.console.print(f"[{elapsed:7.2f}s] run {status}", markup=False)
+        self._write(f"[{elapsed:7.2f}s] run {status}")
+
+    @staticmethod
+    def _write(line: str) -> None:
+        sys.stderr.write(line.translate(_STRIPPED).expandtabs(8) + "\n")
+        sys.stderr.flush()
 
 
 class LiveView:

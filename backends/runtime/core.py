@@ -291,10 +291,14 @@ def _print_user_traceback(exc: BaseException) -> None:
     sys.stderr.flush()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one step from command-line arguments; return the exit code (see module docstring)."""
+def main(argv: Sequence[str] | None = None, parsed: Invocation[str] | None = None) -> int:
+    """Run one step from command-line arguments; return the exit code (see module docstring).
+    `parsed`: what `parse(argv)` returned, parsed beforehand by a caller that forks this process
+    (the local target parses in the runner, where it costs a forked worker no copied pages)."""
     try:
-        invocation = parse(sys.argv[1:] if argv is None else argv)
+        if parsed is None:
+            parsed = parse(sys.argv[1:] if argv is None else argv)
+        invocation = parsed
         # Context given on the command line becomes the environment every attempt reads.
         context.export(invocation.context, CONTEXT_KEYS)
         invocation = dataclasses.replace(invocation, context={})

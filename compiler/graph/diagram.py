@@ -28,7 +28,7 @@ from typing import Literal, assert_never
 from pipec.graph.outline import Block, Outline, StepBox
 from pipec.ir import graph as ir_graph
 from pipec.ir import types
-from pipec.ir.expr import format_expr, format_operand, format_value
+from pipec.ir.expr_print import format_expr, format_operand, format_value
 from pipec.ir.model import Binding, Collect, Const, LoopItem, OutputRef, ParamRef
 
 NodeKind = Literal["step", "param", "artifact", "test", "items"]

@@ -15,7 +15,7 @@ from typing import Literal, assert_never
 
 from pipec.backends.runner.plan import Plan, PlanCondition, PlanGroup, PlanLoop, PlanStep
 from pipec.ir import graph
-from pipec.ir.expr import format_value
+from pipec.ir.expr_print import format_value
 from pipec.ir.model import (
     Binding,
     Condition,

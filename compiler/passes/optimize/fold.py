@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import assert_never
 
 from pipec.ir import evaluate, rewrite
-from pipec.ir.expr import format_expr
+from pipec.ir.expr_print import format_expr
 from pipec.ir.model import (
     And,
     Compare,

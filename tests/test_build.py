@@ -163,16 +163,21 @@ def test_the_kubernetes_image_carries_the_client_its_in_cluster_driver_imports(
     tmp_path: Path,
 ) -> None:
     """The driver Job runs from the step image (driver=cluster) and imports the kubernetes
-    client; with driver=local only the steps run there, and they need no extra."""
+    client; the image is the same with driver=local, so switching drivers needs no rebuild.
+    Other targets' images get no extra."""
     ref = make_project(tmp_path, ONE_STEP)
     with (tmp_path / "pyproject.toml").open("a", encoding="utf-8") as handle:
         handle.write(f'\n[tool.pipec.targets.kubernetes]\nbase_image = "{BASE}"\n')
-    wanted: dict[str, list[str]] = {}
-    for driver_mode in ("cluster", "local"):
-        pipeline, backend = driver.prepare_build(
-            str(tmp_path / ref), "kubernetes", [f"driver={driver_mode}"]
-        )
+    found: dict[str, list[str]] = {}
+    for target, overrides in (
+        ("kubernetes", ["driver=cluster"]),
+        ("kubernetes", ["driver=local"]),
+        ("kubeflow", [f"base_image={BASE}"]),
+    ):
+        pipeline, backend = driver.prepare_build(str(tmp_path / ref), target, overrides)
         lines = recipe_for(backend, pipeline).requirements.splitlines()
-        wanted[driver_mode] = [line for line in lines if line.startswith("kubernetes")]
-    assert len(wanted["cluster"]) == 1 and ";" not in wanted["cluster"][0]
-    assert wanted["local"] == []
+        found[f"{target} {overrides[0]}"] = [x for x in lines if x.startswith("kubernetes")]
+    cluster, local, kubeflow = found.values()
+    assert len(cluster) == 1 and ";" not in cluster[0]
+    assert local == cluster
+    assert kubeflow == []

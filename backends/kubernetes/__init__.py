@@ -59,8 +59,9 @@ class KubernetesBackend(Backend[KubernetesTargetSettings]):
 
     @property
     def image_extras(self) -> tuple[str, ...]:
-        """The in-cluster driver runs from the step image and talks to the API server."""
-        return ("kubernetes",) if self.settings.driver == "cluster" else ()
+        """The in-cluster driver runs from the step image and talks to the API server. Also with
+        driver=local: one image serves both drivers, so switching `driver` needs no rebuild."""
+        return ("kubernetes",)
 
     def plan(self, pipeline: Pipeline) -> plans.Plan:
         """The scheduler's plan, with the artifact root the pods see."""

@@ -10,9 +10,9 @@ the base is used through a tag of its own that names this tree's content hash (t
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -90,14 +90,27 @@ def image_env(image: str) -> dict[str, str]:
 
 def project_image(project: Path, destination: str) -> str:
     """A throwaway image: the base image plus `project` copied to `destination`; its tag."""
-    base = base_image()
+    return throwaway_image("pipec-conformance-run", base_image(), project, destination)
+
+
+def throwaway_image(
+    repository: str, base: str, project: Path, destination: str, copy_flags: str = ""
+) -> str:
+    """`base` plus `project` at `destination`, tagged `repository:<token>`: its tag.
+
+    The token is also a label above every other instruction, so no layer of it is shared with
+    another build: tests running at the same time build the same projects, and removing one's
+    image would otherwise delete cached layers (and, with its last tag, the image itself) that a
+    concurrent build of the same content had just reused."""
+    token = secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="pipec-image-") as context:
         shutil.copytree(project, Path(context) / "project", ignore=_IGNORED)
         (Path(context) / "Dockerfile").write_text(
-            f"FROM {base}\nCOPY project {destination}\nWORKDIR {destination}\n", encoding="utf-8"
+            f"FROM {base}\nLABEL pipec.throwaway={token}\n"
+            f"COPY {copy_flags}project {destination}\nWORKDIR {destination}\n",
+            encoding="utf-8",
         )
-        digest = hashlib.sha256(f"{base}{project}{os.getpid()}".encode()).hexdigest()[:16]
-        tag = f"pipec-conformance-run:{digest}"
+        tag = f"{repository}:{token}"
         built = _docker("build", "-q", "--network", "none", "-t", tag, context)
         assert built.returncode == 0, built.stderr[-4000:]
     return tag

@@ -23,10 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import hashlib
-import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -124,25 +121,10 @@ def _test_image() -> str:
 def project_image(project: Path) -> str:
     """A throwaway image: the test image plus `project` at /project, owned by the pods' user (a
     step may write into its working directory, as iris does); its tag."""
-    base = _test_image()
-    with tempfile.TemporaryDirectory(prefix="pipec-image-") as context:
-        shutil.copytree(project, Path(context) / "project", ignore=_IGNORED)
-        (Path(context) / "Dockerfile").write_text(
-            f"FROM {base}\n"
-            f"COPY --chown={RUN_AS_USER}:{RUN_AS_USER} project {PROJECT_IN_IMAGE}\n"
-            f"WORKDIR {PROJECT_IN_IMAGE}\n",
-            encoding="utf-8",
-        )
-        digest = hashlib.sha256(f"{base}{project}{os.getpid()}".encode()).hexdigest()[:16]
-        tag = f"pipec-conformance-k8s:{digest}"
-        built = subprocess.run(
-            ["docker", "build", "-q", "--network", "none", "-t", tag, context],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert built.returncode == 0, built.stderr[-4000:]
-    return tag
+    flags = f"--chown={RUN_AS_USER}:{RUN_AS_USER} "
+    return images.throwaway_image(
+        "pipec-conformance-k8s", _test_image(), project, PROJECT_IN_IMAGE, flags
+    )
 
 
 class KubernetesHarness:

@@ -378,6 +378,7 @@ def test_resume_without_the_runs_image_is_one_line_and_keeps_the_run(
     engine.remove_run_containers(run_id)
 
 
+@pytest.mark.serial
 def test_ctrl_c_leaves_no_container(engine: Engine, tmp_path: Path) -> None:
     runner, run_id = _start_gated(tmp_path, engine)
     time.sleep(0.2)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy
+import pytest
 
 from tests.local_helpers import (
     DUMPABLE,
@@ -416,6 +417,7 @@ def test_cpu_requests_are_checked_against_capacity(tmp_path: Path) -> None:
     assert not _overlaps(_intervals(tmp_path))  # two 2-cpu steps never fit in 3 cpus
 
 
+@pytest.mark.serial
 def test_runner_interrupt_then_resume(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     ref = make_project(

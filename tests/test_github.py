@@ -52,6 +52,19 @@ def compile_to(ref: str, out: Path, *overrides: str) -> Path:
     return path
 
 
+def compiled_as_data(tmp_path: Path, source_text: str) -> str:
+    """Compile a pipeline for github (SETTINGS): the workflow's text, after checking that the
+    three checkers pass and that the only expressions in it are the target's own (whatever
+    names and values the pipeline holds stay data)."""
+    source = write_pipeline(tmp_path, source_text)
+    path = compile_to(str(source), tmp_path / "out", *SETTINGS)
+    assert problems(path) == []
+    text = path.read_text(encoding="utf-8")
+    user_made = [m for m in re.findall(r"\$\{\{.*?\}\}", text) if not OWN_EXPRESSION.fullmatch(m)]
+    assert user_made == []
+    return text
+
+
 # Examples github cannot express (their golden records the U001 instead of a workflow).
 COMPILABLE = [e for e in EXAMPLES if not (GOLDEN / e.stem / "github" / "UNSUPPORTED.txt").exists()]
 
@@ -103,12 +116,7 @@ def test_hostile_names_and_values_stay_data(tmp_path: Path) -> None:
     """`${{ }}`, `$(...)`, quotes, newlines and unicode in names, parameter defaults, constants,
     env values and loop items: the three checkers pass, the YAML holds them as they were, and the
     only expressions in the file are the target's own."""
-    source = write_pipeline(tmp_path, HOSTILE_PIPELINE)
-    path = compile_to(str(source), tmp_path / "out", *SETTINGS)
-    assert problems(path) == []
-    text = path.read_text(encoding="utf-8")
-    user_made = [m for m in re.findall(r"\$\{\{.*?\}\}", text) if not OWN_EXPRESSION.fullmatch(m)]
-    assert user_made == []
+    text = compiled_as_data(tmp_path, HOSTILE_PIPELINE)
     loaded = yaml.safe_load(text)
     assert loaded["name"] == "secrets_github_token_touch_tmp_pwned_id_q"  # the id: GitHub
     # would evaluate the name; the input's default is applied by the params job instead.

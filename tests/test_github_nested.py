@@ -9,7 +9,6 @@ and skips an iteration whose branch is not taken. Runs under act: tests/conforma
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,7 @@ import yaml
 
 from pipec.backends.github import job
 from pipec.backends.runtime import store
-from tests.github_check import problems
-from tests.helpers import write_pipeline
-from tests.test_github import HOSTILE, OWN_EXPRESSION, SETTINGS, compile_to
+from tests.test_github import HOSTILE, compiled_as_data
 
 NESTED = f"""
 @step
@@ -57,12 +54,7 @@ def test_a_nested_foreach_with_hostile_values_passes_the_checkers(tmp_path: Path
     """Three loops deep, items from a parameter, an outer step's output and a literal, a when
     inside: one `-iterations` job per inner loop, each inner job one matrix over its list, and
     every value stays data (the only expressions are the target's own)."""
-    source = write_pipeline(tmp_path, NESTED)
-    path = compile_to(str(source), tmp_path / "out", *SETTINGS)
-    assert problems(path) == []
-    text = path.read_text(encoding="utf-8")
-    user_made = [m for m in re.findall(r"\$\{\{.*?\}\}", text) if not OWN_EXPRESSION.fullmatch(m)]
-    assert user_made == []
+    text = compiled_as_data(tmp_path, NESTED)
     jobs = yaml.safe_load(text)["jobs"]
     assert {"loop_2-iterations", "loop_3-iterations"} <= set(jobs)
     matrix = jobs["cell"]["strategy"]

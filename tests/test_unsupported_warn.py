@@ -315,6 +315,20 @@ def test_every_refused_option_of_a_step_is_dropped(tmp_path: Path) -> None:
     assert isinstance(step, Step) and step.resources == Resources()
 
 
+# A foreach over the collect of another: github and airflow keep it an error under warn.
+FOREACH_OVER_COLLECT = """
+@step
+def s(x: int) -> int:
+    return x
+
+@pipeline
+def p() -> None:
+    with foreach([1, 2]) as a:
+        y = s(x=a)
+    with foreach(collect(y)) as b:
+        s(x=b)
+"""
+
 # Shapes, names and values a target's check refuses: nothing to drop, so errors under warn too.
 STRUCTURAL_CASES: dict[str, tuple[str, list[str], str, str]] = {
     "github foreach in a when in a foreach": (
@@ -337,35 +351,13 @@ def p() -> None:
     "github foreach over collect": (
         "github",
         ["artifact_root=/srv/pipec"],
-        """
-@step
-def s(x: int) -> int:
-    return x
-
-@pipeline
-def p() -> None:
-    with foreach([1, 2]) as a:
-        y = s(x=a)
-    with foreach(collect(y)) as b:
-        s(x=b)
-""",
+        FOREACH_OVER_COLLECT,
         "a foreach over a collect()",
     ),
     "airflow foreach over collect": (
         "airflow",
         ["artifact_root=/srv/a", "image=img:1"],
-        """
-@step
-def s(x: int) -> int:
-    return x
-
-@pipeline
-def p() -> None:
-    with foreach([1, 2]) as a:
-        y = s(x=a)
-    with foreach(collect(y)) as b:
-        s(x=b)
-""",
+        FOREACH_OVER_COLLECT,
         "a foreach over a collect()",
     ),
     "kubeflow collect of JSON text (found while emitting)": (

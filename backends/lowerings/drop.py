@@ -120,9 +120,9 @@ def drop_unsupported(pipeline: Pipeline, target: str, supported: Capabilities) -
                 )
                 continue
             by_node.setdefault(node_id, []).append(feature)
-            diagnostics.append(_warning(target, feature, node_id, location))
+            diagnostics.append(_feature_warning(target, feature, node_id, location))
     if "schedule" in missing:  # the pipeline's own: never a node's
-        diagnostics.append(_warning(target, "schedule", pipeline.id, pipeline.location))
+        diagnostics.append(_feature_warning(target, "schedule", pipeline.id, pipeline.location))
 
     def node(n: Node) -> Sequence[Node]:
         for feature in by_node.get(n.id, []):
@@ -143,15 +143,33 @@ def drop_unsupported(pipeline: Pipeline, target: str, supported: Capabilities) -
     return Dropped(result, diagnostics)
 
 
-def _warning(target: str, feature: str, node_id: str, location: Location | None) -> Diagnostic:
+def _warning(
+    target: str,
+    what: str,
+    node_id: str,
+    location: Location | None,
+    lost: str,
+    hint: str = "remove it there, or compile for a target that supports it (see `pipec targets`)",
+    option: str | None = None,
+) -> Diagnostic:
+    """The one W005 wording: what the target cannot express, what was dropped from where
+    (`option`: the one option a target's own check named), and what the node loses."""
+    dropped = f"dropped option {option!r} from" if option is not None else "dropped from"
     return Diagnostic(
         code=DROPPED,
         severity="warning",
-        message=f"target {target!r} cannot express {FEATURES[feature]}: dropped from "
-        f"{node_id!r} (unsupported=warn), so {WHAT_IS_LOST[feature]}",
-        hint="remove it there, or compile for a target that supports it (see `pipec targets`)",
+        message=f"target {target!r} cannot express {what}: {dropped} {node_id!r} "
+        f"(unsupported=warn), so {lost}",
+        hint=hint,
         location=location,
     )
+
+
+def _feature_warning(
+    target: str, feature: str, node_id: str, location: Location | None
+) -> Diagnostic:
+    """W005 for a whole feature the capability table lacks."""
+    return _warning(target, FEATURES[feature], node_id, location, WHAT_IS_LOST[feature])
 
 
 def drop_options(pipeline: Pipeline, target: str, refusals: Sequence[Diagnostic]) -> Dropped:
@@ -173,14 +191,14 @@ def drop_options(pipeline: Pipeline, target: str, refusals: Sequence[Diagnostic]
                 continue  # one warning per node and option, however many checks refused it
             options.append(drop.option)
         diagnostics.append(
-            Diagnostic(
-                code=DROPPED,
-                severity="warning",
-                message=f"target {target!r} cannot express {drop.what}: dropped option "
-                f"{drop.option!r} from {drop.node!r} (unsupported=warn), so "
-                f"{WHAT_IS_LOST[drop.option]}",
-                hint=refusal.hint,
-                location=refusal.location,
+            _warning(
+                target,
+                drop.what,
+                drop.node,
+                refusal.location,
+                WHAT_IS_LOST[drop.option],
+                refusal.hint,
+                option=drop.option,
             )
         )
 

@@ -64,6 +64,26 @@ def check_vertex(kind: str, path: str) -> None:
     print(f"ok {path}")
 
 
+def _list_images_that_still_exist() -> None:
+    """kfp.local looks for a step's image by listing every image, and the docker SDK inspects
+    each listed image in turn: an image another test removes between the two (tests run in
+    parallel and remove their throwaway images) failed the run with ImageNotFound. List only
+    the images that still exist when inspected; the daemon is not otherwise touched."""
+    from docker import errors
+    from docker.models import images
+
+    def listed(self: Any, name: Any = None, all: bool = False, filters: Any = None) -> list[Any]:
+        found = []
+        for entry in self.client.api.images(name=name, all=all, filters=filters):
+            try:
+                found.append(self.get(entry["Id"]))
+            except errors.ImageNotFound:
+                continue
+        return found
+
+    images.ImageCollection.list = listed  # type: ignore[method-assign]
+
+
 def run(path: str, arguments: str, root: str, image: str) -> None:
     """Run a compiled pipeline under kfp.local with Docker (no network inside containers)."""
     import logging
@@ -71,6 +91,7 @@ def run(path: str, arguments: str, root: str, image: str) -> None:
     from kfp import components, local
 
     logging.basicConfig(level=logging.WARNING)
+    _list_images_that_still_exist()
     local.init(
         runner=local.DockerRunner(network_mode="none"),
         pipeline_root=root,

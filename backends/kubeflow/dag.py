@@ -1,46 +1,33 @@
-"""IR tree -> the DAGs of a KFP PipelineSpec: tasks, sub-DAGs, and the channels between them.
+"""IR tree -> the DAGs of a KFP PipelineSpec: one DAG per IR scope, one task per step.
 
 The IR's scopes map one to one onto KFP sub-DAGs: a `when` branch is a DAG task with a trigger
 policy (the `otherwise` branch tests the negation), a `foreach` is a DAG task with an iterator
-policy, a nested pipeline is a plain sub-DAG. A KFP task only sees its own DAG's inputs and its
-sibling tasks' outputs, so every value read across DAG levels is plumbed:
-
-* down: each DAG between the source and the reader declares an input (`pipelinechannel--...`,
-  KFP's own naming) that its parent task passes in;
-* up: each DAG between a producer and the level where the reader sits declares an output taken
-  from its child; crossing a `foreach` boundary turns the output into the list of all iterations
-  (KFP's `dsl.Collected`), which is exactly pipec's `collect`: a LIST parameter for values, an
-  artifact list (`isArtifactList`) for artifacts, which every DAG it then crosses declares too.
-
-`dependentTasks` are derived the same way: a reader depends on the sibling (at the deepest common
-DAG) that contains its producer, for data, `.after()` and the inputs of enclosing blocks alike.
+policy, a nested pipeline is a plain sub-DAG. This module walks the IR and adds those tasks; every
+value a task reads from another DAG level, and the dependency that comes with it, goes through
+the channels (channels.py); the DAGs themselves and their ComponentSpec form are dag_model.py.
 
 A `foreach` iterates over entries `{"index": "<i>", "item": <item>}` (runtime/loop_entries.py), so
-that a step can know its iteration (KFP renders no index). The loop DAG's iterator input holds the
-current entry (`pipelinechannel--<loop>-loop-entry`); readers take `item` or `index` out of it
-with a `parameterExpressionSelector`, as KFP's compiler reads a field of a loop item, once, where
-they leave the loop DAG: a deeper DAG gets the selected value as its own input
-(`...-loop-value`, `...-loop-index`). A constant list's entries are written into the spec; any
-other list goes through a task that writes them at run time (`EntriesTask`). No channel name
-ends in `-loop-item`: kfp.local replaces such inputs of a loop task by its own current item.
+that a step can know its iteration (KFP renders no index); channels.py says how readers select
+the item or the index out of the current entry. A constant list's entries are written into the
+spec; any other list goes through a task that writes them at run time (`EntriesTask`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, assert_never
+from typing import assert_never
 
 from pipec.backends.common.conditions import ConditionError
 from pipec.backends.diagnostics import unsupported_feature
 from pipec.backends.kubeflow import cel
 from pipec.backends.kubeflow import components as kx
+from pipec.backends.kubeflow.channels import PREFIX, Channels, Source, loop_channel
+from pipec.backends.kubeflow.dag_model import JSON, Dag, NoKfpForm, Path, common_path, task_name
 from pipec.backends.runtime import loop_entries
-from pipec.ir import graph, names, types
+from pipec.ir import graph, types
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import (
-    Binding,
     Collect,
     Condition,
     Const,
@@ -53,93 +40,6 @@ from pipec.ir.model import (
     Pipeline,
     Step,
 )
-
-JSON = dict[str, Any]
-Path = tuple[str, ...]
-PREFIX = "pipelinechannel--"
-ITEM_SELECTOR = f'parseJson(string_value)["{loop_entries.ITEM}"]'
-INDEX_SELECTOR = f'parseJson(string_value)["{loop_entries.INDEX}"]'
-
-
-class NoKfpForm(Exception):
-    """Something in the pipeline that has no KFP form; becomes a U001 diagnostic on the node
-    being built. `what` completes "target T cannot express ..."."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
-
-
-@dataclass
-class Dag:
-    """One DAG under construction: the root, or a sub-DAG run by task `task` of its parent."""
-
-    path: Path
-    task: str = ""
-    component: str = ""
-    tasks: dict[str, JSON] = field(default_factory=dict)
-    inputs: dict[str, JSON] = field(default_factory=lambda: {"parameters": {}, "artifacts": {}})
-    outputs: dict[str, JSON] = field(default_factory=lambda: {"parameters": {}, "artifacts": {}})
-    selectors: dict[str, JSON] = field(default_factory=lambda: {"parameters": {}, "artifacts": {}})
-    deps: dict[str, set[str]] = field(default_factory=dict)
-    loop: str = ""
-    branch: str = ""
-
-    def component_spec(self) -> JSON:
-        """This DAG as a KFP ComponentSpec."""
-        dag: JSON = {
-            "tasks": {
-                name: _finish(task, self.deps.get(name, set())) for name, task in self.tasks.items()
-            }
-        }
-        outputs = {
-            kind: {name: _selector(kind, sel) for name, sel in found.items()}
-            for kind, found in self.selectors.items()
-            if found
-        }
-        if outputs:
-            dag["outputs"] = outputs
-        spec: JSON = {"dag": dag}
-        for key, defs in (("inputDefinitions", self.inputs), ("outputDefinitions", self.outputs)):
-            present = {kind: found for kind, found in defs.items() if found}
-            if present:
-                spec[key] = present
-        return spec
-
-
-def _selector(kind: str, source: JSON) -> JSON:
-    if kind == "parameters":
-        return {"valueFromParameter": source}
-    return {
-        "artifactSelectors": [
-            {"producerSubtask": source["producerSubtask"], "outputArtifactKey": source["key"]}
-        ]
-    }
-
-
-def _finish(task: JSON, deps: set[str]) -> JSON:
-    """A task with its dependencies (sorted) and without empty input groups."""
-    done = {k: v for k, v in task.items() if k != "inputs"}
-    if deps:
-        done["dependentTasks"] = sorted(deps)
-    inputs = {kind: found for kind, found in task.get("inputs", {}).items() if found}
-    if inputs:
-        done["inputs"] = inputs
-    return done
-
-
-@dataclass(frozen=True)
-class Source:
-    """A value as one DAG sees it: how a task input reads it, its channel name, its type."""
-
-    ref: JSON
-    channel: str
-    type: str
-
-    @property
-    def kind(self) -> str:
-        return "artifacts" if kx.travels_as_artifact(self.type) else "parameters"
-
 
 StepTask = Callable[[Step, dict[str, Source], list[Source]], JSON]
 """A step's task from its input sources and its iteration indexes (outermost loop first)."""
@@ -161,14 +61,9 @@ class DagBuilder:
         self.target = target
         self.step_task = step_task
         self.entries_task = entries_task
-        self.env = graph.TypeEnv(pipeline)
-        self.node_paths = {
-            node_id: tuple(s.key for s in scopes)
-            for node_id, scopes in graph.node_scopes(pipeline).items()
-        }
-        self.loops = graph.loops(pipeline)
         self.dags: dict[Path, Dag] = {(): Dag(())}
-        self.task_names: set[str] = {names.dns_label(i) for i in self.node_paths}
+        self.channels = Channels(pipeline, self.dags)
+        self.task_names: set[str] = {task_name(i) for i in self.channels.node_paths}
         self.component_names: set[str] = set()
         self.diagnostics: list[Diagnostic] = []
 
@@ -182,9 +77,6 @@ class DagBuilder:
             candidate, n = f"{base}-{n}", n + 1
         taken.add(candidate)
         return candidate
-
-    def task_of(self, node_id: str) -> str:
-        return names.dns_label(node_id)
 
     # ----------------------------------------------------------------------------------------
     # Walk
@@ -205,7 +97,7 @@ class DagBuilder:
                     case Loop():
                         self._loop(node, path)
                     case Group():
-                        dag = self._sub_dag(path, node.id, self.task_of(node.id))
+                        dag = self._sub_dag(path, node.id, task_name(node.id))
                         self.dags[path].tasks[dag.task] = self._dag_task(dag, node.id)
                         self._body(node.body, dag.path)
                     case _:
@@ -237,18 +129,18 @@ class DagBuilder:
                 value = kx.kfp_value(binding.value, type_text)
                 sources[name] = Source({"runtimeValue": {"constant": value}}, "", type_text)
             else:
-                sources[name] = self.read(binding, path, self.task_of(step.id))
+                sources[name] = self.channels.read(binding, path, task_name(step.id))
         for other in step.after:
-            self.depend(path, self.task_of(step.id), other)
-        indexes = [self.index_source(loop, path) for loop in self.enclosing_loops(step.id)]
-        self.dags[path].tasks[self.task_of(step.id)] = self.step_task(step, sources, indexes)
+            self.channels.depend(path, task_name(step.id), other)
+        indexes = self.channels.indexes(step.id, path)
+        self.dags[path].tasks[task_name(step.id)] = self.step_task(step, sources, indexes)
 
     def _condition(self, node: Condition, path: Path) -> None:
         branch_tasks: list[str] = []
         channels: dict[str, Source] = {}
 
         def resolve(operand: ParamRef | OutputRef | LoopItem) -> cel.Channel:
-            source = self.source(operand, path)
+            source = self.channels.source(operand, path)
             channels[source.channel] = source
             return cel.Channel(source.channel, source.type)
 
@@ -256,16 +148,16 @@ class DagBuilder:
             test = cel.to_cel(node.test, resolve)
         except ConditionError as exc:
             raise NoKfpForm(f"this condition in CEL: {exc}") from None
-        task_name = self.task_of(node.id)
+        test_task = task_name(node.id)
         for branch, body, condition in (
             ("then", node.then, test),
             ("otherwise", node.otherwise, f"!({test})"),
         ):
             if not body:
                 continue
-            name = task_name
+            name = test_task
             if branch == "otherwise":
-                name = self.unique(f"{task_name}-otherwise", self.task_names)
+                name = self.unique(f"{test_task}-otherwise", self.task_names)
             dag = self._sub_dag(path, f"{node.id}.{branch}", name)
             dag.branch = branch
             task = self._dag_task(dag, f"{node.id}.{branch}")
@@ -281,19 +173,19 @@ class DagBuilder:
         for operand in graph.expr_operands(node.test):
             for producer in graph.producers(operand):
                 for name in branch_tasks:
-                    self.depend(path, name, producer)
+                    self.channels.depend(path, name, producer)
         for branch, body in (("then", node.then), ("otherwise", node.otherwise)):
             if body:
                 self._body(body, (*path, f"{node.id}.{branch}"))
 
     def _loop(self, node: Loop, path: Path) -> None:
-        item_type = self.env.of(LoopItem(loop=node.id)) or "any"
+        item_type = self.channels.env.of(LoopItem(loop=node.id)) or "any"
         if types.is_artifact(item_type):
             raise NoKfpForm("a foreach over artifacts (KFP iterates over parameters only)")
-        task_name = self.task_of(node.id)
-        dag = self._sub_dag(path, node.id, task_name)
+        loop_task = task_name(node.id)
+        dag = self._sub_dag(path, node.id, loop_task)
         dag.loop = node.id
-        entry_channel = _loop_channel(task_name, "entry")
+        entry_channel = loop_channel(loop_task, "entry")
         dag.inputs["parameters"][entry_channel] = {"parameterType": "STRUCT"}
         task = self._dag_task(dag, node.id)
         items: JSON
@@ -317,18 +209,18 @@ class DagBuilder:
         task["parameterIterator"] = {"itemInput": entry_channel, "items": items}
         if node.parallelism:
             task["iteratorPolicy"] = {"parallelismLimit": node.parallelism}
-        self.dags[path].tasks[task_name] = task
+        self.dags[path].tasks[loop_task] = task
         self._body(node.body, dag.path)
 
     def _bare_items(self, loop: Loop, path: Path, task: JSON) -> JSON:
         """The items of a loop with no step inside, iterated over as they are."""
         if isinstance(loop.items, Const):
             return {"raw": json.dumps(loop.items.value, sort_keys=True)}
-        source = self.source(loop.items, path)
+        source = self.channels.source(loop.items, path)
         task["inputs"]["parameters"][source.channel] = source.ref
         self.dags[(*path, loop.id)].inputs["parameters"][source.channel] = {"parameterType": "LIST"}
         for producer in graph.producers(loop.items):
-            self.depend(path, self.task_of(loop.id), producer)
+            self.channels.depend(path, task_name(loop.id), producer)
         return {"inputParameter": source.channel}
 
     def _runtime_entries(self, loop: Loop, path: Path) -> Source:
@@ -341,9 +233,9 @@ class DagBuilder:
             case ParamRef():
                 origin: Path = ()
             case LoopItem():
-                origin = (*self.node_paths[items.loop], items.loop)
+                origin = (*self.channels.node_paths[items.loop], items.loop)
             case OutputRef() | Collect():
-                origin = _common(self.node_paths[items.step], path)
+                origin = common_path(self.channels.node_paths[items.step], path)
             case Const():
                 raise AssertionError("a constant list's entries are written into the spec")
             case _:
@@ -353,165 +245,15 @@ class DagBuilder:
             if self.dags[path[:depth]].branch:
                 origin = path[:depth]
                 break
-        name = self.unique(f"{self.task_of(loop.id)}-entries", self.task_names)
-        self.dags[origin].tasks[name] = self.entries_task(loop, self.source(items, origin))
+        name = self.unique(f"{task_name(loop.id)}-entries", self.task_names)
+        self.dags[origin].tasks[name] = self.entries_task(loop, self.channels.source(items, origin))
         for producer in graph.producers(items):
-            self.depend(origin, name, producer)
+            self.channels.depend(origin, name, producer)
         # The task that waits for the entries: the loop task, or its ancestor in that DAG.
-        waiting = self.task_of(loop.id)
+        waiting = task_name(loop.id)
         if origin != path:
             waiting = self.dags[path[: len(origin) + 1]].task
         self.dags[origin].deps.setdefault(waiting, set()).add(name)
         ref = {"taskOutputParameter": {"producerTask": name, "outputParameterKey": ENTRIES}}
-        return self._pass_down(origin, path, Source(ref, f"{PREFIX}{name}-{ENTRIES}", "list"))
-
-    def enclosing_loops(self, node_id: str) -> list[Loop]:
-        """The loops around a node, outermost first."""
-        found = []
-        for key in self.node_paths[node_id]:
-            loop = self.loops.get(key)
-            if loop is not None:
-                found.append(loop)
-        return found
-
-    def index_source(self, loop: Loop, at: Path) -> Source:
-        """The current index of `loop` (text) as a task in the DAG at `at` reads it."""
-        origin = (*self.node_paths[loop.id], loop.id)
-        task = self.task_of(loop.id)
-        selected = {
-            "componentInputParameter": _loop_channel(task, "entry"),
-            "parameterExpressionSelector": INDEX_SELECTOR,
-        }
-        return self._pass_down(origin, at, Source(selected, _loop_channel(task, "index"), "str"))
-
-    # ----------------------------------------------------------------------------------------
-    # Channels
-
-    def read(self, binding: Binding, path: Path, reader: str) -> Source:
-        """The source of a step input at `path`, with the reader's dependency recorded."""
-        source = self.source(binding, path)
-        for producer in graph.producers(binding):
-            self.depend(path, reader, producer)
-        return source
-
-    def source(self, binding: Binding, at: Path) -> Source:
-        """How a task in the DAG at `at` reads `binding`, plumbing DAG inputs/outputs as needed."""
-        type_text = self.env.of(binding) or "any"
-        match binding:
-            case ParamRef():
-                origin: Path = ()
-                source = Source(
-                    {"componentInputParameter": binding.param}, PREFIX + binding.param, type_text
-                )
-            case LoopItem():
-                loop = self.loops[binding.loop]
-                origin = (*self.node_paths[loop.id], loop.id)
-                task = self.task_of(loop.id)
-                selected = {
-                    "componentInputParameter": _loop_channel(task, "entry"),
-                    "parameterExpressionSelector": ITEM_SELECTOR,
-                }
-                source = Source(selected, _loop_channel(task, "value"), type_text)
-            case OutputRef() | Collect():
-                origin, source = self._surface(binding, at, type_text)
-            case Const():
-                raise AssertionError("constants are not channels")
-            case _:
-                assert_never(binding)
-        return self._pass_down(origin, at, source)
-
-    def _surface(
-        self, binding: OutputRef | Collect, at: Path, type_text: str
-    ) -> tuple[Path, Source]:
-        producer_path = self.node_paths[binding.step]
-        common = _common(producer_path, at)
-        producer_task = self.task_of(binding.step)
-        key = binding.output
-        channel = f"{PREFIX}{producer_task}--{binding.output}"
-        item_type = self.env.outputs.get((binding.step, binding.output), "any")
-        is_artifact = types.is_artifact(item_type)
-        collected = False
-        for depth in range(len(producer_path), len(common), -1):
-            dag = self.dags[producer_path[:depth]]
-            if dag.loop:
-                if not isinstance(binding, Collect) or binding.loop != dag.loop or collected:
-                    raise NoKfpForm(
-                        f"reading {binding.step!r}.{binding.output} outside foreach "
-                        f"{dag.loop!r} without collect over it"
-                    )
-                if kx.carried_as_json_text(item_type):
-                    raise NoKfpForm(
-                        f"a collect of {binding.step!r}.{binding.output} of type {item_type} "
-                        "(carried as JSON text, which KFP cannot gather faithfully)"
-                    )
-                collected = True
-            elif dag.branch:
-                raise NoKfpForm(
-                    f"reading {binding.step!r}.{binding.output} outside the when/otherwise "
-                    "branch that produces it"
-                )
-            kind = "artifacts" if is_artifact else "parameters"
-            if kind == "parameters":
-                dag.selectors[kind][channel] = {
-                    "producerSubtask": producer_task,
-                    "outputParameterKey": key,
-                }
-                definition: JSON = {
-                    "parameterType": "LIST" if collected else kx.parameter_type(item_type)
-                }
-            else:
-                dag.selectors[kind][channel] = {"producerSubtask": producer_task, "key": key}
-                definition = kx.artifact_definition(type_text if collected else item_type)
-            dag.outputs[kind][channel] = definition
-            producer_task, key = dag.task, channel
-        if is_artifact:
-            ref: JSON = {
-                "taskOutputArtifact": {"producerTask": producer_task, "outputArtifactKey": key}
-            }
-        else:
-            ref = {
-                "taskOutputParameter": {"producerTask": producer_task, "outputParameterKey": key}
-            }
-        return common, Source(ref, channel, type_text)
-
-    def _pass_down(self, origin: Path, at: Path, source: Source) -> Source:
-        ref = source.ref
-        kind = source.kind
-        for depth in range(len(origin) + 1, len(at) + 1):
-            dag = self.dags[at[:depth]]
-            if source.channel not in dag.inputs[kind]:
-                if kind == "parameters":
-                    definition: JSON = {"parameterType": kx.parameter_type(source.type)}
-                else:
-                    definition = kx.artifact_definition(source.type)
-                dag.inputs[kind][source.channel] = definition
-                parent = self.dags[at[: depth - 1]]
-                parent.tasks[dag.task]["inputs"][kind][source.channel] = ref
-            key = "componentInputParameter" if kind == "parameters" else "componentInputArtifact"
-            ref = {key: source.channel}
-        return Source(ref, source.channel, source.type)
-
-    def depend(self, at: Path, reader: str, producer: str) -> None:
-        """Make the reader's ancestor at the deepest common DAG wait for the producer's."""
-        producer_path = self.node_paths[producer]
-        common = _common(producer_path, at)
-        if len(common) == len(producer_path):
-            before = self.task_of(producer)
-        else:
-            before = self.dags[producer_path[: len(common) + 1]].task
-        after = reader if len(common) == len(at) else self.dags[at[: len(common) + 1]].task
-        if before != after:
-            self.dags[common].deps.setdefault(after, set()).add(before)
-
-
-def _loop_channel(loop_task: str, what: str) -> str:
-    """The name of a loop's `entry` (the iterator input), or of the `value` / `index` selected
-    from the entry for deeper DAGs."""
-    return f"{PREFIX}{loop_task}-loop-{what}"
-
-
-def _common(a: Path, b: Path) -> Path:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return a[:n]
+        entries = Source(ref, f"{PREFIX}{name}-{ENTRIES}", "list")
+        return self.channels.pass_down(origin, path, entries)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from pipec.backends.kubeflow import components as kx
 from pipec.backends.kubeflow import dag as kd
+from pipec.backends.kubeflow.channels import Source
 from pipec.ir import graph, names
 from pipec.ir.diagnostics import Diagnostic, DiagnosticError
 from pipec.ir.model import Loop, Pipeline, Step
@@ -92,9 +93,7 @@ class SpecAssembler:
         self._executor_names: set[str] = set()
         self.builder = kd.DagBuilder(pipeline, self.step_task, self.entries_task, hooks.target)
 
-    def step_task(
-        self, step: Step, sources: dict[str, kd.Source], indexes: list[kd.Source]
-    ) -> JSON:
+    def step_task(self, step: Step, sources: dict[str, Source], indexes: list[Source]) -> JSON:
         """The task of one step, registering its component and executor; `indexes`: the
         current index of each enclosing loop, outermost first (its step context)."""
         component = self.components_by_id[step.component]
@@ -179,7 +178,7 @@ class SpecAssembler:
             self.components[comp_name] = spec
         return comp_name
 
-    def entries_task(self, loop: Loop, items: kd.Source) -> JSON:
+    def entries_task(self, loop: Loop, items: Source) -> JSON:
         """The task that writes the entries of a loop over a list known at run time
         (runtime/loop_entries.py), in the image of the loop's first step (every step image
         holds the runtime)."""

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipec.backends.github import job
+from pipec.backends.github import job, job_io
 from pipec.backends.runtime import store
 from tests.test_github import HOSTILE, compiled_as_data
 
@@ -180,4 +180,4 @@ def test_a_when_not_taken_in_an_iteration_runs_nothing(
     }
     monkeypatch.setenv("PIPEC_WHEN", json.dumps([{"condition": "c", "test": test, "then": True}]))
     assert job.main(["step", "--operand", "loops.outer=item:outer", "--"]) == 0
-    assert job.SKIPPED in capsys.readouterr().out
+    assert job_io.SKIPPED in capsys.readouterr().out

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from pipec.backends.base import Backend, Bundle, Capabilities, Limits, RunOptions, RunOutcome
 from pipec.backends.github import checks, workflow
-from pipec.backends.github.job import MATRIX_LIMIT
+from pipec.backends.github.job_io import MATRIX_LIMIT
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.settings import TargetSettings
 from pipec.ir.diagnostics import Diagnostic

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pipec.backends.base import RunOptions, RunOutcome
 from pipec.backends.github import layout as lay
 from pipec.backends.github import workflow
-from pipec.backends.github.job import LISTED, SKIPPED
+from pipec.backends.github.job_io import LISTED, SKIPPED
 from pipec.backends.github.settings import GithubSettings
 from pipec.backends.runtime import store
 from pipec.backends.runtime.attempts import attempt_number

@@ -3,7 +3,7 @@
 KFP renders no iteration index (no placeholder on Kubeflow, Vertex or kfp.local), so the KFP
 targets iterate over these entries instead of the bare items and read `item` and `index` out of
 the current entry with a `parameterExpressionSelector`, as KFP's own compiler reads a field of a
-loop item (backends/kubeflow/dag.py). The index is text: a selected number would reach the step
+loop item (backends/kubeflow/channels.py). The index is text: a selected number would reach the step
 as a float on some engines ("0.0"), and the step context wants the digits.
 
 A constant list's entries are formed when compiling (`entries`). Any other list (a pipeline

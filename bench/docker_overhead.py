@@ -213,6 +213,10 @@ def cold(steps: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def _ratios(these: list[float], those: list[float]) -> str:
+    return " ".join(f"{a / b:.2f}x" for a, b in zip(these, those, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
@@ -246,6 +250,12 @@ def main() -> None:
     if args.baseline is not None:
         before = statistics.median(found["baseline"]) / statistics.median(bare)
         console.print(f"ratio baseline / bare docker run: {before:.2f}x")
+    console.print("pair by pair (each round's runs against that round's bare runs):")
+    console.print("  pipec / bare:  " + _ratios(ours, bare))
+    console.print("  runner / bare: " + _ratios(runner, bare))
+    if args.baseline is not None:
+        console.print("  baseline / bare: " + _ratios(found["baseline"], bare))
+        console.print("  pipec / baseline: " + _ratios(ours, found["baseline"]))
     if args.no_cold:
         return
     rows = cold(args.steps)

@@ -11,7 +11,10 @@ Side by side in one run, on the local Docker engine and the debootstrap image `.
    setting; the steps return nothing, so there is nothing to write), i.e. what the runner and
    its executor cost apart from the Python work inside each step. (The launcher runs a step's
    runtime in a fork of its own interpreter; a stand-in in the interpreter's place is started
-   as a program of its own, so this row still counts one `python3 -c pass` per step.)
+   as a program of its own, so this row still counts one `python3 -c pass` per step, and the
+   launcher's import of the runtime before its request, which that program does not use.)
+   The executor makes the next steps' containers ahead while a step runs, in every row of
+   pipec's; the bare runs are one after the other, as a shell loop of `docker run` would be.
    With `--baseline PIPEC` (another installation's `pipec`, e.g. main's), a fourth row runs the
    same chain with it in the same rounds: a change's effect, measured side by side.
 2. Cold: the first run of a project whose image does not exist yet (pipec builds it), then a

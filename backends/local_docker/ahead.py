@@ -26,8 +26,10 @@ from typing import Any
 
 from pipec.backends.runner.plan import Plan, PlanStep
 
-LIMIT = 2
-"""At most this many containers ahead of their steps at once (more only queue at the engine)."""
+LIMIT = 3
+"""At most this many containers ahead of their steps at once: on this 2-CPU machine a 20-step
+chain took 0.67x to 0.88x the wall time with 3 as with 2 (six alternating runs, load 5 to 7);
+4 and 6 measured no better than 3."""
 
 
 @dataclass(eq=False)

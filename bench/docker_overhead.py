@@ -11,7 +11,10 @@ Side by side in one run, on the local Docker engine and the debootstrap image `.
    setting; the steps return nothing, so there is nothing to write), i.e. what the runner and
    its executor cost apart from the Python work inside each step. (The launcher runs a step's
    runtime in a fork of its own interpreter; a stand-in in the interpreter's place is started
-   as a program of its own, so this row still counts one `python3 -c pass` per step.)
+   as a program of its own, so this row still counts one `python3 -c pass` per step, and the
+   launcher's import of the runtime before its request, which that program does not use.)
+   The executor makes the next steps' containers ahead while a step runs, in every row of
+   pipec's; the bare runs are one after the other, as a shell loop of `docker run` would be.
    With `--baseline PIPEC` (another installation's `pipec`, e.g. main's), a fourth row runs the
    same chain with it in the same rounds: a change's effect, measured side by side.
 2. Cold: the first run of a project whose image does not exist yet (pipec builds it), then a
@@ -213,6 +216,10 @@ def cold(steps: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def _ratios(these: list[float], those: list[float]) -> str:
+    return " ".join(f"{a / b:.2f}x" for a, b in zip(these, those, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
@@ -246,6 +253,12 @@ def main() -> None:
     if args.baseline is not None:
         before = statistics.median(found["baseline"]) / statistics.median(bare)
         console.print(f"ratio baseline / bare docker run: {before:.2f}x")
+    console.print("pair by pair (each round's runs against that round's bare runs):")
+    console.print("  pipec / bare:  " + _ratios(ours, bare))
+    console.print("  runner / bare: " + _ratios(runner, bare))
+    if args.baseline is not None:
+        console.print("  baseline / bare: " + _ratios(found["baseline"], bare))
+        console.print("  pipec / baseline: " + _ratios(ours, found["baseline"]))
     if args.no_cold:
         return
     rows = cold(args.steps)

@@ -25,7 +25,7 @@ from pipec import driver
 from pipec.backends.images import build
 from pipec.backends.images.engine import Engine, EngineError, connect
 from pipec.backends.local_docker import LocalDockerBackend
-from pipec.backends.local_docker.executor import Masker
+from pipec.backends.local_docker.streams import Masker
 from pipec.backends.settings import SettingsError
 from pipec.ir.diagnostics import DiagnosticError
 from tests.conftest import REPO

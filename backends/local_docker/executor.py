@@ -10,6 +10,9 @@ into the step's log with secret values masked; when the output ends it reads how
 ended (exit code, OOM kill) for `wait`. A runner that dies closes the stream, and the launcher
 then ends the step, so no container runs on unwatched.
 
+The containers of the steps that come next are made ahead, while the current step runs
+(`ahead.py`): `start` then only sends the request to a container already started.
+
 `wait` reports ends and kills containers past their timeout. `kill` kills a running container;
 once it has ended, it is removed in the background (off the steps' critical path). `close`
 removes whatever is left of the run, found by its label.
@@ -20,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import re
 import signal
 import threading
 import time
@@ -38,12 +40,13 @@ from pipec.backends.images.engine import (
     Engine,
 )
 from pipec.backends.local_docker import launcher
+from pipec.backends.local_docker.ahead import Ahead, Spare
+from pipec.backends.local_docker.streams import Masker, frames, raw
 from pipec.backends.runner.capacity import CUDA_VISIBLE_DEVICES
 from pipec.backends.runner.executor import Exit, Launch
-from pipec.backends.runner.plan import Plan
+from pipec.backends.runner.plan import Plan, PlanStep
 from pipec.backends.runner.results import RunError
 from pipec.backends.runner.runs import _artifact_root
-from pipec.backends.runner.secrets import MASK
 from pipec.backends.runtime.invocation import module_args
 from pipec.ir.model import Resources
 
@@ -106,6 +109,8 @@ class DockerExecutor:
         self.finished: dict[StepContainer, Exit] = {}
         self.removals: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self.remover: threading.Thread | None = None
+        self.project_root = Path()
+        self.ahead: Ahead | None = None
 
     # --------------------------------------------------------------------------- the protocol
 
@@ -133,26 +138,30 @@ class DockerExecutor:
             self.mounts.append(_bind(folder, read_only=False))
         self.remover = threading.Thread(target=self._remove_in_background, daemon=True)
         self.remover.start()
+        self.project_root = project_root
+        self.ahead = Ahead(plan, self._make_spare, self._drop_spare)
 
     def start(self, launch: Launch) -> StepContainer:
-        """Create, attach and start the step's container; send the launcher its request."""
+        """Take the step's container made ahead, or create, attach and start one; send the
+        launcher its request; make the next steps' containers ahead."""
         timeout = launch.timeout
         handle = StepContainer(
             memory=launch.step.resources.memory, timeout=timeout, masks=tuple(launch.masks)
         )
         self.run_id = launch.env.get("PIPEC_RUN_ID", self.run_id)
         self.live.add(handle)
+        if self.ahead is not None:
+            first = launch.attempt == 1 and not launch.env.get("PIPEC_ITERATION")
+            self.ahead.launched(launch.step, first)
         try:
-            handle.id = self._create(launch)
-            handle.stream = self.engine.api.attach_socket(
-                handle.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-            )
-            _raw(handle.stream).settimeout(None)  # the stream stays open as long as the step
-            self.engine.api.start(handle.id)
+            if not self._take_spare(handle, launch):
+                handle.id = self._create(
+                    self.engine.api, launch.step, launch.image, self._labels(launch), launch.gpus
+                )
+                handle.stream = self._attach(self.engine.api, handle.id)
+                self.engine.api.start(handle.id)
             handle.deadline = time.monotonic() + timeout if timeout else None
-            _raw(handle.stream).sendall(
-                _request(launch, self.options.python, self._workdir(launch))
-            )
+            raw(handle.stream).sendall(_request(launch, self.options.python, self._workdir(launch)))
         except (self.engine.sdk.errors.APIError, OSError) as exc:
             explained = getattr(exc, "explanation", None) or exc
             problem = f"the engine could not start the container: {explained}"
@@ -231,6 +240,8 @@ class DockerExecutor:
     def close(self) -> None:
         """Kill what still runs, wait for the removals, and remove every container left with
         this run's label (one created just as the run was interrupted, say)."""
+        if self.ahead is not None:
+            self.ahead.close()
         for handle in list(self.live):
             self._kill_container(handle)
         for handle in list(self.live):
@@ -245,9 +256,24 @@ class DockerExecutor:
 
     # ------------------------------------------------------------------------------- helpers
 
-    def _create(self, launch: Launch) -> str:
-        api = self.engine.api
-        step = launch.step
+    def _labels(self, launch: Launch) -> dict[str, str]:
+        return {
+            LABEL_RUN: launch.env.get("PIPEC_RUN_ID", ""),
+            LABEL_STEP: launch.step.id,
+            LABEL_ITERATION: launch.env.get("PIPEC_ITERATION", ""),
+            LABEL_ATTEMPT: str(launch.attempt),
+        }
+
+    def _create(
+        self,
+        api: Any,
+        step: PlanStep,
+        image: str | None,
+        labels: dict[str, str],
+        gpus: tuple[str, ...] = (),
+    ) -> str:
+        """Create the container of one attempt (`labels` say which) with `api` (a client of
+        the calling thread)."""
         needs = policy.container_needs(step.resources, None)
         host = api.create_host_config(
             network_mode=self.options.network,
@@ -259,38 +285,92 @@ class DockerExecutor:
         )
         host["Mounts"] = list(self.mounts)
         if needs.gpus:
-            host["DeviceRequests"] = needs.device_requests(launch.gpus)
-        iteration = launch.env.get("PIPEC_ITERATION", "")
-        labels = {
-            LABEL_RUN: launch.env.get("PIPEC_RUN_ID", ""),
-            LABEL_STEP: step.id,
-            LABEL_ITERATION: iteration,
-            LABEL_ATTEMPT: str(launch.attempt),
-        }
+            host["DeviceRequests"] = needs.device_requests(gpus)
         config = api.create_container_config(
-            launch.image,
+            image,
             None,
             entrypoint=[self.options.python, "-c", LAUNCHER_SOURCE],
             stdin_open=True,
             labels=labels,
-            working_dir=self._workdir(launch),
+            working_dir=self._workdir_of(self.project_root),
             host_config=host,
         )
         config["StdinOnce"] = True  # the runner's end closes the step's stdin (see launcher)
+        iteration = labels[LABEL_ITERATION]
         suffix = f"-{iteration}" if iteration else ""
-        name = f"pipec-{labels[LABEL_RUN]}-{step.id}{suffix}-{launch.attempt}"
+        name = f"pipec-{labels[LABEL_RUN]}-{step.id}{suffix}-{labels[LABEL_ATTEMPT]}"
         try:
             return str(api.create_container_from_config(config, name)["Id"])
         except self.engine.sdk.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
             # A container of the same run, step and attempt left by a runner that was killed.
-            self.engine.remove(name)
+            Engine(api, self.engine.sdk).remove(name)
             return str(api.create_container_from_config(config, name)["Id"])
 
+    def _attach(self, api: Any, container: str) -> Any:
+        stream = api.attach_socket(
+            container, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        )
+        raw(stream).settimeout(None)  # the stream stays open as long as the step
+        return stream
+
+    # ------------------------------------------------------------------ containers made ahead
+
+    def _take_spare(self, handle: StepContainer, launch: Launch) -> bool:
+        """Give `handle` the container made ahead for this attempt, if there is a usable one
+        (one that is not is removed now: the attempt's own container takes its name)."""
+        spare = self.ahead.take(launch.step) if self.ahead is not None else None
+        if spare is None:
+            return False
+        usable = (
+            launch.attempt == 1
+            and not launch.env.get("PIPEC_ITERATION")
+            and spare.image == launch.image
+            and spare.step == launch.step
+            and not launch.gpus
+        )
+        if usable and spare.id is not None and spare.stream is not None:
+            handle.id, handle.stream = spare.id, spare.stream
+            return True
+        self._close_stream(spare)
+        if spare.id is not None:
+            self.engine.remove(spare.id)
+        return False
+
+    def _make_spare(self, spare: Spare) -> None:
+        """Create, attach and start a container made ahead (on the spare's own thread, with a
+        client of its own); on failure its step makes its own (and `close` sweeps)."""
+        api = self.engine.client()
+        labels = {
+            LABEL_RUN: self.run_id or "",
+            LABEL_STEP: spare.step.id,
+            LABEL_ITERATION: "",
+            LABEL_ATTEMPT: "1",
+        }
+        try:
+            spare.id = self._create(api, spare.step, spare.image, labels)
+            spare.stream = self._attach(api, spare.id)
+            api.start(spare.id)
+        except Exception:
+            self._close_stream(spare)
+            spare.stream = None
+        finally:
+            api.close()
+
+    def _drop_spare(self, spare: Spare) -> None:
+        """A container made ahead that no step takes: its launcher ends when its stdin closes;
+        the container is removed in the background."""
+        self._close_stream(spare)
+        if spare.id is not None:
+            self.removals.put(spare.id)
+
     def _workdir(self, launch: Launch) -> str:
+        return self._workdir_of(launch.cwd)
+
+    def _workdir_of(self, project_root: Path) -> str:
         if self.options.mount_code or self.options.workdir is None:
-            return str(launch.cwd)
+            return str(project_root)
         return self.options.workdir
 
     def _pump(self, handle: StepContainer, log_path: Path) -> None:
@@ -301,7 +381,7 @@ class DockerExecutor:
         )
         try:
             with log_path.open("ab", buffering=0) as log:
-                for data in _frames(handle.stream):
+                for data in frames(handle.stream):
                     log.write(masker.feed(data))
                 log.write(masker.finish())
         except OSError:
@@ -343,10 +423,10 @@ class DockerExecutor:
         with contextlib.suppress(self.engine.sdk.errors.APIError):
             self.engine.api.kill(handle.id)
 
-    def _close_stream(self, handle: StepContainer) -> None:
+    def _close_stream(self, handle: StepContainer | Spare) -> None:
         if handle.stream is not None:
             with contextlib.suppress(OSError):
-                _raw(handle.stream).close()
+                raw(handle.stream).close()
             with contextlib.suppress(OSError):
                 handle.stream.close()
 
@@ -361,47 +441,6 @@ class DockerExecutor:
                 engine.remove(container)
 
 
-class Masker:
-    """Replaces secret values in a byte stream, whatever the chunks: the output is the same as
-    for the whole stream at once (at every position the longest secret that starts there is
-    masked), and no secret is left whole in it."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        values = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
-        # Alternatives are tried in order at each position: the longest secret there wins.
-        self.pattern = re.compile(b"|".join(re.escape(v) for v in values)) if values else None
-        self.keep = max((len(v) for v in values), default=1) - 1
-        self.pending = b""
-
-    def feed(self, data: bytes) -> bytes:
-        """What can be written of `data` now (a tail that may start a secret is held back)."""
-        if self.pattern is None:
-            return data
-        self.pending += data
-        return self._scan(len(self.pending) - self.keep)
-
-    def finish(self) -> bytes:
-        """The rest, at the end of the stream."""
-        return self._scan(len(self.pending)) if self.pattern is not None else b""
-
-    def _scan(self, stop: int) -> bytes:
-        """Mask and emit the pending bytes before `stop`; a secret that starts before it is
-        whole in `pending` (it holds `keep` bytes more), and is masked whole."""
-        assert self.pattern is not None
-        out = bytearray()
-        position = 0
-        for found in self.pattern.finditer(self.pending):
-            if found.start() >= stop:
-                break
-            out += self.pending[position : found.start()] + MASK.encode()
-            position = found.end()
-        if position < stop:
-            out += self.pending[position:stop]
-            position = stop
-        self.pending = self.pending[position:]
-        return bytes(out)
-
-
 def _request(launch: Launch, python: str, workdir: str) -> bytes:
     """The launcher's request line: the whole command, the step's environment, the directory."""
     command = [python, *module_args(), *launch.argv]
@@ -410,36 +449,6 @@ def _request(launch: Launch, python: str, workdir: str) -> bytes:
     env = {k: v for k, v in launch.env.items() if k != CUDA_VISIBLE_DEVICES}
     request = {"argv": command, "env": env, "cwd": workdir}
     return json.dumps(request).encode() + b"\n"
-
-
-def _frames(stream: Any) -> Any:
-    """The payloads of the attach stream's frames (stdout and stderr, in arrival order)."""
-    raw = _raw(stream)
-    while True:
-        header = _read_exactly(raw, 8)
-        if len(header) < 8:
-            return
-        size = int.from_bytes(header[4:8], "big")
-        payload = _read_exactly(raw, size)
-        if payload:
-            yield payload
-        if len(payload) < size:
-            return
-
-
-def _read_exactly(raw: Any, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = raw.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def _raw(stream: Any) -> Any:
-    """The socket under the SDK's attach stream (a `socket.SocketIO` on a local engine)."""
-    return getattr(stream, "_sock", stream)
 
 
 def _bind(source: str, read_only: bool, target: str | None = None) -> dict[str, Any]:

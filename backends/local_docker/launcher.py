@@ -20,6 +20,12 @@ second interpreter start per step is what most of a trivial step's time went to.
 (another interpreter, or a wrapper in its place), or when `env` sets a variable that only a
 starting process or interpreter reads (`read_at_start`: `PYTHONHASHSEED`, the locale, the
 loader's `LD_*`, ...), so those apply as on every other engine.
+
+Before it reads the request, the launcher imports the step runtime (`preload`; pipec's own
+modules, which read no environment when imported, as the local target's preloading relies on
+too), so that a container made ahead of its step (see the executor) has done that work by the
+time the step is launched. An image whose runtime does not import is not this file's business:
+the step's own import says why, in its log.
 """
 
 import contextlib
@@ -35,6 +41,18 @@ GONE = 137  # the exit code of a step ended because its runner went away (128 + 
 # interpreter's own options, the locale, the dynamic loader, the C library's allocator).
 STARTUP_NAMES = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "GLIBC_TUNABLES"})
 STARTUP_PREFIXES = ("PYTHON", "LC_", "LD_", "MALLOC_")
+
+
+def preload() -> None:
+    """Import what every step's runtime imports (nothing when it is not there, see above)."""
+    try:
+        import runpy  # noqa: F401  (what `_run_module` uses)
+
+        from pipec.backends.runtime import core, invocation  # noqa: F401
+
+        invocation.warm_up()
+    except BaseException:  # the step imports it again and reports the error
+        pass
 
 
 def _read_request() -> tuple[list[str], dict[str, str], str] | None:
@@ -79,6 +97,8 @@ def _start(argv: list[str], step_env: dict[str, str], cwd: str) -> int:
     here = runs_here(argv, step_env)
     env = dict(os.environ)
     env.update(step_env)
+    sys.stdout.flush()  # a fork copies what is buffered: nothing must be written twice
+    sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         try:
@@ -120,6 +140,7 @@ def _end_with_the_runner(pid: int) -> None:
 
 def main() -> None:
     """Run one step (see the module docstring); returns only in the step's own process."""
+    preload()
     request = _read_request()
     if request is None:
         os._exit(GONE)

@@ -52,6 +52,7 @@ from pipec.backends.local import preload
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _HEADER = struct.Struct("!I")
+_CODE = struct.Struct("!i")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
@@ -104,14 +105,18 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a runner gone is a BrokenPipeError
     inherited = [requests, events, wake_read, wake_write]
     live: dict[int, int] = {}  # worker pid -> token
+    ending: dict[int, Spare] = {}  # a live worker's end pipe -> the worker
     spare: Spare | None = None  # a worker forked ahead, waiting for its attempt
     threaded = False  # a preload left threads: fork no worker any more
     pending = bytearray()
     while not stopping:
         try:
-            readable, _, _ = select.select([requests, wake_read], [], [])
+            readable, _, _ = select.select([requests, wake_read, *ending], [], [])
         except InterruptedError:
             continue
+        ended = [ending.pop(fd).ended(live) for fd in readable if fd in ending]
+        if not _report(events, [report for report in ended if report is not None]):
+            return
         if wake_read in readable:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_read, 4096)
@@ -129,16 +134,17 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
                     if not _report(events, [("refused", token)]):
                         return
                 case ("start", token, bytes() as attempt, str() as log_path):
-                    worker = spare or Spare.fork(inherited, work)
-                    if worker is None or not worker.hand(attempt):
+                    worker = _hand(spare, attempt, [*inherited, *ending], work)
+                    if worker is None:
                         _cannot_start(log_path)
                         if not _report(events, [("exit", token, 1)]):
                             return
                     else:
                         live[worker.pid] = token
+                        ending[worker.end] = worker
                     # The next attempt's worker is forked now, while this one runs: the next
                     # step starts as soon as the runner asks for it.
-                    spare = Spare.fork(inherited, work)
+                    spare = Spare.fork([*inherited, *ending], work)
                 case ("preload", modules, cwd) if not threaded:
                     if spare is not None:  # forked before these imports: not warm enough
                         spare.discard()
@@ -149,11 +155,22 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
                     if not _report(events, [("preloaded", loaded, threads)]):
                         return
                     if not threaded:
-                        spare = Spare.fork(inherited, work)
+                        spare = Spare.fork([*inherited, *ending], work)
                 case ("stop", token):
                     for pid, owner in list(live.items()):
                         if owner == token:
                             sweep(pid)
+
+
+def _hand(
+    spare: Spare | None, attempt: bytes, inherited: list[int], work: Callable[[Any], int]
+) -> Spare | None:  # pragma: no cover - supervisor
+    """The worker that took `attempt`: the spare, else (none, or it was killed from outside) a
+    fresh fork; None when the system cannot fork."""
+    if spare is not None and spare.hand(attempt):
+        return spare
+    fresh = Spare.fork(inherited, work)
+    return fresh if fresh is not None and fresh.hand(attempt) else None
 
 
 def _cannot_start(log_path: str) -> None:  # pragma: no cover - supervisor
@@ -165,10 +182,15 @@ def _cannot_start(log_path: str) -> None:  # pragma: no cover - supervisor
 class Spare:
     """A worker forked before its attempt is known, waiting on a pipe of its own for it (the
     pickled `Attempt`, then end of file). Every attempt still gets a fresh process: a spare
-    takes one attempt and exits, and the next spare is forked while it runs."""
+    takes one attempt and exits, and the next spare is forked while it runs.
 
-    def __init__(self, pid: int, handoff: int) -> None:
-        self.pid, self.handoff = pid, handoff
+    On a second pipe (`end`) the worker writes its exit code once its step returned and its
+    tree is ended, just before it exits: the attempt is reported then, not after the kernel has
+    torn down the worker's memory (milliseconds for a fork of a large process). A worker that
+    dies without writing it is reported when it is reaped, as before."""
+
+    def __init__(self, pid: int, handoff: int, end: int) -> None:
+        self.pid, self.handoff, self.end = pid, handoff, end
 
     @classmethod
     def fork(
@@ -176,21 +198,35 @@ class Spare:
     ) -> Spare | None:  # pragma: no cover - supervisor
         """Fork a worker that waits for its attempt; None when the system cannot."""
         me = os.getpid()
+        pipes: list[int] = []
         try:
-            read_fd, write_fd = os.pipe()
-        except OSError:
-            return None
-        try:
+            pipes += os.pipe()
+            pipes += os.pipe()
             pid = os.fork()
         except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in pipes:
+                os.close(fd)
             return None
+        handoff_read, handoff, end, end_write = pipes
         if pid == 0:
-            os.close(write_fd)
-            _worker(me, inherited, read_fd, work)
-        os.close(read_fd)
-        return cls(pid, write_fd)
+            os.close(handoff)
+            os.close(end)
+            _worker(me, inherited, handoff_read, end_write, work)
+        os.close(handoff_read)
+        os.close(end_write)
+        return cls(pid, handoff, end)
+
+    def ended(self, live: dict[int, int]) -> tuple[str, int, int] | None:  # pragma: no cover
+        """The report of its end, from its end pipe (None when it died without writing one:
+        it is reported when reaped). A worker reported here is no longer live."""
+        data = b""
+        with contextlib.suppress(OSError):
+            data = os.read(self.end, _CODE.size)
+        os.close(self.end)
+        if len(data) != _CODE.size or self.pid not in live:
+            return None
+        (code,) = _CODE.unpack(data)
+        return ("exit", live.pop(self.pid), code)
 
     def hand(self, attempt: bytes) -> bool:  # pragma: no cover - supervisor
         """Give it its attempt; False when it is gone (killed from outside)."""
@@ -207,8 +243,9 @@ class Spare:
 
     def discard(self) -> None:  # pragma: no cover - supervisor
         """Kill it and reap it (it ran nothing: nothing to report)."""
-        with contextlib.suppress(OSError):
-            os.close(self.handoff)
+        for fd in (self.handoff, self.end):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
@@ -247,10 +284,11 @@ def _report(events: int, reports: list[tuple[Any, ...]]) -> bool:  # pragma: no 
 
 
 def _worker(
-    supervisor: int, inherited: list[int], handoff: int, work: Callable[[Any], int]
+    supervisor: int, inherited: list[int], handoff: int, end: int, work: Callable[[Any], int]
 ) -> NoReturn:  # pragma: no cover - runs in the forked worker
-    """Wait for an attempt on `handoff`, run it, end what it left running, exit with its code
-    (0 at once when the supervisor closes `handoff` without giving one)."""
+    """Wait for an attempt on `handoff`, run it, end what it left running, write its exit code
+    on `end` and exit with it (0 at once when the supervisor closes `handoff` without giving
+    one)."""
     code = 1
     try:
         for fd in inherited:
@@ -271,6 +309,8 @@ def _worker(
             os._exit(0)
         code = work(pickle.loads(data))
         end_tree()
+        with contextlib.suppress(OSError):
+            os.write(end, _CODE.pack(code & 0xFF))  # what the kernel reports of _exit(code)
     finally:
         os._exit(code)
 

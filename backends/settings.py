@@ -16,9 +16,14 @@ new name).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import difflib
+import functools
+import inspect
+import itertools
+import textwrap
 import types
 import typing
 from collections.abc import Mapping
@@ -40,8 +45,10 @@ class TargetSettings(BaseModel):
     expensive to start).
     """
 
-    # Each field's description is the docstring written under it (`describe`, `pipec targets`).
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    # Each field's description is the docstring written under it, read from the source only when
+    # a command shows it (`describe`, `pipec targets`): pydantic's `use_attribute_docstrings`
+    # would parse every settings module's source at each start of pipec.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     required_settings: ClassVar[frozenset[str]] = frozenset()
     """Settings with no default that the target's compile cannot do without (checked by the
@@ -126,12 +133,11 @@ def describe(model: type[TargetSettings]) -> list[SettingInfo]:
     for name, field in sorted(model.model_fields.items()):
         description = field.description or next(
             (
-                base.model_fields[name].description or ""
-                for base in model.__mro__[1:]
+                attribute_docs(base)[name]
+                for base in model.__mro__
                 if isinstance(base, type)
                 and issubclass(base, BaseModel)
-                and name in base.model_fields
-                and base.model_fields[name].description
+                and attribute_docs(base).get(name)
             ),
             "",
         )
@@ -149,6 +155,28 @@ def describe(model: type[TargetSettings]) -> list[SettingInfo]:
             )
         )
     return found
+
+
+@functools.cache
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under the attributes a class body annotates itself (empty when
+    its source cannot be read)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for statement, following in itertools.pairwise(body):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.target.id] = inspect.cleandoc(following.value.value)
+    return docs
 
 
 def type_name(annotation: Any) -> str:

@@ -198,6 +198,48 @@ def test_a_step_ending_does_not_kill_what_a_running_step_started(tmp_path: Path)
     wait_for(lambda: not alive(pid), "the detached process to end with its step")
 
 
+def test_a_waiting_worker_killed_from_outside_is_replaced(tmp_path: Path) -> None:
+    """The supervisor forks the next attempt's worker ahead; when something kills that waiting
+    worker, the next step still starts (in a fresh fork) and the run succeeds."""
+    ref = make_project(
+        tmp_path,
+        """
+        def _siblings() -> list[int]:
+            found = []
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit() and int(entry.name) != os.getpid():
+                    try:
+                        stat = (entry / "stat").read_text()
+                    except OSError:
+                        continue
+                    if int(stat.rsplit(")", 1)[1].split()[1]) == os.getppid():
+                        found.append(int(entry.name))
+            return found
+
+        @step
+        def kill_the_spare() -> int:
+            deadline = time.monotonic() + 30
+            while not (waiting := _siblings()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for pid in waiting:
+                os.kill(pid, 9)
+            return len(waiting)
+
+        @step
+        def next_one(killed: int) -> int:
+            return killed + 100
+
+        @pipeline
+        def spare_killed() -> None:
+            next_one(kill_the_spare())
+        """,
+    )
+    result = run_here(tmp_path, ref)
+    assert result.ok, [(s.label, s.reason) for s in result.steps]
+    assert result.output("kill_the_spare") == 1  # the waiting worker was there, and was killed
+    assert result.output("next_one") == 101
+
+
 def test_a_kill_during_an_output_write_leaves_no_staging_folder(tmp_path: Path) -> None:
     writing = tmp_path / "writing"
     ref = make_project(

@@ -3,14 +3,18 @@ runner keeps in memory of the values its steps returned."""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from pipec import cli_run
 from pipec.backends.runner import scheduler
-from pipec.backends.runner.results import log_tail
+from pipec.backends.runner.results import RunResult, StepResult, log_tail
 from tests.local_helpers import make_project, pipec, run_here, run_json
 
 LONG_LINE = 2_000_000
@@ -143,3 +147,37 @@ def test_the_runner_keeps_only_the_values_conditions_and_loops_read(
         if artifact.value_json is not None
     }
     assert held <= {("numbers", "output"), ("size", "output")}
+
+
+def _result(statuses: list[str], run_status: str) -> RunResult:
+    steps = [
+        StepResult(f"s{i}", (), "s", status, "", 1, 0.01, {}, {}, None, None)
+        for i, status in enumerate(statuses)
+    ]
+    return RunResult("20261202-041346-070767", "p", run_status, steps, [], 1.98)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "run_status"),
+    [
+        (["succeeded"] * 100, "succeeded"),  # one line, written without rich
+        (["succeeded"] * 60 + ["cached"] * 40, "succeeded"),
+        (["succeeded"] * 3, "succeeded"),  # a table: through rich
+        (["succeeded"] * 99 + ["failed"], "failed"),
+    ],
+)
+def test_the_summary_reads_the_same_with_or_without_rich(
+    statuses: list[str], run_status: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A succeeded run with no table is one line written without importing rich: the same
+    bytes as rich writes to a file."""
+    for name in cli_run.RICH_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    result = _result(statuses, run_status)
+    expected = io.StringIO()
+    cli_run.print_summary(result, Console(file=expected, highlight=False))
+    written = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", written)
+    cli_run.show_summary(result, "local", written)
+    assert written.getvalue() == expected.getvalue()
+    assert expected.getvalue().count("\n") == 1 or "┃" in expected.getvalue()

@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import itertools
 import os
+import pickle
 import select
 import signal
 import sys
@@ -56,6 +57,12 @@ class StepProcess:
     link: _Supervisor
     timed_out: bool = False
     ended: bool = False
+
+    def start_request(self) -> tuple[str, int, bytes, str]:
+        """The supervisor's start request: the attempt is pickled here, once, and handed to the
+        worker as it is (the supervisor never unpickles it)."""
+        payload = pickle.dumps(self.attempt, protocol=pickle.HIGHEST_PROTOCOL)
+        return ("start", self.token, payload, self.attempt.log_path)
 
 
 class _Supervisor:
@@ -202,7 +209,7 @@ class ForkExecutor:
         attempt = Attempt.of(launch, report)
         process = StepProcess(token, deadline, timeout, launch, attempt, link)
         self._running[token] = process
-        link.send(("start", token, process.attempt))
+        link.send(process.start_request())
         return process
 
     def wait(
@@ -280,7 +287,7 @@ class ForkExecutor:
                         process.deadline = None  # set once its preload is done
                     elif process.timeout:
                         process.deadline = time.monotonic() + process.timeout
-                    process.link.send(("start", token, process.attempt))
+                    process.link.send(process.start_request())
             case _:
                 pass
         return []

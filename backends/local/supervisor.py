@@ -19,8 +19,10 @@ runner killed with SIGKILL cannot kill anything at all. So the fork executor for
   after `kill -9` of the runner) sweeps everything below it and exits.
 
 It reports each worker's end (its exit code, or minus the signal) on the event pipe. Messages are
-length-prefixed pickles: `("start", token, Attempt)`, `("stop", token)` and `("preload", modules,
-cwd)` in; `("exit", token, code)`, `("preloaded", modules, threads)` and `("refused", token)` out.
+length-prefixed pickles: `("start", token, pickled Attempt, log path)`, `("stop", token)` and
+`("preload", modules, cwd)` in; `("exit", token, code)`, `("preloaded", modules, threads)` and
+`("refused", token)` out. The worker of the next attempt is forked ahead (`Spare`), while the
+current one runs, so a start request costs a write on a pipe instead of a fork.
 A preload imports library modules here so that the workers forked after it start with them
 (`local.preload`); when the supervisor then has other threads than its own (counted as a fork
 sees them), it is no longer fit to fork: it refuses every later start, and the executor starts
@@ -50,6 +52,7 @@ from pipec.backends.local import preload
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _HEADER = struct.Struct("!I")
+_CODE = struct.Struct("!i")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
@@ -102,17 +105,22 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a runner gone is a BrokenPipeError
     inherited = [requests, events, wake_read, wake_write]
     live: dict[int, int] = {}  # worker pid -> token
+    ending: dict[int, Spare] = {}  # a live worker's end pipe -> the worker
+    spare: Spare | None = None  # a worker forked ahead, waiting for its attempt
     threaded = False  # a preload left threads: fork no worker any more
     pending = bytearray()
     while not stopping:
         try:
-            readable, _, _ = select.select([requests, wake_read], [], [])
+            readable, _, _ = select.select([requests, wake_read, *ending], [], [])
         except InterruptedError:
             continue
+        ended = [ending.pop(fd).ended(live) for fd in readable if fd in ending]
+        if not _report(events, [report for report in ended if report is not None]):
+            return
         if wake_read in readable:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_read, 4096)
-            if not _reap(live, events):
+            if not _reap(live, events, spare):
                 return  # the runner is gone
         if requests not in readable:
             continue
@@ -122,47 +130,133 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
         pending += data
         for message in unframe(pending):
             match message:
-                case ("start", token, _) if threaded:
+                case ("start", token, _, _) if threaded:
                     if not _report(events, [("refused", token)]):
                         return
-                case ("start", token, attempt):
-                    pid = _fork_worker(inherited, attempt.log_path, attempt, work)
-                    if pid is None:
+                case ("start", token, bytes() as attempt, str() as log_path):
+                    worker = _hand(spare, attempt, [*inherited, *ending], work)
+                    if worker is None:
+                        _cannot_start(log_path)
                         if not _report(events, [("exit", token, 1)]):
                             return
                     else:
-                        live[pid] = token
+                        live[worker.pid] = token
+                        ending[worker.end] = worker
+                    # The next attempt's worker is forked now, while this one runs: the next
+                    # step starts as soon as the runner asks for it.
+                    spare = Spare.fork([*inherited, *ending], work)
                 case ("preload", modules, cwd) if not threaded:
+                    if spare is not None:  # forked before these imports: not warm enough
+                        spare.discard()
+                        spare = None
                     loaded = preload.preload(modules, cwd)
                     threads = preload.settled_threads()
                     threaded = threads > 1
                     if not _report(events, [("preloaded", loaded, threads)]):
                         return
+                    if not threaded:
+                        spare = Spare.fork([*inherited, *ending], work)
                 case ("stop", token):
                     for pid, owner in list(live.items()):
                         if owner == token:
                             sweep(pid)
 
 
-def _fork_worker(
-    inherited: list[int], log_path: str, attempt: Any, work: Callable[[Any], int]
-) -> int | None:  # pragma: no cover - supervisor
-    """Fork the worker of one attempt; None when the system cannot (said in the step's log)."""
-    me = os.getpid()
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
-            log.write(f"pipec: the step could not be started: {exc}\n")
-        return None
-    if pid == 0:
-        _worker(me, inherited, attempt, work)
-    return pid
+def _hand(
+    spare: Spare | None, attempt: bytes, inherited: list[int], work: Callable[[Any], int]
+) -> Spare | None:  # pragma: no cover - supervisor
+    """The worker that took `attempt`: the spare, else (none, or it was killed from outside) a
+    fresh fork; None when the system cannot fork."""
+    if spare is not None and spare.hand(attempt):
+        return spare
+    fresh = Spare.fork(inherited, work)
+    return fresh if fresh is not None and fresh.hand(attempt) else None
 
 
-def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supervisor
-    """Report the workers that ended; sweep what a worker left behind without ending it.
-    False when the runner no longer reads the reports."""
+def _cannot_start(log_path: str) -> None:  # pragma: no cover - supervisor
+    """Say in the step's log that no process could be forked for it."""
+    with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
+        log.write("pipec: the step could not be started: the system could not fork a process\n")
+
+
+class Spare:
+    """A worker forked before its attempt is known, waiting on a pipe of its own for it (the
+    pickled `Attempt`, then end of file). Every attempt still gets a fresh process: a spare
+    takes one attempt and exits, and the next spare is forked while it runs.
+
+    On a second pipe (`end`) the worker writes its exit code once its step returned and its
+    tree is ended, just before it exits: the attempt is reported then, not after the kernel has
+    torn down the worker's memory (milliseconds for a fork of a large process). A worker that
+    dies without writing it is reported when it is reaped, as before."""
+
+    def __init__(self, pid: int, handoff: int, end: int) -> None:
+        self.pid, self.handoff, self.end = pid, handoff, end
+
+    @classmethod
+    def fork(
+        cls, inherited: list[int], work: Callable[[Any], int]
+    ) -> Spare | None:  # pragma: no cover - supervisor
+        """Fork a worker that waits for its attempt; None when the system cannot."""
+        me = os.getpid()
+        pipes: list[int] = []
+        try:
+            pipes += os.pipe()
+            pipes += os.pipe()
+            pid = os.fork()
+        except OSError:
+            for fd in pipes:
+                os.close(fd)
+            return None
+        handoff_read, handoff, end, end_write = pipes
+        if pid == 0:
+            os.close(handoff)
+            os.close(end)
+            _worker(me, inherited, handoff_read, end_write, work)
+        os.close(handoff_read)
+        os.close(end_write)
+        return cls(pid, handoff, end)
+
+    def ended(self, live: dict[int, int]) -> tuple[str, int, int] | None:  # pragma: no cover
+        """The report of its end, from its end pipe (None when it died without writing one:
+        it is reported when reaped). A worker reported here is no longer live."""
+        data = b""
+        with contextlib.suppress(OSError):
+            data = os.read(self.end, _CODE.size)
+        os.close(self.end)
+        if len(data) != _CODE.size or self.pid not in live:
+            return None
+        (code,) = _CODE.unpack(data)
+        return ("exit", live.pop(self.pid), code)
+
+    def hand(self, attempt: bytes) -> bool:  # pragma: no cover - supervisor
+        """Give it its attempt; False when it is gone (killed from outside)."""
+        try:
+            view = memoryview(attempt)
+            while view:
+                view = view[os.write(self.handoff, view) :]
+        except OSError:
+            self.discard()
+            return False
+        with contextlib.suppress(OSError):
+            os.close(self.handoff)
+        return True
+
+    def discard(self) -> None:  # pragma: no cover - supervisor
+        """Kill it and reap it (it ran nothing: nothing to report)."""
+        for fd in (self.handoff, self.end):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _reap(
+    live: dict[int, int], events: int, spare: Spare | None
+) -> bool:  # pragma: no cover - supervisor
+    """Report the workers that ended; sweep what a worker left behind without ending it (the
+    spare excepted). False when the runner no longer reads the reports."""
     ended: list[tuple[Any, ...]] = []
     with contextlib.suppress(ChildProcessError):
         while True:
@@ -174,7 +268,7 @@ def _reap(live: dict[int, int], events: int) -> bool:  # pragma: no cover - supe
                 ended.append(("exit", token, os.waitstatus_to_exitcode(status)))
     if ended:
         for child in children(os.getpid()):
-            if child not in live:
+            if child not in live and (spare is None or child != spare.pid):
                 sweep(child)
     return _report(events, ended)
 
@@ -190,9 +284,11 @@ def _report(events: int, reports: list[tuple[Any, ...]]) -> bool:  # pragma: no 
 
 
 def _worker(
-    supervisor: int, inherited: list[int], attempt: Any, work: Callable[[Any], int]
+    supervisor: int, inherited: list[int], handoff: int, end: int, work: Callable[[Any], int]
 ) -> NoReturn:  # pragma: no cover - runs in the forked worker
-    """Run one attempt, end what it left running, exit with its code."""
+    """Wait for an attempt on `handoff`, run it, end what it left running, write its exit code
+    on `end` and exit with it (0 at once when the supervisor closes `handoff` without giving
+    one)."""
     code = 1
     try:
         for fd in inherited:
@@ -205,8 +301,16 @@ def _worker(
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != supervisor:
             os._exit(128 + signal.SIGKILL)
-        code = work(attempt)
+        data = bytearray()
+        while chunk := os.read(handoff, 1 << 16):
+            data += chunk
+        os.close(handoff)
+        if not data:
+            os._exit(0)
+        code = work(pickle.loads(data))
         end_tree()
+        with contextlib.suppress(OSError):
+            os.write(end, _CODE.pack(code & 0xFF))  # what the kernel reports of _exit(code)
     finally:
         os._exit(code)
 

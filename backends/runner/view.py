@@ -11,12 +11,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported by the live view only (a tenth of a second to import)
+    from rich.console import Group
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -101,6 +99,9 @@ class LiveView:
         self.running_since: dict[str, float] = {}
         self.started = time.monotonic()
         self.last_draw = 0.0
+        from rich.console import Console
+        from rich.live import Live
+
         self.live = Live(
             self._render(),
             console=Console(stderr=True),
@@ -133,6 +134,10 @@ class LiveView:
         self.live.stop()
 
     def _render(self, final: str | None = None) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         elapsed = time.monotonic() - self.started
         counts = {name: 0 for name in COUNTED}
         for status in self.status.values():

@@ -53,6 +53,8 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _HEADER = struct.Struct("!I")
 _CODE = struct.Struct("!i")
+_TOOK = b"+"  # a worker's first byte on its end pipe: it has read its attempt and runs it
+_TOOK_WITHIN = 30.0  # seconds a worker may take to say so before it is given up as gone
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
@@ -229,7 +231,10 @@ class Spare:
         return ("exit", live.pop(self.pid), code)
 
     def hand(self, attempt: bytes) -> bool:  # pragma: no cover - supervisor
-        """Give it its attempt; False when it is gone (killed from outside)."""
+        """Give it its attempt; False when it is gone (killed from outside). A worker killed a
+        moment ago may not have closed its end of the pipe yet, so a write that succeeds proves
+        nothing: the worker's `_TOOK` does (it is sent before the step runs, so a kill after it
+        is the attempt's own end)."""
         try:
             view = memoryview(attempt)
             while view:
@@ -237,15 +242,30 @@ class Spare:
         except OSError:
             self.discard()
             return False
+        self._close_handoff()
+        took = b""
         with contextlib.suppress(OSError):
-            os.close(self.handoff)
+            if select.select([self.end], [], [], _TOOK_WITHIN)[0]:
+                took = os.read(self.end, len(_TOOK))
+        if took != _TOOK:
+            self.discard()
+            return False
         return True
+
+    def _close_handoff(self) -> None:  # pragma: no cover - supervisor
+        """Close the hand-off pipe once (its number may be reused by the next pipe)."""
+        if self.handoff >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.handoff)
+            self.handoff = -1
 
     def discard(self) -> None:  # pragma: no cover - supervisor
         """Kill it and reap it (it ran nothing: nothing to report)."""
-        for fd in (self.handoff, self.end):
+        self._close_handoff()
+        if self.end >= 0:
             with contextlib.suppress(OSError):
-                os.close(fd)
+                os.close(self.end)
+            self.end = -1
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
@@ -307,6 +327,7 @@ def _worker(
         os.close(handoff)
         if not data:
             os._exit(0)
+        os.write(end, _TOOK)  # the supervisor waits for it (see `Spare.hand`)
         code = work(pickle.loads(data))
         end_tree()
         with contextlib.suppress(OSError):

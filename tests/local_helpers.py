@@ -108,6 +108,14 @@ def processes_with_env(name: str, value: str) -> list[int]:
 
 
 DUMPABLE = {"PYTHONFAULTHANDLER": "1"}
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """`preexec_fn` for a runner a test sends SIGINT: the default disposition, as a terminal's
+    foreground job has. A shell's background job (`cmd &`, as a script may start the test
+    command) ignores SIGINT, children inherit that, and Python (like the runner, on purpose:
+    `nohup` means it) keeps an inherited ignore, so the runner would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 """Environment for a runner a test may have to explain: SIGABRT then prints every thread's
 Python stack on its stderr (faulthandler), so a hang says where it hangs."""
 

@@ -28,6 +28,7 @@ from tests.local_helpers import (
     DUMPABLE,
     PIPEC,
     by_label,
+    ctrl_c_as_in_a_terminal,
     ended_or_explained,
     make_project,
     wait_for,
@@ -90,6 +91,7 @@ def _background(root: Path, *args: str, output: bool) -> subprocess.Popen[str]:
         stderr=errors,
         text=True,
         env={**CLEAN_ENV, **DUMPABLE},
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     STARTED.append(runner)
     return runner
@@ -378,7 +380,6 @@ def test_resume_without_the_runs_image_is_one_line_and_keeps_the_run(
     engine.remove_run_containers(run_id)
 
 
-@pytest.mark.serial
 def test_ctrl_c_leaves_no_container(engine: Engine, tmp_path: Path) -> None:
     runner, run_id = _start_gated(tmp_path, engine)
     time.sleep(0.2)

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import numpy
-import pytest
 
 from tests.local_helpers import (
     DUMPABLE,
     PIPEC,
     alive,
     by_label,
+    ctrl_c_as_in_a_terminal,
     ended_or_explained,
     make_project,
     pipec,
@@ -417,7 +417,6 @@ def test_cpu_requests_are_checked_against_capacity(tmp_path: Path) -> None:
     assert not _overlaps(_intervals(tmp_path))  # two 2-cpu steps never fit in 3 cpus
 
 
-@pytest.mark.serial
 def test_runner_interrupt_then_resume(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     ref = make_project(
@@ -447,6 +446,7 @@ def test_runner_interrupt_then_resume(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **DUMPABLE},
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     log_dir = tmp_path / ".pipec" / "logs"
     wait_for(lambda: any(log_dir.rglob("wait_gate.log")), "wait_gate to start")

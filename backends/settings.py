@@ -133,11 +133,11 @@ def describe(model: type[TargetSettings]) -> list[SettingInfo]:
     for name, field in sorted(model.model_fields.items()):
         description = field.description or next(
             (
-                attribute_docs(base)[name]
+                doc
                 for base in model.__mro__
                 if isinstance(base, type)
                 and issubclass(base, BaseModel)
-                and attribute_docs(base).get(name)
+                and (doc := attribute_docs(base).get(name))
             ),
             "",
         )

@@ -150,11 +150,11 @@ class DockerExecutor:
         )
         self.run_id = launch.env.get("PIPEC_RUN_ID", self.run_id)
         self.live.add(handle)
+        first = launch.attempt == 1 and not launch.env.get("PIPEC_ITERATION")
         if self.ahead is not None:
-            first = launch.attempt == 1 and not launch.env.get("PIPEC_ITERATION")
             self.ahead.launched(launch.step, first)
         try:
-            if not self._take_spare(handle, launch):
+            if not self._take_spare(handle, launch, first):
                 handle.id = self._create(
                     self.engine.api, launch.step, launch.image, self._labels(launch), launch.gpus
                 )
@@ -257,12 +257,12 @@ class DockerExecutor:
     # ------------------------------------------------------------------------------- helpers
 
     def _labels(self, launch: Launch) -> dict[str, str]:
-        return {
-            LABEL_RUN: launch.env.get("PIPEC_RUN_ID", ""),
-            LABEL_STEP: launch.step.id,
-            LABEL_ITERATION: launch.env.get("PIPEC_ITERATION", ""),
-            LABEL_ATTEMPT: str(launch.attempt),
-        }
+        return _labels(
+            launch.env.get("PIPEC_RUN_ID", ""),
+            launch.step.id,
+            launch.env.get("PIPEC_ITERATION", ""),
+            launch.attempt,
+        )
 
     def _create(
         self,
@@ -317,18 +317,15 @@ class DockerExecutor:
 
     # ------------------------------------------------------------------ containers made ahead
 
-    def _take_spare(self, handle: StepContainer, launch: Launch) -> bool:
-        """Give `handle` the container made ahead for this attempt, if there is a usable one
-        (one that is not is removed now: the attempt's own container takes its name)."""
+    def _take_spare(self, handle: StepContainer, launch: Launch, first: bool) -> bool:
+        """Give `handle` the container made ahead for this attempt (`first`: a first attempt
+        outside any loop), if there is a usable one (one that is not is removed now: the
+        attempt's own container takes its name)."""
         spare = self.ahead.take(launch.step) if self.ahead is not None else None
         if spare is None:
             return False
         usable = (
-            launch.attempt == 1
-            and not launch.env.get("PIPEC_ITERATION")
-            and spare.image == launch.image
-            and spare.step == launch.step
-            and not launch.gpus
+            first and spare.image == launch.image and spare.step == launch.step and not launch.gpus
         )
         if usable and spare.id is not None and spare.stream is not None:
             handle.id, handle.stream = spare.id, spare.stream
@@ -342,13 +339,8 @@ class DockerExecutor:
         """Create, attach and start a container made ahead (on the spare's own thread, with a
         client of its own); on failure its step makes its own (and `close` sweeps)."""
         api = self.engine.client()
-        labels = {
-            LABEL_RUN: self.run_id or "",
-            LABEL_STEP: spare.step.id,
-            LABEL_ITERATION: "",
-            LABEL_ATTEMPT: "1",
-        }
         try:
+            labels = _labels(self.run_id or "", spare.step.id, "", 1)
             spare.id = self._create(api, spare.step, spare.image, labels)
             spare.stream = self._attach(api, spare.id)
             api.start(spare.id)
@@ -439,6 +431,16 @@ class DockerExecutor:
                 return
             with contextlib.suppress(Exception):  # close() sweeps by label anyway
                 engine.remove(container)
+
+
+def _labels(run_id: str, step_id: str, iteration: str, attempt: int) -> dict[str, str]:
+    """The labels that say which run, step, iteration and attempt a container is for."""
+    return {
+        LABEL_RUN: run_id,
+        LABEL_STEP: step_id,
+        LABEL_ITERATION: iteration,
+        LABEL_ATTEMPT: str(attempt),
+    }
 
 
 def _request(launch: Launch, python: str, workdir: str) -> bytes:

@@ -48,8 +48,9 @@ class UnknownTarget(InvalidInput, KeyError):
 
 
 def load(name: str) -> type[Backend[Any]]:
-    """Import and return a target's backend class."""
-    spec = available().get(name)
+    """Import and return a target's backend class (a built-in name wins over an entry point
+    of the same name, as in `available`, so it needs no scan of the installed packages)."""
+    spec = REGISTRY.get(name) or available().get(name)
     if spec is None:
         raise UnknownTarget(name)
     module_name, _, attr = spec.partition(":")

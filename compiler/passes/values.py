@@ -9,6 +9,7 @@ which no UTF-8 file, YAML parser or environment can hold), a NUL byte in an envi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from pipec.ir import graph
 from pipec.ir.model import Location, Pipeline, Step
 from pipec.passes.context import PassContext
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_ENV_STRING = 128 * 1024  # bytes of `NAME=value` Linux accepts for one environment string
 
 
@@ -34,8 +36,10 @@ def values(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
 
 
 def _surrogates(data: Any, where: str, location: Location | None, ctx: PassContext) -> None:
+    if not _any_surrogate(data):  # the common case, without building every string's path
+        return
     for path, text in _strings(data, ""):
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        if _SURROGATE.search(text):
             ctx.error(
                 "R008",
                 f"{where} holds text that is not valid Unicode (a lone surrogate) in {path}",
@@ -43,6 +47,17 @@ def _surrogates(data: Any, where: str, location: Location | None, ctx: PassConte
                 location,
             )
             return  # one per node is enough to find it
+
+
+def _any_surrogate(data: Any) -> bool:
+    """Whether any string in a dumped model, keys included, holds a lone surrogate."""
+    if isinstance(data, str):
+        return not data.isascii() and _SURROGATE.search(data) is not None
+    if isinstance(data, dict):
+        return any(_any_surrogate(key) or _any_surrogate(value) for key, value in data.items())
+    if isinstance(data, list | tuple):
+        return any(_any_surrogate(value) for value in data)
+    return False
 
 
 def _strings(data: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -54,3 +54,32 @@ def test_the_program_exits_with_the_commands_status(tmp_path: Path) -> None:
     assert "no such file: missing.py" in done.stderr and "Traceback" not in done.stderr
     version = subprocess.run([str(PIPEC), "--version"], capture_output=True, text=True, check=False)
     assert version.returncode == 0 and version.stdout.startswith("pipec, version")
+
+
+CHAIN = """\
+from pipec import pipeline, step
+
+
+@step
+def inc(x: int) -> int:
+    return x + 1
+
+
+@pipeline
+def chain() -> None:
+    inc(inc(0))
+"""
+
+
+def test_a_command_leaves_the_metadata_store_closed(tmp_path: Path) -> None:
+    """A store no command closed is closed by the exit handlers: SQLite folds its write-ahead
+    log into the database file, which holds every run on its own (as after a normal exit)."""
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    (tmp_path / "chain.py").write_text(CHAIN)
+    for command in (["run", "chain.py"], ["runs", "list"], ["runs", "gc", "--keep", "1"]):
+        done = subprocess.run(
+            [str(PIPEC), *command], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        store = tmp_path / ".pipec"
+        assert sorted(p.name for p in store.glob("metadata.db*")) == ["metadata.db"], command

@@ -18,6 +18,7 @@ import contextlib
 import json
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -80,6 +81,10 @@ class MetadataStore(HistoryQueries):
         self._db.execute("PRAGMA busy_timeout=60000")
         if schema.version(self._db) < schema.SCHEMA_VERSION:
             self._upgrade()
+        # The `pipec` program exits without tearing the interpreter down (`pipec.program`):
+        # its exit handlers close a store nobody closed, as collecting it would have (what was
+        # not committed rolls back; SQLite folds its write-ahead log into the file).
+        weakref.finalize(self, self._db.close)
 
     def _upgrade(self) -> None:
         """Create the tables, or bring a store written by an earlier pipec up to date (one

@@ -135,11 +135,17 @@ def summary(name: str, samples: list[Sample]) -> str:
 
 def ratios(name: str, ours: list[Sample], theirs: list[Sample]) -> str:
     """Medians of the pair-by-pair ratios (a pair ran back to back)."""
-    wall = statistics.median(b.wall / a.wall for a, b in zip(ours, theirs, strict=True))
+    pairs = [b.wall / a.wall for a, b in zip(ours, theirs, strict=True)]
+    wall = statistics.median(pairs)
     cpu = statistics.median(a.cpu / b.cpu for a, b in zip(ours, theirs, strict=True))
     peak = statistics.median(a.peak_kib / b.peak_kib for a, b in zip(ours, theirs, strict=True))
     return (
         f"{name:<38} {wall:6.2f}x faster (wall)  {cpu:5.2f}x the CPU  {peak:5.2f}x the peak memory"
+        f"\n{'':<38} pairs: "
+        + ", ".join(
+            f"{a.wall:.2f} s vs {b.wall:.2f} s ({r:.1f}x)"
+            for a, b, r in zip(ours, theirs, pairs, strict=True)
+        )
     )
 
 

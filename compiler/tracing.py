@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import linecache
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_type_hints
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pipec.errors import PipecUsageError, caller_location, is_pipec_file, relative_file
 from pipec.handles import Handle, NamedOutputs, OutputHandle, StepCall
-from pipec.ir import code, names, types
+from pipec.ir import names, types
 from pipec.ir.diagnostics import Diagnostic
 from pipec.ir.model import (
     Binding,
@@ -29,12 +28,11 @@ from pipec.ir.model import (
     Location,
     Loop,
     Node,
-    Param,
     ParamRef,
     Pipeline,
-    Port,
     Step,
 )
+from pipec.signatures import def_location, describe_component, pipeline_params, short
 
 if TYPE_CHECKING:
     from pipec.dsl import PipelineFunction, StepFunction
@@ -221,7 +219,7 @@ class Trace:
             self.diagnostics.append(
                 Diagnostic(
                     code="F003",
-                    message=f"{what} is the constant {_short(value)}, which is not a value "
+                    message=f"{what} is the constant {short(value)}, which is not a value "
                     "(int, float, str, bool, None, or a list / dict of them)",
                     hint="produce it in a step and pass the step's output, or pass a JSON-able "
                     "literal",
@@ -357,156 +355,6 @@ def activate(trace: Trace) -> Iterator[Trace]:
         yield trace
     finally:
         _CURRENT.reset(token)
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-# -------------------------------------------------------------------- signatures
-
-
-def def_location(func: Callable[..., Any], root: Path) -> Location:
-    """Where `def` of a function is (its code object starts at the first decorator)."""
-    filename = inspect.getsourcefile(func) or "<unknown>"
-    line = func.__code__.co_firstlineno
-    for offset in range(50):
-        text = linecache.getline(filename, line + offset).lstrip()
-        if text.startswith(("def ", "async def ")):
-            line += offset
-            break
-    return Location(file=relative_file(filename, root), line=line)
-
-
-def describe_component(func: Callable[..., Any], root: Path, taken: set[str]) -> Component:
-    """A component from a function's signature, annotations, module and source."""
-    location = def_location(func, root)
-    hints = _hints(func)
-    inputs: list[Port] = []
-    for param in inspect.signature(func).parameters.values():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise PipecUsageError(
-                "F008",
-                f"step {func.__name__!r} takes *{param.name}; steps need named parameters",
-                "list every input as a named parameter with a type annotation",
-                location,
-            )
-        type_ = hints.get(param.name, "any")
-        if param.default is param.empty:
-            inputs.append(Port(name=param.name, type=type_))
-        else:
-            default = param.default if types.infer(param.default) is not None else None
-            inputs.append(Port(name=param.name, type=type_, required=False, default=default))
-    outputs, returns = _outputs(func)
-    module = module_name(func, root)
-    analyzed = code.analyze(func, module, func.__qualname__)
-    return Component(
-        id=names.unique_id(func.__name__, taken, "component"),
-        module=module,
-        function=func.__qualname__,
-        file=location.file,
-        code_hash=analyzed.digest,
-        unhashed=analyzed.unhashed,
-        inputs=tuple(inputs),
-        outputs=outputs,
-        returns=returns,
-    )
-
-
-def _hints(func: Callable[..., Any]) -> dict[str, str]:
-    try:
-        raw = get_type_hints(func)
-    except Exception:  # an unresolvable annotation: fall back to the raw objects
-        raw = dict(getattr(func, "__annotations__", {}))
-    return {name: types.from_annotation(ann) for name, ann in raw.items()}
-
-
-def _outputs(
-    func: Callable[..., Any],
-) -> tuple[tuple[Port, ...], Literal["single", "named", "none"]]:
-    try:
-        hints = get_type_hints(func)
-    except Exception:
-        hints = dict(getattr(func, "__annotations__", {}))
-    if "return" not in hints:
-        return (Port(name="output", type="any"),), "single"
-    ret = hints["return"]
-    if ret is None or ret is type(None):
-        return (), "none"
-    if isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"):
-        field_hints = get_type_hints(ret)
-        ports = tuple(
-            Port(name=name, type=types.from_annotation(field_hints.get(name, Any)))
-            for name in ret._fields
-        )
-        return ports, "named"
-    return (Port(name="output", type=types.from_annotation(ret)),), "single"
-
-
-def module_name(func: Callable[..., Any], root: Path) -> str:
-    """The module to import `func` from, as a dotted path relative to the project root.
-
-    A function defined in a script run as `__main__` is still importable by its file's path.
-    """
-    source = inspect.getsourcefile(func)
-    if source:
-        path = Path(source).resolve()
-        try:
-            rel = path.relative_to(root)
-            return ".".join(rel.with_suffix("").parts)
-        except ValueError:
-            return path.stem
-    return func.__module__
-
-
-def pipeline_params(
-    func: Callable[..., Any], root: Path, diagnostics: list[Diagnostic]
-) -> list[Param]:
-    """Pipeline parameters from the function's signature; bad defaults become diagnostics."""
-    hints = _hints(func)
-    location = def_location(func, root)
-    params: list[Param] = []
-    for p in inspect.signature(func).parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            diagnostics.append(
-                Diagnostic(
-                    code="F008",
-                    message=f"pipeline {func.__name__!r} takes *{p.name}; parameters must be named",
-                    hint="list every parameter by name with a type annotation",
-                    location=location,
-                )
-            )
-            continue
-        default = p.default
-        type_ = hints.get(p.name)
-        if type_ is None:
-            type_ = types.infer(default) if default is not p.empty else None
-            type_ = type_ or "any"
-        if default is p.empty:
-            params.append(Param(name=p.name, type=type_))
-            continue
-        if isinstance(default, tuple):
-            default = list(default)
-        if types.infer(default) is None:
-            if not types.is_value(type_):
-                # The annotation itself is the problem; the typecheck pass reports it once.
-                params.append(Param(name=p.name, type=type_))
-                continue
-            diagnostics.append(
-                Diagnostic(
-                    code="F007",
-                    message=f"the default of parameter {p.name!r} is {_short(default)}, which is "
-                    "not a value (int, float, str, bool, None, or a list / dict of them)",
-                    hint="pipeline parameters travel through every engine as JSON; use a JSON-able "
-                    "default, or load the object inside a step",
-                    location=location,
-                )
-            )
-            params.append(Param(name=p.name, type=type_))
-            continue
-        params.append(Param(name=p.name, type=type_, required=False, default=default))
-    return params
 
 
 def trace_pipeline(fn: PipelineFunction, root: Path) -> tuple[Pipeline | None, list[Diagnostic]]:

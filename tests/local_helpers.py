@@ -108,6 +108,8 @@ def processes_with_env(name: str, value: str) -> list[int]:
 
 
 DUMPABLE = {"PYTHONFAULTHANDLER": "1"}
+"""Environment for a runner a test may have to explain: SIGABRT then prints every thread's
+Python stack on its stderr (faulthandler), so a hang says where it hangs."""
 
 
 def ctrl_c_as_in_a_terminal() -> None:
@@ -116,8 +118,6 @@ def ctrl_c_as_in_a_terminal() -> None:
     command) ignores SIGINT, children inherit that, and Python (like the runner, on purpose:
     `nohup` means it) keeps an inherited ignore, so the runner would never see the Ctrl-C."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-"""Environment for a runner a test may have to explain: SIGABRT then prints every thread's
-Python stack on its stderr (faulthandler), so a hang says where it hangs."""
 
 
 def ended_or_explained(

@@ -424,3 +424,42 @@ def test_the_crash_pipeline_runs_whole_without_kills(tmp_path: Path) -> None:
     steps = by_label(summary)
     assert steps["total"]["outputs"] == {"output": 30}
     assert json.dumps(steps["big"]["outputs"]) == '{"output": "big 30"}'
+
+
+def test_a_step_that_closes_every_descriptor_is_still_reported(tmp_path: Path) -> None:
+    """A worker reports its own end on a pipe it inherited; a step that closed it (daemon-style
+    code closes every descriptor) is reported by the supervisor when it finds the worker gone,
+    with the right exit code, and the run goes on."""
+    ref = make_project(
+        tmp_path,
+        """
+        KEPT: list[object] = []
+
+        @step
+        def close_all() -> int:
+            os.closerange(3, 65536)
+            return 7
+
+        @step
+        def close_all_and_fail(x: int) -> int:
+            os.closerange(3, 65536)
+            # Files that get the closed descriptors' numbers, left open: nothing of the
+            # worker's is written into them.
+            KEPT.extend(open(f"{x}-{i}.txt", "w") for i in range(64))
+            raise ValueError(f"failed after {x}, {len(KEPT)} files open")
+
+        @pipeline
+        def closing() -> None:
+            close_all_and_fail(close_all())
+        """,
+    )
+    result = run_here(tmp_path, ref)
+    steps = {s.label: s for s in result.steps}
+    assert steps["close_all"].status == "succeeded"
+    assert result.output("close_all") == 7
+    assert steps["close_all_and_fail"].status == "failed"
+    failed = steps["close_all_and_fail"]
+    assert failed.reason == "exit code 1"
+    assert failed.log_path is not None
+    assert "ValueError: failed after 7" in Path(failed.log_path).read_text(encoding="utf-8")
+    assert [(tmp_path / f"7-{i}.txt").read_bytes() for i in range(64)] == [b""] * 64

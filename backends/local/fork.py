@@ -9,7 +9,9 @@ when the runner dies (even by SIGKILL), every process it started is killed, incl
 sessions of their own.
 
 This side speaks to the supervisor through two pipes: start, stop and preload requests out,
-attempt ends in. Timeouts are kept here (a stop request at the deadline).
+its reports in. A worker reports the end of its attempt on a third pipe, straight to this side
+(the supervisor reports only the ends of workers that could not). Timeouts are kept here (a stop
+request at the deadline).
 
 It also learns what the steps import (`local.learning`, policy in `local.preload`): the modules
 a component was seen to import in earlier runs are preloaded in the supervisor before its first
@@ -66,39 +68,41 @@ class StepProcess:
 
 
 class _Supervisor:
-    """The runner's end of a supervisor: its pid, the two pipes, and the preloads asked of it
-    (answered in order)."""
+    """The runner's end of a supervisor: its pid, the request and event pipes, the pipe its
+    workers report their ends on, and the preloads asked of it (answered in order)."""
 
     def __init__(self, others: Sequence[_Supervisor] = ()) -> None:
         """Fork a supervisor; it closes the runner's ends of `others`' pipes (else an older
         supervisor would never see end of file on its requests)."""
         to_supervisor, requests = os.pipe()
         events, to_runner = os.pipe()
+        exits, workers_to_runner = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the supervisor, which never returns
             try:
-                for fd in (requests, events, *(f for o in others for f in o.fds())):
+                for fd in (requests, events, exits, *(f for o in others for f in o.fds())):
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                supervisor.serve(to_supervisor, to_runner, run_attempt)
+                supervisor.serve(to_supervisor, to_runner, workers_to_runner, run_attempt)
             finally:
                 os._exit(1)
-        os.close(to_supervisor)
-        os.close(to_runner)
-        os.set_blocking(requests, False)
-        os.set_blocking(events, False)
-        self.pid, self.requests, self.events = pid, requests, events
+        for fd in (to_supervisor, to_runner, workers_to_runner):
+            os.close(fd)
+        for fd in (requests, events, exits):
+            os.set_blocking(fd, False)
+        self.pid, self.requests, self.events, self.exits = pid, requests, events, exits
         self.inbox = bytearray()
+        self.exit_inbox = bytearray()
         self.gone = False
         self.retired = False  # a preload left it with threads: it forks nothing more
         self.asked: set[str] = set()  # modules it was asked to preload
         self.batches: list[list[str]] = []  # preloads not answered yet, oldest first
 
-    def fds(self) -> tuple[int, int]:
+    def fds(self) -> tuple[int, int, int]:
         """The runner's ends of its pipes."""
-        return self.requests, self.events
+        return self.requests, self.events, self.exits
 
     def preload(self, modules: Sequence[str], cwd: str) -> None:
         """Ask it to import those of `modules` it was not asked to before."""
@@ -133,10 +137,29 @@ class _Supervisor:
                 return
             self.inbox += chunk
 
+    def ended(self) -> list[tuple[str, int, int]]:
+        """The `("exit", token, code)` reports its workers wrote since the last call."""
+        while True:
+            try:
+                chunk = os.read(self.exits, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:  # the supervisor and all its workers are gone
+                break
+            self.exit_inbox += chunk
+        size = supervisor.EXIT_RECORD.size
+        whole = len(self.exit_inbox) - len(self.exit_inbox) % size
+        found = [
+            ("exit", token, code)
+            for token, code in supervisor.EXIT_RECORD.iter_unpack(self.exit_inbox[:whole])
+        ]
+        del self.exit_inbox[:whole]
+        return found
+
     def close(self) -> None:
-        """Close both pipes (the supervisor sees the end of its requests, or a broken pipe if it
+        """Close its pipes (the supervisor sees the end of its requests, or a broken pipe if it
         was reporting, ends what is left and exits); reap it."""
-        for fd in (self.events, self.requests):
+        for fd in (self.events, self.requests, self.exits):
             with contextlib.suppress(OSError):
                 os.close(fd)
         with contextlib.suppress(ChildProcessError):
@@ -246,11 +269,16 @@ class ForkExecutor:
             return
         if links:
             with contextlib.suppress(InterruptedError):
-                select.select([link.events for link in links], [], [], timeout)
+                select.select(
+                    [fd for link in links for fd in (link.exits, link.events)], [], [], timeout
+                )
         warm: list[str] = []
         for link in list(self._links):
+            # The workers' own reports first: the supervisor's, read next, may repeat one of
+            # them (a worker that died after writing it), and a repeat is dropped.
+            reports = link.ended()
             link.read()
-            for message in supervisor.unframe(link.inbox):
+            for message in [*reports, *supervisor.unframe(link.inbox)]:
                 warm += self._handle(link, message)
             if link.gone:  # it died: what it was running is lost (its workers die with it)
                 for token, process in self._running.items():
@@ -264,6 +292,8 @@ class ForkExecutor:
         """One report of `link`; return modules learned that may now be preloaded."""
         match message:
             case ("exit", int() as token, int() as code):
+                if token not in self._running or token in self._ended:
+                    return []  # reported already (by its worker, then by the supervisor)
                 self._ended[token] = code
                 process = self._running.get(token)
                 if self._learner is not None and process and process.attempt.report:

@@ -18,11 +18,14 @@ runner killed with SIGKILL cannot kill anything at all. So the fork executor for
 * when the runner goes away (end of file on its request pipe, or the parent-death signal: also
   after `kill -9` of the runner) sweeps everything below it and exits.
 
-It reports each worker's end (its exit code, or minus the signal) on the event pipe. Messages are
-length-prefixed pickles: `("start", token, pickled Attempt, log path)`, `("stop", token)` and
-`("preload", modules, cwd)` in; `("exit", token, code)`, `("preloaded", modules, threads)` and
-`("refused", token)` out. The worker of the next attempt is forked ahead (`Spare`), while the
-current one runs, so a start request costs a write on a pipe instead of a fork.
+Messages on the request and event pipes are length-prefixed pickles: `("start", token, pickled
+Attempt, log path)`, `("stop", token)` and `("preload", modules, cwd)` in; `("exit", token,
+code)`, `("preloaded", modules, threads)` and `("refused", token)` out. A worker whose step
+returned reports its own end to the runner, on a third pipe (`report_exit`: a fixed-size
+`(token, code)` record, written whole); the supervisor reports the end of a worker that could not
+(killed, crashed, or the write failed) on the event pipe, when it finds the worker gone. The
+worker of the next attempt is forked ahead (`Spare`), while the current one runs, so a start
+request costs a write on a pipe instead of a fork.
 A preload imports library modules here so that the workers forked after it start with them
 (`local.preload`); when the supervisor then has other threads than its own (counted as a fork
 sees them), it is no longer fit to fork: it refuses every later start, and the executor starts
@@ -53,6 +56,11 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _HEADER = struct.Struct("!I")
 _CODE = struct.Struct("!i")
+EXIT_RECORD = struct.Struct("!ii")
+"""A worker's own report of its end on the exit pipe: (token, exit code). Eight bytes, so one
+write(2) puts it on the pipe whole (POSIX: writes up to PIPE_BUF are never interleaved)."""
+_REPORTED = 0x100
+"""Added to the code a worker writes on its end pipe when it reported its end itself."""
 _TOOK = b"+"  # a worker's first byte on its end pipe: it has read its attempt and runs it
 _TOOK_WITHIN = 30.0  # seconds a worker may take to say so before it is given up as gone
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -76,17 +84,19 @@ def unframe(buffer: bytearray) -> list[Any]:
     return found
 
 
-def serve(requests: int, events: int, work: Callable[[Any], int]) -> NoReturn:  # pragma: no cover
+def serve(
+    requests: int, events: int, exits: int, work: Callable[[Any], int]
+) -> NoReturn:  # pragma: no cover
     """The supervisor (in the process the runner forked; never returns). `work(launch)` runs
-    one attempt in a worker and returns its exit code. However it ends, it kills everything
-    below it first."""
+    one attempt in a worker and returns its exit code; `exits` is the write end of the pipe on
+    which workers report their own ends. However it ends, it kills everything below it first."""
     runner = os.getppid()
     os.setsid()  # a terminal's Ctrl-C reaches the runner only, which then stops the steps
     prctl(_PR_SET_CHILD_SUBREAPER, 1)
     prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     try:
         if os.getppid() == runner:  # else the runner died before the parent-death signal was set
-            _loop(requests, events, work)
+            _loop(requests, events, functools.partial(Spare.fork, exits=exits, work=work))
     finally:
         sweep_below(os.getpid())
         with contextlib.suppress(ChildProcessError):
@@ -95,8 +105,11 @@ def serve(requests: int, events: int, work: Callable[[Any], int]) -> NoReturn:  
         os._exit(0)
 
 
-def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pragma: no cover
-    """Serve the runner's requests and report the workers' ends until the runner is gone."""
+def _loop(
+    requests: int, events: int, fork: Callable[[list[int]], Spare | None]
+) -> None:  # pragma: no cover
+    """Serve the runner's requests and report the ends of workers that could not report their
+    own until the runner is gone. `fork(fds)` forks a spare that closes `fds`."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -136,7 +149,7 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
                     if not _report(events, [("refused", token)]):
                         return
                 case ("start", token, bytes() as attempt, str() as log_path):
-                    worker = _hand(spare, attempt, [*inherited, *ending], work)
+                    worker = _hand(spare, _CODE.pack(token) + attempt, [*inherited, *ending], fork)
                     if worker is None:
                         _cannot_start(log_path)
                         if not _report(events, [("exit", token, 1)]):
@@ -146,7 +159,7 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
                         ending[worker.end] = worker
                     # The next attempt's worker is forked now, while this one runs: the next
                     # step starts as soon as the runner asks for it.
-                    spare = Spare.fork([*inherited, *ending], work)
+                    spare = fork([*inherited, *ending])
                 case ("preload", modules, cwd) if not threaded:
                     if spare is not None:  # forked before these imports: not warm enough
                         spare.discard()
@@ -157,7 +170,7 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
                     if not _report(events, [("preloaded", loaded, threads)]):
                         return
                     if not threaded:
-                        spare = Spare.fork([*inherited, *ending], work)
+                        spare = fork([*inherited, *ending])
                 case ("stop", token):
                     for pid, owner in list(live.items()):
                         if owner == token:
@@ -165,13 +178,16 @@ def _loop(requests: int, events: int, work: Callable[[Any], int]) -> None:  # pr
 
 
 def _hand(
-    spare: Spare | None, attempt: bytes, inherited: list[int], work: Callable[[Any], int]
+    spare: Spare | None,
+    attempt: bytes,
+    inherited: list[int],
+    fork: Callable[[list[int]], Spare | None],
 ) -> Spare | None:  # pragma: no cover - supervisor
-    """The worker that took `attempt`: the spare, else (none, or it was killed from outside) a
-    fresh fork; None when the system cannot fork."""
+    """The worker that took `attempt` (its token, then the pickled `Attempt`): the spare, else
+    (none, or it was killed from outside) a fresh fork; None when the system cannot fork."""
     if spare is not None and spare.hand(attempt):
         return spare
-    fresh = Spare.fork(inherited, work)
+    fresh = fork(inherited)
     return fresh if fresh is not None and fresh.hand(attempt) else None
 
 
@@ -182,23 +198,26 @@ def _cannot_start(log_path: str) -> None:  # pragma: no cover - supervisor
 
 
 class Spare:
-    """A worker forked before its attempt is known, waiting on a pipe of its own for it (the
-    pickled `Attempt`, then end of file). Every attempt still gets a fresh process: a spare
-    takes one attempt and exits, and the next spare is forked while it runs.
+    """A worker forked before its attempt is known, waiting on a pipe of its own for it (its
+    token and the pickled `Attempt`, then end of file). Every attempt still gets a fresh
+    process: a spare takes one attempt and exits, and the next spare is forked while it runs.
 
-    On a second pipe (`end`) the worker writes its exit code once its step returned and its
-    tree is ended, just before it exits: the attempt is reported then, not after the kernel has
-    torn down the worker's memory (milliseconds for a fork of a large process). A worker that
-    dies without writing it is reported when it is reaped, as before."""
+    Once its step returned and its tree is ended, just before it exits, the worker reports its
+    end to the runner itself, on the exit pipe (`report_exit`): the runner learns of it without
+    a relay here, and before the kernel has torn down the worker's memory (milliseconds for a
+    fork of a large process). On a second pipe of its own (`end`) it then writes its exit code
+    for the supervisor, marked as reported when it was. A worker that dies without writing it
+    is reported by the supervisor when it is reaped."""
 
     def __init__(self, pid: int, handoff: int, end: int) -> None:
         self.pid, self.handoff, self.end = pid, handoff, end
 
     @classmethod
     def fork(
-        cls, inherited: list[int], work: Callable[[Any], int]
+        cls, inherited: list[int], *, exits: int, work: Callable[[Any], int]
     ) -> Spare | None:  # pragma: no cover - supervisor
-        """Fork a worker that waits for its attempt; None when the system cannot."""
+        """Fork a worker that waits for its attempt (closing `inherited`, reporting its end on
+        `exits`); None when the system cannot."""
         me = os.getpid()
         pipes: list[int] = []
         try:
@@ -213,14 +232,15 @@ class Spare:
         if pid == 0:
             os.close(handoff)
             os.close(end)
-            _worker(me, inherited, handoff_read, end_write, work)
+            _worker(me, inherited, handoff_read, (end_write, exits), work)
         os.close(handoff_read)
         os.close(end_write)
         return cls(pid, handoff, end)
 
     def ended(self, live: dict[int, int]) -> tuple[str, int, int] | None:  # pragma: no cover
-        """The report of its end, from its end pipe (None when it died without writing one:
-        it is reported when reaped). A worker reported here is no longer live."""
+        """The report of its end, from its end pipe: None when the worker reported it itself,
+        or died without writing one (then it is reported when reaped). A worker whose end pipe
+        says it ended is no longer live."""
         data = b""
         with contextlib.suppress(OSError):
             data = os.read(self.end, _CODE.size)
@@ -228,7 +248,8 @@ class Spare:
         if len(data) != _CODE.size or self.pid not in live:
             return None
         (code,) = _CODE.unpack(data)
-        return ("exit", live.pop(self.pid), code)
+        token = live.pop(self.pid)
+        return None if code & _REPORTED else ("exit", token, code)
 
     def hand(self, attempt: bytes) -> bool:  # pragma: no cover - supervisor
         """Give it its attempt; False when it is gone (killed from outside). A worker killed a
@@ -304,11 +325,16 @@ def _report(events: int, reports: list[tuple[Any, ...]]) -> bool:  # pragma: no 
 
 
 def _worker(
-    supervisor: int, inherited: list[int], handoff: int, end: int, work: Callable[[Any], int]
+    supervisor: int,
+    inherited: list[int],
+    handoff: int,
+    ends: tuple[int, int],
+    work: Callable[[Any], int],
 ) -> NoReturn:  # pragma: no cover - runs in the forked worker
-    """Wait for an attempt on `handoff`, run it, end what it left running, write its exit code
-    on `end` and exit with it (0 at once when the supervisor closes `handoff` without giving
-    one)."""
+    """Wait for an attempt on `handoff`, run it, end what it left running, report its exit
+    code (`ends`: its own end pipe and the exit pipe) and exit with it (0 at once when the
+    supervisor closes `handoff` without giving one)."""
+    end, exits = ends
     code = 1
     try:
         for fd in inherited:
@@ -328,12 +354,39 @@ def _worker(
         if not data:
             os._exit(0)
         os.write(end, _TOOK)  # the supervisor waits for it (see `Spare.hand`)
-        code = work(pickle.loads(data))
+        pipes = (_identity(end), _identity(exits))
+        (token,) = _CODE.unpack_from(data)
+        code = work(pickle.loads(memoryview(data)[_CODE.size :]))
         end_tree()
-        with contextlib.suppress(OSError):
-            os.write(end, _CODE.pack(code & 0xFF))  # what the kernel reports of _exit(code)
+        code &= 0xFF  # what the kernel reports of _exit(code)
+        reported = 0
+        if _identity(exits) == pipes[1] and report_exit(exits, token, code):
+            reported = _REPORTED
+        if _identity(end) == pipes[0]:
+            with contextlib.suppress(OSError):
+                os.write(end, _CODE.pack(code | reported))
     finally:
         os._exit(code)
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    """What `fd` is open on (device, inode), None when it is closed. A step may close the
+    worker's pipes and open files that get their numbers: nothing is written to those."""
+    try:
+        found = os.fstat(fd)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def report_exit(exits: int, token: int, code: int) -> bool:
+    """Tell the runner that attempt `token` ended with `code`; False when the pipe is gone (the
+    step closed or replaced the descriptor: the supervisor reports it then)."""
+    record = EXIT_RECORD.pack(token, code)
+    try:
+        return os.write(exits, record) == len(record)
+    except OSError:
+        return False
 
 
 def end_tree() -> None:

@@ -41,7 +41,7 @@ from pipec.backends.local.worker import Attempt, run_attempt
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
 from pipec.backends.runner.results import RunError
-from pipec.backends.runtime import invocation
+from pipec.backends.runtime import invocation, load_function, returns
 
 LOST = -signal.SIGKILL
 """The exit code of an attempt whose supervisor died under it."""
@@ -201,6 +201,10 @@ class ForkExecutor:
                 continue
         self._cwd = root
         invocation.warm_up()  # every worker parses its step's command line with it
+        for component in {s.component.target: s.component for s in plan.steps.values()}.values():
+            # What each step's outputs are declared as, worked out once here for every worker.
+            with contextlib.suppress(Exception):  # a step that cannot load fails in its step
+                returns.declare(load_function(component.target), component.returns)
         self.preload_refused = preload.refusal(plan, self._preload)
         if self.preload_refused is None:
             from pipec.backends.runner.runs import open_metadata

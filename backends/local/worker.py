@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipec.backends import runtime
 from pipec.backends.local import preload
 from pipec.backends.runner.executor import Launch
 from pipec.backends.runner.secrets import MASK
@@ -66,8 +67,6 @@ def run_attempt(attempt: Attempt) -> int:  # pragma: no cover - runs in the fork
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
         os.environ.update(attempt.env)
         os.chdir(attempt.cwd)
-        from pipec.backends import runtime
-
         if attempt.report is not None:
             before = set(sys.modules)
         code = runtime.main(attempt.argv, attempt.parsed)

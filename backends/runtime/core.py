@@ -59,7 +59,9 @@ def load_function(component: str, code_root: str | None = None) -> Callable[...,
     if code_root and code_root not in sys.path:
         sys.path.insert(0, code_root)
     module_name, _, qualname = component.partition(":")
-    target: Any = importlib.import_module(module_name)
+    # A module already imported (the local target's workers are forked from a process that
+    # imported it) is taken as it is, without the import machinery's Python code.
+    target: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
     for part in qualname.split("."):
         try:
             target = getattr(target, part)
@@ -255,9 +257,7 @@ def _store(value: Any, dest: str, what: str, declared: Any) -> dict[str, Any]:
     try:
         return store.write(value, dest, declared)
     except Exception as exc:  # pickle, pyarrow, a full disk: say which output it was
-        raise OutputTypeError(
-            f"{what} could not be stored: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise OutputTypeError(f"{what} could not be stored: {type(exc).__name__}: {exc}") from exc
 
 
 def _write_text(path: str, text: str) -> None:
@@ -299,9 +299,10 @@ def main(argv: Sequence[str] | None = None, parsed: Invocation[str] | None = Non
         if parsed is None:
             parsed = parse(sys.argv[1:] if argv is None else argv)
         invocation = parsed
-        # Context given on the command line becomes the environment every attempt reads.
-        context.export(invocation.context, CONTEXT_KEYS)
-        invocation = dataclasses.replace(invocation, context={})
+        if invocation.context:
+            # Context given on the command line becomes the environment every attempt reads.
+            context.export(invocation.context, CONTEXT_KEYS)
+            invocation = dataclasses.replace(invocation, context={})
         if invocation.cache_root is None:
             return _run(invocation)
         # The engine keeps no cache: the runtime's own (`runtime.cache`).

@@ -29,9 +29,38 @@ class OutputTypeError(Exception):
     """A returned value does not fit its declared type (the step's fault, not the runtime's)."""
 
 
+_Declared = tuple[dict[str, str], dict[str, Any]]
+_DECLARED: dict[tuple[Callable[..., Any], str], _Declared] = {}
+"""What `declare` found, per function and kind of return: a function's annotations do not
+change, and resolving them (`typing.get_type_hints`) is the costliest part of checking a step's
+outputs. The local target fills it before it forks the steps' processes (`declare`)."""
+
+
+def declare(function: Callable[..., Any], returns: str) -> _Declared:
+    """The declared outputs of `function` (see `declared_outputs` and `declared_annotations`),
+    worked out once per process."""
+    target = getattr(function, "func", function)  # a @step object stands for its function
+    found = _DECLARED.get((target, returns))
+    if found is None:
+        found = _DECLARED[target, returns] = (
+            _outputs(target, returns),
+            _annotations(target, returns),
+        )
+    return found
+
+
 def declared_outputs(function: Callable[..., Any], returns: str) -> dict[str, str]:
     """Output name -> declared type string (`any` where nothing is declared or resolvable)."""
-    target = getattr(function, "func", function)  # a @step object stands for its function
+    return dict(declare(function, returns)[0])
+
+
+def declared_annotations(function: Callable[..., Any], returns: str) -> dict[str, Any]:
+    """Output name -> the annotation object itself (what picks a user's materializer); outputs
+    with no resolvable annotation are left out."""
+    return dict(declare(function, returns)[1])
+
+
+def _outputs(target: Callable[..., Any], returns: str) -> dict[str, str]:
     try:
         hints = typing.get_type_hints(target)
     except Exception:  # an annotation that does not resolve at run time: nothing to check
@@ -48,10 +77,7 @@ def declared_outputs(function: Callable[..., Any], returns: str) -> dict[str, st
     return {"output": types.from_annotation(annotation)}
 
 
-def declared_annotations(function: Callable[..., Any], returns: str) -> dict[str, Any]:
-    """Output name -> the annotation object itself (what picks a user's materializer); outputs
-    with no resolvable annotation are left out."""
-    target = getattr(function, "func", function)
+def _annotations(target: Callable[..., Any], returns: str) -> dict[str, Any]:
     try:
         annotation = typing.get_type_hints(target).get("return")
         if annotation is None:

@@ -318,6 +318,40 @@ def test_secrets_are_passed_but_never_written(tmp_path: Path) -> None:
     assert env_secret not in json.dumps(summary)
 
 
+def test_a_step_reads_nothing_on_stdin_and_writes_its_output_to_its_log(tmp_path: Path) -> None:
+    """A step's stdin is /dev/null (not the terminal `pipec run` was started from), and what it
+    and its children print goes to its log, line by line, whatever the step before it did."""
+    ref = make_project(
+        tmp_path,
+        """
+        @step
+        def noisy() -> str:
+            print("from print")
+            sys.stderr.write("from stderr\\n")
+            subprocess.run(["sh", "-c", "echo from a child; read line || echo no input"])
+            read = sys.stdin.read()
+            os.close(0)  # the next step's process is a fork of its own: it has a stdin
+            return read
+
+        @step
+        def quiet(previous: str) -> str:
+            print("second")
+            return os.read(0, 10).decode() + previous
+
+        @pipeline
+        def standard_streams() -> None:
+            quiet(noisy())
+        """,
+    )
+    code, summary = run_json(tmp_path, ref)
+    steps = by_label(summary)
+    assert code == 0, summary
+    assert steps["quiet"]["outputs"] == {"output": ""}
+    noisy = Path(steps["noisy"]["log"]).read_text()
+    assert noisy.splitlines() == ["from print", "from stderr", "from a child", "no input"]
+    assert Path(steps["quiet"]["log"]).read_text() == "second\n"
+
+
 def test_missing_secret_fails_the_step_with_its_name(tmp_path: Path) -> None:
     ref = make_project(
         tmp_path,

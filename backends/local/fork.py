@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pipec.backends.local import preload, supervisor
 from pipec.backends.local.learning import Learner
-from pipec.backends.local.worker import Attempt, run_attempt
+from pipec.backends.local.worker import Attempt, run_attempt, stand_by
 from pipec.backends.runner.executor import Exit, Launch
 from pipec.backends.runner.plan import Plan
 from pipec.backends.runner.results import RunError
@@ -85,7 +85,7 @@ class _Supervisor:
                 for fd in (requests, events, exits, *(f for o in others for f in o.fds())):
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                supervisor.serve(to_supervisor, to_runner, workers_to_runner, run_attempt)
+                supervisor.serve(to_supervisor, to_runner, workers_to_runner, run_attempt, stand_by)
             finally:
                 os._exit(1)
         for fd in (to_supervisor, to_runner, workers_to_runner):

@@ -36,6 +36,7 @@ kills the worker's process group only; processes that left the group are not rea
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # the C module under `signal` (no stubs)
 import contextlib
 import ctypes
 import errno
@@ -85,18 +86,24 @@ def unframe(buffer: bytearray) -> list[Any]:
 
 
 def serve(
-    requests: int, events: int, exits: int, work: Callable[[Any], int]
+    requests: int,
+    events: int,
+    exits: int,
+    work: Callable[[Any], int],
+    stand_by: Callable[[], None] = lambda: None,
 ) -> NoReturn:  # pragma: no cover
-    """The supervisor (in the process the runner forked; never returns). `work(launch)` runs
-    one attempt in a worker and returns its exit code; `exits` is the write end of the pipe on
-    which workers report their own ends. However it ends, it kills everything below it first."""
+    """The supervisor (in the process the runner forked; never returns). `work(attempt)` runs
+    one attempt in a worker and returns its exit code; `stand_by()` is what a worker prepares
+    while it waits for its attempt; `exits` is the write end of the pipe on which workers report
+    their own ends. However it ends, it kills everything below it first."""
     runner = os.getppid()
     os.setsid()  # a terminal's Ctrl-C reaches the runner only, which then stops the steps
     prctl(_PR_SET_CHILD_SUBREAPER, 1)
     prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     try:
         if os.getppid() == runner:  # else the runner died before the parent-death signal was set
-            _loop(requests, events, functools.partial(Spare.fork, exits=exits, work=work))
+            fork = functools.partial(Spare.fork, exits=exits, work=work, stand_by=stand_by)
+            _loop(requests, events, fork)
     finally:
         sweep_below(os.getpid())
         with contextlib.suppress(ChildProcessError):
@@ -214,10 +221,15 @@ class Spare:
 
     @classmethod
     def fork(
-        cls, inherited: list[int], *, exits: int, work: Callable[[Any], int]
+        cls,
+        inherited: list[int],
+        *,
+        exits: int,
+        work: Callable[[Any], int],
+        stand_by: Callable[[], None],
     ) -> Spare | None:  # pragma: no cover - supervisor
-        """Fork a worker that waits for its attempt (closing `inherited`, reporting its end on
-        `exits`); None when the system cannot."""
+        """Fork a worker that closes `inherited`, calls `stand_by()`, waits for its attempt,
+        runs it with `work` and reports its end on `exits`; None when the system cannot."""
         me = os.getpid()
         pipes: list[int] = []
         try:
@@ -232,7 +244,7 @@ class Spare:
         if pid == 0:
             os.close(handoff)
             os.close(end)
-            _worker(me, inherited, handoff_read, (end_write, exits), work)
+            _worker(me, inherited, handoff_read, (end_write, exits), (stand_by, work))
         os.close(handoff_read)
         os.close(end_write)
         return cls(pid, handoff, end)
@@ -329,24 +341,29 @@ def _worker(
     inherited: list[int],
     handoff: int,
     ends: tuple[int, int],
-    work: Callable[[Any], int],
+    calls: tuple[Callable[[], None], Callable[[Any], int]],
 ) -> NoReturn:  # pragma: no cover - runs in the forked worker
-    """Wait for an attempt on `handoff`, run it, end what it left running, report its exit
-    code (`ends`: its own end pipe and the exit pipe) and exit with it (0 at once when the
-    supervisor closes `handoff` without giving one)."""
+    """Prepare (`calls`: what to do while waiting, then how to run the attempt), wait for an
+    attempt on `handoff`, run it, end what it left running, report its exit code (`ends`: its
+    own end pipe and the exit pipe) and exit with it (0 at once when the supervisor closes
+    `handoff` without giving one)."""
     end, exits = ends
+    stand_by, work = calls
     code = 1
     try:
         for fd in inherited:
             os.close(fd)
         signal.set_wakeup_fd(-1)
         for signum in (*_STOP_SIGNALS, signal.SIGCHLD, signal.SIGPIPE):
-            signal.signal(signum, signal.SIG_DFL)
+            # `_signal` itself: `signal.signal` turns numbers into enum members and back, Python
+            # code each fresh fork would run (and copy the pages of) for nothing.
+            _signal.signal(signum, _signal.SIG_DFL)
         os.setpgid(0, 0)
         prctl(_PR_SET_CHILD_SUBREAPER, 1)
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != supervisor:
             os._exit(128 + signal.SIGKILL)
+        stand_by()
         data = bytearray()
         while chunk := os.read(handoff, 1 << 16):
             data += chunk

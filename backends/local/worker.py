@@ -52,6 +52,29 @@ class Attempt:
         return cls(argv, env, str(launch.log_path), str(launch.cwd), masks, report, parsed)
 
 
+_stood_by = False
+"""Whether `stand_by` prepared this process."""
+
+
+def stand_by() -> None:  # pragma: no cover - runs in the forked worker
+    """What every attempt's process sets up alike, done while the worker waits for its attempt
+    (so not between one step's end and the next one's start): stdin from /dev/null, and fresh
+    stream objects for fds 1 and 2 (a lock another runner thread held at fork time is not ours;
+    `run_attempt` points the fds at the step's log). Left to `run_attempt` if it fails here."""
+    global _stood_by
+    with contextlib.suppress(OSError):
+        _standard_streams()
+        _stood_by = True
+
+
+def _standard_streams() -> None:  # pragma: no cover - runs in the forked worker
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+
+
 def run_attempt(attempt: Attempt) -> int:  # pragma: no cover - runs in the forked worker
     """Run one attempt of a step in this (forked) process; return its exit code."""
     masker: threading.Thread | None = None
@@ -60,11 +83,8 @@ def run_attempt(attempt: Attempt) -> int:  # pragma: no cover - runs in the fork
         # The supervisor's signal handlers and wakeup fd were reset when it forked this worker.
         log_fd = os.open(attempt.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         masker = _redirect_output(log_fd, [s.encode() for s in attempt.masks if s])
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        # Fresh stream objects: a lock held by another runner thread at fork time is not ours.
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        if not _stood_by:
+            _standard_streams()
         os.environ.update(attempt.env)
         os.chdir(attempt.cwd)
         if attempt.report is not None:

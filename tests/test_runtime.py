@@ -243,6 +243,33 @@ def test_equal_values_hash_equally(tmp_path: Path) -> None:
     assert first["hash"] == second["hash"] != third["hash"]
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {},
+        {"value.json": b"1"},
+        {"b": b"", "a": b"x", "a b": b"y", "B": b"z", "\u00e9": b"", "meta.json": b"{}"},
+        {"a": b"1", "sub/b": b"2", "sub/deeper/c": b"3", "z": b"4"},  # walked
+        {"a": b"1", "link-to-a": "a"},  # a link to a file is a file, listed
+        {"a": b"1", "broken": "nowhere"},  # a broken link is no file: walked, left out
+    ],
+)
+def test_a_flat_output_is_listed_as_the_walk_would(
+    tmp_path: Path, layout: dict[str, bytes | str]
+) -> None:
+    """The hash lists a folder of files in one listing; what it lists, and in which order, is
+    what walking the folder gives (so every hash stays what it was)."""
+    for name, content in layout.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.symlink_to(tmp_path / content)
+        else:
+            path.write_bytes(content)
+    assert store._files_below(tmp_path) == store._walked_files(tmp_path)
+    assert store._files_below(tmp_path / "missing") == store._walked_files(tmp_path / "missing")
+
+
 def test_raw_text_input_and_output(code_root: Path) -> None:
     """KFP hands STRING parameters over raw: `text:` takes them verbatim, `--output-text` writes
     a str output unquoted, and a non-str output is an invocation error."""

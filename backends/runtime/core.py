@@ -126,9 +126,10 @@ def _read_text(path: str) -> str:
 
 
 def _artifact(uri: str) -> Any:
-    if not store.exists(uri):
+    meta = store.read_meta(uri)
+    if meta is None:
         raise InvocationError(f"input artifact {uri!r} does not exist (no {store.META_FILE})")
-    return store.read(uri)
+    return store.load(uri, meta)
 
 
 def split_result(

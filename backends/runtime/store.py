@@ -69,8 +69,28 @@ def hash_directory(directory: Path) -> str:
 
 def _files_below(directory: Path) -> list[str]:
     """The files under `directory` except any meta.json, as relative POSIX paths in the order of
-    their parts (what sorting their `Path`s gives). `os.walk` rather than `Path.rglob`: this runs
-    once per output of every step, and rglob costs a few milliseconds even for one file."""
+    their parts (what sorting their `Path`s gives). Most outputs are one folder of files (a JSON
+    value, a pickle): one listing gives them (`_listed_files`); others are walked."""
+    listed = _listed_files(directory)
+    return listed if listed is not None else _walked_files(directory)
+
+
+def _listed_files(directory: Path) -> list[str] | None:
+    """`_files_below` for a folder that holds files only (None for any other): a name alone sorts
+    as its one part, so the order is the walk's."""
+    try:
+        with os.scandir(directory) as listing:
+            entries = list(listing)
+    except OSError:
+        return None  # the walk says what it says of a folder it cannot list
+    if not all(entry.is_file() for entry in entries):
+        return None
+    return sorted(entry.name for entry in entries if entry.name != META_FILE)
+
+
+def _walked_files(directory: Path) -> list[str]:
+    """`_files_below` for any folder. `os.walk` rather than `Path.rglob`: this runs once per
+    output of every step, and rglob costs a few milliseconds even for one file."""
     found: list[tuple[str, ...]] = []
     for folder, _, names in os.walk(directory):
         base = Path(folder).relative_to(directory).parts
@@ -248,6 +268,11 @@ def read(uri: str) -> Any:
     meta = read_meta(uri)
     if meta is None:
         raise FileNotFoundError(f"no output stored at {uri!r} (missing {META_FILE})")
+    return load(uri, meta)
+
+
+def load(uri: str, meta: dict[str, Any]) -> Any:
+    """Load the value stored at `uri`, whose meta.json (`read_meta`) is `meta`."""
     materializer = materializers.by_name(str(meta["materializer"]))
     if not is_remote(uri):
         return materializer.load(local_path(uri), meta)

@@ -131,57 +131,63 @@ def _loop(
     spare: Spare | None = None  # a worker forked ahead, waiting for its attempt
     threaded = False  # a preload left threads: fork no worker any more
     pending = bytearray()
-    while not stopping:
-        try:
-            readable, _, _ = select.select([requests, wake_read, *ending], [], [])
-        except InterruptedError:
-            continue
-        ended = [ending.pop(fd).ended(live) for fd in readable if fd in ending]
-        if not _report(events, [report for report in ended if report is not None]):
-            return
-        if wake_read in readable:
-            with contextlib.suppress(BlockingIOError):
-                os.read(wake_read, 4096)
-            if not _reap(live, events, spare):
+    try:
+        while not stopping:
+            try:
+                readable, _, _ = select.select([requests, wake_read, *ending], [], [])
+            except InterruptedError:
+                continue
+            ended = [ending.pop(fd).ended(live) for fd in readable if fd in ending]
+            if not _report(events, [report for report in ended if report is not None]):
+                return
+            if wake_read in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 4096)
+                if not _reap(live, events, spare):
+                    return  # the runner is gone
+            if requests not in readable:
+                continue
+            data = os.read(requests, 1 << 16)
+            if not data:
                 return  # the runner is gone
-        if requests not in readable:
-            continue
-        data = os.read(requests, 1 << 16)
-        if not data:
-            return  # the runner is gone
-        pending += data
-        for message in unframe(pending):
-            match message:
-                case ("start", token, _, _) if threaded:
-                    if not _report(events, [("refused", token)]):
-                        return
-                case ("start", token, bytes() as attempt, str() as log_path):
-                    worker = _hand(spare, _CODE.pack(token) + attempt, [*inherited, *ending], fork)
-                    if worker is None:
-                        _cannot_start(log_path)
-                        if not _report(events, [("exit", token, 1)]):
+            pending += data
+            for message in unframe(pending):
+                match message:
+                    case ("start", token, _, _) if threaded:
+                        if not _report(events, [("refused", token)]):
                             return
-                    else:
-                        live[worker.pid] = token
-                        ending[worker.end] = worker
-                    # The next attempt's worker is forked now, while this one runs: the next
-                    # step starts as soon as the runner asks for it.
-                    spare = fork([*inherited, *ending])
-                case ("preload", modules, cwd) if not threaded:
-                    if spare is not None:  # forked before these imports: not warm enough
-                        spare.discard()
-                        spare = None
-                    loaded = preload.preload(modules, cwd)
-                    threads = preload.settled_threads()
-                    threaded = threads > 1
-                    if not _report(events, [("preloaded", loaded, threads)]):
-                        return
-                    if not threaded:
+                    case ("start", token, bytes() as attempt, str() as log_path):
+                        given = _CODE.pack(token) + attempt
+                        worker = _hand(spare, given, [*inherited, *ending], fork)
+                        if worker is None:
+                            _cannot_start(log_path)
+                            if not _report(events, [("exit", token, 1)]):
+                                return
+                        else:
+                            live[worker.pid] = token
+                            ending[worker.end] = worker
+                        # The next attempt's worker is forked now, while this one runs: the next
+                        # step starts as soon as the runner asks for it.
                         spare = fork([*inherited, *ending])
-                case ("stop", token):
-                    for pid, owner in list(live.items()):
-                        if owner == token:
-                            sweep(pid)
+                    case ("preload", modules, cwd) if not threaded:
+                        if spare is not None:  # forked before these imports: not warm enough
+                            spare.discard()
+                            spare = None
+                        loaded = preload.preload(modules, cwd)
+                        threads = preload.settled_threads()
+                        threaded = threads > 1
+                        if not _report(events, [("preloaded", loaded, threads)]):
+                            return
+                        if not threaded:
+                            spare = fork([*inherited, *ending])
+                    case ("stop", token):
+                        for pid, owner in list(live.items()):
+                            if owner == token:
+                                sweep(pid)
+
+    finally:
+        if spare is not None:  # nothing below this process then, as a rule (`sweep_below`)
+            spare.discard()
 
 
 def _hand(
@@ -429,8 +435,24 @@ def sweep(root: int) -> None:
 
 
 def sweep_below(root: int) -> None:
-    """Kill every process below `root` (not `root` itself)."""
+    """Kill every process below `root` (not `root` itself), a child subreaper (the supervisor,
+    a worker): every orphan below it becomes its child, so when it has no child at all, nothing
+    is below it, and its own children lists say so without reading every process's status."""
+    if not _has_children(root):
+        return
     _freeze_and_kill(root, [])
+
+
+def _has_children(pid: int) -> bool:
+    """Whether a thread of `pid` has a child (True when the kernel cannot tell)."""
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listing:
+                if listing.read().strip():
+                    return True
+    except OSError:
+        return True
+    return False
 
 
 def _freeze_and_kill(root: int, frozen: list[int]) -> None:

@@ -184,7 +184,6 @@ def _loop(
                         for pid, owner in list(live.items()):
                             if owner == token:
                                 sweep(pid)
-
     finally:
         if spare is not None:  # nothing below this process then, as a rule (`sweep_below`)
             spare.discard()

@@ -194,3 +194,33 @@ def test_a_step_using_what_cannot_be_hashed_is_never_cached(tmp_path: Path) -> N
     assert step.reason == (
         "not cached: the step uses LOCK (_thread.lock), which pipec cannot hash by value"
     )
+
+
+def test_an_iteration_is_served_by_an_equal_one_that_just_ended_in_the_same_run(
+    tmp_path: Path,
+) -> None:
+    """With one step at a time, iteration 2 is prepared in the same pass of the runner's loop
+    that records the end of iteration 0 (same code, same input): it is served from it."""
+    ref = make_project(
+        tmp_path,
+        """
+        @step
+        def items() -> list[int]:
+            return [1, 1, 1]
+
+        @step
+        def double(x: int) -> int:
+            return 2 * x
+
+        @pipeline
+        def same_items() -> None:
+            with foreach(items()) as x:
+                double(x)
+        """,
+    )
+    code, summary = run_json(tmp_path, ref, "--parallelism", "1")
+    assert code == 0, summary
+    steps = by_label(summary)
+    statuses = [steps[f"double[{i}]"]["status"] for i in range(3)]
+    assert statuses == ["succeeded", "succeeded", "cached"]
+    assert steps["double[2]"]["reason"] == f"cached from run {summary['run_id']}"

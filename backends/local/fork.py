@@ -127,26 +127,13 @@ class _Supervisor:
 
     def read(self) -> None:
         """Move what the supervisor has written into the inbox."""
-        while not self.gone:
-            try:
-                chunk = os.read(self.events, 1 << 16)
-            except BlockingIOError:
-                return
-            if not chunk:
-                self.gone = True
-                return
-            self.inbox += chunk
+        if not self.gone:
+            data, self.gone = _drain(self.events)
+            self.inbox += data
 
     def ended(self) -> list[tuple[str, int, int]]:
         """The `("exit", token, code)` reports its workers wrote since the last call."""
-        while True:
-            try:
-                chunk = os.read(self.exits, 1 << 16)
-            except (BlockingIOError, OSError):
-                break
-            if not chunk:  # the supervisor and all its workers are gone
-                break
-            self.exit_inbox += chunk
+        self.exit_inbox += _drain(self.exits)[0]
         size = supervisor.EXIT_RECORD.size
         whole = len(self.exit_inbox) - len(self.exit_inbox) % size
         found = [
@@ -164,6 +151,19 @@ class _Supervisor:
                 os.close(fd)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+
+
+def _drain(fd: int) -> tuple[bytes, bool]:
+    """What can be read from non-blocking `fd` now, and whether it is at its end."""
+    data = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return bytes(data), False
+        if not chunk:
+            return bytes(data), True
+        data += chunk
 
 
 class ForkExecutor:

@@ -90,7 +90,7 @@ def serve(
     events: int,
     exits: int,
     work: Callable[[Any], int],
-    stand_by: Callable[[], None] = lambda: None,
+    stand_by: Callable[[], None],
 ) -> NoReturn:  # pragma: no cover
     """The supervisor (in the process the runner forked; never returns). `work(attempt)` runs
     one attempt in a worker and returns its exit code; `stand_by()` is what a worker prepares
@@ -437,21 +437,10 @@ def sweep_below(root: int) -> None:
     """Kill every process below `root` (not `root` itself), a child subreaper (the supervisor,
     a worker): every orphan below it becomes its child, so when it has no child at all, nothing
     is below it, and its own children lists say so without reading every process's status."""
-    if not _has_children(root):
-        return
+    with contextlib.suppress(OSError):  # when /proc cannot tell, sweep as if it had said yes
+        if not children(root):
+            return
     _freeze_and_kill(root, [])
-
-
-def _has_children(pid: int) -> bool:
-    """Whether a thread of `pid` has a child (True when the kernel cannot tell)."""
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listing:
-                if listing.read().strip():
-                    return True
-    except OSError:
-        return True
-    return False
 
 
 def _freeze_and_kill(root: int, frozen: list[int]) -> None:
@@ -473,11 +462,15 @@ def _freeze_and_kill(root: int, frozen: list[int]) -> None:
 
 
 def children(pid: int) -> list[int]:
-    """The children of a single-threaded process (Linux's task `children` list when the kernel
-    has it, else a walk of /proc)."""
-    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    """The children of a process, those of every thread of it (Linux's task `children` lists
+    when the kernel has them, else a walk of /proc)."""
+    tasks = Path(f"/proc/{pid}/task")
     try:
-        return [int(child) for child in listing.read_text(encoding="ascii").split()]
+        return [
+            int(child)
+            for task in os.listdir(tasks)
+            for child in (tasks / task / "children").read_text(encoding="ascii").split()
+        ]
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.EACCES):
             raise
